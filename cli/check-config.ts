@@ -1,0 +1,37 @@
+// `nonstop check-config FILE…`: validates config files the way the daemons do at start.
+import { kindOf, parseJson, readConfigText, validateConfig } from '../config/load.js';
+import { parseRoutes } from '../config/routes.js';
+import { parseCommandArgs, UsageError, type Command } from './command.js';
+
+export const checkConfigCommand: Command = {
+  name: 'check-config',
+  summary: 'validate config files (any kind) and exit non-zero on the first broken one',
+  help: `Usage: nonstop check-config FILE...
+
+Validates each file against the schema of its kind (the "kind" field: gateway, broker,
+core or routes) exactly as the daemons do at start, including route schema strictness.
+Prints "ok" per good file; for a broken one, the file, the field and what was expected.
+Exit code: 0 when every file is valid, 1 otherwise.`,
+  run(argv) {
+    const { values, positionals } = parseCommandArgs(argv, {}, true);
+    if (values.help) {
+      console.log(this.help);
+      return Promise.resolve(0);
+    }
+    if (positionals.length === 0) throw new UsageError('check-config needs at least one FILE');
+    let failed = 0;
+    for (const file of positionals) {
+      try {
+        const doc = parseJson(file, readConfigText(file));
+        const kind = kindOf(file, doc);
+        if (kind === 'routes') parseRoutes(file, doc);
+        else validateConfig(kind, file, doc);
+        console.log(`${file}: ok (${kind})`);
+      } catch (err) {
+        failed += 1;
+        console.error((err as Error).message);
+      }
+    }
+    return Promise.resolve(failed === 0 ? 0 : 1);
+  },
+};

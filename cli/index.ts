@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+// `nonstop`: one CLI, a subcommand per role plus the tools around them.
+import { checkConfigCommand } from './check-config.js';
+import { reportError, type Command } from './command.js';
+
+const COMMANDS: readonly Command[] = [checkConfigCommand];
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return `nonstop: serve a web application from machines the internet cannot connect to.
+
+Usage: nonstop <command> [options]
+
+Commands:
+${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
+
+Run "nonstop <command> --help" for a command's options.`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(overview());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (command === undefined) {
+    console.error(`nonstop: unknown command "${name}"\n\n${overview()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,125 @@
+// Loads a config file: read, parse, validate against its kind's schema (filling defaults),
+// resolve relative paths against the file's folder, then freeze. Any problem fails at start
+// with the file, the field and what was expected.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { ValidateFunction } from 'ajv';
+import { errors } from '../lib/errors.js';
+import { createAjv } from './ajv.js';
+import { describeErrors, formatProblems } from './errors-format.js';
+import { brokerSchema, type BrokerConfig } from './schemas/broker.js';
+import { coreSchema, type CoreConfig } from './schemas/core.js';
+import { gatewaySchema, type GatewayConfig } from './schemas/gateway.js';
+import { routesSchema, type RoutesConfig } from './schemas/routes.js';
+
+export interface ConfigKinds {
+  gateway: GatewayConfig;
+  broker: BrokerConfig;
+  core: CoreConfig;
+  routes: RoutesConfig;
+}
+export type ConfigKind = keyof ConfigKinds;
+export const CONFIG_KINDS: readonly ConfigKind[] = ['gateway', 'broker', 'core', 'routes'];
+
+const SCHEMAS: Record<ConfigKind, object> = {
+  gateway: gatewaySchema,
+  broker: brokerSchema,
+  core: coreSchema,
+  routes: routesSchema,
+};
+
+/** Fields holding file paths, resolved relative to the config file's folder. */
+const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
+  gateway: [['routes'], ['https', 'cert'], ['https', 'key'], ['redis', 'passwordFile']],
+  broker: [['routes'], ['redis', 'passwordFile'], ['core', 'ca'], ['core', 'cert'], ['core', 'key']],
+  core: [['routes'], ['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['database', 'dataDir']],
+  routes: [],
+};
+
+const ajv = createAjv({ useDefaults: true });
+const validators = new Map<ConfigKind, ValidateFunction>();
+
+function validatorFor(kind: ConfigKind): ValidateFunction {
+  let v = validators.get(kind);
+  if (v === undefined) {
+    v = ajv.compile(SCHEMAS[kind]);
+    validators.set(kind, v);
+  }
+  return v;
+}
+
+export function readConfigText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw errors.CONFIG_UNREADABLE(`${file}: cannot read config file (${reason})`, undefined, { cause: err });
+  }
+}
+
+export function parseJson(file: string, text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw errors.CONFIG_INVALID(`${file}: not valid JSON (${(err as Error).message})`, undefined, {
+      cause: err,
+    });
+  }
+}
+
+/** The `kind` field of a parsed config document, or a clear error if it has none. */
+export function kindOf(file: string, doc: unknown): ConfigKind {
+  const kind = typeof doc === 'object' && doc !== null ? (doc as Record<string, unknown>).kind : undefined;
+  if (typeof kind === 'string' && (CONFIG_KINDS as readonly string[]).includes(kind))
+    return kind as ConfigKind;
+  throw errors.CONFIG_INVALID(
+    `${file}: field "kind" must be one of ${CONFIG_KINDS.map((k) => `"${k}"`).join(', ')}` +
+      (kind === undefined ? ' (it is missing)' : ` (got ${JSON.stringify(kind)})`),
+  );
+}
+
+/** Validates an already parsed document; `file` names it in errors and anchors relative paths. */
+export function validateConfig<K extends ConfigKind>(kind: K, file: string, doc: unknown): ConfigKinds[K] {
+  const copy = structuredClone(doc);
+  const validate = validatorFor(kind);
+  if (!validate(copy)) {
+    const problems = describeErrors(validate.errors);
+    throw errors.CONFIG_INVALID(formatProblems(file, problems), problems);
+  }
+  resolvePaths(copy as Record<string, unknown>, PATH_FIELDS[kind], dirname(resolve(file)));
+  return deepFreeze(copy) as ConfigKinds[K];
+}
+
+export function loadConfig<K extends ConfigKind>(kind: K, file: string): ConfigKinds[K] {
+  const doc = parseJson(file, readConfigText(file));
+  const found = kindOf(file, doc);
+  if (found !== kind) {
+    throw errors.CONFIG_INVALID(`${file}: field "kind" must be "${kind}" here (got "${found}")`);
+  }
+  return validateConfig(kind, file, doc);
+}
+
+function resolvePaths(
+  doc: Record<string, unknown>,
+  fields: readonly (readonly string[])[],
+  base: string,
+): void {
+  for (const path of fields) {
+    let node: Record<string, unknown> | undefined = doc;
+    for (const key of path.slice(0, -1)) {
+      const next: unknown = node?.[key];
+      node = typeof next === 'object' && next !== null ? (next as Record<string, unknown>) : undefined;
+    }
+    const last = path[path.length - 1]!;
+    const value = node?.[last];
+    if (node !== undefined && typeof value === 'string') node[last] = resolve(base, value);
+  }
+}
+
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}

@@ -1,0 +1,35 @@
+// Schema pieces shared by several config file kinds. Defaults live here, next to the schema.
+
+export const ID_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
+
+export const redisSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    host: { type: 'string', minLength: 1, maxLength: 253, default: '127.0.0.1' },
+    port: { type: 'integer', minimum: 1, maximum: 65535, default: 6379 },
+    username: { type: 'string', minLength: 1, maxLength: 128 },
+    passwordFile: { type: 'string', minLength: 1, maxLength: 4096 },
+    prefix: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', default: 'nonstop' },
+  },
+  default: {},
+} as const;
+
+export const pathSchema = { type: 'string', minLength: 1, maxLength: 4096 } as const;
+
+export const listenSchema = (defaults: { host: string; port: number }) =>
+  ({
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      host: { type: 'string', minLength: 1, maxLength: 253, default: defaults.host },
+      port: { type: 'integer', minimum: 0, maximum: 65535, default: defaults.port },
+    },
+    default: {},
+  }) as const;
+
+export const logSchema = {
+  type: 'string',
+  enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+  default: 'info',
+} as const;

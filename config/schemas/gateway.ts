@@ -1,0 +1,99 @@
+// Schema of a gateway's config file (`"kind": "gateway"`).
+import { ID_PATTERN, listenSchema, logSchema, pathSchema, redisSchema } from './common.js';
+
+export const gatewaySchema = {
+  $id: 'nonstop/gateway',
+  type: 'object',
+  additionalProperties: false,
+  required: ['kind', 'id', 'routes'],
+  properties: {
+    kind: { const: 'gateway' },
+    id: { type: 'string', pattern: ID_PATTERN },
+    routes: pathSchema,
+    logLevel: logSchema,
+    http: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        ...listenSchema({ host: '0.0.0.0', port: 80 }).properties,
+        mode: { type: 'string', enum: ['redirect', 'serve', 'off'], default: 'redirect' },
+      },
+      default: {},
+    },
+    https: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cert', 'key'],
+      properties: {
+        ...listenSchema({ host: '0.0.0.0', port: 443 }).properties,
+        cert: pathSchema,
+        key: pathSchema,
+      },
+    },
+    redis: redisSchema,
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxBodyBytes: { type: 'integer', minimum: 0, maximum: 67108864, default: 65536 },
+        maxHeaders: { type: 'integer', minimum: 4, maximum: 500, default: 64 },
+        maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 65536, default: 16384 },
+        ratePerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 1000000, default: 50 },
+        rateBurst: { type: 'integer', minimum: 1, maximum: 1000000, default: 100 },
+        maxTrackedClients: { type: 'integer', minimum: 16, maximum: 10000000, default: 100000 },
+        maxPending: { type: 'integer', minimum: 1, maximum: 1000000, default: 10000 },
+        headersTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 10000 },
+        requestTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 30000 },
+      },
+      default: {},
+    },
+    replyTimeoutMs: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
+    forwardHeaders: {
+      type: 'array',
+      maxItems: 64,
+      uniqueItems: true,
+      items: { type: 'string', pattern: '^[a-z0-9-]{1,64}$' },
+      default: ['accept-language', 'user-agent'],
+    },
+  },
+} as const;
+
+export interface GatewayConfig {
+  readonly kind: 'gateway';
+  readonly id: string;
+  readonly routes: string;
+  readonly logLevel: string;
+  readonly http: {
+    readonly host: string;
+    readonly port: number;
+    readonly mode: 'redirect' | 'serve' | 'off';
+  };
+  readonly https?: {
+    readonly host: string;
+    readonly port: number;
+    readonly cert: string;
+    readonly key: string;
+  };
+  readonly redis: RedisConfig;
+  readonly limits: {
+    readonly maxBodyBytes: number;
+    readonly maxHeaders: number;
+    readonly maxHeaderBytes: number;
+    readonly ratePerSecond: number;
+    readonly rateBurst: number;
+    readonly maxTrackedClients: number;
+    readonly maxPending: number;
+    readonly headersTimeoutMs: number;
+    readonly requestTimeoutMs: number;
+  };
+  readonly replyTimeoutMs: number;
+  readonly forwardHeaders: readonly string[];
+}
+
+export interface RedisConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly username?: string;
+  readonly passwordFile?: string;
+  readonly prefix: string;
+}

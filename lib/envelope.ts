@@ -1,0 +1,148 @@
+// What crosses the tiers: the envelope a gateway queues for each request, the reply a broker
+// sends back, and the names of the Redis keys both sides use. Data read from Redis is
+// `unknown` until `parseEnvelope`/`parseReply` accept it.
+import { createAjv } from '../config/ajv.js';
+import type { HttpMethod } from '../config/schemas/routes.js';
+
+export const ENVELOPE_VERSION = 1;
+
+export interface Envelope {
+  readonly v: typeof ENVELOPE_VERSION;
+  /** Request id (UUID); also the job id and the core's idempotency key. */
+  readonly id: string;
+  readonly route: string;
+  readonly method: HttpMethod;
+  readonly path: string;
+  readonly params: Readonly<Record<string, string>>;
+  readonly query: Readonly<Record<string, string | string[]>>;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Parsed JSON body, or null when the request had none. */
+  readonly body: unknown;
+  readonly clientIp: string;
+  readonly gatewayId: string;
+  /** Gateway process that waits for the reply; names its reply list. */
+  readonly replyTo: string;
+  /** When the gateway received the request (ms since epoch). */
+  readonly receivedAt: number;
+  /** When the gateway stops waiting (ms since epoch); work after it is wasted. */
+  readonly deadline: number;
+}
+
+export interface Reply {
+  /** The request id this answers. */
+  readonly id: string;
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string>>;
+  /** JSON body, or null for an empty one. */
+  readonly body: unknown;
+}
+
+const TOKEN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$';
+const UUID = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+
+const envelopeSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'v',
+    'id',
+    'route',
+    'method',
+    'path',
+    'params',
+    'query',
+    'headers',
+    'body',
+    'clientIp',
+    'gatewayId',
+    'replyTo',
+    'receivedAt',
+    'deadline',
+  ],
+  properties: {
+    v: { const: ENVELOPE_VERSION },
+    id: { type: 'string', pattern: UUID },
+    route: { type: 'string', maxLength: 128 },
+    method: { enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] },
+    path: { type: 'string', maxLength: 8192 },
+    params: {
+      type: 'object',
+      maxProperties: 32,
+      propertyNames: { maxLength: 64 },
+      additionalProperties: { type: 'string', maxLength: 2048 },
+    },
+    query: {
+      type: 'object',
+      maxProperties: 64,
+      propertyNames: { maxLength: 128 },
+      additionalProperties: {
+        anyOf: [
+          { type: 'string', maxLength: 4096 },
+          { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 4096 } },
+        ],
+      },
+    },
+    headers: {
+      type: 'object',
+      maxProperties: 64,
+      propertyNames: { pattern: '^[a-z0-9-]{1,64}$' },
+      additionalProperties: { type: 'string', maxLength: 8192 },
+    },
+    body: {},
+    clientIp: { type: 'string', maxLength: 64 },
+    gatewayId: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
+    replyTo: { type: 'string', pattern: TOKEN },
+    receivedAt: { type: 'integer', minimum: 0 },
+    deadline: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+const replySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'status', 'headers', 'body'],
+  properties: {
+    id: { type: 'string', pattern: UUID },
+    status: { type: 'integer', minimum: 100, maximum: 599 },
+    headers: {
+      type: 'object',
+      maxProperties: 32,
+      propertyNames: { pattern: '^[a-z0-9-]{1,64}$' },
+      additionalProperties: { type: 'string', maxLength: 8192 },
+    },
+    body: {},
+  },
+} as const;
+
+// Envelopes are checked without schema strictness for `body: {}` (any JSON); its content is
+// checked against the route's own schema afterwards.
+const ajv = createAjv({ strict: false, allErrors: false });
+const validateEnvelope = ajv.compile<Envelope>(envelopeSchema);
+const validateReply = ajv.compile<Reply>(replySchema);
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
+
+export function parseEnvelope(data: unknown): Parsed<Envelope> {
+  if (validateEnvelope(data)) return { ok: true, value: data };
+  const e = validateEnvelope.errors?.[0];
+  return { ok: false, error: e ? `${e.instancePath || '(envelope)'} ${e.message ?? e.keyword}` : 'invalid' };
+}
+
+export function parseReply(data: unknown): Parsed<Reply> {
+  if (validateReply(data)) return { ok: true, value: data };
+  const e = validateReply.errors?.[0];
+  return { ok: false, error: e ? `${e.instancePath || '(reply)'} ${e.message ?? e.keyword}` : 'invalid' };
+}
+
+/** The BullMQ queue a gateway feeds. */
+export function queueName(gatewayId: string): string {
+  return `gw-${gatewayId}`;
+}
+
+/**
+ * The Redis list a gateway process reads its replies from. It lies inside the gateway's own
+ * queue key space (`<prefix>:gw-<id>:*`), so one ACL pattern confines a gateway to its keys.
+ */
+export function replyKey(prefix: string, gatewayId: string, replyTo: string): string {
+  return `${prefix}:${queueName(gatewayId)}:reply:${replyTo}`;
+}

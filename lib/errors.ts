@@ -1,0 +1,87 @@
+// One registry of nonstop's error codes. Each has a stable `code`, an HTTP status
+// where one applies, and a message a user can act on.
+
+export class NonstopError extends Error {
+  readonly code: string;
+  /** HTTP status, where the error has one. */
+  readonly status: number | undefined;
+  readonly details: unknown;
+
+  constructor(
+    code: string,
+    message: string,
+    status: number | undefined,
+    details?: unknown,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'NonstopError';
+    this.code = code;
+    this.status = status;
+    this.details = details;
+  }
+}
+
+type ErrorFactory = ((message?: string, details?: unknown, options?: ErrorOptions) => NonstopError) & {
+  readonly code: string;
+  readonly status: number | undefined;
+};
+
+function createError(code: string, defaultMessage: string, status?: number): ErrorFactory {
+  const factory = (message?: string, details?: unknown, options?: ErrorOptions) =>
+    new NonstopError(code, message ?? defaultMessage, status, details, options);
+  return Object.assign(factory, { code, status });
+}
+
+export const errors = {
+  // Configuration: fail at start, never inside a request.
+  CONFIG_INVALID: createError('NONSTOP_ERR_CONFIG_INVALID', 'Invalid configuration'),
+  CONFIG_UNREADABLE: createError('NONSTOP_ERR_CONFIG_UNREADABLE', 'Configuration file cannot be read'),
+  ROUTE_SCHEMA_UNSAFE: createError('NONSTOP_ERR_ROUTE_SCHEMA_UNSAFE', 'Route schema is not strict enough'),
+
+  // Client-facing (gateway).
+  NOT_FOUND: createError('NONSTOP_ERR_NOT_FOUND', 'No route matches this method and path', 404),
+  METHOD_NOT_ALLOWED: createError('NONSTOP_ERR_METHOD_NOT_ALLOWED', 'Method not allowed for this path', 405),
+  BODY_TOO_LARGE: createError('NONSTOP_ERR_BODY_TOO_LARGE', 'Request body exceeds the limit', 413),
+  HEADERS_TOO_LARGE: createError('NONSTOP_ERR_HEADERS_TOO_LARGE', 'Too many or too large headers', 431),
+  UNSUPPORTED_MEDIA_TYPE: createError(
+    'NONSTOP_ERR_UNSUPPORTED_MEDIA_TYPE',
+    'Request bodies must be application/json',
+    415,
+  ),
+  MALFORMED_JSON: createError('NONSTOP_ERR_MALFORMED_JSON', 'Request body is not valid JSON', 400),
+  BAD_REQUEST: createError('NONSTOP_ERR_BAD_REQUEST', 'Malformed request', 400),
+  RATE_LIMITED: createError('NONSTOP_ERR_RATE_LIMITED', 'Too many requests from this address', 429),
+  QUEUE_UNAVAILABLE: createError(
+    'NONSTOP_ERR_QUEUE_UNAVAILABLE',
+    'Service temporarily unavailable; retry shortly',
+    503,
+  ),
+  REPLY_TIMEOUT: createError('NONSTOP_ERR_REPLY_TIMEOUT', 'No reply from the backend in time', 504),
+
+  // Broker.
+  VALIDATION_FAILED: createError(
+    'NONSTOP_ERR_VALIDATION_FAILED',
+    'Request does not match the route schema',
+    400,
+  ),
+  ENVELOPE_INVALID: createError('NONSTOP_ERR_ENVELOPE_INVALID', 'Queued job is not a valid envelope', 400),
+  CORE_UNAVAILABLE: createError('NONSTOP_ERR_CORE_UNAVAILABLE', 'The core did not answer in time', 504),
+
+  // Core.
+  UNAUTHENTICATED: createError(
+    'NONSTOP_ERR_UNAUTHENTICATED',
+    'Client certificate is not a broker certificate',
+    403,
+  ),
+  DEADLINE_EXCEEDED: createError(
+    'NONSTOP_ERR_DEADLINE_EXCEEDED',
+    'Request deadline passed before execution',
+    504,
+  ),
+  HANDLER_FAILED: createError('NONSTOP_ERR_HANDLER_FAILED', 'The request could not be completed', 500),
+} as const;
+
+export function isNonstopError(value: unknown): value is NonstopError {
+  return value instanceof NonstopError;
+}

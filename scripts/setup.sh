@@ -1,0 +1,30 @@
+#!/bin/sh
+# Idempotent set-up for a fresh machine of this kind: the Debian packages nonstop's tests and
+# demo use, the npm packages pinned by package-lock.json, and the TypeScript build.
+# Run by `npm start` and `npm test` before anything else; safe to run again.
+set -eu
+cd "$(dirname "$0")/.."
+
+# Debian packages (binaries the tests drive for real). Installed only when missing.
+APT_PACKAGES="openssl"
+missing=""
+for pkg in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: these Debian packages are missing:$missing; run as root (or install them) first" >&2
+    exit 1
+  fi
+  echo "setup: installing Debian packages:$missing"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# npm packages, only when the lockfile changed since the last install.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+npm run --silent build
