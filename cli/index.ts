@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 // `nonstop`: one CLI, a subcommand per role plus the tools around them.
+import { brokerCommand } from './broker.js';
 import { checkConfigCommand } from './check-config.js';
 import { reportError, type Command } from './command.js';
+import { gatewayCommand } from './gateway.js';
 
-const COMMANDS: readonly Command[] = [checkConfigCommand];
+const COMMANDS: readonly Command[] = [gatewayCommand, brokerCommand, checkConfigCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -59,6 +59,8 @@ export const errors = {
   ),
   REPLY_TIMEOUT: createError('NONSTOP_ERR_REPLY_TIMEOUT', 'No reply from the backend in time', 504),
 
+  INTERNAL: createError('NONSTOP_ERR_INTERNAL', 'Internal error', 500),
+
   // Broker.
   VALIDATION_FAILED: createError(
     'NONSTOP_ERR_VALIDATION_FAILED',

@@ -1,0 +1,162 @@
+// Sends validated requests to the core over HTTPS with mutual TLS. Connections are kept
+// alive and reused. A failed attempt is retried with backoff until the request's deadline,
+// always with the same idempotency key, so the core applies it at most once.
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import type { BrokerConfig } from '../config/schemas/broker.js';
+import type { Envelope } from '../lib/envelope.js';
+import { errors } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+
+export interface CoreAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: unknown;
+  readonly replayed: boolean;
+}
+
+type Attempt =
+  | { readonly kind: 'answer'; readonly answer: CoreAnswer }
+  | { readonly kind: 'retry'; readonly reason: string }
+  | { readonly kind: 'fail'; readonly status: number; readonly code: string; readonly reason: string };
+
+const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+
+export class CoreClient {
+  private readonly agent: https.Agent;
+  private readonly url: URL;
+
+  constructor(
+    private readonly config: BrokerConfig['core'],
+    private readonly log: Logger,
+  ) {
+    this.url = new URL('/v1/execute', config.url);
+    this.agent = new https.Agent({
+      keepAlive: true,
+      maxSockets: config.maxSockets,
+      ca: readFileSync(config.ca),
+      cert: readFileSync(config.cert),
+      key: readFileSync(config.key),
+      ...(config.serverName === undefined ? {} : { servername: config.serverName }),
+      minVersion: 'TLSv1.3',
+    });
+  }
+
+  /** Executes an envelope at the core; the answer is the application's response. */
+  async execute(envelope: Envelope): Promise<CoreAnswer> {
+    const payload = JSON.stringify(envelope);
+    let backoff = 50;
+    for (let attempt = 1; ; attempt++) {
+      const remaining = envelope.deadline - Date.now();
+      if (remaining <= 0) throw errors.CORE_UNAVAILABLE(`No answer from the core before the deadline`);
+      const result = await this.attempt(
+        envelope.id,
+        payload,
+        Math.min(this.config.attemptTimeoutMs, remaining),
+      );
+      if (result.kind === 'answer') return result.answer;
+      if (result.kind === 'fail') throw errorFor(result);
+      this.log.warn(
+        { requestId: envelope.id, attempt, reason: result.reason },
+        'core attempt failed; retrying',
+      );
+      const wait = Math.min(backoff * (0.5 + Math.random()), envelope.deadline - Date.now());
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      backoff = Math.min(backoff * 2, 2000);
+    }
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private attempt(id: string, payload: string, timeoutMs: number): Promise<Attempt> {
+    return new Promise((resolve) => {
+      const req = https.request(
+        this.url,
+        {
+          method: 'POST',
+          agent: this.agent,
+          timeout: timeoutMs,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(payload),
+            'idempotency-key': id,
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_RESPONSE_BYTES) {
+              res.destroy();
+              resolve({ kind: 'fail', status: 502, code: 'oversized', reason: 'core answer too large' });
+              return;
+            }
+            chunks.push(chunk);
+          });
+          res.on('error', (err) => resolve({ kind: 'retry', reason: err.message }));
+          res.on('end', () => resolve(interpret(res.statusCode ?? 0, res.headers, Buffer.concat(chunks))));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on('error', (err) => resolve({ kind: 'retry', reason: err.message }));
+      req.end(payload);
+    });
+  }
+}
+
+function interpret(status: number, headers: Record<string, unknown>, raw: Buffer): Attempt {
+  let data: unknown;
+  try {
+    data = JSON.parse(raw.toString('utf8')) as unknown;
+  } catch {
+    return status >= 500 ? { kind: 'retry', reason: `core answered ${status}` } : badAnswer(status);
+  }
+  if (status === 200) {
+    const d = data as Record<string, unknown> | null;
+    if (
+      typeof d !== 'object' ||
+      d === null ||
+      typeof d.status !== 'number' ||
+      typeof d.headers !== 'object' ||
+      d.headers === null
+    ) {
+      return badAnswer(status);
+    }
+    return {
+      kind: 'answer',
+      answer: {
+        status: d.status,
+        headers: stringRecord(d.headers),
+        body: d.body ?? null,
+        replayed: headers['x-nonstop-replayed'] === '1',
+      },
+    };
+  }
+  const code = errorCode(data);
+  if (status === 503 || status === 502) return { kind: 'retry', reason: `core answered ${status} ${code}` };
+  return { kind: 'fail', status, code, reason: `core answered ${status} ${code}` };
+}
+
+function badAnswer(status: number): Attempt {
+  return { kind: 'fail', status: 502, code: 'malformed', reason: `core sent a malformed answer (${status})` };
+}
+
+function errorCode(data: unknown): string {
+  const e = (data as { error?: { code?: unknown } } | null)?.error;
+  return typeof e?.code === 'string' ? e.code : 'unknown';
+}
+
+function stringRecord(value: object): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value)) if (typeof v === 'string') out[k.toLowerCase()] = v;
+  return out;
+}
+
+function errorFor(result: Extract<Attempt, { kind: 'fail' }>) {
+  if (result.status === 504) return errors.CORE_UNAVAILABLE('The core refused the request: deadline passed');
+  if (result.status === 500) return errors.INTERNAL('The core could not complete the request');
+  return errors.INTERNAL(`The core rejected the request (${result.reason})`);
+}

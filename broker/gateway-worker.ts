@@ -1,0 +1,113 @@
+// Works one gateway's queue: each job is an envelope to check and carry to the core; the
+// reply goes onto the waiting gateway process's reply list. A job that is not a valid
+// envelope for this gateway is logged and dropped; the worker keeps running.
+import { Worker, type Job } from 'bullmq';
+import type { BrokerConfig } from '../config/schemas/broker.js';
+import { parseEnvelope, queueName, replyKey, type Envelope, type Reply } from '../lib/envelope.js';
+import { errors, isNonstopError, type NonstopError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { createRedis, type Redis } from '../lib/redis.js';
+import type { CoreClient } from './core-client.js';
+import type { RequestValidator } from './validator.js';
+
+/** A reply list nobody reads (its gateway process died) disappears after this. */
+const REPLY_TTL_MS = 60_000;
+
+export interface GatewayWorkerDeps {
+  readonly config: BrokerConfig;
+  readonly gatewayId: string;
+  readonly validator: RequestValidator;
+  readonly core: CoreClient;
+  readonly replies: Redis;
+  readonly log: Logger;
+}
+
+export type JobOutcome = 'answered' | 'invalid' | 'tampered' | 'expired';
+
+export class GatewayWorker {
+  private readonly worker: Worker;
+  private readonly log: Logger;
+  readonly counts: Record<JobOutcome, number> = { answered: 0, invalid: 0, tampered: 0, expired: 0 };
+
+  constructor(private readonly deps: GatewayWorkerDeps) {
+    const { config, gatewayId } = deps;
+    this.log = deps.log.child({ gatewayId });
+    this.worker = new Worker(queueName(gatewayId), (job) => this.process(job), {
+      connection: createRedis(config.redis, 'blocking', `nonstop-broker-${config.id}-${gatewayId}`),
+      prefix: config.redis.prefix,
+      concurrency: config.concurrency,
+      lockDuration: config.lockDurationMs,
+      stalledInterval: config.stalledIntervalMs,
+      maxStalledCount: 1,
+      // Whatever options a job claims, nothing about a request stays behind.
+      removeOnComplete: { count: 0 },
+      removeOnFail: { count: 0 },
+    });
+    this.worker.on('error', (err) => this.log.warn({ err: err.message }, 'queue connection problem'));
+  }
+
+  async close(): Promise<void> {
+    await this.worker.close();
+  }
+
+  private async process(job: Job): Promise<JobOutcome> {
+    const outcome = await this.handle(job);
+    this.counts[outcome] += 1;
+    return outcome;
+  }
+
+  private async handle(job: Job): Promise<JobOutcome> {
+    const parsed = parseEnvelope(job.data as unknown);
+    if (!parsed.ok || parsed.value.gatewayId !== this.deps.gatewayId || parsed.value.id !== job.id) {
+      const reason = parsed.ok ? 'gateway id or job id does not match the queue' : parsed.error;
+      this.log.warn({ jobId: job.id, jobName: job.name, reason }, 'rejected a tampered job');
+      return 'tampered';
+    }
+    const envelope = parsed.value;
+    const log = this.log.child({ requestId: envelope.id, route: envelope.route });
+    if (Date.now() >= envelope.deadline) {
+      log.warn('job expired before it was taken; the gateway has answered 504');
+      return 'expired';
+    }
+
+    const check = this.deps.validator.validate(envelope);
+    if (!check.ok) {
+      const err = errors.VALIDATION_FAILED();
+      await this.reply(envelope, {
+        id: envelope.id,
+        status: 400,
+        headers: {},
+        body: { error: { code: err.code, message: err.message, details: check.problems } },
+      });
+      log.info({ problems: check.problems.length }, 'invalid request refused');
+      return 'invalid';
+    }
+
+    const started = Date.now();
+    let reply: Reply;
+    try {
+      const answer = await this.deps.core.execute(envelope);
+      reply = { id: envelope.id, status: answer.status, headers: answer.headers, body: answer.body };
+      log.info({ status: answer.status, replayed: answer.replayed, ms: Date.now() - started }, 'executed');
+    } catch (err) {
+      const e: NonstopError = isNonstopError(err) ? err : errors.INTERNAL();
+      log.warn(
+        { code: e.code, err: e.message, ms: Date.now() - started },
+        'core did not complete the request',
+      );
+      reply = {
+        id: envelope.id,
+        status: e.status ?? 500,
+        headers: {},
+        body: { error: { code: e.code, message: e.message } },
+      };
+    }
+    await this.reply(envelope, reply);
+    return 'answered';
+  }
+
+  private async reply(envelope: Envelope, reply: Reply): Promise<void> {
+    const key = replyKey(this.deps.config.redis.prefix, envelope.gatewayId, envelope.replyTo);
+    await this.deps.replies.multi().lpush(key, JSON.stringify(reply)).pexpire(key, REPLY_TTL_MS).exec();
+  }
+}

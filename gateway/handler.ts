@@ -1,0 +1,165 @@
+// The gateway's request pipeline: limits, routing, body, envelope, queue, reply. Every
+// refusal happens before any queue work and every accepted request ends with one answer.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { GatewayConfig } from '../config/schemas/gateway.js';
+import { errors, isNonstopError, type NonstopError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { isJsonContentType, readBody } from './body.js';
+import { buildEnvelope, parseQuery } from './envelope.js';
+import { RateLimiter } from './rate-limit.js';
+import type { ReplyWaiter } from './reply-waiter.js';
+import type { RequestQueue } from './request-queue.js';
+import { sendError, sendJson, sendReply } from './respond.js';
+import type { Router } from './router.js';
+
+const MAX_URL_LENGTH = 8192;
+const RETRY_AFTER_SECONDS = '5';
+
+export interface HandlerDeps {
+  readonly config: GatewayConfig;
+  readonly router: Router;
+  readonly queue: RequestQueue;
+  readonly replies: ReplyWaiter;
+  readonly instanceId: string;
+  readonly log: Logger;
+}
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export function createRequestHandler(deps: HandlerDeps): RequestHandler {
+  const { config, router, queue, replies, log } = deps;
+  const limits = config.limits;
+  const limiter = new RateLimiter(limits.ratePerSecond, limits.rateBurst, limits.maxTrackedClients);
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const search = q === -1 ? '' : url.slice(q + 1);
+
+    if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, { ok: true });
+    if (req.method === 'GET' && path === '/readyz') {
+      const ready = queue.ready && replies.connected;
+      return sendJson(res, ready ? 200 : 503, { ready, queue: queue.ready, replies: replies.connected });
+    }
+
+    const clientIp = normalizeIp(req.socket.remoteAddress);
+    const rate = limiter.take(clientIp);
+    if (!rate.allowed) {
+      return refuse(res, errors.RATE_LIMITED(), { 'retry-after': String(rate.retryAfterSeconds) });
+    }
+    if (url.length > MAX_URL_LENGTH) return refuse(res, errors.BAD_REQUEST('URL too long'), {}, 414);
+    if (req.rawHeaders.length / 2 > limits.maxHeaders) {
+      return refuse(res, errors.HEADERS_TOO_LARGE(`More than ${limits.maxHeaders} headers`));
+    }
+
+    const match = router.match(req.method ?? '', path);
+    if (match.kind === 'not-found') return refuse(res, errors.NOT_FOUND());
+    if (match.kind === 'bad-path')
+      return refuse(res, errors.BAD_REQUEST('Malformed percent-encoding in path'));
+    if (match.kind === 'method-not-allowed') {
+      return refuse(res, errors.METHOD_NOT_ALLOWED(), { allow: match.allow.join(', ') });
+    }
+    const route = match.route;
+
+    const query = parseQuery(search);
+    if (query === null) return refuse(res, errors.BAD_REQUEST('Too many query parameters'));
+
+    let body: unknown = null;
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    if (hasBody) {
+      if (route.schema.body === undefined) {
+        return refuse(res, errors.BAD_REQUEST(`${route.method} ${route.path} takes no request body`));
+      }
+      if (!isJsonContentType(req.headers['content-type']))
+        return refuse(res, errors.UNSUPPORTED_MEDIA_TYPE());
+      const limit = Math.min(route.maxBodyBytes ?? limits.maxBodyBytes, limits.maxBodyBytes);
+      const raw = await readBody(req, limit);
+      try {
+        body = JSON.parse(raw.toString('utf8')) as unknown;
+      } catch {
+        return refuse(res, errors.MALFORMED_JSON());
+      }
+    }
+
+    if (replies.pending >= limits.maxPending) {
+      return refuse(res, errors.QUEUE_UNAVAILABLE('Gateway is at capacity'), { 'retry-after': '1' });
+    }
+    if (!queue.ready || !replies.connected) {
+      return refuse(res, errors.QUEUE_UNAVAILABLE(), { 'retry-after': RETRY_AFTER_SECONDS });
+    }
+
+    const timeoutMs = route.timeoutMs ?? config.replyTimeoutMs;
+    const envelope = buildEnvelope({
+      route,
+      path,
+      params: match.params,
+      query,
+      headers: req.headers,
+      forwardHeaders: config.forwardHeaders,
+      body,
+      clientIp,
+      gatewayId: config.id,
+      replyTo: deps.instanceId,
+      now: started,
+      timeoutMs,
+    });
+    const reply = replies.wait(envelope.id, timeoutMs);
+    try {
+      await queue.add(envelope);
+    } catch (err) {
+      replies.cancel(envelope.id);
+      log.warn(
+        { requestId: envelope.id, route: route.name, err: (err as Error).message },
+        'queue unavailable',
+      );
+      return sendError(res, asNonstopError(err), envelope.id, { 'retry-after': RETRY_AFTER_SECONDS });
+    }
+    const answer = await reply;
+    const ms = Date.now() - started;
+    if (answer === null) {
+      log.warn({ requestId: envelope.id, route: route.name, ms }, 'no reply before the deadline');
+      return sendError(res, errors.REPLY_TIMEOUT(), envelope.id);
+    }
+    log.info(
+      { requestId: envelope.id, route: route.name, status: answer.status, ms, ip: clientIp },
+      'answered',
+    );
+    sendReply(res, answer);
+  }
+
+  function refuse(
+    res: ServerResponse,
+    err: NonstopError,
+    headers: Record<string, string> = {},
+    status?: number,
+  ) {
+    if (status !== undefined) {
+      sendJson(res, status, { error: { code: err.code, message: err.message } }, headers);
+    } else {
+      sendError(res, err, undefined, headers);
+    }
+  }
+
+  return (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const known = asNonstopError(err);
+      if (known.status === undefined || known.status >= 500) log.error({ err }, 'request failed');
+      // After a refused body the rest of it is not read; close rather than drain.
+      if (known.code === errors.BODY_TOO_LARGE.code) res.setHeader('connection', 'close');
+      sendError(res, known);
+    });
+  };
+}
+
+function asNonstopError(err: unknown): NonstopError {
+  return isNonstopError(err) ? err : errors.INTERNAL(undefined, undefined, { cause: err });
+}
+
+/** `::ffff:198.18.0.1` → `198.18.0.1`; a socket without an address gets a fixed key. */
+export function normalizeIp(address: string | undefined): string {
+  if (address === undefined) return 'unknown';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}

@@ -1,0 +1,107 @@
+// Collects replies for one gateway process. Brokers push each reply onto this process's own
+// list; a single blocking connection pops them in batches (BLMPOP) and wakes the waiting
+// request. This avoids `job.waitUntilFinished`, whose event stream misses replies under load.
+import { parseReply, type Reply } from '../lib/envelope.js';
+import type { Logger } from '../lib/log.js';
+import type { Redis } from '../lib/redis.js';
+
+const BATCH = 512;
+const BLOCK_SECONDS = 1;
+
+interface Waiter {
+  resolve(reply: Reply | null): void;
+  timer: NodeJS.Timeout;
+}
+
+export class ReplyWaiter {
+  private readonly waiters = new Map<string, Waiter>();
+  private running = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly redis: Redis,
+    readonly key: string,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /**
+   * Registers interest in a request's reply. Call before the request is queued, so a fast
+   * reply cannot arrive unclaimed. Resolves with the reply, or null at the deadline.
+   */
+  wait(id: string, timeoutMs: number): Promise<Reply | null> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(id);
+        resolve(null);
+      }, timeoutMs);
+      this.waiters.set(id, { resolve, timer });
+    });
+  }
+
+  /** Stops waiting for a request (it was never queued). */
+  cancel(id: string): void {
+    const waiter = this.waiters.get(id);
+    if (waiter === undefined) return;
+    clearTimeout(waiter.timer);
+    this.waiters.delete(id);
+    waiter.resolve(null);
+  }
+
+  get pending(): number {
+    return this.waiters.size;
+  }
+
+  get connected(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  async close(): Promise<void> {
+    this.running = false;
+    this.redis.disconnect();
+    await this.loop;
+    for (const id of [...this.waiters.keys()]) this.cancel(id);
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      let result: unknown;
+      try {
+        result = await this.redis.call('BLMPOP', BLOCK_SECONDS, 1, this.key, 'LEFT', 'COUNT', BATCH);
+      } catch (err) {
+        if (!this.running) return;
+        this.log.warn({ err: (err as Error).message }, 'reply list unreachable; retrying');
+        await new Promise((r) => setTimeout(r, 200));
+        continue;
+      }
+      if (!Array.isArray(result)) continue;
+      const items: unknown = result[1];
+      if (!Array.isArray(items)) continue;
+      for (const item of items) this.deliver(item);
+    }
+  }
+
+  private deliver(raw: unknown): void {
+    let data: unknown;
+    try {
+      data = typeof raw === 'string' ? (JSON.parse(raw) as unknown) : undefined;
+    } catch {
+      data = undefined;
+    }
+    const parsed = parseReply(data);
+    if (!parsed.ok) {
+      this.log.warn({ reason: parsed.error }, 'discarded a malformed reply');
+      return;
+    }
+    const waiter = this.waiters.get(parsed.value.id);
+    if (waiter === undefined) return; // Already answered (deadline) or a duplicate delivery.
+    clearTimeout(waiter.timer);
+    this.waiters.delete(parsed.value.id);
+    waiter.resolve(parsed.value);
+  }
+}

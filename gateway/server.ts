@@ -1,0 +1,172 @@
+// Starts a gateway: HTTPS (and HTTP, redirecting or serving) listeners in front of the
+// request handler, the queue connection and this process's reply list.
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { GatewayConfig } from '../config/schemas/gateway.js';
+import type { RoutesConfig } from '../config/schemas/routes.js';
+import { replyKey } from '../lib/envelope.js';
+import { errors } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { createRedis } from '../lib/redis.js';
+import { createRequestHandler, type RequestHandler } from './handler.js';
+import { ReplyWaiter } from './reply-waiter.js';
+import { RequestQueue } from './request-queue.js';
+import { Router } from './router.js';
+
+export interface Gateway {
+  readonly instanceId: string;
+  readonly http: AddressInfo | undefined;
+  readonly https: AddressInfo | undefined;
+  /** Re-reads the certificate and key (SIGHUP); keeps the old ones if the new ones fail. */
+  reloadTls(): void;
+  close(): Promise<void>;
+}
+
+export async function startGateway(
+  config: GatewayConfig,
+  routes: RoutesConfig,
+  log: Logger,
+): Promise<Gateway> {
+  if (config.http.mode === 'redirect' && config.https === undefined) {
+    throw errors.CONFIG_INVALID(
+      'gateway: field "http.mode" is "redirect" but no "https" listener is configured',
+    );
+  }
+  const instanceId = randomUUID();
+  const queue = RequestQueue.connect(config.redis, config.id, instanceId);
+  const replies = new ReplyWaiter(
+    createRedis(config.redis, 'blocking', `nonstop-gw-${config.id}-${instanceId}-replies`),
+    replyKey(config.redis.prefix, config.id, instanceId),
+    log,
+  );
+  replies.start();
+  const handler = createRequestHandler({
+    config,
+    router: new Router(routes),
+    queue,
+    replies,
+    instanceId,
+    log,
+  });
+
+  const serverOptions = {
+    maxHeaderSize: config.limits.maxHeaderBytes,
+    headersTimeout: config.limits.headersTimeoutMs,
+    requestTimeout: config.limits.requestTimeoutMs,
+    keepAliveTimeout: 5000,
+  };
+  const servers: (http.Server | https.Server)[] = [];
+  let httpsServer: https.Server | undefined;
+  let httpsAddress: AddressInfo | undefined;
+  let httpAddress: AddressInfo | undefined;
+
+  try {
+    if (config.https !== undefined) {
+      const tls = config.https;
+      httpsServer = https.createServer(
+        { ...serverOptions, ...readTls(tls.cert, tls.key), minVersion: 'TLSv1.2' },
+        (req, res) => {
+          res.setHeader('strict-transport-security', 'max-age=31536000');
+          handler(req, res);
+        },
+      );
+      servers.push(httpsServer);
+      httpsAddress = await listen(harden(httpsServer, config, log), tls.host, tls.port);
+    }
+    if (config.http.mode !== 'off') {
+      const httpsPort = httpsAddress?.port ?? 443;
+      const onRequest: RequestHandler = config.http.mode === 'serve' ? handler : redirectTo(httpsPort);
+      const httpServer = http.createServer(serverOptions, onRequest);
+      servers.push(httpServer);
+      httpAddress = await listen(harden(httpServer, config, log), config.http.host, config.http.port);
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => closeServer(s)));
+    await Promise.all([queue.close(), replies.close()]);
+    throw err;
+  }
+  log.info({ gatewayId: config.id, instanceId, http: httpAddress, https: httpsAddress }, 'gateway listening');
+
+  return {
+    instanceId,
+    http: httpAddress,
+    https: httpsAddress,
+    reloadTls() {
+      if (httpsServer === undefined || config.https === undefined) return;
+      try {
+        httpsServer.setSecureContext(readTls(config.https.cert, config.https.key));
+        log.info({ cert: config.https.cert }, 'TLS certificate reloaded');
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'TLS reload failed; keeping the previous certificate');
+      }
+    },
+    async close() {
+      await Promise.all(servers.map((s) => closeServer(s)));
+      await replies.close();
+      await queue.close();
+    },
+  };
+}
+
+function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
+  return { cert: readFileSync(certFile), key: readFileSync(keyFile) };
+}
+
+/** Header-count cap, and a definite answer (or a close) for requests Node cannot parse. */
+function harden<S extends http.Server | https.Server>(server: S, config: GatewayConfig, log: Logger): S {
+  // One more than allowed, so the handler can see that the limit was passed.
+  server.maxHeadersCount = config.limits.maxHeaders + 1;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    log.debug({ code: err.code, ip: socket.remoteAddress }, 'malformed request');
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
+    );
+  });
+  return server;
+}
+
+const HOST =
+  /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$|^\[[0-9a-f:.]+\]$/i;
+
+/** Port 80 in redirect mode: a permanent redirect to the same path on HTTPS. */
+function redirectTo(httpsPort: number): RequestHandler {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const hostHeader = req.headers.host ?? '';
+    const host = hostHeader.startsWith('[')
+      ? hostHeader.slice(0, hostHeader.indexOf(']') + 1)
+      : hostHeader.split(':')[0]!;
+    if (!HOST.test(host)) {
+      res.writeHead(400, { 'content-length': 0, connection: 'close' }).end();
+      return;
+    }
+    const port = httpsPort === 443 ? '' : `:${httpsPort}`;
+    res.writeHead(308, { location: `https://${host}${port}${req.url ?? '/'}`, 'content-length': 0 }).end();
+  };
+}
+
+function listen(server: http.Server | https.Server, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+function closeServer(server: http.Server | https.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeIdleConnections();
+  });
+}
