@@ -17,8 +17,7 @@ export interface Broker {
 export function startBroker(config: BrokerConfig, routes: RoutesConfig, log: Logger): Broker {
   const validator = new RequestValidator(config.routes, routes);
   const core = new CoreClient(config.core, log);
-  const replies = createRedis(config.redis, 'blocking', `nonstop-broker-${config.id}-replies`);
-  replies.on('error', (err: Error) => log.warn({ err: err.message }, 'reply connection problem'));
+  const replies = createRedis(config.redis, 'blocking', `nonstop-broker-${config.id}-replies`, log);
   const workers = new Map<string, GatewayWorker>();
   for (const gw of config.gateways) {
     workers.set(gw.id, new GatewayWorker({ config, gatewayId: gw.id, validator, core, replies, log }));

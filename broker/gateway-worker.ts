@@ -33,7 +33,7 @@ export class GatewayWorker {
     const { config, gatewayId } = deps;
     this.log = deps.log.child({ gatewayId });
     this.worker = new Worker(queueName(gatewayId), (job) => this.process(job), {
-      connection: createRedis(config.redis, 'blocking', `nonstop-broker-${config.id}-${gatewayId}`),
+      connection: createRedis(config.redis, 'blocking', `nonstop-broker-${config.id}-${gatewayId}`, this.log),
       prefix: config.redis.prefix,
       concurrency: config.concurrency,
       lockDuration: config.lockDurationMs,

@@ -63,13 +63,36 @@ export class ReplyWaiter {
 
   async close(): Promise<void> {
     this.running = false;
+    this.wake();
     this.redis.disconnect();
-    await this.loop;
+    // A command caught mid-reconnect is never rejected by ioredis; do not wait on it forever.
+    await Promise.race([this.loop, new Promise((r) => setTimeout(r, BLOCK_SECONDS * 1000).unref())]);
     for (const id of [...this.waiters.keys()]) this.cancel(id);
+  }
+
+  private wake: () => void = () => {};
+
+  /** Resolves when the connection is ready again, on close, or after a second. */
+  private untilConnected(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.redis.off('ready', done);
+        this.wake = () => {};
+        resolve();
+      };
+      const timer = setTimeout(done, 1000);
+      this.redis.once('ready', done);
+      this.wake = done;
+    });
   }
 
   private async run(): Promise<void> {
     while (this.running) {
+      if (this.redis.status !== 'ready') {
+        await this.untilConnected();
+        continue;
+      }
       let result: unknown;
       try {
         result = await this.redis.call('BLMPOP', BLOCK_SECONDS, 1, this.key, 'LEFT', 'COUNT', BATCH);

@@ -4,6 +4,7 @@ import { Queue } from 'bullmq';
 import type { RedisConfig } from '../config/schemas/gateway.js';
 import { queueName, type Envelope } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
 import { createRedis, type Redis } from '../lib/redis.js';
 
 export class RequestQueue {
@@ -25,12 +26,9 @@ export class RequestQueue {
     this.queue.on('error', () => {});
   }
 
-  static connect(config: RedisConfig, gatewayId: string, instanceId: string): RequestQueue {
-    return new RequestQueue(
-      createRedis(config, 'fail-fast', `nonstop-gw-${gatewayId}-${instanceId}`),
-      config,
-      gatewayId,
-    );
+  static connect(config: RedisConfig, gatewayId: string, instanceId: string, log: Logger): RequestQueue {
+    const redis = createRedis(config, 'fail-fast', `nonstop-gw-${gatewayId}-${instanceId}`, log);
+    return new RequestQueue(redis, config, gatewayId);
   }
 
   get ready(): boolean {

@@ -63,7 +63,7 @@ export class Router {
       }
       return { kind: 'found', route: pattern.route, params };
     }
-    return allow.size > 0 ? { kind: 'method-not-allowed', allow: [...allow] } : { kind: 'not-found' };
+    return allow.size > 0 ? { kind: 'method-not-allowed', allow: [...allow].sort() } : { kind: 'not-found' };
   }
 }
 

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../config/schemas/gateway.js';
 import { errors } from './errors.js';
+import type { Logger } from './log.js';
 
 export type { Redis };
 
@@ -27,7 +28,11 @@ export type RedisRole =
   /** Blocking reads and BullMQ workers: commands wait for the reconnect. */
   | 'blocking';
 
-export function createRedis(config: RedisConfig, role: RedisRole, name: string): Redis {
+/**
+ * A connection that logs when it is lost and when it is back, once each, rather than on
+ * every failed reconnect attempt.
+ */
+export function createRedis(config: RedisConfig, role: RedisRole, name: string, log: Logger): Redis {
   const base: RedisOptions = {
     host: config.host,
     port: config.port,
@@ -41,5 +46,16 @@ export function createRedis(config: RedisConfig, role: RedisRole, name: string):
     role === 'fail-fast'
       ? { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1 }
       : { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null };
-  return new Redis(options);
+  const redis = new Redis(options);
+  let up = false;
+  redis.on('ready', () => {
+    up = true;
+    log.info({ connection: name }, 'redis connected');
+  });
+  redis.on('error', (err: Error) => {
+    if (up) log.warn({ connection: name, err: err.message }, 'redis connection lost; reconnecting');
+    else log.debug({ connection: name, err: err.message }, 'redis not reachable yet');
+    up = false;
+  });
+  return redis;
 }
