@@ -2,8 +2,9 @@
 // `nonstop`: one CLI, a subcommand per role plus the tools around them.
 import { checkConfigCommand } from './check-config.js';
 import { reportError, type Command } from './command.js';
+import { keygenCommand } from './keygen.js';
 
-const COMMANDS: readonly Command[] = [checkConfigCommand];
+const COMMANDS: readonly Command[] = [checkConfigCommand, keygenCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
