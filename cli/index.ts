@@ -2,9 +2,10 @@
 // `nonstop`: one CLI, a subcommand per role plus the tools around them.
 import { checkConfigCommand } from './check-config.js';
 import { reportError, type Command } from './command.js';
+import { coreCommand } from './core.js';
 import { keygenCommand } from './keygen.js';
 
-const COMMANDS: readonly Command[] = [checkConfigCommand, keygenCommand];
+const COMMANDS: readonly Command[] = [checkConfigCommand, keygenCommand, coreCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
