@@ -36,8 +36,9 @@ export async function createTestPki(options: Omit<PkiOptions, 'dir'> = {}): Prom
 }
 
 /**
- * Registers `before`/`after` hooks that make one PKI for the calling test file (or suite) and
- * remove it. Call the returned function inside tests to get it.
+ * Registers `before`/`after` hooks that make one PKI for the enclosing suite and remove it.
+ * Call the returned function inside tests (or later hooks) to get it. Call `usePki` inside a
+ * `describe`: Node 20 does not wait for one file-level `before` hook before starting the next.
  */
 export function usePki(options: Omit<PkiOptions, 'dir'> = {}): () => TestPki {
   let pki: TestPki | undefined;
