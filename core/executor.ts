@@ -34,7 +34,8 @@ export class Executor {
   ) {}
 
   /**
-   * Throws a NonstopError: DEADLINE_EXCEEDED (nothing ran), ROUTE_UNKNOWN, IDEMPOTENCY_CONFLICT
+   * Throws a NonstopError: DEADLINE_EXCEEDED (nothing ran, or it ran out of time and was rolled
+   * back), ROUTE_UNKNOWN, IDEMPOTENCY_CONFLICT
    * (the id belongs to another route or gateway), DATABASE_UNAVAILABLE (retryable, nothing
    * recorded) or HANDLER_FAILED (rolled back, nothing recorded).
    */
@@ -49,6 +50,7 @@ export class Executor {
     } catch (err) {
       if (err instanceof AlreadyExecuted) return { replayed: true, response: err.response };
       if (isNonstopError(err)) throw err;
+      if (isQueryCanceled(err)) throw errors.DEADLINE_EXCEEDED(undefined, undefined, { cause: err });
       if (isUnavailable(err)) {
         throw errors.DATABASE_UNAVAILABLE(undefined, undefined, { cause: err });
       }
@@ -61,10 +63,12 @@ export class Executor {
   }
 
   private async run(tx: Queryable, envelope: Envelope): Promise<StoredResponse> {
+    // Work past the deadline is wasted (the gateway has answered 504): PostgreSQL cancels it.
+    const remaining = Math.max(1, envelope.deadline - this.now());
+    await tx.query("SELECT set_config('statement_timeout', $1, true)", [String(remaining)]);
     const claimed = await tx.query(
-      `INSERT INTO nonstop_requests (id, route, gateway_id, received_at)
-       VALUES ($1, $2, $3, to_timestamp($4::double precision / 1000))
-       ON CONFLICT (id) DO NOTHING RETURNING id`,
+      `INSERT INTO nonstop_requests (id, route, gateway_id, received_at_ms)
+       VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING id`,
       [envelope.id, envelope.route, envelope.gatewayId, envelope.receivedAt],
     );
     if (claimed.rowCount === 0) throw new AlreadyExecuted(await this.stored(tx, envelope));
@@ -106,6 +110,11 @@ function context(tx: Queryable, envelope: Envelope): HandlerContext {
     gatewayId: envelope.gatewayId,
     receivedAt: envelope.receivedAt,
   };
+}
+
+/** SQLSTATE 57014: the statement timeout set from the deadline fired. */
+function isQueryCanceled(err: unknown): boolean {
+  return err instanceof Error && (err as { code?: unknown }).code === '57014';
 }
 
 /** Error message and stack for the log; never the request body. */

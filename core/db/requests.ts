@@ -14,7 +14,7 @@ export const nonstopMigrations: readonly Migration[] = [
         id uuid PRIMARY KEY,
         route text NOT NULL,
         gateway_id text NOT NULL,
-        received_at timestamptz NOT NULL,
+        received_at_ms bigint NOT NULL,
         executed_at timestamptz NOT NULL DEFAULT now(),
         status integer,
         headers json,

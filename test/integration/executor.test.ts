@@ -112,3 +112,27 @@ for (const kind of DATABASE_KINDS) {
     });
   });
 }
+
+test('on PostgreSQL, a handler still running at the deadline is cancelled: 504, nothing recorded', async (t) => {
+  const db = await openTestDatabase(t, 'postgres');
+  const slow: Application = {
+    ...notesApplication,
+    handlers: {
+      ...notesApplication.handlers,
+      'notes.create': async (ctx) => {
+        await ctx.tx.query(
+          `INSERT INTO notes (id, title) VALUES ('0190a0b0-0000-7000-8000-000000000002', 'slow')`,
+        );
+        await ctx.tx.query('SELECT pg_sleep(30)');
+        return { status: 201 };
+      },
+    },
+  };
+  const envelope = makeEnvelope({ ...notes.create({ title: 'slow' }), deadline: Date.now() + 300 });
+  await assert.rejects(
+    new Executor(db, slow, silentLogger()).execute(envelope),
+    failsWith('DEADLINE_EXCEEDED', 504),
+  );
+  assert.equal(await count(db, 'notes'), 0);
+  assert.equal(await count(db, 'nonstop_requests'), 0);
+});
