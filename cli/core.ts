@@ -1,4 +1,5 @@
 // `nonstop core --config FILE`: runs a core machine until SIGINT or SIGTERM.
+import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../lib/log.js';
 import { startCore } from '../core/server.js';
@@ -14,8 +15,8 @@ executes each request's handler exactly once, in one database transaction with i
 
 The config file ("kind": "core") names the route table, the TLS files (internal CA, core
 certificate and key), the database (PostgreSQL URL and schema, or PGlite: in memory or in a
-data directory) and the application ("notes" or a path to a JS module, resolved against the
-current directory). Everything is loaded and checked at start; the command fails there, with
+data directory) and the application ("notes" or a path to a JS module exporting one, resolved
+against the config file's folder like every other path in it). Everything is loaded and checked at start; the command fails there, with
 the file and field, rather than on a request.
 
 Stops cleanly on SIGINT or SIGTERM: stops accepting, finishes in-flight requests, closes the
@@ -34,7 +35,7 @@ Options:
     const config = loadConfig('core', values.config);
     const logger = createLogger('core', { level: config.logLevel });
     const stopped = untilSignal();
-    const core = await startCore(config, logger);
+    const core = await startCore(config, logger, { baseDir: dirname(resolve(values.config)) });
     const signal = await stopped;
     logger.info({ signal }, 'stopping');
     await core.close();

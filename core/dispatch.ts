@@ -25,11 +25,20 @@ export interface DispatchOptions {
   readonly logger: Logger;
 }
 
+/** What the request log line says about an execute request, filled in as it is learnt. */
+interface Outcome {
+  requestId?: string;
+  route?: string;
+  replayed?: boolean;
+  /** The application's status inside the 200 answer. */
+  appStatus?: number;
+}
+
 export function createDispatcher(options: DispatchOptions) {
   const { logger } = options;
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now();
-    const outcome: { requestId?: string; route?: string; replayed?: boolean; appStatus?: number } = {};
+    const outcome: Outcome = {};
     try {
       const broker = brokerName(req.socket as TLSSocket, options.brokerUnit);
       const path = (req.url ?? '/').split('?')[0];
@@ -45,8 +54,10 @@ export function createDispatcher(options: DispatchOptions) {
       const failure = asNonstopError(err);
       if (!res.headersSent) sendError(res, failure);
       else res.destroy();
+      // Unexpected errors (bugs) keep their message and stack in the log; never a request body.
+      const unexpected = isNonstopError(err) ? undefined : describe(err);
       logger.warn(
-        { ...outcome, status: failure.status, code: failure.code, durationMs: elapsed(started) },
+        { ...outcome, status: failure.status, code: failure.code, durationMs: elapsed(started), unexpected },
         failure.message,
       );
       if (failure.status === 413) req.resume();
@@ -58,7 +69,7 @@ async function execute(
   req: IncomingMessage,
   res: ServerResponse,
   options: DispatchOptions,
-  outcome: { requestId?: string; route?: string; replayed?: boolean; appStatus?: number },
+  outcome: Outcome,
 ): Promise<void> {
   const key = checkExecuteHeaders(req.headers);
   const raw = await readBody(req, MAX_EXECUTE_BYTES);
@@ -95,6 +106,10 @@ function asNonstopError(err: unknown): NonstopError {
   return isNonstopError(err) && err.status !== undefined
     ? err
     : errors.HANDLER_FAILED(undefined, undefined, { cause: err });
+}
+
+function describe(err: unknown): { message: string; stack?: string } {
+  return err instanceof Error ? { message: err.message, stack: err.stack } : { message: String(err) };
 }
 
 function elapsed(started: number): number {

@@ -10,6 +10,7 @@ import type { Application } from './application.js';
 
 const BUILT_IN: Readonly<Record<string, Application>> = { notes: notesApplication };
 
+/** `spec`: a built-in name, or a module path resolved against `baseDir`. */
 export async function loadApplication(spec: string, baseDir = process.cwd()): Promise<Application> {
   const builtIn = BUILT_IN[spec];
   if (builtIn !== undefined) return builtIn;

@@ -29,6 +29,8 @@ export interface CoreOverrides {
   readonly application?: Application;
   /** Used instead of loading `config.routes`. */
   readonly routes?: RoutesConfig;
+  /** Folder a relative `config.application` path is resolved against; default: the working directory. */
+  readonly baseDir?: string;
 }
 
 /** How long close() waits for in-flight requests before cutting connections. */
@@ -40,7 +42,7 @@ export async function startCore(
   overrides: CoreOverrides = {},
 ): Promise<RunningCore> {
   const routes = overrides.routes ?? loadRoutes(config.routes);
-  const app = overrides.application ?? (await loadApplication(config.application));
+  const app = overrides.application ?? (await loadApplication(config.application, overrides.baseDir));
   checkHandlers(app, routes);
   const tls = readTls(config.tls);
 

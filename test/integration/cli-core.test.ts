@@ -60,7 +60,8 @@ describe('nonstop core', () => {
       app,
       `export default { name: 'partial', migrations: [], handlers: { 'notes.get': async () => ({ status: 200 }) } };\n`,
     );
-    const result = await runCli(['core', '--config', await writeCoreConfig(dir, pki(), app)]);
+    // Relative to the config file's folder, not to the working directory.
+    const result = await runCli(['core', '--config', await writeCoreConfig(dir, pki(), './partial.mjs')]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /no handler for route\(s\) notes\.create, notes\.list, notes\.delete/);
   });
