@@ -73,6 +73,24 @@ describe('core server', () => {
       assert.deepEqual(again.body, first.body);
     });
 
+    test('each request is logged with id, route, status, duration and replay, never the body', async (t) => {
+      const log = captureLogger();
+      const core = await startTestCore(t, pki(), 'pglite', { logger: log.logger });
+      const envelope = makeEnvelope(notes.create({ title: 'SECRET-TITLE-4711', text: 'SECRET-TEXT-4711' }));
+      await httpsJson(core.address, client(), executeRequest(envelope));
+      await httpsJson(core.address, client(), executeRequest(envelope));
+      const executed = log.lines().filter((l) => l.msg === 'executed');
+      assert.deepEqual(
+        executed.map((l) => [l.requestId, l.route, l.status, l.appStatus, l.replayed, l.broker]),
+        [
+          [envelope.id, 'notes.create', 200, 201, false, 'b1'],
+          [envelope.id, 'notes.create', 200, 201, true, 'b1'],
+        ],
+      );
+      assert.ok(executed.every((l) => typeof l.durationMs === 'number'));
+      assert.doesNotMatch(log.text(), /SECRET-/);
+    });
+
     test('a gateway cert (public CA) is refused during the TLS handshake', async (t) => {
       const log = captureLogger();
       const core = await startTestCore(t, pki(), 'pglite', { logger: log.logger });
