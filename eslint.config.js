@@ -15,6 +15,7 @@ export default tseslint.config(
     },
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
+      // node:test's test/describe return promises the runner itself awaits.
       '@typescript-eslint/no-floating-promises': [
         'error',
         {

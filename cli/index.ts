@@ -3,9 +3,19 @@
 import { brokerCommand } from './broker.js';
 import { checkConfigCommand } from './check-config.js';
 import { reportError, type Command } from './command.js';
+import { coreCommand } from './core.js';
 import { gatewayCommand } from './gateway.js';
+import { keygenCommand } from './keygen.js';
+import { localCommand } from './local.js';
 
-const COMMANDS: readonly Command[] = [gatewayCommand, brokerCommand, checkConfigCommand];
+const COMMANDS: readonly Command[] = [
+  gatewayCommand,
+  brokerCommand,
+  coreCommand,
+  localCommand,
+  keygenCommand,
+  checkConfigCommand,
+];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

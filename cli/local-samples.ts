@@ -60,7 +60,11 @@ export function send(world: LocalWorld, method: string, path: string, body?: str
         res.on('data', (d: string) => (text += d));
         res.on('end', () => {
           const id = res.headers['x-request-id'];
-          resolve({ status: res.statusCode ?? 0, body: text, requestId: typeof id === 'string' ? id : undefined });
+          resolve({
+            status: res.statusCode ?? 0,
+            body: text,
+            requestId: typeof id === 'string' ? id : undefined,
+          });
         });
       },
     );

@@ -34,7 +34,10 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function buildLocalWorld(dirArg: string, redis: { host: string; port: number }): Promise<LocalWorld> {
+export async function buildLocalWorld(
+  dirArg: string,
+  redis: { host: string; port: number },
+): Promise<LocalWorld> {
   const dir = resolve(dirArg);
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const pki = await generatePki({ dir: join(dir, 'pki'), brokers: ['broker1'], gateways: ['gw1'] });
@@ -82,7 +85,9 @@ export async function buildLocalWorld(dirArg: string, redis: { host: string; por
     writeFileSync(file, JSON.stringify(configs[role], null, 2));
     logs[role] = join(dir, 'logs', `${role}.log`);
     const out = createWriteStream(logs[role], { flags: 'w' });
-    const child = spawn(process.execPath, [CLI, role, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, role, '--config', file], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout.pipe(out);
     child.stderr.pipe(out);
     processes[role] = child;

@@ -35,7 +35,10 @@ Options:
     }
     const [host, port] = values.redis.split(':');
     console.log('nonstop local: making keys and configs, starting core, broker and gateway…');
-    const world = await buildLocalWorld(values.dir, { host: host || '127.0.0.1', port: Number(port ?? 6379) });
+    const world = await buildLocalWorld(values.dir, {
+      host: host || '127.0.0.1',
+      port: Number(port ?? 6379),
+    });
     try {
       await untilUp(world);
       console.log(`  gateway  ${world.gatewayUrl}  (HTTP ${world.httpUrl} redirects here)`);
@@ -63,7 +66,8 @@ async function untilUp(world: LocalWorld): Promise<void> {
   const end = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < end) {
     for (const [role, child] of Object.entries(world.processes)) {
-      if (child.exitCode !== null) throw new Error(`${role} exited with code ${child.exitCode}; see ${world.logs[role as 'core']}`);
+      if (child.exitCode !== null)
+        throw new Error(`${role} exited with code ${child.exitCode}; see ${world.logs[role as 'core']}`);
     }
     const ready = await send(world, 'GET', '/readyz').catch(() => undefined);
     if (ready?.status === 200) {
@@ -73,7 +77,9 @@ async function untilUp(world: LocalWorld): Promise<void> {
     }
     await sleep(200);
   }
-  throw new Error(`the local world did not come up within ${READY_TIMEOUT_MS / 1000} s; see ${world.dir}/logs/`);
+  throw new Error(
+    `the local world did not come up within ${READY_TIMEOUT_MS / 1000} s; see ${world.dir}/logs/`,
+  );
 }
 
 async function runSamples(world: LocalWorld): Promise<boolean> {
@@ -87,7 +93,9 @@ async function runSamples(world: LocalWorld): Promise<boolean> {
     }
     const good = answer.status === sample.expect;
     ok &&= good;
-    console.log(`${good ? '✔' : '✘'} ${sample.label}: ${sample.method} ${path}${sample.body ? ` ${sample.body}` : ''}`);
+    console.log(
+      `${good ? '✔' : '✘'} ${sample.label}: ${sample.method} ${path}${sample.body ? ` ${sample.body}` : ''}`,
+    );
     console.log(`    → ${answer.status}${good ? '' : ` (expected ${sample.expect})`} ${clip(answer.body)}`);
     for (const hop of await hops(world, answer.requestId)) console.log(`      ${hop}`);
   }

@@ -82,6 +82,24 @@ export const errors = {
     504,
   ),
   HANDLER_FAILED: createError('NONSTOP_ERR_HANDLER_FAILED', 'The request could not be completed', 500),
+  ROUTE_UNKNOWN: createError('NONSTOP_ERR_ROUTE_UNKNOWN', 'The route is not in the route table', 404),
+  IDEMPOTENCY_CONFLICT: createError(
+    'NONSTOP_ERR_IDEMPOTENCY_CONFLICT',
+    'This request id was already used by another route or gateway',
+    409,
+  ),
+  DATABASE_UNAVAILABLE: createError(
+    'NONSTOP_ERR_DATABASE_UNAVAILABLE',
+    'The database is unavailable; retry shortly',
+    503,
+  ),
+  APPLICATION_INVALID: createError(
+    'NONSTOP_ERR_APPLICATION_INVALID',
+    'The application does not match the route table',
+  ),
+
+  // Key generation.
+  PKI_FAILED: createError('NONSTOP_ERR_PKI_FAILED', 'Key or certificate generation failed'),
 } as const;
 
 export function isNonstopError(value: unknown): value is NonstopError {

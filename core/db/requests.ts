@@ -1,0 +1,26 @@
+// nonstop's own table: one row per executed request id, holding the response it got. It is
+// written in the same transaction as the handler's effects, which is what makes them happen
+// exactly once however often a request is delivered.
+import type { Migration } from './migrate.js';
+
+export const NONSTOP_SCOPE = 'nonstop';
+
+export const nonstopMigrations: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'requests',
+    sql: [
+      `CREATE TABLE nonstop_requests (
+        id uuid PRIMARY KEY,
+        route text NOT NULL,
+        gateway_id text NOT NULL,
+        received_at_ms bigint NOT NULL,
+        executed_at timestamptz NOT NULL DEFAULT now(),
+        status integer,
+        headers json,
+        body json
+      )`,
+      'CREATE INDEX nonstop_requests_executed_at ON nonstop_requests (executed_at)',
+    ],
+  },
+];

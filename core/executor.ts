@@ -1,0 +1,123 @@
+// Exactly-once execution. One transaction per request: claim the request id in
+// `nonstop_requests`, run the handler, store its response, commit. A second delivery of the id
+// finds it claimed (its INSERT waits while the first is still running) and gets the stored
+// response instead; nothing runs twice. A handler that throws leaves no trace.
+import { errors, isNonstopError } from '../lib/errors.js';
+import type { Envelope } from '../lib/envelope.js';
+import type { Logger } from '../lib/log.js';
+import type { Application, HandlerContext } from './application.js';
+import type { Database, Queryable } from './db/database.js';
+import { isUnavailable } from './db/unavailable.js';
+import { storedResponseFromRow, toStoredResponse, type StoredResponse } from './response.js';
+
+export type { StoredResponse };
+
+export interface Execution {
+  /** True when the id had been executed before and this is its stored response. */
+  readonly replayed: boolean;
+  readonly response: StoredResponse;
+}
+
+/** Thrown inside the transaction to roll it back when the id was already executed. */
+class AlreadyExecuted extends Error {
+  constructor(readonly response: StoredResponse) {
+    super('request already executed');
+  }
+}
+
+export class Executor {
+  constructor(
+    private readonly db: Database,
+    private readonly app: Application,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * Throws a NonstopError: DEADLINE_EXCEEDED (nothing ran, or it ran out of time and was rolled
+   * back), ROUTE_UNKNOWN, IDEMPOTENCY_CONFLICT
+   * (the id belongs to another route or gateway), DATABASE_UNAVAILABLE (retryable, nothing
+   * recorded) or HANDLER_FAILED (rolled back, nothing recorded).
+   */
+  async execute(envelope: Envelope): Promise<Execution> {
+    if (this.now() >= envelope.deadline) throw errors.DEADLINE_EXCEEDED();
+    if (!Object.hasOwn(this.app.handlers, envelope.route)) {
+      throw errors.ROUTE_UNKNOWN(`route "${envelope.route}" has no handler`);
+    }
+    try {
+      const response = await this.db.transaction((tx) => this.run(tx, envelope));
+      return { replayed: false, response };
+    } catch (err) {
+      if (err instanceof AlreadyExecuted) return { replayed: true, response: err.response };
+      if (isNonstopError(err)) throw err;
+      if (isQueryCanceled(err)) throw errors.DEADLINE_EXCEEDED(undefined, undefined, { cause: err });
+      if (isUnavailable(err)) {
+        throw errors.DATABASE_UNAVAILABLE(undefined, undefined, { cause: err });
+      }
+      this.logger.error(
+        { requestId: envelope.id, route: envelope.route, err: describe(err) },
+        'handler failed; rolled back',
+      );
+      throw errors.HANDLER_FAILED(undefined, undefined, { cause: err });
+    }
+  }
+
+  private async run(tx: Queryable, envelope: Envelope): Promise<StoredResponse> {
+    // Work past the deadline is wasted (the gateway has answered 504): PostgreSQL cancels it.
+    const remaining = Math.max(1, envelope.deadline - this.now());
+    await tx.query("SELECT set_config('statement_timeout', $1, true)", [String(remaining)]);
+    const claimed = await tx.query(
+      `INSERT INTO nonstop_requests (id, route, gateway_id, received_at_ms)
+       VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING id`,
+      [envelope.id, envelope.route, envelope.gatewayId, envelope.receivedAt],
+    );
+    if (claimed.rowCount === 0) throw new AlreadyExecuted(await this.stored(tx, envelope));
+
+    const handler = this.app.handlers[envelope.route]!;
+    const response = toStoredResponse(await handler(context(tx, envelope)));
+    await tx.query(
+      'UPDATE nonstop_requests SET status = $2, headers = $3::json, body = $4::json WHERE id = $1',
+      [envelope.id, response.status, JSON.stringify(response.headers), JSON.stringify(response.body)],
+    );
+    return response;
+  }
+
+  private async stored(tx: Queryable, envelope: Envelope): Promise<StoredResponse> {
+    const { rows } = await tx.query(
+      'SELECT route, gateway_id, status, headers, body FROM nonstop_requests WHERE id = $1',
+      [envelope.id],
+    );
+    const row = rows[0];
+    if (row === undefined) throw new Error(`request ${envelope.id} was claimed but its row is gone`);
+    // A request id belongs to one gateway's request; another gateway must not read its answer.
+    if (row.route !== envelope.route || row.gateway_id !== envelope.gatewayId) {
+      throw errors.IDEMPOTENCY_CONFLICT();
+    }
+    return storedResponseFromRow(row);
+  }
+}
+
+function context(tx: Queryable, envelope: Envelope): HandlerContext {
+  return {
+    tx,
+    route: envelope.route,
+    params: envelope.params,
+    query: envelope.query,
+    body: envelope.body,
+    headers: envelope.headers,
+    requestId: envelope.id,
+    clientIp: envelope.clientIp,
+    gatewayId: envelope.gatewayId,
+    receivedAt: envelope.receivedAt,
+  };
+}
+
+/** SQLSTATE 57014: the statement timeout set from the deadline fired. */
+function isQueryCanceled(err: unknown): boolean {
+  return err instanceof Error && (err as { code?: unknown }).code === '57014';
+}
+
+/** Error message and stack for the log; never the request body. */
+function describe(err: unknown): { message: string; stack?: string } {
+  return err instanceof Error ? { message: err.message, stack: err.stack } : { message: String(err) };
+}

@@ -1,0 +1,73 @@
+// Finds the application a core config names ("notes", built in, or a path to a JS module that
+// exports one) and checks it against the route table: every route needs a handler, and a
+// handler for a route that does not exist is a mistake too. Both fail at start.
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { RoutesConfig } from '../config/schemas/routes.js';
+import { errors } from '../lib/errors.js';
+import { notesApplication } from './app/notes/index.js';
+import type { Application } from './application.js';
+
+const BUILT_IN: Readonly<Record<string, Application>> = { notes: notesApplication };
+
+/** `spec`: a built-in name, or a module path resolved against `baseDir`. */
+export async function loadApplication(spec: string, baseDir = process.cwd()): Promise<Application> {
+  const builtIn = BUILT_IN[spec];
+  if (builtIn !== undefined) return builtIn;
+  const file = resolve(baseDir, spec);
+  let mod: unknown;
+  try {
+    mod = await import(pathToFileURL(file).href);
+  } catch (err) {
+    throw errors.APPLICATION_INVALID(
+      `application "${spec}": not a built-in application (${Object.keys(BUILT_IN).join(', ')}) and ${file} cannot be imported (${(err as Error).message})`,
+      undefined,
+      { cause: err },
+    );
+  }
+  const exported = (mod as Record<string, unknown>).default ?? (mod as Record<string, unknown>).application;
+  return asApplication(file, exported);
+}
+
+/** Checks the shape of a module's export; it came from outside the type system. */
+export function asApplication(source: string, value: unknown): Application {
+  const problems: string[] = [];
+  const app = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+  if (typeof app.name !== 'string' || app.name === '') problems.push('"name" must be a non-empty string');
+  if (!Array.isArray(app.migrations)) problems.push('"migrations" must be an array');
+  else {
+    app.migrations.forEach((m: unknown, i) => {
+      const mig = (typeof m === 'object' && m !== null ? m : {}) as Record<string, unknown>;
+      const sqlOk = Array.isArray(mig.sql) && mig.sql.every((s) => typeof s === 'string');
+      if (typeof mig.version !== 'number' || typeof mig.name !== 'string' || !sqlOk) {
+        problems.push(`"migrations[${i}]" must be { version: number, name: string, sql: string[] }`);
+      }
+    });
+  }
+  if (typeof app.handlers !== 'object' || app.handlers === null)
+    problems.push('"handlers" must be an object');
+  else {
+    for (const [name, handler] of Object.entries(app.handlers)) {
+      if (typeof handler !== 'function') problems.push(`"handlers.${name}" must be a function`);
+    }
+  }
+  if (problems.length > 0) {
+    throw errors.APPLICATION_INVALID(
+      `${source}: the export is not an application (default or "application"): ${problems.join('; ')}`,
+    );
+  }
+  return value as Application;
+}
+
+export function checkHandlers(app: Application, routes: RoutesConfig): void {
+  const routeNames = new Set(routes.routes.map((r) => r.name));
+  const handlerNames = Object.keys(app.handlers);
+  const missing = [...routeNames].filter((name) => !Object.hasOwn(app.handlers, name));
+  const unknown = handlerNames.filter((name) => !routeNames.has(name));
+  const problems: string[] = [];
+  if (missing.length > 0) problems.push(`no handler for route(s) ${missing.join(', ')}`);
+  if (unknown.length > 0) problems.push(`handler(s) for unknown route(s) ${unknown.join(', ')}`);
+  if (problems.length > 0) {
+    throw errors.APPLICATION_INVALID(`application "${app.name}": ${problems.join('; ')}`);
+  }
+}

@@ -1,0 +1,133 @@
+// The core's one listener: HTTPS with mutual TLS on the private network. Only clients with a
+// cert from the internal CA get past the handshake; only those whose cert carries the broker
+// unit get past the dispatcher.
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { CoreConfig } from '../config/schemas/core.js';
+import { loadRoutes } from '../config/routes.js';
+import type { RouteDefinition, RoutesConfig } from '../config/schemas/routes.js';
+import { errors } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { Application } from './application.js';
+import { migrate } from './db/migrate.js';
+import { openDatabase } from './db/open.js';
+import { NONSTOP_SCOPE, nonstopMigrations } from './db/requests.js';
+import { createDispatcher } from './dispatch.js';
+import { Executor } from './executor.js';
+import { checkHandlers, loadApplication } from './load-application.js';
+
+export interface RunningCore {
+  readonly address: { readonly host: string; readonly port: number };
+  /** Stops accepting, lets in-flight requests finish, then closes the database. */
+  close(): Promise<void>;
+}
+
+export interface CoreOverrides {
+  /** Used instead of loading `config.application` (tests, embedding). */
+  readonly application?: Application;
+  /** Used instead of loading `config.routes`. */
+  readonly routes?: RoutesConfig;
+  /** Folder a relative `config.application` path is resolved against; default: the working directory. */
+  readonly baseDir?: string;
+}
+
+/** How long close() waits for in-flight requests before cutting connections. */
+const CLOSE_GRACE_MS = 10_000;
+
+export async function startCore(
+  config: CoreConfig,
+  logger: Logger,
+  overrides: CoreOverrides = {},
+): Promise<RunningCore> {
+  const routes = overrides.routes ?? loadRoutes(config.routes);
+  const app = overrides.application ?? (await loadApplication(config.application, overrides.baseDir));
+  checkHandlers(app, routes);
+  const tls = readTls(config.tls);
+
+  const db = await openDatabase(config.database, logger);
+  let server: Server | undefined;
+  try {
+    await migrate(db, NONSTOP_SCOPE, nonstopMigrations, logger);
+    await migrate(db, `app:${app.name}`, app.migrations, logger);
+    const routeMap = new Map<string, RouteDefinition>(routes.routes.map((r) => [r.name, r]));
+    const dispatch = createDispatcher({
+      brokerUnit: config.tls.brokerUnit,
+      routes: routeMap,
+      executor: new Executor(db, app, logger),
+      db,
+      logger,
+    });
+    const inFlight = new Set<Promise<void>>();
+    let closing = false;
+    server = createServer(
+      { ...tls, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
+      (req, res) => {
+        // While closing, every answer ends its connection so close() is not held up by keep-alive.
+        if (closing) res.setHeader('connection', 'close');
+        const done = dispatch(req, res).finally(() => inFlight.delete(done));
+        inFlight.add(done);
+      },
+    );
+    server.on('tlsClientError', (err: Error, socket: TLSSocket) =>
+      logger.warn(
+        // A cert from an unknown CA passes OpenSSL and is refused by Node just after, so the error
+        // itself only says "socket hang up"; authorizationError says why.
+        { remote: socket.remoteAddress, reason: socket.authorizationError?.toString() ?? err.message },
+        'TLS handshake rejected',
+      ),
+    );
+    const listening = server;
+    const address = await listen(listening, config.listen.host, config.listen.port);
+    logger.info(
+      { host: address.host, port: address.port, application: app.name, database: db.kind },
+      'core listening',
+    );
+
+    return {
+      address,
+      close: async () => {
+        closing = true;
+        const closed = new Promise<void>((resolve) => listening.close(() => resolve()));
+        listening.closeIdleConnections();
+        const cut = setTimeout(() => listening.closeAllConnections(), CLOSE_GRACE_MS);
+        await closed;
+        clearTimeout(cut);
+        // A broker that hung up mid-request leaves no connection, but its execution may still run.
+        await Promise.allSettled([...inFlight]);
+        await db.close();
+        logger.info('core stopped');
+      },
+    };
+  } catch (err) {
+    server?.close();
+    await db.close();
+    throw err;
+  }
+}
+
+function readTls(tls: CoreConfig['tls']): { ca: Buffer; cert: Buffer; key: Buffer } {
+  const read = (field: 'ca' | 'cert' | 'key') => {
+    try {
+      return readFileSync(tls[field]);
+    } catch (err) {
+      const reason = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw errors.CONFIG_INVALID(`tls.${field}: cannot read ${tls[field]} (${reason})`, undefined, {
+        cause: err,
+      });
+    }
+  };
+  return { ca: read('ca'), cert: read('cert'), key: read('key') };
+}
+
+function listen(server: Server, host: string, port: number): Promise<{ host: string; port: number }> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const info = server.address() as AddressInfo;
+      resolve({ host: info.address, port: info.port });
+    });
+  });
+}
