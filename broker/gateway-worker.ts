@@ -26,14 +26,21 @@ export type JobOutcome = 'answered' | 'invalid' | 'tampered' | 'expired';
 
 export class GatewayWorker {
   private readonly worker: Worker;
+  private readonly connection: Redis;
   private readonly log: Logger;
   readonly counts: Record<JobOutcome, number> = { answered: 0, invalid: 0, tampered: 0, expired: 0 };
 
   constructor(private readonly deps: GatewayWorkerDeps) {
     const { config, gatewayId } = deps;
     this.log = deps.log.child({ gatewayId });
+    this.connection = createRedis(
+      config.redis,
+      'blocking',
+      `nonstop-broker-${config.id}-${gatewayId}`,
+      this.log,
+    );
     this.worker = new Worker(queueName(gatewayId), (job) => this.process(job), {
-      connection: createRedis(config.redis, 'blocking', `nonstop-broker-${config.id}-${gatewayId}`, this.log),
+      connection: this.connection,
       prefix: config.redis.prefix,
       concurrency: config.concurrency,
       lockDuration: config.lockDurationMs,
@@ -48,6 +55,8 @@ export class GatewayWorker {
 
   async close(): Promise<void> {
     await this.worker.close();
+    // BullMQ leaves a connection it was given open.
+    this.connection.disconnect();
   }
 
   private async process(job: Job): Promise<JobOutcome> {

@@ -1,6 +1,7 @@
 // Checks a queued envelope against its route's schemas (compiled once at start). Params and
-// query are coerced to their declared types and defaults are filled in, so the core receives
-// exactly what the schema describes.
+// query arrive as strings, so they are checked as copies coerced to the declared types; the
+// envelope keeps the client's strings, which is what the envelope schema (and the core)
+// accept. The body is checked in place, so the core receives it with schema defaults filled in.
 import { compileRoutes, type RouteValidators } from '../config/routes.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import type { ErrorObject } from 'ajv';
@@ -27,7 +28,7 @@ export class RequestValidator {
     for (const r of routes.routes) this.methods.set(r.name, r.method);
   }
 
-  /** Validates (and coerces, in place) the request parts of an envelope. */
+  /** Validates the request parts of an envelope; fills in body defaults in place. */
   validate(envelope: Envelope): Validation {
     const v = this.validators.get(envelope.route);
     if (v === undefined || this.methods.get(envelope.route) !== envelope.method) {
@@ -37,8 +38,8 @@ export class RequestValidator {
       };
     }
     const problems: SchemaProblem[] = [];
-    if (!v.params(envelope.params)) problems.push(...describe('params', v.params.errors));
-    if (!v.query(envelope.query)) problems.push(...describe('query', v.query.errors));
+    if (!v.params({ ...envelope.params })) problems.push(...describe('params', v.params.errors));
+    if (!v.query({ ...envelope.query })) problems.push(...describe('query', v.query.errors));
     if (!v.body(envelope.body)) problems.push(...describe('body', v.body.errors));
     return problems.length === 0 ? { ok: true } : { ok: false, problems: problems.slice(0, MAX_PROBLEMS) };
   }

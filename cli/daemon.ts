@@ -31,6 +31,7 @@ export async function runDaemon(
   }, SHUTDOWN_GRACE_MS);
   timer.unref();
   await running.close();
+  log?.info('stopped');
   log?.flush();
   return 0;
 }

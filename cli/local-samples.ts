@@ -89,7 +89,7 @@ export async function hops(world: LocalWorld, requestId: string | undefined): Pr
     await new Promise((r) => setTimeout(r, 50));
   }
   const describe = (role: Role, fallback: string) =>
-    lines[role].map((l) => `${role}: ${summarize(l)}`).join('; ') || `${role}: ${fallback}`;
+    lines[role].map((l) => `${role}: ${summarize(role, l)}`).join('; ') || `${role}: ${fallback}`;
   return [
     describe('gateway', 'no log line'),
     describe('broker', 'never saw it'),
@@ -97,10 +97,15 @@ export async function hops(world: LocalWorld, requestId: string | undefined): Pr
   ];
 }
 
-function summarize(line: Record<string, unknown>): string {
-  const parts = [String(line.msg ?? '')];
-  for (const key of ['status', 'problems', 'replayed', 'ms', 'durationMs'] as const) {
-    if (line[key] !== undefined) parts.push(`${key}=${String(line[key])}`);
+function summarize(role: Role, line: Record<string, unknown>): string {
+  const parts = [typeof line.msg === 'string' ? line.msg : ''];
+  // The core's own status is that of the broker↔core exchange, not the client's answer.
+  const keys = role === 'core' ? ['replayed', 'durationMs'] : ['status', 'problems', 'replayed', 'ms'];
+  for (const key of keys) {
+    const value = line[key];
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+      parts.push(`${key}=${value}`);
+    }
   }
   return parts.join(' ');
 }

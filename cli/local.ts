@@ -89,7 +89,8 @@ async function runSamples(world: LocalWorld): Promise<boolean> {
     const path = sample.path.replace(':id', noteId);
     const answer = await send(world, sample.method, path, sample.body);
     if (sample.method === 'POST' && answer.status === 201) {
-      noteId = String((JSON.parse(answer.body) as { id?: unknown }).id ?? '');
+      const id = (JSON.parse(answer.body) as { id?: unknown }).id;
+      noteId = typeof id === 'string' ? id : '';
     }
     const good = answer.status === sample.expect;
     ok &&= good;

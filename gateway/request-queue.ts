@@ -8,16 +8,25 @@ import type { Logger } from '../lib/log.js';
 import { createRedis, type Redis } from '../lib/redis.js';
 
 export class RequestQueue {
-  private readonly queue: Queue;
+  /**
+   * Made on the first 'ready': BullMQ initialises its queue once, and on a fail-fast
+   * connection that is not yet up that initialisation would fail for good.
+   */
+  private queue: Queue | undefined;
 
   constructor(
     private readonly redis: Redis,
-    config: RedisConfig,
-    gatewayId: string,
+    private readonly config: RedisConfig,
+    private readonly gatewayId: string,
   ) {
-    this.queue = new Queue(queueName(gatewayId), {
-      connection: redis,
-      prefix: config.prefix,
+    if (redis.status === 'ready') this.init();
+    else redis.once('ready', () => this.init());
+  }
+
+  private init(): void {
+    this.queue = new Queue(queueName(this.gatewayId), {
+      connection: this.redis,
+      prefix: this.config.prefix,
       skipWaitingForReady: true,
       // Each state change writes an event; the gateway never reads them, so keep few.
       streams: { events: { maxLen: 100 } },
@@ -32,14 +41,15 @@ export class RequestQueue {
   }
 
   get ready(): boolean {
-    return this.redis.status === 'ready';
+    return this.queue !== undefined && this.redis.status === 'ready';
   }
 
   /** Queues an envelope; the job id is the request id, so a duplicate add is a no-op. */
   async add(envelope: Envelope): Promise<void> {
-    if (!this.ready) throw errors.QUEUE_UNAVAILABLE('Queue is not connected');
+    const queue = this.queue;
+    if (queue === undefined || !this.ready) throw errors.QUEUE_UNAVAILABLE('Queue is not connected');
     try {
-      await this.queue.add(envelope.route, envelope, {
+      await queue.add(envelope.route, envelope, {
         jobId: envelope.id,
         removeOnComplete: true,
         removeOnFail: true,
@@ -51,7 +61,7 @@ export class RequestQueue {
   }
 
   async close(): Promise<void> {
-    await this.queue.close();
+    await this.queue?.close();
     this.redis.disconnect();
   }
 }
