@@ -25,8 +25,12 @@ export const brokerSchema = {
       },
     },
     concurrency: { type: 'integer', minimum: 1, maximum: 1024, default: 32 },
-    lockDurationMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 30000 },
-    stalledIntervalMs: { type: 'integer', minimum: 500, maximum: 600000, default: 15000 },
+    // A dead broker's jobs are retaken once its lock expires and a stalled-job check runs.
+    // BullMQ lets one check run per interval across all brokers of a queue (the interval of
+    // whichever broker checked last), so both bound recovery; keep them well below the
+    // gateways' reply deadline.
+    lockDurationMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 5000 },
+    stalledIntervalMs: { type: 'integer', minimum: 500, maximum: 600000, default: 2000 },
     core: {
       type: 'object',
       additionalProperties: false,
