@@ -82,13 +82,13 @@ export class GatewayWorker {
     const check = this.deps.validator.validate(envelope);
     if (!check.ok) {
       const err = errors.VALIDATION_FAILED();
+      log.info({ status: 400, problems: check.problems.length }, 'invalid request refused');
       await this.reply(envelope, {
         id: envelope.id,
         status: 400,
         headers: {},
         body: { error: { code: err.code, message: err.message, details: check.problems } },
       });
-      log.info({ problems: check.problems.length }, 'invalid request refused');
       return 'invalid';
     }
 

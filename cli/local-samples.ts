@@ -77,16 +77,17 @@ export function send(world: LocalWorld, method: string, path: string, body?: str
 /** One line per tier saying what it did with a request, read from its log. */
 export async function hops(world: LocalWorld, requestId: string | undefined): Promise<string[]> {
   if (requestId === undefined) return ['gateway: answered on its own; nothing was queued'];
-  // Logs are written asynchronously; give them a moment to land.
-  let lines: Record<Role, Record<string, unknown>[]> = { gateway: [], broker: [], core: [] };
-  for (let i = 0; i < 20; i++) {
-    lines = {
-      gateway: logLinesFor(world.logs.gateway, requestId),
-      broker: logLinesFor(world.logs.broker, requestId),
-      core: logLinesFor(world.logs.core, requestId),
-    };
-    if (lines.gateway.length > 0) break;
+  // Logs are written asynchronously. Every queued request is logged by the gateway and by a
+  // broker, so wait for both; the core's line, if any, was written before the broker's.
+  const read = () => ({
+    gateway: logLinesFor(world.logs.gateway, requestId),
+    broker: logLinesFor(world.logs.broker, requestId),
+    core: logLinesFor(world.logs.core, requestId),
+  });
+  let lines = read();
+  for (let i = 0; i < 40 && (lines.gateway.length === 0 || lines.broker.length === 0); i++) {
     await new Promise((r) => setTimeout(r, 50));
+    lines = read();
   }
   const describe = (role: Role, fallback: string) =>
     lines[role].map((l) => `${role}: ${summarize(role, l)}`).join('; ') || `${role}: ${fallback}`;

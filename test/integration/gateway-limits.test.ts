@@ -78,7 +78,12 @@ test('refusals are answered by the gateway and never reach Redis', async (t) => 
     /^HTTP\/1\.1 400/,
   );
 
-  assert.deepEqual(await redis.keys(), [], 'no refused request may touch the queue');
+  // Only the queue's own metadata, written when the gateway connected; no job, no counter.
+  assert.deepEqual(
+    await redis.keys(),
+    [`${redis.prefix}:gw-gw1:meta`],
+    'no refused request may touch the queue',
+  );
 });
 
 test('a client past its rate gets 429 with Retry-After; another client is unaffected', async (t) => {
