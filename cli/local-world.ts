@@ -34,9 +34,15 @@ function freePort(): Promise<number> {
   });
 }
 
+export interface LocalWorldOptions {
+  /** Overrides of the gateway's `limits` (a benchmark from one address lifts the rate limit). */
+  readonly gatewayLimits?: Record<string, number>;
+}
+
 export async function buildLocalWorld(
   dirArg: string,
   redis: { host: string; port: number },
+  options: LocalWorldOptions = {},
 ): Promise<LocalWorld> {
   const dir = resolve(dirArg);
   mkdirSync(join(dir, 'logs'), { recursive: true });
@@ -75,6 +81,7 @@ export async function buildLocalWorld(
       http: { host: '127.0.0.1', port: httpPort, mode: 'redirect' },
       https: { host: '127.0.0.1', port: httpsPort, cert: pki.gateways.gw1!.cert, key: pki.gateways.gw1!.key },
       redis: { ...redis, prefix },
+      ...(options.gatewayLimits === undefined ? {} : { limits: options.gatewayLimits }),
     },
   };
 
