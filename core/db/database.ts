@@ -1,5 +1,6 @@
 // One interface over PostgreSQL (node-postgres pool) and embedded PGlite, so the executor,
 // migrations and handlers never know which one they run on.
+import { errors } from '../../lib/errors.js';
 
 /** A row as the database returned it: `unknown` until a handler or mapper checks it. */
 export type Row = Readonly<Record<string, unknown>>;
@@ -24,6 +25,15 @@ export interface Database extends Queryable {
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
+}
+
+/** The schema names the core config accepts; safe unquoted in a connection's startup options. */
+export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export function checkSchemaName(schema: string): void {
+  if (!SCHEMA_NAME.test(schema)) {
+    throw errors.CONFIG_INVALID(`database schema ${JSON.stringify(schema)} must match ${SCHEMA_NAME.source}`);
+  }
 }
 
 export function quoteIdentifier(name: string): string {

@@ -1,7 +1,14 @@
 // Embedded PGlite: PostgreSQL compiled to WebAssembly, in memory or in a data directory.
 // One connection, so PGlite itself runs transactions one after another.
 import { PGlite, type Results } from '@electric-sql/pglite';
-import { quoteIdentifier, type Database, type Queryable, type QueryResult, type Row } from './database.js';
+import {
+  checkSchemaName,
+  quoteIdentifier,
+  type Database,
+  type Queryable,
+  type QueryResult,
+  type Row,
+} from './database.js';
 
 export interface PgliteOptions {
   readonly schema: string;
@@ -10,6 +17,7 @@ export interface PgliteOptions {
 }
 
 export async function openPglite(options: PgliteOptions): Promise<Database> {
+  checkSchemaName(options.schema);
   const pglite = options.dataDir === undefined ? await PGlite.create() : await PGlite.create(options.dataDir);
   try {
     const schema = quoteIdentifier(options.schema);

@@ -2,7 +2,14 @@
 // `search_path` set to the configured schema, so tests can each use a schema of their own.
 import pg from 'pg';
 import type { Logger } from '../../lib/log.js';
-import { quoteIdentifier, type Database, type Queryable, type QueryResult, type Row } from './database.js';
+import {
+  checkSchemaName,
+  quoteIdentifier,
+  type Database,
+  type Queryable,
+  type QueryResult,
+  type Row,
+} from './database.js';
 import { isUnavailable } from './unavailable.js';
 
 export interface PostgresOptions {
@@ -17,6 +24,7 @@ export function schemaLockKey(schema: string): string {
 }
 
 export async function openPostgres(options: PostgresOptions, logger: Logger): Promise<Database> {
+  checkSchemaName(options.schema);
   const pool = new pg.Pool({
     connectionString: options.url,
     max: options.poolSize,
