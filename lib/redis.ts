@@ -44,7 +44,8 @@ export function createRedis(config: RedisConfig, role: RedisRole, name: string, 
   };
   const options: RedisOptions =
     role === 'fail-fast'
-      ? { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1 }
+      ? // A Redis that accepts connections but stops answering must not hold a request either.
+        { ...base, enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000 }
       : { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null };
   const redis = new Redis(options);
   let up = false;
