@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { test } from 'node:test';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
 import { testRedis } from '../helpers/redis.js';
+import { startOwnRedis } from '../helpers/redis-server.js';
 
 async function rawRequest(port: number, text: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -114,4 +115,33 @@ test('with Redis unreachable the gateway answers 503 at once, and readiness says
   assert.equal(res.headers.get('retry-after'), '5');
   // "At once" means without waiting for the reply deadline (3 s in this gateway).
   assert.ok(elapsed < 1500, `503 took ${elapsed} ms`);
+});
+
+test('a Redis that stops answering gets 503 within the command timeout, not the reply deadline', async (t) => {
+  const own = await startOwnRedis(t);
+  const { url } = await startTestGateway(t, {
+    prefix: 'stall',
+    redisPort: own.port,
+    overrides: { replyTimeoutMs: 20000 },
+  });
+  await untilReady(url);
+  own.process.kill('SIGSTOP');
+  t.after(() => own.process.kill('SIGCONT'));
+  const started = Date.now();
+  const res = await fetch(`${url}/notes`);
+  assert.equal(res.status, 503);
+  assert.ok(Date.now() - started < 5000, `503 after ${Date.now() - started} ms`);
+});
+
+test('after a Redis restart the gateway queues again by itself', async (t) => {
+  const own = await startOwnRedis(t);
+  const { url } = await startTestGateway(t, { prefix: 'restart', redisPort: own.port });
+  await untilReady(url);
+  await own.kill();
+  assert.equal((await fetch(`${url}/notes`)).status, 503);
+  await own.restart();
+  await untilReady(url, 10_000);
+  // Queued (no broker here, so it waits for its deadline): 504, not 503, proves the add worked.
+  const res = await fetch(`${url}/notes`);
+  assert.equal(res.status, 504);
 });
