@@ -190,7 +190,9 @@ class Issuer {
 function openssl(args: readonly string[], more: readonly string[] = [], input?: string): Promise<string> {
   const argv = [...args, ...more];
   return new Promise((resolve, reject) => {
-    const child = spawn('openssl', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('openssl', argv, {
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
@@ -207,6 +209,8 @@ function openssl(args: readonly string[], more: readonly string[] = [], input?: 
         reject(errors.PKI_FAILED(`openssl ${argv[0]} failed (exit ${code}): ${reason}`));
       }
     });
+    // openssl may exit (and fail) before reading its input; its exit code says why.
+    child.stdin.on('error', () => {});
     child.stdin.end(input ?? '');
   });
 }
