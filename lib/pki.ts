@@ -190,9 +190,7 @@ class Issuer {
 function openssl(args: readonly string[], more: readonly string[] = [], input?: string): Promise<string> {
   const argv = [...args, ...more];
   return new Promise((resolve, reject) => {
-    const child = spawn('openssl', argv, {
-      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
+    const child = spawn('openssl', argv, { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
