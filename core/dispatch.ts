@@ -46,10 +46,10 @@ export function createDispatcher(options: DispatchOptions) {
       else if (path === EXECUTE_PATH && req.method === 'POST') await execute(req, res, options, outcome);
       else if (path === HEALTH_PATH || path === EXECUTE_PATH) throw errors.METHOD_NOT_ALLOWED();
       else throw errors.NOT_FOUND(`no such endpoint; the core serves POST ${EXECUTE_PATH}`);
-      logger.info(
-        { ...outcome, broker, status: res.statusCode, durationMs: elapsed(started) },
-        outcome.requestId === undefined ? 'health' : 'executed',
-      );
+      const line = { ...outcome, broker, status: res.statusCode, durationMs: elapsed(started) };
+      // Health probes come often and say little; executions are the log's substance.
+      if (outcome.requestId === undefined) logger.debug(line, 'health');
+      else logger.info(line, 'executed');
     } catch (err) {
       const failure = asNonstopError(err);
       if (!res.headersSent) sendError(res, failure);

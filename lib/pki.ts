@@ -207,9 +207,10 @@ function openssl(args: readonly string[], more: readonly string[] = [], input?: 
         reject(errors.PKI_FAILED(`openssl ${argv[0]} failed (exit ${code}): ${reason}`));
       }
     });
-    // openssl may exit (and fail) before reading its input; its exit code says why.
-    child.stdin.on('error', () => {});
-    child.stdin.end(input ?? '');
+    // openssl may exit before it reads stdin (most commands never do): that is no error here;
+    // the exit code says whether it worked.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(input);
   });
 }
 
