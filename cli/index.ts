@@ -2,8 +2,11 @@
 // `nonstop`: one CLI, a subcommand per role plus the tools around them.
 import { checkConfigCommand } from './check-config.js';
 import { reportError, type Command } from './command.js';
+import { guardCommand } from './guard.js';
+import { knockSecretCommand } from './knock-secret.js';
+import { knockCommand } from './knock.js';
 
-const COMMANDS: readonly Command[] = [checkConfigCommand];
+const COMMANDS: readonly Command[] = [checkConfigCommand, guardCommand, knockCommand, knockSecretCommand];
 
 function overview(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
