@@ -35,8 +35,13 @@ knock attempt. Needs root (or CAP_NET_ADMIN and CAP_NET_RAW).
     }
     const stopped = untilSignal();
     await guard.start();
-    const signal = await stopped;
-    log.info({ event: 'signal', signal }, 'shutting down');
+    const reason = await Promise.race([stopped, guard.failed]);
+    if (reason instanceof Error) {
+      await guard.stop();
+      log.flush();
+      return 1;
+    }
+    log.info({ event: 'signal', signal: reason }, 'shutting down');
     await guard.stop();
     log.flush();
     return 0;

@@ -9,6 +9,9 @@ import { runNft } from './nft.js';
 import { renderDeleteTable, renderOpenWindow, renderRuleset } from './ruleset.js';
 import { KnockTracker, type KnockOutcome } from './tracker.js';
 
+/** Windows waiting for nft at once; more means a flood of valid knocks, which is suspicious. */
+const MAX_PENDING_WINDOWS = 4096;
+
 export interface GuardStats {
   readonly received: number;
   readonly malformed: number;
@@ -26,6 +29,11 @@ export class KnockGuard {
   #timers: NodeJS.Timeout[] = [];
   /** nft calls run one after another, in order. */
   #nftQueue: Promise<void> = Promise.resolve();
+  /** Addresses waiting for the next window transaction (batched, capped). */
+  readonly #pendingOpen = new Set<string>();
+  #failed: (err: Error) => void = () => {};
+  /** Resolves with the error if the guard can no longer read knocks. */
+  readonly failed: Promise<Error>;
   #counts = { opened: 0, failed: 0, expired: 0 };
 
   constructor(
@@ -37,6 +45,7 @@ export class KnockGuard {
       timeoutMs: config.sequenceTimeoutMs,
       maxSources: config.maxTrackedSources,
     });
+    this.failed = new Promise((resolve) => (this.#failed = resolve));
   }
 
   /** The ruleset this guard loads (for `nonstop guard --print-ruleset` and tests). */
@@ -50,7 +59,12 @@ export class KnockGuard {
     this.#listener = new KnockListener(
       this.config.divertProtocols,
       (source, step) => this.#onKnock(source, step),
-      (err) => this.log.error({ event: 'socket-error', err: err.message }, 'raw socket error'),
+      // raw-socket closes a socket after an error: this guard is deaf now, so say so and let
+      // the supervisor restart it (the table stays: SSH stays closed meanwhile).
+      (err) => {
+        this.log.error({ event: 'socket-error', err: err.message }, 'raw socket error');
+        this.#failed(err);
+      },
     );
     const sweep = setInterval(() => this.#report(this.#tracker.sweep(Date.now())), 1000);
     this.#timers.push(sweep);
@@ -125,14 +139,28 @@ export class KnockGuard {
   }
 
   #openWindow(address: string): void {
-    const script = renderOpenWindow(address, this.config.windowSeconds);
-    this.#nftQueue = this.#nftQueue
-      .then(() => runNft(this.config.nft, script))
-      .catch((err: unknown) =>
+    if (this.#pendingOpen.size >= MAX_PENDING_WINDOWS) {
+      this.log.error({ event: 'window-error', src: address }, 'too many windows pending; not opened');
+      return;
+    }
+    const idle = this.#pendingOpen.size === 0;
+    this.#pendingOpen.add(address);
+    if (!idle) return; // a transaction is already queued and will take this address too
+    this.#nftQueue = this.#nftQueue.then(() => {
+      const batch = [...this.#pendingOpen];
+      this.#pendingOpen.clear();
+      const script = batch.map((a) => renderOpenWindow(a, this.config.windowSeconds)).join('');
+      return runNft(this.config.nft, script).catch((err: unknown) =>
         this.log.error(
-          { event: 'window-error', src: address, err: (err as Error).message },
+          {
+            event: 'window-error',
+            src: batch.slice(0, 16),
+            count: batch.length,
+            err: (err as Error).message,
+          },
           'cannot open window',
         ),
       );
+    });
   }
 }
