@@ -55,6 +55,12 @@ describe('test world', { skip }, () => {
       assert.equal(await probe(broker, core.ip6), 'open');
       assert.notEqual(await probe(inet, core.ip4), 'open', 'inet has no way to the private segment');
       assert.equal(namespaces(world.prefix).length, 5, 'three hosts and two switches');
+      // A process that outlives its parent (like an sshd session) is not tracked by pid...
+      const orphan = Number((await core.check('sh', ['-c', 'sleep 600 >/dev/null 2>&1 & echo $!'])).trim());
+      assert.equal(running(orphan), true);
+      await world.close();
+      // ...but it lived in the world's namespace, so it goes with it.
+      assert.equal(running(orphan), false);
     } finally {
       await world.close();
     }

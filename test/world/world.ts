@@ -265,6 +265,8 @@ export class World {
     if (this.#closed) return;
     this.#closed = true;
     await Promise.all([...this.#processes].map((p) => p.stop(2000)));
+    // Children our processes left behind (an sshd session, a forked server) die with the world.
+    for (const ns of this.#namespaces) killInside(ns);
     for (const ns of this.#namespaces.splice(0).reverse()) await ip(['netns', 'del', ns]).catch(() => {});
     rmSync(this.dir, { recursive: true, force: true });
     live.delete(this);
@@ -276,6 +278,7 @@ export class World {
     this.#closed = true;
     for (const p of this.#processes) if (p.running) p.child.kill('SIGKILL');
     for (const ns of this.#namespaces.splice(0)) {
+      killInside(ns);
       try {
         execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
       } catch {
@@ -369,19 +372,22 @@ export function removeStragglers(): void {
   for (const ns of names) {
     const pid = Number(ns.split('-')[1]);
     if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
-    try {
-      const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
-        .split('\n')
-        .filter(Boolean);
-      for (const p of pids) process.kill(Number(p), 'SIGKILL');
-    } catch {
-      // nothing left inside, or it exited meanwhile
-    }
+    killInside(ns);
     try {
       execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
     } catch {
       // raced with another cleaner
     }
+  }
+}
+
+/** SIGKILLs every process still inside one of this world's (or a dead run's) namespaces. */
+function killInside(ns: string): void {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    for (const p of pids) process.kill(Number(p), 'SIGKILL');
+  } catch {
+    // nothing left inside, or it exited meanwhile
   }
 }
 
