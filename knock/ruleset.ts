@@ -32,16 +32,19 @@ export function renderRuleset(config: GuardConfig, ports: KnockPorts): string {
   const tcpPorts = portList(ports.tcp, range);
   const udpPorts = portList(ports.udp);
   const syn = 'tcp flags & (fin | syn | rst | ack) == syn';
+  // Only packets for this host (were it ever to route, others' traffic passes untouched);
+  // checked after the cheap port match so that other traffic costs no route lookup.
+  const local = 'fib daddr type local';
   const publicPorts = `{ ${config.publicTcpPorts.join(', ')} }`;
 
   const divert: string[] = [`meta l4proto { ${divTcp}, ${divUdp} } drop`];
   if (hasTcp) {
-    divert.push(`meta nfproto ipv4 tcp dport ${tcpPorts} ${syn} ip protocol set ${divTcp} notrack`);
-    divert.push(`ip6 nexthdr tcp tcp dport ${tcpPorts} ${syn} ip6 nexthdr set ${divTcp} notrack`);
+    divert.push(`meta nfproto ipv4 tcp dport ${tcpPorts} ${syn} ${local} ip protocol set ${divTcp} notrack`);
+    divert.push(`ip6 nexthdr tcp tcp dport ${tcpPorts} ${syn} ${local} ip6 nexthdr set ${divTcp} notrack`);
   }
   if (ports.udp.length > 0) {
-    divert.push(`meta nfproto ipv4 udp dport ${udpPorts} ip protocol set ${divUdp} notrack`);
-    divert.push(`ip6 nexthdr udp udp dport ${udpPorts} ip6 nexthdr set ${divUdp} notrack`);
+    divert.push(`meta nfproto ipv4 udp dport ${udpPorts} ${local} ip protocol set ${divUdp} notrack`);
+    divert.push(`ip6 nexthdr udp udp dport ${udpPorts} ${local} ip6 nexthdr set ${divUdp} notrack`);
   }
 
   const input = [

@@ -34,13 +34,13 @@ test('knock ports are diverted before conntrack, TCP SYNs only, v4 and v6', () =
   assert.match(rules, /meta l4proto \{ 253, 254 \} drop\n/);
   assert.match(
     rules,
-    /tcp dport \{ 7000, 9000, 30000-30999 \} tcp flags & \(fin \| syn \| rst \| ack\) == syn ip protocol set 253 notrack/,
+    /meta nfproto ipv4 tcp dport \{ 7000, 9000, 30000-30999 \} tcp flags & \(fin \| syn \| rst \| ack\) == syn fib daddr type local ip protocol set 253 notrack/,
   );
   assert.match(
     rules,
     /ip6 nexthdr tcp tcp dport \{ 7000, 9000, 30000-30999 \} .* ip6 nexthdr set 253 notrack/,
   );
-  assert.match(rules, /udp dport \{ 8000 \} ip protocol set 254 notrack/);
+  assert.match(rules, /udp dport \{ 8000 \} fib daddr type local ip protocol set 254 notrack/);
   assert.match(rules, /meta l4proto \{ 253, 254 \} accept/);
   assert.match(rules, /tcp dport 2222 ip saddr @ssh_open4 accept/);
   assert.match(rules, /tcp sport \{ 7000, 9000, 30000-30999 \} tcp flags & rst == rst drop/);
