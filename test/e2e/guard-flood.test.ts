@@ -52,9 +52,11 @@ describe('SYN flood against the guard', { skip }, () => {
     return Number(stats.at(-1)?.received);
   };
 
-  test('SYNs and connections to 80/443 never reach the daemon (kernel-side filtering)', async () => {
+  test('SYNs and connections to 80/443 never reach the daemon (kernel-side filtering)', async (t) => {
     const before = await received();
     assert.ok(Number.isInteger(before), 'the guard logs stats');
+    const cpuBefore = sample(gw.guard.pid).cpuSeconds;
+    const started = Date.now();
     const flood = await inet.runNode(AGENT, [
       'flood',
       gw.host.ip4,
@@ -71,6 +73,12 @@ describe('SYN flood against the guard', { skip }, () => {
       assert.equal(r.stdout.trim(), 'open');
     }
     assert.equal(await received(), before);
+    const figures = {
+      guardCpuSeconds: +(sample(gw.guard.pid).cpuSeconds - cpuBefore).toFixed(2),
+      wallSeconds: (Date.now() - started) / 1000,
+    };
+    t.diagnostic(`80/443 figures (5000 SYNs + 20 connections): ${JSON.stringify(figures)}`);
+    console.log(`80/443 figures (5000 SYNs + 20 connections): ${JSON.stringify(figures)}`);
   });
 
   test('survives 50k random SYNs with bounded memory; a correct knock works afterwards', async (t) => {
