@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
@@ -82,8 +83,16 @@ describe('test world', { skip }, () => {
     assert.equal(namespaces(prefix).length, 4, 'SIGKILL cannot be caught');
     const inside = execFileSync('ip', ['netns', 'pids', `${prefix}-inet`], { encoding: 'utf8' }).trim();
     assert.match(inside, /^\d+$/, 'the sleep it started is still running');
+    assert.ok(
+      readdirSync(tmpdir()).some((n) => n.startsWith(`${prefix}-`)),
+      'its temp dir too',
+    );
     removeStragglers();
     assert.deepEqual(namespaces(prefix), []);
+    assert.equal(
+      readdirSync(tmpdir()).some((n) => n.startsWith(`${prefix}-`)),
+      false,
+    );
     assert.equal(running(Number(inside)), false, 'and it was stopped');
   });
 });

@@ -7,7 +7,7 @@
 // brokers) and `private` (198.19.0.0/16, 2001:2:0:2::/64; brokers and core).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -356,10 +356,16 @@ async function ip(args: readonly string[]): Promise<void> {
 }
 
 /**
- * Deletes namespaces left by earlier runs whose process is gone (killed with SIGKILL, say),
- * after killing the processes still running inside them (those runs started them).
+ * Deletes namespaces and temp directories left by earlier runs whose process is gone (killed
+ * with SIGKILL, say), after killing the processes still inside them (those runs started them).
  */
 export function removeStragglers(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const pid = Number(name.split('-')[1]);
+    if (!name.startsWith(`${NS_PREFIX}-`) || !Number.isInteger(pid) || pid === process.pid || isAlive(pid))
+      continue;
+    rmSync(join(tmpdir(), name), { recursive: true, force: true });
+  }
   let names: string[];
   try {
     names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
