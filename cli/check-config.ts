@@ -1,5 +1,6 @@
 // `nonstop check-config FILE…`: validates config files the way the daemons do at start.
 import { kindOf, parseJson, readConfigText, validateConfig } from '../config/load.js';
+import { parseGuardConfig, parseKnockConfig } from '../config/knock.js';
 import { parseRoutes } from '../config/routes.js';
 import { parseCommandArgs, UsageError, type Command } from './command.js';
 
@@ -9,7 +10,7 @@ export const checkConfigCommand: Command = {
   help: `Usage: nonstop check-config FILE...
 
 Validates each file against the schema of its kind (the "kind" field: gateway, broker,
-core or routes) exactly as the daemons do at start, including route schema strictness.
+core, routes, guard or knock) exactly as the daemons do at start, including route schema strictness.
 Prints "ok" per good file; for a broken one, the file, the field and what was expected.
 Exit code: 0 when every file is valid, 1 otherwise.`,
   run(argv) {
@@ -25,6 +26,8 @@ Exit code: 0 when every file is valid, 1 otherwise.`,
         const doc = parseJson(file, readConfigText(file));
         const kind = kindOf(file, doc);
         if (kind === 'routes') parseRoutes(file, doc);
+        else if (kind === 'guard') parseGuardConfig(file, doc);
+        else if (kind === 'knock') parseKnockConfig(file, doc);
         else validateConfig(kind, file, doc);
         console.log(`${file}: ok (${kind})`);
       } catch (err) {

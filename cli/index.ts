@@ -5,13 +5,19 @@ import { checkConfigCommand } from './check-config.js';
 import { reportError, type Command } from './command.js';
 import { coreCommand } from './core.js';
 import { gatewayCommand } from './gateway.js';
+import { guardCommand } from './guard.js';
 import { keygenCommand } from './keygen.js';
+import { knockSecretCommand } from './knock-secret.js';
+import { knockCommand } from './knock.js';
 import { localCommand } from './local.js';
 
 const COMMANDS: readonly Command[] = [
   gatewayCommand,
   brokerCommand,
   coreCommand,
+  guardCommand,
+  knockCommand,
+  knockSecretCommand,
   localCommand,
   keygenCommand,
   checkConfigCommand,

@@ -10,6 +10,8 @@ import { describeErrors, formatProblems } from './errors-format.js';
 import { brokerSchema, type BrokerConfig } from './schemas/broker.js';
 import { coreSchema, type CoreConfig } from './schemas/core.js';
 import { gatewaySchema, type GatewayConfig } from './schemas/gateway.js';
+import { guardSchema, type GuardConfig } from './schemas/guard.js';
+import { knockSchema, type KnockConfig } from './schemas/knock.js';
 import { routesSchema, type RoutesConfig } from './schemas/routes.js';
 
 export interface ConfigKinds {
@@ -17,15 +19,19 @@ export interface ConfigKinds {
   broker: BrokerConfig;
   core: CoreConfig;
   routes: RoutesConfig;
+  guard: GuardConfig;
+  knock: KnockConfig;
 }
 export type ConfigKind = keyof ConfigKinds;
-export const CONFIG_KINDS: readonly ConfigKind[] = ['gateway', 'broker', 'core', 'routes'];
+export const CONFIG_KINDS: readonly ConfigKind[] = ['gateway', 'broker', 'core', 'routes', 'guard', 'knock'];
 
 const SCHEMAS: Record<ConfigKind, object> = {
   gateway: gatewaySchema,
   broker: brokerSchema,
   core: coreSchema,
   routes: routesSchema,
+  guard: guardSchema,
+  knock: knockSchema,
 };
 
 /** Fields holding file paths, resolved relative to the config file's folder. */
@@ -34,6 +40,8 @@ const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
   broker: [['routes'], ['redis', 'passwordFile'], ['core', 'ca'], ['core', 'cert'], ['core', 'key']],
   core: [['routes'], ['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['database', 'dataDir']],
   routes: [],
+  guard: [],
+  knock: [],
 };
 
 const ajv = createAjv({ useDefaults: true });

@@ -100,6 +100,15 @@ export const errors = {
 
   // Key generation.
   PKI_FAILED: createError('NONSTOP_ERR_PKI_FAILED', 'Key or certificate generation failed'),
+
+  // Knock guard and knock CLI.
+  NFT_FAILED: createError('NONSTOP_ERR_NFT_FAILED', 'nft refused the ruleset or command'),
+  GUARD_SOCKET: createError(
+    'NONSTOP_ERR_GUARD_SOCKET',
+    'Cannot open the raw sockets the guard reads knocks from (run as root)',
+  ),
+  KNOCK_PROFILE_NOT_FOUND: createError('NONSTOP_ERR_KNOCK_PROFILE_NOT_FOUND', 'No such knock profile'),
+  KNOCK_FAILED: createError('NONSTOP_ERR_KNOCK_FAILED', 'Could not send the knock sequence'),
 } as const;
 
 export function isNonstopError(value: unknown): value is NonstopError {

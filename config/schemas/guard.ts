@@ -1,0 +1,95 @@
+// Schema of a knock guard's config file (`"kind": "guard"`), read by `nonstop guard`.
+import { ID_PATTERN, logSchema } from './common.js';
+import {
+  knockSecretSchema,
+  rotationSchema,
+  staticSequenceSchema,
+  type RotationParams,
+} from './knock-common.js';
+
+const NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,62}$';
+const portSchema = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+
+export const guardSchema = {
+  $id: 'nonstop/guard',
+  type: 'object',
+  additionalProperties: false,
+  required: ['kind', 'gateway'],
+  properties: {
+    kind: { const: 'guard' },
+    /** The gateway's id: part of every rotating sequence, so secrets are per gateway. */
+    gateway: { type: 'string', pattern: ID_PATTERN },
+    logLevel: logSchema,
+    sshPort: { ...portSchema, default: 22 },
+    publicTcpPorts: { type: 'array', maxItems: 16, uniqueItems: true, items: portSchema, default: [80, 443] },
+    windowSeconds: { type: 'integer', minimum: 1, maximum: 3600, default: 30 },
+    sequenceTimeoutMs: { type: 'integer', minimum: 100, maximum: 120000, default: 10000 },
+    maxTrackedSources: { type: 'integer', minimum: 16, maximum: 10000000, default: 10000 },
+    icmpEcho: { type: 'boolean', default: true },
+    removeTableOnExit: { type: 'boolean', default: false },
+    statsIntervalSeconds: { type: 'integer', minimum: 0, maximum: 86400, default: 300 },
+    divertProtocols: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        tcp: { type: 'integer', enum: [253, 254], default: 253 },
+        udp: { type: 'integer', enum: [253, 254], default: 254 },
+      },
+      default: {},
+    },
+    nft: { type: 'string', minLength: 1, maxLength: 4096, default: 'nft' },
+    static: {
+      type: 'array',
+      maxItems: 64,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'sequence'],
+        properties: {
+          name: { type: 'string', pattern: NAME_PATTERN },
+          sequence: staticSequenceSchema,
+        },
+      },
+      default: [],
+    },
+    rotating: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        ...rotationSchema.properties,
+        clients: {
+          type: 'array',
+          maxItems: 10000,
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'secret'],
+            properties: { name: { type: 'string', pattern: NAME_PATTERN }, secret: knockSecretSchema },
+          },
+          default: [],
+        },
+      },
+      default: {},
+    },
+  },
+} as const;
+
+export interface GuardConfig {
+  readonly kind: 'guard';
+  readonly gateway: string;
+  readonly logLevel: string;
+  readonly sshPort: number;
+  readonly publicTcpPorts: readonly number[];
+  readonly windowSeconds: number;
+  readonly sequenceTimeoutMs: number;
+  readonly maxTrackedSources: number;
+  readonly icmpEcho: boolean;
+  readonly removeTableOnExit: boolean;
+  readonly statsIntervalSeconds: number;
+  readonly divertProtocols: { readonly tcp: number; readonly udp: number };
+  readonly nft: string;
+  readonly static: readonly { readonly name: string; readonly sequence: readonly string[] }[];
+  readonly rotating: RotationParams & {
+    readonly clients: readonly { readonly name: string; readonly secret: string }[];
+  };
+}

@@ -1,0 +1,166 @@
+// KnockGuard: loads the nftables table, reads knocks from the raw sockets, runs the per-source
+// state machine and opens the SSH window for a source that knocked right. It fails closed: the
+// table stays loaded when the daemon stops or dies, so SSH stays filtered and 80/443 keep going.
+import type { GuardConfig, KnockStep } from '../config/knock.js';
+import type { Logger } from '../lib/log.js';
+import { SequenceCatalog } from './catalog.js';
+import { KnockListener } from './listener.js';
+import { runNft } from './nft.js';
+import { renderDeleteTable, renderOpenWindow, renderRuleset } from './ruleset.js';
+import { KnockTracker, type KnockOutcome } from './tracker.js';
+
+/** Windows waiting for nft at once; more means a flood of valid knocks, which is suspicious. */
+const MAX_PENDING_WINDOWS = 4096;
+
+export interface GuardStats {
+  readonly received: number;
+  readonly malformed: number;
+  readonly tracked: number;
+  readonly evicted: number;
+  readonly opened: number;
+  readonly failed: number;
+  readonly expired: number;
+}
+
+export class KnockGuard {
+  readonly #catalog: SequenceCatalog;
+  readonly #tracker: KnockTracker;
+  #listener: KnockListener | undefined;
+  #timers: NodeJS.Timeout[] = [];
+  /** nft calls run one after another, in order. */
+  #nftQueue: Promise<void> = Promise.resolve();
+  /** Addresses waiting for the next window transaction (batched, capped). */
+  readonly #pendingOpen = new Set<string>();
+  #failed: (err: Error) => void = () => {};
+  /** Resolves with the error if the guard can no longer read knocks. */
+  readonly failed: Promise<Error>;
+  #counts = { opened: 0, failed: 0, expired: 0 };
+
+  constructor(
+    private readonly config: GuardConfig,
+    private readonly log: Logger,
+  ) {
+    this.#catalog = new SequenceCatalog(config);
+    this.#tracker = new KnockTracker(this.#catalog, {
+      timeoutMs: config.sequenceTimeoutMs,
+      maxSources: config.maxTrackedSources,
+    });
+    this.failed = new Promise((resolve) => (this.#failed = resolve));
+  }
+
+  /** The ruleset this guard loads (for `nonstop guard --print-ruleset` and tests). */
+  ruleset(): string {
+    return renderRuleset(this.config, this.#catalog.knockPorts());
+  }
+
+  async start(): Promise<void> {
+    // Table first: even if the sockets then fail, the host is closed, not open.
+    await runNft(this.config.nft, this.ruleset());
+    this.#listener = new KnockListener(
+      this.config.divertProtocols,
+      (source, step) => this.#onKnock(source, step),
+      // raw-socket closes a socket after an error: this guard is deaf now, so say so and let
+      // the supervisor restart it (the table stays: SSH stays closed meanwhile).
+      (err) => {
+        this.log.error({ event: 'socket-error', err: err.message }, 'raw socket error');
+        this.#failed(err);
+      },
+    );
+    const sweep = setInterval(() => this.#report(this.#tracker.sweep(Date.now())), 1000);
+    this.#timers.push(sweep);
+    if (this.config.statsIntervalSeconds > 0) {
+      const stats = setInterval(
+        () =>
+          this.log.info({ event: 'stats', ...this.stats(), rssBytes: process.memoryUsage.rss() }, 'stats'),
+        this.config.statsIntervalSeconds * 1000,
+      );
+      this.#timers.push(stats);
+    }
+    const ports = this.#catalog.knockPorts();
+    this.log.info(
+      {
+        event: 'started',
+        gateway: this.config.gateway,
+        sshPort: this.config.sshPort,
+        staticSequences: this.config.static.length,
+        rotatingClients: this.config.rotating.clients.length,
+        knockTcpPorts: ports.tcp.length,
+        knockUdpPorts: ports.udp.length,
+      },
+      'knock guard started',
+    );
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.#timers.splice(0)) clearInterval(t);
+    this.#listener?.close();
+    this.#listener = undefined;
+    await this.#nftQueue;
+    if (this.config.removeTableOnExit) await runNft(this.config.nft, renderDeleteTable());
+    this.log.info({ event: 'stopped', tableRemoved: this.config.removeTableOnExit }, 'knock guard stopped');
+  }
+
+  stats(): GuardStats {
+    return {
+      ...(this.#listener?.stats ?? { received: 0, malformed: 0 }),
+      tracked: this.#tracker.size,
+      evicted: this.#tracker.evicted,
+      ...this.#counts,
+    };
+  }
+
+  #onKnock(source: string, step: KnockStep): void {
+    const now = Date.now();
+    const outcomes = this.#tracker.knock(source, step, now);
+    for (const o of outcomes) if (o.kind === 'opened') this.#catalog.consume(o.seq, now);
+    this.#report(outcomes);
+  }
+
+  #report(outcomes: readonly KnockOutcome[]): void {
+    for (const o of outcomes) {
+      this.#counts[o.kind] += 1;
+      // One audit line per attempt; fail2ban can match `"outcome":"failed"` and `"src"`.
+      const audit = {
+        event: 'knock',
+        outcome: o.kind,
+        src: o.source,
+        [o.seq.kind === 'static' ? 'sequence' : 'client']: o.seq.name,
+      };
+      if (o.kind === 'opened') {
+        this.#openWindow(o.source);
+        this.log.info(
+          { ...audit, windowSeconds: this.config.windowSeconds },
+          `knock opened ssh for ${o.source}`,
+        );
+      } else {
+        this.log.warn({ ...audit, reason: o.reason }, `knock ${o.kind} from ${o.source}`);
+      }
+    }
+  }
+
+  #openWindow(address: string): void {
+    if (this.#pendingOpen.size >= MAX_PENDING_WINDOWS) {
+      this.log.error({ event: 'window-error', src: address }, 'too many windows pending; not opened');
+      return;
+    }
+    const idle = this.#pendingOpen.size === 0;
+    this.#pendingOpen.add(address);
+    if (!idle) return; // a transaction is already queued and will take this address too
+    this.#nftQueue = this.#nftQueue.then(() => {
+      const batch = [...this.#pendingOpen];
+      this.#pendingOpen.clear();
+      const script = batch.map((a) => renderOpenWindow(a, this.config.windowSeconds)).join('');
+      return runNft(this.config.nft, script).catch((err: unknown) =>
+        this.log.error(
+          {
+            event: 'window-error',
+            src: batch.slice(0, 16),
+            count: batch.length,
+            err: (err as Error).message,
+          },
+          'cannot open window',
+        ),
+      );
+    });
+  }
+}

@@ -1,0 +1,216 @@
+// The knock guard in the test world: a correct knock opens SSH for that address only, for the
+// window; sessions outlive it; wrong order, wrong ports, slowness and replays open nothing.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { KnockStep } from '../../config/knock.js';
+import { deriveSequence, newKnockSecret, timeStep } from '../../knock/rotating.js';
+import { World, worldSkipReason, type Host } from '../world/world.js';
+import { AGENT, CLI, eventually, startGateway, type Gateway } from './gateway.js';
+
+const skip = worldSkipReason();
+const ROTATION = { portMin: 20000, portMax: 29999, length: 4, stepSeconds: 60 };
+const WINDOW_SECONDS = 3;
+
+describe('knock guard', { skip }, () => {
+  let world: World;
+  let gw: Gateway;
+  let inet: Host;
+  let a: string;
+  let b: string;
+  let c: string;
+  let d: string;
+  const secret = newKnockSecret();
+  let profiles: string;
+  /** The rotating sequence alice sent in the first test: what an observer captured. */
+  let sent: KnockStep[] = [];
+
+  before(async () => {
+    world = await World.create();
+    inet = await world.addHost('inet', { public: 4 });
+    [a, b, c, d] = inet.addresses.public.v4 as [string, string, string, string];
+    gw = await startGateway(world, 'gw1', {
+      kind: 'guard',
+      gateway: 'gw1',
+      windowSeconds: WINDOW_SECONDS,
+      sequenceTimeoutMs: 2000,
+      static: [{ name: 'ops', sequence: ['7000', '8000:udp', '9000'] }],
+      rotating: { ...ROTATION, clients: [{ name: 'alice', secret }] },
+    });
+    profiles = join(world.dir, 'knock.json');
+    writeFileSync(
+      profiles,
+      JSON.stringify({
+        kind: 'knock',
+        profiles: {
+          gw1: {
+            host: gw.host.ip4,
+            sshPort: 22,
+            rotating: { gateway: 'gw1', client: 'alice', secret, ...ROTATION },
+          },
+          ops: { sequence: ['7000', '8000:udp', '9000'] },
+        },
+      }),
+    );
+  });
+  after(() => world?.close());
+
+  const probe = async (from: string, port = 22, timeoutMs = 700) =>
+    (
+      await inet.runNode(AGENT, [
+        'probe',
+        gw.host.ip4,
+        String(port),
+        '--bind',
+        from,
+        '--timeout',
+        String(timeoutMs),
+      ])
+    ).stdout.trim();
+  const knock = (from: string, args: string[]) =>
+    inet.runNode(CLI, ['knock', gw.host.ip4, '--bind', from, '--profiles', profiles, ...args]);
+
+  test('a correct rotating knock opens SSH for that address only, within a second', async () => {
+    assert.equal(await probe(a), 'filtered');
+    // Keep clear of a step boundary so that `sent` is exactly what went on the wire.
+    const msIntoStep = Date.now() % (ROTATION.stepSeconds * 1000);
+    if (msIntoStep > (ROTATION.stepSeconds - 3) * 1000)
+      await sleep(ROTATION.stepSeconds * 1000 - msIntoStep + 100);
+    const step = timeStep(Date.now(), ROTATION.stepSeconds);
+    sent = deriveSequence({ gateway: 'gw1', client: 'alice', secret }, step, ROTATION);
+    const r = await knock(a, ['--profile', 'gw1']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(timeStep(Date.now(), ROTATION.stepSeconds), step);
+    const ms = await eventually(async () => (await probe(a, 22, 300)) === 'open', 1000, 20);
+    assert.ok(ms <= 1000, `opened after ${ms} ms`);
+    assert.equal(await probe(b), 'filtered', 'B knocked nothing and must still see SSH filtered');
+    const opened = gw.audit().find((l) => l.outcome === 'opened' && l.src === a);
+    assert.equal(opened?.client, 'alice');
+    assert.ok(!JSON.stringify(gw.guard.lines).includes(secret), 'the secret never appears in logs');
+  });
+
+  test('the window closes by itself and a session opened inside it survives', async () => {
+    await knock(c, ['--profile', 'ops']);
+    await sleep(200);
+    const session = inet.node(AGENT, ['hold', gw.host.ip4, '22', '--bind', c, '--timeout', '2000']);
+    const banner = await session.waitForLine((l) => l.startsWith('connected') || l === 'filtered', 5000);
+    assert.match(banner, /^connected SSH-2\.0-OpenSSH/);
+    await eventually(async () => (await probe(c, 22, 300)) === 'filtered', (WINDOW_SECONDS + 3) * 1000, 200);
+    session.child.stdin?.write('send\n');
+    assert.equal(await session.waitForLine((l) => l === 'alive' || l === 'dead', 5000), 'alive');
+  });
+
+  test('wrong order, a wrong port between steps, and too slow all stay closed', async () => {
+    const ip = gw.host.ip4;
+    await inet.runNode(CLI, ['knock', ip, '--bind', d, '--sequence', '9000,8000:udp,7000']);
+    await sleep(300);
+    assert.equal(await probe(d), 'filtered', 'wrong order');
+    // The daemon only sees knock ports (static steps and the rotating range): 25000 is one.
+    await inet.runNode(CLI, ['knock', ip, '--bind', d, '--sequence', '7000,8000:udp,25000,9000']);
+    await sleep(300);
+    assert.equal(await probe(d), 'filtered', 'wrong port between steps');
+    await inet.runNode(CLI, [
+      'knock',
+      ip,
+      '--bind',
+      d,
+      '--sequence',
+      '7000,8000:udp,9000',
+      '--delay',
+      '1200',
+    ]);
+    await sleep(300);
+    assert.equal(await probe(d), 'filtered', 'slower than sequenceTimeoutMs (2000)');
+    const outcomes = gw
+      .audit()
+      .filter((l) => l.src === d)
+      .map((l) => l.outcome);
+    assert.ok(outcomes.includes('failed'), `audit has a failed attempt: ${outcomes.join(',')}`);
+    assert.ok(outcomes.includes('expired'), `audit has an expired attempt: ${outcomes.join(',')}`);
+    assert.ok(!outcomes.includes('opened'));
+  });
+
+  test('a duplicate of the step just matched is tolerated', async () => {
+    await inet.runNode(CLI, [
+      'knock',
+      gw.host.ip4,
+      '--bind',
+      b,
+      '--sequence',
+      '7000,7000,8000:udp,8000:udp,9000',
+    ]);
+    await eventually(async () => (await probe(b, 22, 300)) === 'open', 1000, 20);
+  });
+
+  test('replaying a captured rotating sequence opens nothing, from the same or another address', async () => {
+    // Replayed in the same step or the next (still accepted for clock skew): spent either way.
+    assert.equal(sent.length, ROTATION.length);
+    const seen = sent.map((s) => String(s.port)).join(',');
+    await eventually(async () => (await probe(a, 22, 300)) === 'filtered', (WINDOW_SECONDS + 3) * 1000, 200);
+    for (const from of [a, d]) {
+      await inet.runNode(CLI, ['knock', gw.host.ip4, '--bind', from, '--sequence', seen]);
+      await sleep(400);
+      assert.equal(await probe(from), 'filtered', `replay from ${from}`);
+    }
+    const replays = gw.audit().filter((l) => l.client === 'alice' && l.outcome === 'opened');
+    assert.equal(replays.length, 1, 'only the original knock opened');
+  });
+
+  test('IPv6: a knock over v6 opens SSH over v6 for that address only', async () => {
+    const [v6a, v6b] = inet.addresses.public.v6 as [string, string];
+    const probe6 = async (from: string) =>
+      (
+        await inet.runNode(AGENT, ['probe', gw.host.ip6, '22', '--bind', from, '--timeout', '300'])
+      ).stdout.trim();
+    assert.equal(await probe6(v6a), 'filtered');
+    await inet.runNode(CLI, ['knock', gw.host.ip6, '--bind', v6a, '--sequence', '7000,8000:udp,9000']);
+    await eventually(async () => (await probe6(v6a)) === 'open', 1000, 20);
+    assert.equal(await probe6(v6b), 'filtered');
+    assert.ok(gw.audit().some((l) => l.outcome === 'opened' && l.src === v6a));
+  });
+
+  test('--then-ssh logs in over the opened port', async () => {
+    const r = await inet.runNode(CLI, [
+      'knock',
+      '--bind',
+      c,
+      '--profiles',
+      profiles,
+      '--profile',
+      'ops',
+      gw.host.ip4,
+      '--then-ssh',
+      '--user',
+      'root',
+      '--',
+      '-i',
+      gw.clientKey,
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      'ConnectTimeout=5',
+      '-o',
+      'LogLevel=ERROR',
+      'echo',
+      'knocked-in',
+    ]);
+    assert.equal(r.stdout.trim(), 'knocked-in', r.stderr);
+  });
+
+  test('fails closed: with the daemon killed, SSH stays filtered and 80/443 still answer', async () => {
+    gw.guard.child.kill('SIGKILL');
+    await gw.guard.exited;
+    await inet.runNode(CLI, ['knock', gw.host.ip4, '--bind', d, '--sequence', '7000,8000:udp,9000']);
+    await sleep(300);
+    assert.equal(await probe(d), 'filtered');
+    assert.equal(await probe(d, 7000), 'filtered', 'a knock port with nobody reading it still says nothing');
+    assert.equal(await probe(d, 80), 'open');
+    assert.equal(await probe(d, 443), 'open');
+  });
+});

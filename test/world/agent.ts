@@ -1,0 +1,191 @@
+// A small helper the tests run inside a host's namespace (`host.runNode('dist/test/world/agent.js',
+// [...])`), since the test process itself stays in the machine's namespace. Subcommands:
+//   probe HOST PORT [--bind A] [--timeout MS]      prints open | closed | filtered
+//   hold HOST PORT [--bind A]                        connects, prints "connected <banner>", then on
+//                                                    "send\n" on stdin writes an SSH banner and
+//                                                    prints "alive" or "dead" (reply within 3 s?)
+//   http PORT...                                     HTTP listeners; prints "ready"
+//   flood HOST --count N --seconds S [--knock-ports A-B] [--hot-ports P,Q] [--src 198.18.128.0/17]
+//                                                    raw IPv4 SYNs from random spoofed sources: a
+//                                                    third to random ports, a third to the knock
+//                                                    range, a third to the hot ports (first steps)
+import { randomInt } from 'node:crypto';
+import { createServer } from 'node:http';
+import { Socket } from 'node:net';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import raw from 'raw-socket';
+
+const [command, ...rest] = process.argv.slice(2);
+const { values, positionals } = parseArgs({
+  args: rest,
+  allowPositionals: true,
+  options: {
+    bind: { type: 'string' },
+    timeout: { type: 'string', default: '1500' },
+    count: { type: 'string', default: '1000' },
+    seconds: { type: 'string', default: '10' },
+    ports: { type: 'string', default: '1-65535' },
+    'knock-ports': { type: 'string' },
+    'hot-ports': { type: 'string' },
+    src: { type: 'string', default: '198.18.128.0/17' },
+  },
+});
+
+function connect(host: string, port: number): Socket {
+  return new Socket().connect({
+    host,
+    port,
+    ...(values.bind !== undefined ? { localAddress: values.bind } : {}),
+  });
+}
+
+function probe(host: string, port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(host, port);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve('filtered');
+    }, Number(values.timeout));
+    socket.on('connect', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve('open');
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(err.code === 'ECONNREFUSED' ? 'closed' : `error ${err.code}`);
+    });
+  });
+}
+
+function hold(host: string, port: number): void {
+  const socket = connect(host, port);
+  let stage: 'banner' | 'waiting' | 'reply' = 'banner';
+  socket.setTimeout(Number(values.timeout));
+  socket.on('timeout', () => {
+    if (stage === 'banner') {
+      console.log('filtered');
+      process.exit(1);
+    }
+  });
+  socket.on('error', (err) => {
+    console.log(`error ${err.message}`);
+    process.exit(1);
+  });
+  socket.on('data', (data) => {
+    if (stage === 'banner') {
+      stage = 'waiting';
+      socket.setTimeout(0);
+      console.log(`connected ${data.toString('latin1').split('\r\n')[0]}`);
+    } else if (stage === 'reply') {
+      console.log('alive');
+      process.exit(0);
+    }
+  });
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    if (line !== 'send') return;
+    stage = 'reply';
+    socket.write('SSH-2.0-nonstop_probe\r\n');
+    setTimeout(() => {
+      console.log('dead');
+      process.exit(1);
+    }, 3000);
+  });
+}
+
+function http(ports: number[]): void {
+  let ready = 0;
+  for (const port of ports) {
+    createServer((_req, res) => res.end('ok\n')).listen(port, '::', () => {
+      if (++ready === ports.length) console.log('ready');
+    });
+  }
+}
+
+function range(text: string): [number, number] {
+  const [a, b] = text.split('-').map(Number);
+  return [a!, b ?? a!];
+}
+
+/** IPv4 + TCP SYN with a spoofed source; the kernel fills in the IP checksum and length. */
+async function flood(host: string): Promise<void> {
+  const count = Number(values.count);
+  const deadline = Date.now() + Number(values.seconds) * 1000;
+  const [pMin, pMax] = range(values.ports);
+  const knock = values['knock-ports'] !== undefined ? range(values['knock-ports']) : undefined;
+  const hot = (values['hot-ports'] ?? '')
+    .split(',')
+    .filter((p) => p !== '')
+    .map(Number);
+  const [net, bits] = values.src.split('/');
+  const base = net!.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  const hostBits = 32 - Number(bits);
+  const socket = raw.createSocket({ protocol: raw.Protocol.TCP });
+  socket.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
+  const dst = host.split('.').map(Number);
+  let sent = 0;
+  let errors = 0;
+  const started = Date.now();
+  const packet = Buffer.alloc(40);
+  while (sent + errors < count && Date.now() < deadline) {
+    const src = base + randomInt(1, 2 ** hostBits - 1);
+    const kind = sent % 3;
+    const dport =
+      kind === 1 && knock !== undefined
+        ? randomInt(knock[0], knock[1] + 1)
+        : kind === 2 && hot.length > 0
+          ? hot[randomInt(0, hot.length)]!
+          : randomInt(pMin, pMax + 1);
+    packet.fill(0);
+    packet[0] = 0x45;
+    packet.writeUInt16BE(40, 2);
+    packet[8] = 64;
+    packet[9] = 6;
+    packet.writeUInt32BE(src >>> 0, 12);
+    dst.forEach((o, i) => (packet[16 + i] = o));
+    packet.writeUInt16BE(randomInt(1024, 65536), 20);
+    packet.writeUInt16BE(dport, 22);
+    packet.writeUInt32BE(randomInt(0, 2 ** 32 - 1), 24);
+    packet[32] = 0x50;
+    packet[33] = 0x02; // SYN
+    packet.writeUInt16BE(64240, 34);
+    packet.writeUInt16BE(tcpChecksum(packet), 36);
+    const ok = await new Promise<boolean>((resolve) =>
+      socket.send(packet, 0, 40, host, null, (err) => resolve(err === null)),
+    );
+    if (ok) sent += 1;
+    else errors += 1;
+  }
+  socket.close();
+  console.log(JSON.stringify({ sent, errors, ms: Date.now() - started }));
+}
+
+function tcpChecksum(p: Buffer): number {
+  let sum = 0;
+  for (let i = 12; i < 20; i += 2) sum += p.readUInt16BE(i);
+  sum += 6 + 20;
+  for (let i = 20; i < 40; i += 2) if (i !== 36) sum += p.readUInt16BE(i);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+const host = positionals[0] ?? '';
+const port = Number(positionals[1]);
+switch (command) {
+  case 'probe':
+    console.log(await probe(host, port));
+    break;
+  case 'hold':
+    hold(host, port);
+    break;
+  case 'http':
+    http(positionals.map(Number));
+    break;
+  case 'flood':
+    await flood(host);
+    break;
+  default:
+    console.error(`agent: unknown command ${command}`);
+    process.exitCode = 2;
+}
