@@ -21,7 +21,10 @@ test('two cores opening and migrating one new schema at once both succeed, each 
     return own + app;
   };
   const applied = await Promise.all([open(), open(), open()]);
-  assert.deepEqual(applied.sort(), [0, 0, nonstopMigrations.length + notesApplication.migrations.length]);
+  // Each scope migrates under its own lock, so different cores may apply different scopes;
+  // what matters is that every migration was applied exactly once in all.
+  const total = applied.reduce((sum, n) => sum + n, 0);
+  assert.equal(total, nonstopMigrations.length + notesApplication.migrations.length);
   const { rows } = await sql(
     `SELECT scope, version FROM ${schema}.nonstop_migrations ORDER BY scope, version`,
   );
