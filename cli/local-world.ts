@@ -2,10 +2,10 @@
 // separate processes on loopback, each logging JSON lines to its own file.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generatePki, type Pki } from '../lib/pki.js';
+import { freePort } from '../lib/free-port.js';
 
 export type Role = 'core' | 'broker' | 'gateway';
 
@@ -22,17 +22,6 @@ export interface LocalWorld {
 
 const CLI = fileURLToPath(new URL('./index.js', import.meta.url));
 const EXAMPLE_ROUTES = fileURLToPath(new URL('../../config/examples/routes.json', import.meta.url));
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once('error', rej);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
-  });
-}
 
 export interface LocalWorldOptions {
   /** Overrides of the gateway's `limits` (a benchmark from one address lifts the rate limit). */

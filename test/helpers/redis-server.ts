@@ -1,9 +1,9 @@
 // A redis-server of the test's own on a free loopback port, for faults that must not touch
 // the shared one (stopping, restarting). Killed by pid after the test.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import type { TestContext } from 'node:test';
 import { Redis } from 'ioredis';
+import { freePort } from '../../lib/free-port.js';
 
 export interface OwnRedis {
   readonly port: number;
@@ -12,17 +12,6 @@ export interface OwnRedis {
   kill(): Promise<void>;
   /** Starts a new redis-server on the same port. */
   restart(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function launch(port: number): Promise<ChildProcess> {
