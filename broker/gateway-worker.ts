@@ -8,6 +8,7 @@ import { errors, isNonstopError, type NonstopError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { createRedis, type Redis } from '../lib/redis.js';
 import type { CoreClient } from './core-client.js';
+import { UnreadableJobSweeper } from './unreadable-jobs.js';
 import type { RequestValidator } from './validator.js';
 
 /** A reply list nobody reads (its gateway process died) disappears after this. */
@@ -27,8 +28,14 @@ export type JobOutcome = 'answered' | 'invalid' | 'tampered' | 'expired';
 export class GatewayWorker {
   private readonly worker: Worker;
   private readonly connection: Redis;
+  private readonly unreadable: UnreadableJobSweeper;
   private readonly log: Logger;
   readonly counts: Record<JobOutcome, number> = { answered: 0, invalid: 0, tampered: 0, expired: 0 };
+
+  /** Jobs removed because their stored data was not even JSON. */
+  get unreadableRemoved(): number {
+    return this.unreadable.removed;
+  }
 
   constructor(private readonly deps: GatewayWorkerDeps) {
     const { config, gatewayId } = deps;
@@ -50,11 +57,22 @@ export class GatewayWorker {
       removeOnComplete: { count: 0 },
       removeOnFail: { count: 0 },
     });
-    this.worker.on('error', (err) => this.log.warn({ err: err.message }, 'queue connection problem'));
+    this.unreadable = new UnreadableJobSweeper(
+      this.connection,
+      config.redis.prefix,
+      queueName(gatewayId),
+      config.stalledIntervalMs,
+      this.log,
+    );
+    this.worker.on('error', (err) => {
+      this.log.warn({ err: err.message }, 'worker error');
+      this.unreadable.notice(err);
+    });
   }
 
   async close(): Promise<void> {
     await this.worker.close();
+    await this.unreadable.close();
     // BullMQ leaves a connection it was given open.
     this.connection.disconnect();
   }

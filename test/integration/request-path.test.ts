@@ -99,12 +99,16 @@ describe('request path', () => {
   });
 
   test('tampered jobs are dropped and the worker keeps serving', async (t) => {
-    const w = await world(t);
+    const redis = testRedis(t);
+    const { url: dbUrl, schema } = await useTestSchema(t);
+    const core = await startCore(testCoreConfig(pki(), { url: dbUrl, schema }), silentLogger());
+    t.after(() => core.close());
     const queue = new Queue(queueName('gw1'), {
       connection: { host: '127.0.0.1', port: 6379 },
-      prefix: w.prefix,
+      prefix: redis.prefix,
     });
     t.after(() => queue.close());
+    // Forged jobs wait in the queue before any broker runs.
     const forged: unknown[] = [
       'just a string',
       { v: 1, id: 'x' },
@@ -112,22 +116,36 @@ describe('request path', () => {
       { title: 'a'.repeat(100_000) },
     ];
     for (const data of forged) await queue.add('notes.create', data, { jobId: randomUUID() });
-    // A job whose stored data is not even JSON.
+    // A job whose stored data is not even JSON: BullMQ itself cannot read it.
     const raw = await queue.add('notes.create', {}, { jobId: randomUUID() });
-    await w.redis.client.hset(`${w.prefix}:${queueName('gw1')}:${raw.id}`, 'data', '{not json');
+    await redis.client.hset(`${redis.prefix}:${queueName('gw1')}:${raw.id}`, 'data', '{not json');
 
-    const ok = await post(w.url, { title: 'still served' });
+    const broker = startTestBroker(
+      t,
+      brokerConfigDoc(pki(), {
+        prefix: redis.prefix,
+        corePort: core.address.port,
+        extra: { lockDurationMs: 1000, stalledIntervalMs: 500 },
+      }),
+    );
+    const { url } = await startTestGateway(t, { prefix: redis.prefix });
+    await untilReady(url);
+    const ok = await post(url, { title: 'still served' });
     assert.equal(ok.status, 201);
-    assert.equal(await w.count('notes'), 1);
+    assert.equal(((await sql(`SELECT count(*) AS n FROM ${schema}.notes`)).rows[0] as { n: string }).n, '1');
     assert.equal(({} as Record<string, unknown>).polluted, undefined);
-    // Every forged job was taken and removed; none is left behind.
+
+    // Every forged job was taken and removed, the unreadable one too; none is left behind.
     let counts: Record<string, number> = {};
-    for (let i = 0; i < 50; i++) {
+    for (let i = 0; i < 100; i++) {
       counts = await queue.getJobCounts('wait', 'active', 'completed', 'failed');
       if (Object.values(counts).every((n) => n === 0)) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.deepEqual(counts, { wait: 0, active: 0, completed: 0, failed: 0 });
+    const worker = broker.workers.get('gw1')!;
+    assert.equal(worker.counts.tampered, forged.length);
+    assert.equal(worker.unreadableRemoved, 1);
   });
 
   test('a job delivered twice has one effect; the second delivery gets the stored answer', async (t) => {
