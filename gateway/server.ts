@@ -57,6 +57,9 @@ export async function startGateway(
     headersTimeout: config.limits.headersTimeoutMs,
     requestTimeout: config.limits.requestTimeoutMs,
     keepAliveTimeout: 5000,
+    // Node checks the header and request timeouts only this often; the default (30 s) would
+    // let a slow-loris connection hold a socket far past headersTimeout.
+    connectionsCheckingInterval: Math.min(1000, config.limits.headersTimeoutMs / 2),
   };
   const servers: (http.Server | https.Server)[] = [];
   let httpsServer: https.Server | undefined;
@@ -119,6 +122,7 @@ function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer
 function harden<S extends http.Server | https.Server>(server: S, config: GatewayConfig, log: Logger): S {
   // One more than allowed, so the handler can see that the limit was passed.
   server.maxHeadersCount = config.limits.maxHeaders + 1;
+  server.maxConnections = config.limits.maxConnections;
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();

@@ -44,6 +44,7 @@ export const gatewaySchema = {
         maxPending: { type: 'integer', minimum: 1, maximum: 1000000, default: 10000 },
         headersTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 10000 },
         requestTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 30000 },
+        maxConnections: { type: 'integer', minimum: 1, maximum: 1000000, default: 10000 },
       },
       default: {},
     },
@@ -85,6 +86,7 @@ export interface GatewayConfig {
     readonly maxPending: number;
     readonly headersTimeoutMs: number;
     readonly requestTimeoutMs: number;
+    readonly maxConnections: number;
   };
   readonly replyTimeoutMs: number;
   readonly forwardHeaders: readonly string[];

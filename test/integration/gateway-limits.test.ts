@@ -1,6 +1,6 @@
 // What the gateway refuses on its own: none of it may cost queue work.
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
 import { testRedis } from '../helpers/redis.js';
@@ -144,4 +144,59 @@ test('after a Redis restart the gateway queues again by itself', async (t) => {
   // Queued (no broker here, so it waits for its deadline): 504, not 503, proves the add worked.
   const res = await fetch(`${url}/notes`);
   assert.equal(res.status, 504);
+});
+
+test('a slow-loris connection is cut at the header timeout; other clients are served meanwhile', async (t) => {
+  const redis = testRedis(t);
+  const { url } = await startTestGateway(t, {
+    prefix: redis.prefix,
+    overrides: { limits: { headersTimeoutMs: 1000, requestTimeoutMs: 2000 } },
+  });
+  const port = Number(new URL(url).port);
+  const started = Date.now();
+  const closed = new Promise<{ ms: number; answer: string }>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write('GET /notes HTTP/1.1\r\nHost: x\r\n'));
+    let answer = '';
+    // One header line every 300 ms, never the blank line that ends them.
+    const drip = setInterval(() => socket.writable && socket.write(`X-Drip-${Date.now()}: 1\r\n`), 300);
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (answer += d));
+    socket.on('close', () => {
+      clearInterval(drip);
+      resolve({ ms: Date.now() - started, answer });
+    });
+    socket.on('error', reject);
+  });
+  assert.equal((await fetch(`${url}/healthz`)).status, 200, 'served while the slow client dribbles');
+  const { ms, answer } = await closed;
+  assert.match(answer, /^HTTP\/1\.1 408/);
+  assert.ok(ms < 4000, `the slow connection lived ${ms} ms`);
+});
+
+test('connections past the cap are refused; the gateway serves again when they close', async (t) => {
+  const redis = testRedis(t);
+  const { url } = await startTestGateway(t, {
+    prefix: redis.prefix,
+    overrides: { limits: { maxConnections: 5 } },
+  });
+  const port = Number(new URL(url).port);
+  const held = await Promise.all(
+    Array.from(
+      { length: 5 },
+      () =>
+        new Promise<Socket>((resolve, reject) => {
+          const s = connect(port, '127.0.0.1', () => resolve(s));
+          s.on('error', reject);
+        }),
+    ),
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  const refused = await fetch(`${url}/healthz`).then(
+    () => false,
+    () => true,
+  );
+  assert.ok(refused, 'a sixth connection is dropped');
+  for (const s of held) s.destroy();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await fetch(`${url}/healthz`)).status, 200);
 });
