@@ -49,7 +49,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     if (!rate.allowed) {
       return refuse(res, errors.RATE_LIMITED(), { 'retry-after': String(rate.retryAfterSeconds) });
     }
-    if (url.length > MAX_URL_LENGTH) return refuse(res, errors.BAD_REQUEST('URL too long'), {}, 414);
+    if (url.length > MAX_URL_LENGTH) return refuse(res, errors.URI_TOO_LONG());
     if (req.rawHeaders.length / 2 > limits.maxHeaders) {
       return refuse(res, errors.HEADERS_TOO_LARGE(`More than ${limits.maxHeaders} headers`));
     }
@@ -111,10 +111,8 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       await queue.add(envelope);
     } catch (err) {
       replies.cancel(envelope.id);
-      log.warn(
-        { requestId: envelope.id, route: route.name, err: (err as Error).message },
-        'queue unavailable',
-      );
+      const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
+      log.warn({ requestId: envelope.id, route: route.name, err: cause }, 'queue unavailable');
       return sendError(res, asNonstopError(err), envelope.id, { 'retry-after': RETRY_AFTER_SECONDS });
     }
     const answer = await reply;
@@ -130,17 +128,8 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     sendReply(res, answer);
   }
 
-  function refuse(
-    res: ServerResponse,
-    err: NonstopError,
-    headers: Record<string, string> = {},
-    status?: number,
-  ) {
-    if (status !== undefined) {
-      sendJson(res, status, { error: { code: err.code, message: err.message } }, headers);
-    } else {
-      sendError(res, err, undefined, headers);
-    }
+  function refuse(res: ServerResponse, err: NonstopError, headers: Record<string, string> = {}) {
+    sendError(res, err, undefined, headers);
   }
 
   return (req, res) => {

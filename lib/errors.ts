@@ -51,6 +51,7 @@ export const errors = {
   ),
   MALFORMED_JSON: createError('NONSTOP_ERR_MALFORMED_JSON', 'Request body is not valid JSON', 400),
   BAD_REQUEST: createError('NONSTOP_ERR_BAD_REQUEST', 'Malformed request', 400),
+  URI_TOO_LONG: createError('NONSTOP_ERR_URI_TOO_LONG', 'Request URL is too long', 414),
   RATE_LIMITED: createError('NONSTOP_ERR_RATE_LIMITED', 'Too many requests from this address', 429),
   QUEUE_UNAVAILABLE: createError(
     'NONSTOP_ERR_QUEUE_UNAVAILABLE',

@@ -69,6 +69,9 @@ test('refusals are answered by the gateway and never reach Redis', async (t) => 
   for (let i = 0; i < 80; i++) manyHeaders[`x-h${i}`] = 'v';
   assert.equal((await fetch(`${url}/notes`, { headers: manyHeaders })).status, 431);
 
+  const longUrl = await fetch(`${url}/notes?q=${'a'.repeat(9000)}`);
+  assert.equal(longUrl.status, 414);
+
   const bigHeader = await fetch(`${url}/notes`, { headers: { 'x-big': 'a'.repeat(20_000) } });
   assert.equal(bigHeader.status, 431);
 
