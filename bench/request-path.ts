@@ -7,10 +7,16 @@ import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import pg from 'pg';
 import { buildLocalWorld, type LocalWorld } from '../cli/local-world.js';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '10' }, concurrency: { type: 'string', default: '32' } },
+  options: {
+    seconds: { type: 'string', default: '10' },
+    concurrency: { type: 'string', default: '32' },
+    // A PostgreSQL URL for the core (schema nonstop_bench, dropped afterwards); default PGlite.
+    pg: { type: 'string' },
+  },
 });
 const seconds = Number(values.seconds);
 const concurrency = Number(values.concurrency);
@@ -79,12 +85,25 @@ async function load(
   };
 }
 
+const BENCH_SCHEMA = 'nonstop_bench';
+
+async function dropBenchSchema(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS ${BENCH_SCHEMA} CASCADE`);
+  await client.end();
+}
+
+if (values.pg !== undefined) await dropBenchSchema(values.pg);
 const dir = mkdtempSync(join(tmpdir(), 'nonstop-bench-'));
 // One client address sends everything, so the per-address rate limit is lifted here.
 const world = await buildLocalWorld(
   dir,
   { host: '127.0.0.1', port: 6379 },
-  { gatewayLimits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000 } },
+  {
+    gatewayLimits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000 },
+    ...(values.pg === undefined ? {} : { database: { url: values.pg, schema: BENCH_SCHEMA, poolSize: 16 } }),
+  },
 );
 try {
   const agent = new https.Agent({ ca: readFileSync(world.pki.publicCa.cert) });
@@ -113,8 +132,9 @@ try {
     await load(world, 'POST /notes (write)', 'POST', '/notes', '{"title":"bench","tags":["a","b"]}'),
     await load(world, 'POST /notes invalid (stops at broker)', 'POST', '/notes', '{"title":""}'),
   ];
+  const database = values.pg === undefined ? 'PGlite' : 'PostgreSQL';
   console.log(
-    `request path on loopback, ${concurrency} concurrent clients, ${seconds} s each (HTTPS, keep-alive)`,
+    `request path on loopback (core on ${database}), ${concurrency} concurrent clients, ${seconds} s each (HTTPS, keep-alive)`,
   );
   console.log('| request | req/s | p50 ms | p99 ms | requests | non-2xx |');
   console.log('|---|---|---|---|---|---|');
@@ -123,4 +143,5 @@ try {
 } finally {
   await world.stop();
   rmSync(dir, { recursive: true, force: true });
+  if (values.pg !== undefined) await dropBenchSchema(values.pg);
 }

@@ -26,6 +26,8 @@ const EXAMPLE_ROUTES = fileURLToPath(new URL('../../config/examples/routes.json'
 export interface LocalWorldOptions {
   /** Overrides of the gateway's `limits` (a benchmark from one address lifts the rate limit). */
   readonly gatewayLimits?: Record<string, number>;
+  /** The core's `database` section; default: PGlite with its data in DIR/data. */
+  readonly database?: Record<string, unknown>;
 }
 
 export async function buildLocalWorld(
@@ -46,7 +48,7 @@ export async function buildLocalWorld(
       routes: 'routes.json',
       listen: { host: '127.0.0.1', port: corePort },
       tls: { ca: pki.ca.cert, cert: pki.core.cert, key: pki.core.key },
-      database: { dataDir: join(dir, 'data') },
+      database: options.database ?? { dataDir: join(dir, 'data') },
       application: 'notes',
     },
     broker: {
