@@ -7,6 +7,7 @@ import { coreCommand } from './core.js';
 import { gatewayCommand } from './gateway.js';
 import { keygenCommand } from './keygen.js';
 import { localCommand } from './local.js';
+import { redisAclCommand } from './redis-acl.js';
 
 const COMMANDS: readonly Command[] = [
   gatewayCommand,
@@ -14,6 +15,7 @@ const COMMANDS: readonly Command[] = [
   coreCommand,
   localCommand,
   keygenCommand,
+  redisAclCommand,
   checkConfigCommand,
 ];
 

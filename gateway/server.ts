@@ -38,7 +38,9 @@ export async function startGateway(
   const instanceId = randomUUID();
   const queue = RequestQueue.connect(config.redis, config.id, instanceId, log);
   const replies = new ReplyWaiter(
-    createRedis(config.redis, 'blocking', `nonstop-gw-${config.id}-${instanceId}-replies`, log),
+    createRedis(config.redis, 'blocking', `nonstop-gw-${config.id}-${instanceId}-replies`, log, {
+      readyCheck: false,
+    }),
     replyKey(config.redis.prefix, config.id, instanceId),
     log,
   );
