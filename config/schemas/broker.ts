@@ -21,7 +21,55 @@ export const brokerSchema = {
         type: 'object',
         additionalProperties: false,
         required: ['id'],
-        properties: { id: { type: 'string', pattern: ID_PATTERN } },
+        properties: {
+          id: { type: 'string', pattern: ID_PATTERN },
+          // No ssh section: this gateway reaches the broker's Redis directly, as on one machine.
+          ssh: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['host', 'hostKeyFingerprint', 'privateKey', 'remotePort'],
+            properties: {
+              host: { type: 'string', minLength: 1, maxLength: 253 },
+              port: { type: 'integer', minimum: 1, maximum: 65535, default: 22 },
+              user: { type: 'string', pattern: '^[a-z_][a-z0-9_-]{0,31}$', default: 'nonstop-tunnel' },
+              // As `ssh-keygen -l` prints it: SHA256 and unpadded base64.
+              hostKeyFingerprint: { type: 'string', pattern: '^SHA256:[A-Za-z0-9+/]{43}$' },
+              privateKey: pathSchema,
+              // The gateway loopback port this broker listens on (its permitlisten).
+              remotePort: { type: 'integer', minimum: 1, maximum: 65535 },
+            },
+          },
+        },
+      },
+    },
+    tunnels: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        connectTimeoutMs: { type: 'integer', minimum: 500, maximum: 120000, default: 10000 },
+        // Dead gateway detection: interval × count.
+        keepaliveIntervalMs: { type: 'integer', minimum: 500, maximum: 300000, default: 5000 },
+        keepaliveCountMax: { type: 'integer', minimum: 1, maximum: 100, default: 3 },
+        backoffInitialMs: { type: 'integer', minimum: 10, maximum: 600000, default: 500 },
+        backoffMaxMs: { type: 'integer', minimum: 10, maximum: 3600000, default: 30000 },
+        // At shutdown, after the last reply is pushed, before the tunnels close.
+        drainMs: { type: 'integer', minimum: 0, maximum: 60000, default: 1000 },
+      },
+      default: {},
+    },
+    status: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['port'],
+      properties: {
+        // Loopback only: the broker listens on nothing reachable from elsewhere.
+        host: {
+          type: 'string',
+          pattern:
+            '^(127\\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){2}|::1|localhost)$',
+          default: '127.0.0.1',
+        },
+        port: { type: 'integer', minimum: 0, maximum: 65535 },
       },
     },
     concurrency: { type: 'integer', minimum: 1, maximum: 1024, default: 32 },
@@ -54,7 +102,9 @@ export interface BrokerConfig {
   readonly routes: string;
   readonly logLevel: string;
   readonly redis: RedisConfig;
-  readonly gateways: readonly { readonly id: string }[];
+  readonly gateways: readonly GatewayLink[];
+  readonly tunnels: TunnelOptions;
+  readonly status?: { readonly host: string; readonly port: number };
   readonly concurrency: number;
   readonly lockDurationMs: number;
   readonly stalledIntervalMs: number;
@@ -67,4 +117,27 @@ export interface BrokerConfig {
     readonly maxSockets: number;
     readonly attemptTimeoutMs: number;
   };
+}
+
+export interface GatewaySsh {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly hostKeyFingerprint: string;
+  readonly privateKey: string;
+  readonly remotePort: number;
+}
+
+export interface GatewayLink {
+  readonly id: string;
+  readonly ssh?: GatewaySsh;
+}
+
+export interface TunnelOptions {
+  readonly connectTimeoutMs: number;
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveCountMax: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  readonly drainMs: number;
 }
