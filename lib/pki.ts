@@ -207,6 +207,8 @@ function openssl(args: readonly string[], more: readonly string[] = [], input?: 
         reject(errors.PKI_FAILED(`openssl ${argv[0]} failed (exit ${code}): ${reason}`));
       }
     });
+    // openssl may exit before reading its input (EPIPE); its exit code tells what happened.
+    child.stdin.on('error', () => {});
     child.stdin.end(input ?? '');
   });
 }
