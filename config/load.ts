@@ -30,7 +30,13 @@ const SCHEMAS: Record<ConfigKind, object> = {
 
 /** Fields holding file paths, resolved relative to the config file's folder ('*': each item). */
 const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
-  gateway: [['routes'], ['https', 'cert'], ['https', 'key'], ['redis', 'passwordFile']],
+  gateway: [
+    ['routes'],
+    ['https', 'cert'],
+    ['https', 'key'],
+    ['redis', 'passwordFile'],
+    ['redis', 'endpoints', '*', 'passwordFile'],
+  ],
   broker: [
     ['routes'],
     ['redis', 'passwordFile'],
