@@ -33,8 +33,9 @@ export interface SshdOptions {
   readonly brokers: readonly TunnelBroker[];
   /**
    * Keepalive probes: a broker that died without closing its connection loses its
-   * listener after interval × count seconds (default 5 × 3 = 15 s), so its replacement can
-   * listen on the port again.
+   * listener, so its replacement can listen on the port again. OpenSSH 9.2 probes every
+   * second interval (measured: interval 3 s → probes 6 s apart) and gives up after
+   * count + 1 probes: 3 s × 3 freed a frozen broker's port after 24 s.
    */
   readonly clientAliveIntervalSeconds?: number;
   readonly clientAliveCountMax?: number;
@@ -72,7 +73,7 @@ export function renderSshdConfig(options: SshdOptions): string {
   assertLine(options.tunnelAuthorizedKeysFile, 'tunnelAuthorizedKeysFile');
   const ports = [...new Set(options.brokers.map((b) => b.port))].sort((a, b) => a - b);
   for (const p of ports) assertPort(p, 'broker port');
-  const interval = options.clientAliveIntervalSeconds ?? 5;
+  const interval = options.clientAliveIntervalSeconds ?? 3;
   const count = options.clientAliveCountMax ?? 3;
   const lines = [
     '# nonstop gateway sshd: rendered; edit the gateway config, not this file.',
@@ -151,7 +152,8 @@ export function renderTunnelAuthorizedKeys(brokers: readonly TunnelBroker[]): st
     if (other !== undefined)
       throw errors.CONFIG_INVALID(`brokers ${other} and ${b.id} both use port ${b.port}`);
     seen.set(b.port, b.id);
-    assertLine(b.publicKey, `broker ${b.id}'s public key`);
+    // A .pub file's trailing newline is fine; a second line is not.
+    assertLine(b.publicKey.trim(), `broker ${b.id}'s public key`);
     const [type, key] = b.publicKey.trim().split(/\s+/);
     if (type === undefined || key === undefined || !/^[A-Za-z0-9+/=]+$/.test(key)) {
       throw errors.CONFIG_INVALID(`broker ${b.id}'s public key is not "<type> <base64>"`);

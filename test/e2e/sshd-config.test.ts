@@ -9,7 +9,8 @@ import { describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import ssh2 from 'ssh2';
 import { freePort } from '../helpers/redis-server.js';
-import { tempDir } from '../helpers/files.js';
+import { spawn } from 'node:child_process';
+import { repoRoot, tempDir } from '../helpers/files.js';
 import { SSHD, sshKeygen, startTestSshd, type SshKey, type TestSshd } from '../helpers/sshd.js';
 
 const run = promisify(execFile);
@@ -109,7 +110,7 @@ describe('gateway sshd config', () => {
       passwordauthentication: 'no',
       kbdinteractiveauthentication: 'no',
       authenticationmethods: 'publickey',
-      clientaliveinterval: '5',
+      clientaliveinterval: '3',
       clientalivecountmax: '3',
       ciphers: 'chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com',
       kexalgorithms: 'sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org',
@@ -185,5 +186,51 @@ describe('gateway sshd config', () => {
       }),
       /authentication methods failed/,
     );
+  });
+
+  test('a broker that stops answering loses its listener within 30 s, so it can come back', async (t) => {
+    const { sshd, keys, ports } = await world(t);
+    // The first broker in its own process, so that it can be frozen: alive to TCP, silent to SSH.
+    const script = `
+      const { Client } = require('ssh2');
+      const c = new Client();
+      c.on('ready', () => c.forwardIn('127.0.0.1', ${ports.b1}, (err) => console.log(err ? 'refused' : 'listening')));
+      c.on('error', () => {});
+      c.connect({ host: '127.0.0.1', port: ${sshd.port}, username: ${JSON.stringify(sshd.user)},
+        privateKey: require('fs').readFileSync(${JSON.stringify(keys.b1.privateKeyFile)}) });`;
+    const frozen = spawn(process.execPath, ['-e', script], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    t.after(() => {
+      frozen.kill('SIGKILL');
+    });
+    const said = await new Promise<string>((resolve) =>
+      frozen.stdout.once('data', (d: Buffer) => resolve(d.toString().trim())),
+    );
+    assert.equal(said, 'listening');
+    frozen.kill('SIGSTOP');
+    const stopped = Date.now();
+
+    const again = await login(t, sshd, keys.b1);
+    await assert.rejects(
+      forwardIn(again, '127.0.0.1', ports.b1),
+      'the port is still held by the frozen session',
+    );
+    let took = -1;
+    while (Date.now() - stopped < 35_000) {
+      const ok = await forwardIn(again, '127.0.0.1', ports.b1).then(
+        () => true,
+        () => false,
+      );
+      if (ok) {
+        took = Date.now() - stopped;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    t.diagnostic(`the frozen session's listener was freed after ${took} ms`);
+    assert.ok(took > 0 && took <= 30_000, `the listener was freed within 30 s (${took} ms)`);
+    assert.ok(took >= 10_000, `not before the keepalive probes ran out (${took} ms)`);
   });
 });
