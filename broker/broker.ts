@@ -1,20 +1,32 @@
 // Starts a broker: one worker per configured gateway queue, sharing the route validators,
-// the core client and the connection that delivers replies.
+// the core client and the connection that delivers replies; and a tunnel to each gateway
+// that has an `ssh` section, through which that gateway reaches this side's Redis.
 import type { BrokerConfig } from '../config/schemas/broker.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import type { Logger } from '../lib/log.js';
 import { createRedis } from '../lib/redis.js';
 import { CoreClient } from './core-client.js';
 import { GatewayWorker } from './gateway-worker.js';
+import type { Knocker } from './knocker.js';
+import { TunnelManager } from './tunnel-manager.js';
 import { RequestValidator } from './validator.js';
 
 export interface Broker {
   readonly workers: ReadonlyMap<string, GatewayWorker>;
-  /** Stops taking jobs, finishes the ones in flight, then disconnects. */
+  readonly tunnels: TunnelManager;
+  /**
+   * Stops taking jobs, finishes the ones in flight (their replies go out through the
+   * tunnels, which stay up a moment longer), then closes the tunnels and disconnects.
+   */
   close(): Promise<void>;
 }
 
-export function startBroker(config: BrokerConfig, routes: RoutesConfig, log: Logger): Broker {
+export function startBroker(
+  config: BrokerConfig,
+  routes: RoutesConfig,
+  log: Logger,
+  options: { knocker?: Knocker } = {},
+): Broker {
   const validator = new RequestValidator(config.routes, routes);
   const core = new CoreClient(config.core, log);
   const replies = createRedis(config.redis, 'blocking', `nonstop-broker-${config.id}-replies`, log);
@@ -22,11 +34,21 @@ export function startBroker(config: BrokerConfig, routes: RoutesConfig, log: Log
   for (const gw of config.gateways) {
     workers.set(gw.id, new GatewayWorker({ config, gatewayId: gw.id, validator, core, replies, log }));
   }
-  log.info({ brokerId: config.id, gateways: [...workers.keys()] }, 'broker working');
+  const tunnels = new TunnelManager(config, log, options.knocker);
+  tunnels.start();
+  log.info(
+    { brokerId: config.id, gateways: [...workers.keys()], tunnels: [...tunnels.tunnels.keys()] },
+    'broker working',
+  );
   return {
     workers,
+    tunnels,
     async close() {
       await Promise.all([...workers.values()].map((w) => w.close()));
+      if (tunnels.tunnels.size > 0 && config.tunnels.drainMs > 0) {
+        await new Promise((r) => setTimeout(r, config.tunnels.drainMs));
+      }
+      await tunnels.close();
       core.close();
       replies.disconnect();
     },

@@ -10,6 +10,7 @@ import { keygenCommand } from './keygen.js';
 import { knockSecretCommand } from './knock-secret.js';
 import { knockCommand } from './knock.js';
 import { localCommand } from './local.js';
+import { redisAclCommand } from './redis-acl.js';
 
 const COMMANDS: readonly Command[] = [
   gatewayCommand,
@@ -20,6 +21,7 @@ const COMMANDS: readonly Command[] = [
   knockSecretCommand,
   localCommand,
   keygenCommand,
+  redisAclCommand,
   checkConfigCommand,
 ];
 

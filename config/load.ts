@@ -34,10 +34,24 @@ const SCHEMAS: Record<ConfigKind, object> = {
   knock: knockSchema,
 };
 
-/** Fields holding file paths, resolved relative to the config file's folder. */
+/** Fields holding file paths, resolved relative to the config file's folder ('*': each item). */
 const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
-  gateway: [['routes'], ['https', 'cert'], ['https', 'key'], ['redis', 'passwordFile']],
-  broker: [['routes'], ['redis', 'passwordFile'], ['core', 'ca'], ['core', 'cert'], ['core', 'key']],
+  gateway: [
+    ['routes'],
+    ['https', 'cert'],
+    ['https', 'key'],
+    ['redis', 'passwordFile'],
+    ['redis', 'endpoints', '*', 'passwordFile'],
+  ],
+  broker: [
+    ['routes'],
+    ['redis', 'passwordFile'],
+    ['core', 'ca'],
+    ['core', 'cert'],
+    ['core', 'key'],
+    ['gateways', '*', 'ssh', 'privateKey'],
+    ['gateways', '*', 'ssh', 'knock', 'rotating', 'secretFile'],
+  ],
   core: [['routes'], ['tls', 'ca'], ['tls', 'cert'], ['tls', 'key'], ['database', 'dataDir']],
   routes: [],
   guard: [],
@@ -112,16 +126,21 @@ function resolvePaths(
   fields: readonly (readonly string[])[],
   base: string,
 ): void {
-  for (const path of fields) {
-    let node: Record<string, unknown> | undefined = doc;
-    for (const key of path.slice(0, -1)) {
-      const next: unknown = node?.[key];
-      node = typeof next === 'object' && next !== null ? (next as Record<string, unknown>) : undefined;
-    }
-    const last = path[path.length - 1]!;
-    const value = node?.[last];
-    if (node !== undefined && typeof value === 'string') node[last] = resolve(base, value);
+  for (const path of fields) resolvePath(doc, path, base);
+}
+
+function resolvePath(node: unknown, path: readonly string[], base: string): void {
+  if (typeof node !== 'object' || node === null) return;
+  const [key, ...rest] = path;
+  if (key === undefined) return;
+  if (key === '*') {
+    if (Array.isArray(node)) for (const item of node) resolvePath(item, rest, base);
+    return;
   }
+  const record = node as Record<string, unknown>;
+  const value = record[key];
+  if (rest.length > 0) resolvePath(value, rest, base);
+  else if (typeof value === 'string') record[key] = resolve(base, value);
 }
 
 export function deepFreeze<T>(value: T): T {

@@ -8,7 +8,7 @@ import { isJsonContentType, readBody } from './body.js';
 import { buildEnvelope, parseQuery } from './envelope.js';
 import { RateLimiter } from './rate-limit.js';
 import type { ReplyWaiter } from './reply-waiter.js';
-import type { RequestQueue } from './request-queue.js';
+import type { JobQueue } from './queue-set.js';
 import { sendError, sendJson, sendReply } from './respond.js';
 import type { Router } from './router.js';
 
@@ -18,7 +18,7 @@ const RETRY_AFTER_SECONDS = '5';
 export interface HandlerDeps {
   readonly config: GatewayConfig;
   readonly router: Router;
-  readonly queue: RequestQueue;
+  readonly queue: JobQueue;
   readonly replies: ReplyWaiter;
   readonly instanceId: string;
   readonly log: Logger;

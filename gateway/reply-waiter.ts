@@ -1,6 +1,8 @@
 // Collects replies for one gateway process. Brokers push each reply onto this process's own
 // list; a single blocking connection pops them in batches (BLMPOP) and wakes the waiting
 // request. This avoids `job.waitUntilFinished`, whose event stream misses replies under load.
+// With several Redis endpoints (several brokers' Redis) one such loop reads each: a reply
+// comes back on the Redis its job was queued on.
 import { parseReply, type Reply } from '../lib/envelope.js';
 import type { Logger } from '../lib/log.js';
 import type { Redis } from '../lib/redis.js';
@@ -16,18 +18,22 @@ interface Waiter {
 export class ReplyWaiter {
   private readonly waiters = new Map<string, Waiter>();
   private running = false;
-  private loop: Promise<void> | undefined;
+  private loops: Promise<void>[] = [];
+  private readonly connections: readonly Redis[];
+  private readonly wakes = new Set<() => void>();
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis | readonly Redis[],
     readonly key: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.connections = Array.isArray(redis) ? [...(redis as readonly Redis[])] : [redis as Redis];
+  }
 
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.loop = this.run();
+    this.loops = this.connections.map((redis) => this.run(redis));
   }
 
   /**
@@ -57,45 +63,47 @@ export class ReplyWaiter {
     return this.waiters.size;
   }
 
+  /** At least one endpoint's reply list is readable. */
   get connected(): boolean {
-    return this.redis.status === 'ready';
+    return this.connections.some((r) => r.status === 'ready');
   }
 
   async close(): Promise<void> {
     this.running = false;
-    this.wake();
-    this.redis.disconnect();
+    for (const wake of [...this.wakes]) wake();
+    for (const redis of this.connections) redis.disconnect();
     // A command caught mid-reconnect is never rejected by ioredis; do not wait on it forever.
-    await Promise.race([this.loop, new Promise((r) => setTimeout(r, BLOCK_SECONDS * 1000).unref())]);
+    await Promise.race([
+      Promise.all(this.loops),
+      new Promise((r) => setTimeout(r, BLOCK_SECONDS * 1000).unref()),
+    ]);
     for (const id of [...this.waiters.keys()]) this.cancel(id);
   }
 
-  private wake: () => void = () => {};
-
   /** Resolves when the connection is ready again, on close, or after a second. */
-  private untilConnected(): Promise<void> {
+  private untilConnected(redis: Redis): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        this.redis.off('ready', done);
-        this.wake = () => {};
+        redis.off('ready', done);
+        this.wakes.delete(done);
         resolve();
       };
       const timer = setTimeout(done, 1000);
-      this.redis.once('ready', done);
-      this.wake = done;
+      redis.once('ready', done);
+      this.wakes.add(done);
     });
   }
 
-  private async run(): Promise<void> {
+  private async run(redis: Redis): Promise<void> {
     while (this.running) {
-      if (this.redis.status !== 'ready') {
-        await this.untilConnected();
+      if (redis.status !== 'ready') {
+        await this.untilConnected(redis);
         continue;
       }
       let result: unknown;
       try {
-        result = await this.redis.call('BLMPOP', BLOCK_SECONDS, 1, this.key, 'LEFT', 'COUNT', BATCH);
+        result = await redis.call('BLMPOP', BLOCK_SECONDS, 1, this.key, 'LEFT', 'COUNT', BATCH);
       } catch (err) {
         if (!this.running) return;
         this.log.warn({ err: (err as Error).message }, 'reply list unreachable; retrying');

@@ -28,6 +28,8 @@ export class RequestQueue {
       connection: this.redis,
       prefix: this.config.prefix,
       skipWaitingForReady: true,
+      // The version check runs INFO, which the gateway's ACL user may not.
+      skipVersionCheck: true,
       // Each state change writes an event; the gateway never reads them, so keep few.
       streams: { events: { maxLen: 100 } },
     });
@@ -36,7 +38,9 @@ export class RequestQueue {
   }
 
   static connect(config: RedisConfig, gatewayId: string, instanceId: string, log: Logger): RequestQueue {
-    const redis = createRedis(config, 'fail-fast', `nonstop-gw-${gatewayId}-${instanceId}`, log);
+    const redis = createRedis(config, 'fail-fast', `nonstop-gw-${gatewayId}-${instanceId}`, log, {
+      readyCheck: false,
+    });
     return new RequestQueue(redis, config, gatewayId);
   }
 

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
-import type { GatewayConfig } from '../config/schemas/gateway.js';
+import { redisEndpoints, type GatewayConfig } from '../config/schemas/gateway.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import { replyKey } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
@@ -13,6 +13,7 @@ import type { Logger } from '../lib/log.js';
 import { createRedis } from '../lib/redis.js';
 import { createRequestHandler, type RequestHandler } from './handler.js';
 import { ReplyWaiter } from './reply-waiter.js';
+import { QueueSet } from './queue-set.js';
 import { RequestQueue } from './request-queue.js';
 import { Router } from './router.js';
 
@@ -36,9 +37,18 @@ export async function startGateway(
     );
   }
   const instanceId = randomUUID();
-  const queue = RequestQueue.connect(config.redis, config.id, instanceId, log);
+  const endpoints = redisEndpoints(config.redis);
+  const queue = new QueueSet(
+    endpoints.map((e) => RequestQueue.connect(e, config.id, instanceId, log)),
+    endpoints.map((e) => `${e.host}:${e.port}`),
+    log,
+  );
   const replies = new ReplyWaiter(
-    createRedis(config.redis, 'blocking', `nonstop-gw-${config.id}-${instanceId}-replies`, log),
+    endpoints.map((e, i) =>
+      createRedis(e, 'blocking', `nonstop-gw-${config.id}-${instanceId}-replies-${i}`, log, {
+        readyCheck: false,
+      }),
+    ),
     replyKey(config.redis.prefix, config.id, instanceId),
     log,
   );

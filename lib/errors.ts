@@ -70,6 +70,11 @@ export const errors = {
   ),
   ENVELOPE_INVALID: createError('NONSTOP_ERR_ENVELOPE_INVALID', 'Queued job is not a valid envelope', 400),
   CORE_UNAVAILABLE: createError('NONSTOP_ERR_CORE_UNAVAILABLE', 'The core did not answer in time', 504),
+  TUNNEL_HOST_KEY_MISMATCH: createError(
+    'NONSTOP_ERR_TUNNEL_HOST_KEY_MISMATCH',
+    "The gateway's SSH host key does not match the pinned fingerprint",
+  ),
+  TUNNEL_FAILED: createError('NONSTOP_ERR_TUNNEL_FAILED', 'The tunnel to the gateway could not be set up'),
 
   // Core.
   UNAUTHENTICATED: createError(

@@ -28,12 +28,27 @@ export type RedisRole =
   /** Blocking reads and BullMQ workers: commands wait for the reconnect. */
   | 'blocking';
 
+export interface RedisExtras {
+  /**
+   * ioredis's ready check sends INFO after connecting. Gateways turn it off: their ACL user
+   * may not run INFO, which would tell them about every other gateway's traffic.
+   */
+  readonly readyCheck?: boolean;
+}
+
 /**
  * A connection that logs when it is lost and when it is back, once each, rather than on
  * every failed reconnect attempt.
  */
-export function createRedis(config: RedisConfig, role: RedisRole, name: string, log: Logger): Redis {
+export function createRedis(
+  config: RedisConfig,
+  role: RedisRole,
+  name: string,
+  log: Logger,
+  extras: RedisExtras = {},
+): Redis {
   const base: RedisOptions = {
+    enableReadyCheck: extras.readyCheck ?? true,
     host: config.host,
     port: config.port,
     ...redisAuth(config),

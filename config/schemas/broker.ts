@@ -1,4 +1,5 @@
 // Schema of a broker's config file (`"kind": "broker"`).
+import { rotationSchema, staticSequenceSchema, type RotationParams } from './knock-common.js';
 import { ID_PATTERN, logSchema, pathSchema, redisSchema } from './common.js';
 import type { RedisConfig } from './gateway.js';
 
@@ -21,7 +22,77 @@ export const brokerSchema = {
         type: 'object',
         additionalProperties: false,
         required: ['id'],
-        properties: { id: { type: 'string', pattern: ID_PATTERN } },
+        properties: {
+          id: { type: 'string', pattern: ID_PATTERN },
+          // No ssh section: this gateway reaches the broker's Redis directly, as on one machine.
+          ssh: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['host', 'hostKeyFingerprint', 'privateKey', 'remotePort'],
+            properties: {
+              host: { type: 'string', minLength: 1, maxLength: 253 },
+              port: { type: 'integer', minimum: 1, maximum: 65535, default: 22 },
+              user: { type: 'string', pattern: '^[a-z_][a-z0-9_-]{0,31}$', default: 'nonstop-tunnel' },
+              // As `ssh-keygen -l` prints it: SHA256 and unpadded base64.
+              hostKeyFingerprint: { type: 'string', pattern: '^SHA256:[A-Za-z0-9+/]{43}$' },
+              privateKey: pathSchema,
+              // The gateway loopback port this broker listens on (its permitlisten).
+              remotePort: { type: 'integer', minimum: 1, maximum: 65535 },
+              // The knock that opens the gateway's SSH port before each connection. Absent:
+              // no knock (an SSH port open to the broker's address by other means).
+              knock: {
+                type: 'object',
+                additionalProperties: false,
+                properties: {
+                  delayMs: { type: 'integer', minimum: 0, maximum: 10000, default: 30 },
+                  sequence: staticSequenceSchema,
+                  rotating: {
+                    type: 'object',
+                    additionalProperties: false,
+                    required: ['client', 'secretFile'],
+                    properties: {
+                      ...rotationSchema.properties,
+                      // This broker's name in the guard's rotating.clients.
+                      client: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' },
+                      // The secret `nonstop knock-secret` made, alone in a file (mode 0600).
+                      secretFile: pathSchema,
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    tunnels: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        connectTimeoutMs: { type: 'integer', minimum: 500, maximum: 120000, default: 10000 },
+        // Dead gateway detection: interval × count.
+        keepaliveIntervalMs: { type: 'integer', minimum: 500, maximum: 300000, default: 5000 },
+        keepaliveCountMax: { type: 'integer', minimum: 1, maximum: 100, default: 3 },
+        backoffInitialMs: { type: 'integer', minimum: 10, maximum: 600000, default: 500 },
+        backoffMaxMs: { type: 'integer', minimum: 10, maximum: 3600000, default: 30000 },
+        // At shutdown, after the last reply is pushed, before the tunnels close.
+        drainMs: { type: 'integer', minimum: 0, maximum: 60000, default: 1000 },
+      },
+      default: {},
+    },
+    status: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['port'],
+      properties: {
+        // Loopback only: the broker listens on nothing reachable from elsewhere.
+        host: {
+          type: 'string',
+          pattern:
+            '^(127\\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])){2}|::1|localhost)$',
+          default: '127.0.0.1',
+        },
+        port: { type: 'integer', minimum: 0, maximum: 65535 },
       },
     },
     concurrency: { type: 'integer', minimum: 1, maximum: 1024, default: 32 },
@@ -54,7 +125,9 @@ export interface BrokerConfig {
   readonly routes: string;
   readonly logLevel: string;
   readonly redis: RedisConfig;
-  readonly gateways: readonly { readonly id: string }[];
+  readonly gateways: readonly GatewayLink[];
+  readonly tunnels: TunnelOptions;
+  readonly status?: { readonly host: string; readonly port: number };
   readonly concurrency: number;
   readonly lockDurationMs: number;
   readonly stalledIntervalMs: number;
@@ -67,4 +140,34 @@ export interface BrokerConfig {
     readonly maxSockets: number;
     readonly attemptTimeoutMs: number;
   };
+}
+
+export interface GatewaySsh {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly hostKeyFingerprint: string;
+  readonly privateKey: string;
+  readonly remotePort: number;
+  readonly knock?: GatewayKnock;
+}
+
+export interface GatewayKnock {
+  readonly delayMs: number;
+  readonly sequence?: readonly string[];
+  readonly rotating?: RotationParams & { readonly client: string; readonly secretFile: string };
+}
+
+export interface GatewayLink {
+  readonly id: string;
+  readonly ssh?: GatewaySsh;
+}
+
+export interface TunnelOptions {
+  readonly connectTimeoutMs: number;
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveCountMax: number;
+  readonly backoffInitialMs: number;
+  readonly backoffMaxMs: number;
+  readonly drainMs: number;
 }

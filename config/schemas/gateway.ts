@@ -30,7 +30,30 @@ export const gatewaySchema = {
         key: pathSchema,
       },
     },
-    redis: redisSchema,
+    redis: {
+      ...redisSchema,
+      properties: {
+        ...redisSchema.properties,
+        // Several brokers' Redis (each through its own tunnel port): the gateway queues on
+        // whichever is up and moves over when it goes down. Replaces host/port when given.
+        endpoints: {
+          type: 'array',
+          minItems: 1,
+          maxItems: 16,
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['port'],
+            properties: {
+              host: { type: 'string', minLength: 1, maxLength: 253, default: '127.0.0.1' },
+              port: { type: 'integer', minimum: 1, maximum: 65535 },
+              // When this Redis has another password for the gateway's user.
+              passwordFile: { type: 'string', minLength: 1, maxLength: 4096 },
+            },
+          },
+        },
+      },
+    },
     limits: {
       type: 'object',
       additionalProperties: false,
@@ -75,7 +98,7 @@ export interface GatewayConfig {
     readonly cert: string;
     readonly key: string;
   };
-  readonly redis: RedisConfig;
+  readonly redis: GatewayRedisConfig;
   readonly limits: {
     readonly maxBodyBytes: number;
     readonly maxHeaders: number;
@@ -98,4 +121,26 @@ export interface RedisConfig {
   readonly username?: string;
   readonly passwordFile?: string;
   readonly prefix: string;
+}
+
+export interface RedisEndpoint {
+  readonly host: string;
+  readonly port: number;
+  readonly passwordFile?: string;
+}
+
+export interface GatewayRedisConfig extends RedisConfig {
+  readonly endpoints?: readonly RedisEndpoint[];
+}
+
+/** Each endpoint as a connection config of its own (one, from host/port, when none are listed). */
+export function redisEndpoints(config: GatewayRedisConfig): RedisConfig[] {
+  const { endpoints, ...base } = config;
+  if (endpoints === undefined) return [base];
+  return endpoints.map((e) => ({
+    ...base,
+    host: e.host,
+    port: e.port,
+    ...(e.passwordFile === undefined ? {} : { passwordFile: e.passwordFile }),
+  }));
 }

@@ -1,0 +1,242 @@
+// Redis ACL users for the broker side's Redis, rendered in `aclfile` format: one user per
+// gateway confined to its own queue's keys, one worker user for brokers, an admin user, and
+// the default user switched off. Passwords are random, kept in 0600 files, and only their
+// SHA-256 appears in the ACL file.
+//
+// The command lists were derived from MONITOR and ACL LOG against a real redis-server while
+// the real gateway and worker code ran, plus every command BullMQ's Lua scripts can call
+// (`redis.call` inside a script is checked against the caller's ACL). The integration test
+// test/integration/redis-acl.test.ts runs the real code as these users and fails on any
+// NOPERM, so a BullMQ upgrade that needs more shows up there.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { queueName } from '../lib/envelope.js';
+
+/**
+ * What the gateway's connections send themselves: the connection handshake, Queue.add's
+ * script (EVALSHA, EVAL when Redis lost its script cache), the queue's meta hash (HSET at
+ * Queue start) and the reply list read (BLMPOP). The gateway connects without INFO (no ready
+ * check, no BullMQ version check): INFO would tell it about every other gateway's traffic.
+ */
+export const GATEWAY_CLIENT_COMMANDS = ['hello', 'client|setname', 'evalsha', 'eval', 'hset', 'blmpop'];
+
+/** What BullMQ's addStandardJob script calls (every branch, not just those a test takes). */
+export const GATEWAY_SCRIPT_COMMANDS = [
+  'del',
+  'exists',
+  'get',
+  'hget',
+  'hmget',
+  'hmset',
+  'hset',
+  'incr',
+  'llen',
+  'lpos',
+  'lpush',
+  'lrange',
+  'persist',
+  'pttl',
+  'rpush',
+  'sadd',
+  'scard',
+  'set',
+  'xadd',
+  'zadd',
+  'zrange',
+  'zrem',
+  'zrevrangebyscore',
+  'zscore',
+];
+
+/**
+ * What a broker's connections send themselves: the handshake and BullMQ's version check
+ * (INFO), the worker's blocking marker read (BZPOPMIN), its scripts, and the reply delivery
+ * (MULTI LPUSH PEXPIRE EXEC).
+ */
+export const WORKER_CLIENT_COMMANDS = [
+  'hello',
+  'client|setname',
+  'info',
+  'evalsha',
+  'eval',
+  'bzpopmin',
+  'multi',
+  'exec',
+  'lpush',
+  'pexpire',
+];
+
+/** Every command any BullMQ script calls: stalled-job recovery, retries and so on included. */
+export const WORKER_SCRIPT_COMMANDS = [
+  'del',
+  'exists',
+  'get',
+  'hdel',
+  'hexists',
+  'hget',
+  'hgetall',
+  'hincrby',
+  'hlen',
+  'hmget',
+  'hmset',
+  'hscan',
+  'hset',
+  'incr',
+  'incrby',
+  'lindex',
+  'llen',
+  'lpop',
+  'lpos',
+  'lpush',
+  'lrange',
+  'lrem',
+  'lset',
+  'ltrim',
+  'persist',
+  'pexpire',
+  'pexpireat',
+  'pttl',
+  'rename',
+  'rpop',
+  'rpoplpush',
+  'rpush',
+  'sadd',
+  'scard',
+  'set',
+  'sismember',
+  'smembers',
+  'srem',
+  'sscan',
+  'time',
+  'type',
+  'unlink',
+  'xadd',
+  'xdel',
+  'xlen',
+  'xrange',
+  'xread',
+  'xtrim',
+  'zadd',
+  'zcard',
+  'zcount',
+  'zlexcount',
+  'zpopmin',
+  'zrange',
+  'zrangebylex',
+  'zrangebyscore',
+  'zrem',
+  'zremrangebyrank',
+  'zremrangebyscore',
+  'zrevrange',
+  'zrevrangebyscore',
+  'zscore',
+];
+
+export const ADMIN_USER = 'nonstop-admin';
+export const DEFAULT_WORKER_USER = 'nonstop-broker';
+
+export function gatewayUser(gatewayId: string): string {
+  return `nonstop-gw-${gatewayId}`;
+}
+
+/** The key pattern that holds every key of one gateway's queue, its reply lists included. */
+export function gatewayKeyPattern(prefix: string, gatewayId: string): string {
+  return `${prefix}:${queueName(gatewayId)}:*`;
+}
+
+export interface AclUser {
+  readonly name: string;
+  readonly password: string;
+  readonly rules: string;
+}
+
+export interface AclPlan {
+  readonly prefix: string;
+  readonly gatewayIds: readonly string[];
+  readonly workerUser?: string;
+}
+
+function commands(list: readonly string[]): string {
+  return [...new Set(list)]
+    .sort()
+    .map((c) => `+${c}`)
+    .join(' ');
+}
+
+/** The rules (after the password) of each user; passwords come from `passwordFor`. */
+export function aclUsers(plan: AclPlan, passwordFor: (user: string) => string): AclUser[] {
+  const users: AclUser[] = [];
+  const gatewayCommands = commands([...GATEWAY_CLIENT_COMMANDS, ...GATEWAY_SCRIPT_COMMANDS]);
+  for (const id of plan.gatewayIds) {
+    const name = gatewayUser(id);
+    users.push({
+      name,
+      password: passwordFor(name),
+      rules: `resetkeys ~${gatewayKeyPattern(plan.prefix, id)} resetchannels -@all ${gatewayCommands}`,
+    });
+  }
+  const worker = plan.workerUser ?? DEFAULT_WORKER_USER;
+  const workerKeys = plan.gatewayIds.map((id) => `~${gatewayKeyPattern(plan.prefix, id)}`).join(' ');
+  users.push({
+    name: worker,
+    password: passwordFor(worker),
+    rules: `resetkeys ${workerKeys} resetchannels -@all ${commands([
+      ...WORKER_CLIENT_COMMANDS,
+      ...WORKER_SCRIPT_COMMANDS,
+    ])}`,
+  });
+  users.push({
+    name: ADMIN_USER,
+    password: passwordFor(ADMIN_USER),
+    rules: 'allkeys allchannels +@all',
+  });
+  return users;
+}
+
+/**
+ * `aclfile` text (which allows no comments): the default user off (no password, no
+ * commands), then every user.
+ */
+export function renderAclFile(users: readonly AclUser[]): string {
+  const lines = ['user default off resetpass nocommands resetkeys resetchannels'];
+  for (const u of users) {
+    const hash = createHash('sha256').update(u.password).digest('hex');
+    lines.push(`user ${u.name} on #${hash} ${u.rules}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function newPassword(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export interface WrittenAcl {
+  readonly aclFile: string;
+  readonly passwordFiles: Readonly<Record<string, string>>;
+  /** Files created this time (password files already there are kept). */
+  readonly written: readonly string[];
+}
+
+/**
+ * Writes `<dir>/users.acl` and `<dir>/<user>.password` (mode 0600). An existing password
+ * file is kept, so rendering again after adding a gateway changes no one else's password.
+ */
+export function writeAcl(dir: string, plan: AclPlan): WrittenAcl {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const written: string[] = [];
+  const passwordFiles: Record<string, string> = {};
+  const users = aclUsers(plan, (user) => {
+    const file = join(dir, `${user}.password`);
+    passwordFiles[user] = file;
+    if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+    const password = newPassword();
+    writeFileSync(file, `${password}\n`, { mode: 0o600, flag: 'wx' });
+    written.push(file);
+    return password;
+  });
+  const aclFile = join(dir, 'users.acl');
+  writeFileSync(aclFile, renderAclFile(users), { mode: 0o600 });
+  written.push(aclFile);
+  return { aclFile, passwordFiles, written };
+}

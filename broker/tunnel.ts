@@ -1,0 +1,256 @@
+// One broker→gateway tunnel: knock, SSH in (host key pinned by fingerprint, modern
+// algorithms only, keepalives on), ask the gateway's sshd to listen on 127.0.0.1:<remotePort>
+// and carry each connection made there to the broker side's Redis. Any drop: back off
+// (exponential, jittered, capped), knock again, reconnect, forward again, until closed.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import ssh2 from 'ssh2';
+import type { GatewaySsh, TunnelOptions } from '../config/schemas/broker.js';
+import { errors, isNonstopError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import type { Knocker } from './knocker.js';
+
+export type TunnelState = 'connecting' | 'up' | 'backing-off' | 'closed';
+export const TUNNEL_STATES: readonly TunnelState[] = ['connecting', 'up', 'backing-off', 'closed'];
+
+export interface TunnelStatus {
+  readonly gatewayId: string;
+  readonly gateway: string;
+  readonly remotePort: number;
+  readonly state: TunnelState;
+  /** When the tunnel entered this state (ISO 8601). */
+  readonly since: string;
+  readonly lastError: string | null;
+  /** Connection attempts after the first one (each drop or failure adds one). */
+  readonly reconnects: number;
+  /** Connections carried to Redis so far. */
+  readonly forwarded: number;
+}
+
+/** What ssh2 may negotiate: the intersection of OpenSSH 9.2's modern set and ssh2's. */
+const ALGORITHMS = {
+  kex: ['curve25519-sha256', 'curve25519-sha256@libssh.org'],
+  cipher: ['chacha20-poly1305@openssh.com', 'aes256-gcm@openssh.com', 'aes128-gcm@openssh.com'],
+  serverHostKey: ['ssh-ed25519'],
+  hmac: ['hmac-sha2-512-etm@openssh.com', 'hmac-sha2-256-etm@openssh.com'],
+  compress: ['none'],
+} satisfies ssh2.Algorithms;
+
+/** SHA256:<unpadded base64>, as `ssh-keygen -l` prints a key's fingerprint. */
+export function sshFingerprint(key: Buffer): string {
+  return `SHA256:${createHash('sha256').update(key).digest('base64').replace(/=+$/, '')}`;
+}
+
+export interface TunnelTarget {
+  readonly host: string;
+  readonly port: number;
+}
+
+export class GatewayTunnel {
+  private state: TunnelState = 'connecting';
+  private since = new Date();
+  private lastError: string | null = null;
+  private reconnects = 0;
+  private forwarded = 0;
+  private closed = false;
+  private client: ssh2.Client | undefined;
+  private readonly sockets = new Set<Socket>();
+  private wake: () => void = () => {};
+  private loop: Promise<void> | undefined;
+  private readonly log: Logger;
+  private readonly privateKey: Buffer;
+
+  constructor(
+    readonly gatewayId: string,
+    private readonly ssh: GatewaySsh,
+    private readonly target: TunnelTarget,
+    private readonly options: TunnelOptions,
+    private readonly knocker: Knocker,
+    log: Logger,
+  ) {
+    this.log = log.child({ gatewayId, gateway: `${ssh.host}:${ssh.port}`, remotePort: ssh.remotePort });
+    try {
+      this.privateKey = readFileSync(ssh.privateKey);
+    } catch (err) {
+      throw errors.CONFIG_UNREADABLE(
+        `gateways[${gatewayId}].ssh.privateKey: cannot read ${ssh.privateKey}`,
+        undefined,
+        { cause: err },
+      );
+    }
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  status(): TunnelStatus {
+    return {
+      gatewayId: this.gatewayId,
+      gateway: `${this.ssh.host}:${this.ssh.port}`,
+      remotePort: this.ssh.remotePort,
+      state: this.state,
+      since: this.since.toISOString(),
+      lastError: this.lastError,
+      reconnects: this.reconnects,
+      forwarded: this.forwarded,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wake();
+    this.client?.end();
+    for (const s of this.sockets) s.destroy();
+    await this.loop;
+    this.setState('closed');
+  }
+
+  private setState(state: TunnelState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.since = new Date();
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.closed) {
+      this.setState('connecting');
+      let wasUp = false;
+      try {
+        await this.knocker.knock(this.ssh.host);
+        const client = await this.connect();
+        if (this.closed) {
+          client.end();
+          break;
+        }
+        const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+        await Promise.race([
+          forwardIn(client, this.ssh.remotePort),
+          closed.then(() => Promise.reject(new Error('connection closed before the forward was set up'))),
+        ]);
+        this.setState('up');
+        wasUp = true;
+        this.lastError = null;
+        this.log.info('tunnel up');
+        await closed;
+        if (!this.closed) {
+          this.lastError ??= 'connection closed';
+          this.log.warn({ err: this.lastError }, 'tunnel down; reconnecting');
+        }
+      } catch (err) {
+        this.client?.end();
+        this.lastError = describe(err);
+        // A host key mismatch was logged, loudly, where it was found.
+        if (!this.closed && !(isNonstopError(err) && err.code === errors.TUNNEL_HOST_KEY_MISMATCH.code)) {
+          this.log.warn({ err: this.lastError }, 'tunnel could not be set up; retrying');
+        }
+      }
+      if (this.closed) break;
+      failures = wasUp ? 0 : failures + 1;
+      this.reconnects += 1;
+      this.setState('backing-off');
+      await this.sleep(this.backoff(failures));
+    }
+  }
+
+  /** Exponential in consecutive failures, capped, with "equal jitter" (half fixed, half random). */
+  private backoff(failures: number): number {
+    const { backoffInitialMs, backoffMaxMs } = this.options;
+    const ceiling = Math.min(backoffMaxMs, backoffInitialMs * 2 ** Math.min(failures, 30));
+    return ceiling / 2 + Math.random() * (ceiling / 2);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private connect(): Promise<ssh2.Client> {
+    return new Promise((resolve, reject) => {
+      const client = new ssh2.Client();
+      this.client = client;
+      let mismatch: Error | undefined;
+      client.on('tcp connection', (info, accept, rejectConnection) => {
+        if (info.destPort !== this.ssh.remotePort) return rejectConnection();
+        this.carry(accept());
+      });
+      client.once('ready', () => resolve(client));
+      client.once('close', () => reject(mismatch ?? new Error('connection closed during the handshake')));
+      client.on('error', (err) => {
+        this.lastError = describe(mismatch ?? err);
+        reject(mismatch ?? err);
+      });
+      client.connect({
+        host: this.ssh.host,
+        port: this.ssh.port,
+        username: this.ssh.user,
+        privateKey: this.privateKey,
+        algorithms: ALGORITHMS,
+        hostVerifier: (key: Buffer) => {
+          const got = sshFingerprint(key);
+          if (got === this.ssh.hostKeyFingerprint) return true;
+          mismatch = errors.TUNNEL_HOST_KEY_MISMATCH(
+            `gateway ${this.gatewayId} (${this.ssh.host}:${this.ssh.port}): SSH host key ${got} ` +
+              `does not match the pinned ${this.ssh.hostKeyFingerprint}; refusing to connect`,
+          );
+          this.log.error(
+            { expected: this.ssh.hostKeyFingerprint, got },
+            "gateway's SSH host key does not match the pinned fingerprint; refusing to connect",
+          );
+          return false;
+        },
+        readyTimeout: this.options.connectTimeoutMs,
+        keepaliveInterval: this.options.keepaliveIntervalMs,
+        keepaliveCountMax: this.options.keepaliveCountMax,
+      });
+    });
+  }
+
+  /** One connection made on the gateway's port, carried to Redis. */
+  private carry(channel: ssh2.ClientChannel): void {
+    this.forwarded += 1;
+    const redis = tcpConnect(this.target.port, this.target.host);
+    this.sockets.add(redis);
+    const done = () => {
+      this.sockets.delete(redis);
+      redis.destroy();
+      channel.destroy();
+    };
+    redis.on('error', (err) => {
+      this.log.warn({ err: err.message }, 'redis unreachable for a tunnelled connection');
+      done();
+    });
+    redis.on('close', done);
+    channel.on('error', done);
+    channel.on('close', done);
+    channel.pipe(redis).pipe(channel);
+  }
+}
+
+function forwardIn(client: ssh2.Client, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    client.forwardIn('127.0.0.1', port, (err) => {
+      if (err === undefined || err === null) return resolve();
+      reject(
+        errors.TUNNEL_FAILED(
+          `the gateway refused to listen on 127.0.0.1:${port} (${err.message}); ` +
+            'a previous session may still hold it, or permitlisten does not allow it',
+          undefined,
+          { cause: err },
+        ),
+      );
+    });
+  });
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

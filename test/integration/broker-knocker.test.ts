@@ -1,0 +1,98 @@
+// The broker's knock before each SSH connection sends exactly the sequence its gateway's
+// guard expects: the static steps in order, or the rotating ports of the current time step
+// for this broker's secret. Observed with listeners on loopback.
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { knockerFor } from '../../broker/knocker.js';
+import { freePort } from '../../lib/free-port.js';
+import { isNonstopError } from '../../lib/errors.js';
+import { deriveSequence, newKnockSecret, timeStep } from '../../knock/rotating.js';
+import { tempDir } from '../helpers/files.js';
+
+/** Records, in order, which of the given TCP ports saw a connection attempt. */
+async function tcpRecorder(t: TestContext, ports: number[], seen: string[]): Promise<void> {
+  const servers: Server[] = [];
+  for (const port of ports) {
+    const server = createServer((socket) => {
+      seen.push(`${port}/tcp`);
+      socket.destroy();
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', resolve);
+    });
+    servers.push(server);
+  }
+  t.after(() => Promise.all(servers.map((s) => new Promise((r) => s.close(r)))));
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 200));
+
+test('a static sequence is sent step by step, TCP and UDP, in order', async (t) => {
+  const [a, b, c] = [await freePort(), await freePort(), await freePort()];
+  const seen: string[] = [];
+  await tcpRecorder(t, [a, c], seen);
+  const udp = createSocket('udp4');
+  udp.on('message', () => seen.push(`${b}/udp`));
+  await new Promise<void>((resolve) => udp.bind(b, '127.0.0.1', resolve));
+  t.after(() => udp.close());
+
+  await knockerFor('gw1', { delayMs: 20, sequence: [`${a}`, `${b}:udp`, `${c}:tcp`] }).knock('127.0.0.1');
+  await settle();
+  assert.deepEqual(seen, [`${a}/tcp`, `${b}/udp`, `${c}/tcp`]);
+});
+
+test('a rotating sequence sends the ports the guard derives for this broker and time step', async (t) => {
+  const dir = tempDir(t);
+  const secret = newKnockSecret();
+  const secretFile = join(dir, 'gw1.knock');
+  writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
+  // An hour-long step, so the test cannot straddle a step boundary.
+  const rotation = { portMin: 41000, portMax: 41999, length: 4, stepSeconds: 3600 };
+  const expected = deriveSequence(
+    { gateway: 'gw1', client: 'broker1', secret },
+    timeStep(Date.now(), rotation.stepSeconds),
+    rotation,
+  ).map((s) => s.port);
+  const seen: string[] = [];
+  await tcpRecorder(t, expected, seen);
+
+  await knockerFor('gw1', { delayMs: 20, rotating: { ...rotation, client: 'broker1', secretFile } }).knock(
+    '127.0.0.1',
+  );
+  await settle();
+  assert.deepEqual(
+    seen,
+    expected.map((p) => `${p}/tcp`),
+  );
+  // Another gateway's sequence from the same secret differs: secrets are per gateway.
+  const other = deriveSequence(
+    { gateway: 'gw2', client: 'broker1', secret },
+    timeStep(Date.now(), 3600),
+    rotation,
+  );
+  assert.notDeepEqual(
+    other.map((s) => s.port),
+    expected,
+  );
+});
+
+test('a missing or malformed secret file fails at start, naming it', (t) => {
+  const dir = tempDir(t);
+  const rotating = { portMin: 20000, portMax: 29999, length: 4, stepSeconds: 30, client: 'broker1' };
+  assert.throws(
+    () => knockerFor('gw1', { delayMs: 0, rotating: { ...rotating, secretFile: join(dir, 'absent') } }),
+    (err) => isNonstopError(err) && /secretFile: cannot read .*absent/.test(err.message),
+  );
+  const bad = join(dir, 'bad');
+  writeFileSync(bad, 'hunter2');
+  assert.throws(
+    () => knockerFor('gw1', { delayMs: 0, rotating: { ...rotating, secretFile: bad } }),
+    (err) =>
+      isNonstopError(err) && /not a knock secret/.test(err.message) && !err.message.includes('hunter2'),
+  );
+});

@@ -1,0 +1,247 @@
+// The rendered ACL file on a private redis-server: each gateway user is confined to its own
+// queue and cannot administer Redis, while the real gateway and broker code run as these
+// users without a single NOPERM (so a BullMQ upgrade that needs more fails here).
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Redis } from 'ioredis';
+import {
+  ADMIN_USER,
+  DEFAULT_WORKER_USER,
+  gatewayUser,
+  writeAcl,
+  type WrittenAcl,
+} from '../../broker/redis-acl.js';
+import { startCore } from '../../core/server.js';
+import { silentLogger } from '../../lib/log.js';
+import { brokerConfigDoc, startTestBroker } from '../helpers/broker.js';
+import { testCoreConfig } from '../helpers/core.js';
+import { startTestGateway, untilReady } from '../helpers/gateway.js';
+import { useTestSchema } from '../helpers/pg.js';
+import { usePki } from '../helpers/pki.js';
+import { startPrivateRedis, type PrivateRedis } from '../helpers/redis-server.js';
+import { runCli } from '../helpers/cli.js';
+import { tempDir, writeJson } from '../helpers/files.js';
+
+const PREFIX = 'acltest';
+
+describe('redis ACL users', () => {
+  const pki = usePki({ brokers: ['b1'] });
+  let dir: string;
+  let acl: WrittenAcl;
+  let redis: PrivateRedis;
+  let admin: Redis;
+  const clients: Redis[] = [];
+
+  const password = (user: string) => readFileSync(acl.passwordFiles[user]!, 'utf8').trim();
+  const as = (user: string) => {
+    const client = redis.connect(user, password(user));
+    clients.push(client);
+    return client;
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nonstop-acl-'));
+    acl = writeAcl(dir, { prefix: PREFIX, gatewayIds: ['gwa', 'gwb'] });
+    redis = await startPrivateRedis({ aclFile: acl.aclFile });
+    admin = as(ADMIN_USER);
+  });
+  after(async () => {
+    for (const c of clients) c.disconnect();
+    await redis.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** ACL LOG entries (denials) of anyone but the admin. */
+  async function denials(): Promise<string[]> {
+    const entries = (await admin.call('ACL', 'LOG', '1000')) as unknown[][];
+    return entries
+      .map((e) => {
+        const f = new Map<string, unknown>();
+        for (let i = 0; i + 1 < e.length; i += 2) f.set(String(e[i]), e[i + 1]);
+        return `${String(f.get('username'))}: ${String(f.get('reason'))} ${String(f.get('object'))}`;
+      })
+      .filter((line) => !line.startsWith(`${ADMIN_USER}:`));
+  }
+
+  test('password files are mode 0600; the ACL file holds hashes, never passwords', () => {
+    const text = readFileSync(acl.aclFile, 'utf8');
+    assert.deepEqual(Object.keys(acl.passwordFiles).sort(), [
+      ADMIN_USER,
+      DEFAULT_WORKER_USER,
+      gatewayUser('gwa'),
+      gatewayUser('gwb'),
+    ]);
+    for (const [user, file] of Object.entries(acl.passwordFiles)) {
+      assert.equal(statSync(file).mode & 0o777, 0o600, `${user}'s password file mode`);
+      assert.ok(password(user).length >= 40, `${user}'s password is long`);
+      assert.ok(!text.includes(password(user)), `${user}'s password is not in the ACL file`);
+    }
+    assert.equal(statSync(acl.aclFile).mode & 0o777, 0o600);
+  });
+
+  test('rendering again keeps every existing password', () => {
+    const before = Object.fromEntries(Object.keys(acl.passwordFiles).map((u) => [u, password(u)]));
+    const again = writeAcl(dir, { prefix: PREFIX, gatewayIds: ['gwa', 'gwb'] });
+    assert.deepEqual(again.written, [again.aclFile]);
+    for (const [user, pw] of Object.entries(before)) assert.equal(password(user), pw);
+  });
+
+  test('without a password nothing works: the default user is off', async () => {
+    const anon = redis.connect();
+    clients.push(anon);
+    await assert.rejects(anon.get(`${PREFIX}:gw-gwa:id`), /NOAUTH|NOPERM/);
+  });
+
+  test('a gateway user cannot administer Redis or touch another gateway', async () => {
+    const gw = as(gatewayUser('gwa'));
+    const attempts: [string, () => Promise<unknown>][] = [
+      ['FLUSHALL', () => gw.flushall()],
+      ['FLUSHDB', () => gw.flushdb()],
+      ['CONFIG GET *', () => gw.config('GET', '*')],
+      ['CONFIG SET', () => gw.call('CONFIG', 'SET', 'appendonly', 'yes')],
+      ['KEYS *', () => gw.keys('*')],
+      ['SCAN', () => gw.scan('0')],
+      ['INFO', () => gw.info()],
+      ['ACL WHOAMI', () => gw.call('ACL', 'WHOAMI')],
+      ['ACL LIST', () => gw.call('ACL', 'LIST')],
+      ['ACL SETUSER', () => gw.call('ACL', 'SETUSER', gatewayUser('gwa'), '+@all')],
+      ['DEBUG SLEEP', () => gw.call('DEBUG', 'SLEEP', '0')],
+      ['SHUTDOWN', () => gw.call('SHUTDOWN', 'NOSAVE')],
+      ['MONITOR', () => gw.call('MONITOR')],
+      ['CLIENT LIST', () => gw.call('CLIENT', 'LIST')],
+      ['CLIENT KILL', () => gw.call('CLIENT', 'KILL', 'TYPE', 'normal')],
+      ['SUBSCRIBE', () => gw.call('PUBLISH', 'x', 'y')],
+      ['MODULE', () => gw.call('MODULE', 'LIST')],
+      ['read gwb job', () => gw.hgetall(`${PREFIX}:gw-gwb:1`)],
+      ['read gwb wait list', () => gw.lrange(`${PREFIX}:gw-gwb:wait`, 0, -1)],
+      ['write gwb wait list', () => gw.lpush(`${PREFIX}:gw-gwb:wait`, 'x')],
+      ['pop gwb replies', () => gw.call('BLMPOP', '1', '1', `${PREFIX}:gw-gwb:reply:x`, 'LEFT')],
+      ['delete gwb keys', () => gw.del(`${PREFIX}:gw-gwb:meta`)],
+      ['key outside the prefix', () => gw.set('other', 'x')],
+      ['script touching gwb', () => gw.eval(`return redis.call('GET', '${PREFIX}:gw-gwb:id')`, 0)],
+      ['script with a command the user lacks', () => gw.eval('return redis.call("FLUSHALL")', 0)],
+    ];
+    for (const [what, attempt] of attempts) {
+      // Inside a script Redis words the same refusal differently.
+      const refusal = what.startsWith('script') ? /The user executing the script can't/ : /NOPERM/;
+      await assert.rejects(attempt(), refusal, `${what} must be refused`);
+    }
+    assert.equal(await admin.ping(), 'PONG', 'the server is still up');
+    // Its own keys it can use (the same user, the same connection).
+    await gw.hset(`${PREFIX}:gw-gwa:probe`, 'a', '1');
+    assert.equal(await admin.hget(`${PREFIX}:gw-gwa:probe`, 'a'), '1');
+    await admin.del(`${PREFIX}:gw-gwa:probe`);
+  });
+
+  test('the real gateways and a broker run as their users without a single denial', async (t) => {
+    await admin.call('ACL', 'LOG', 'RESET');
+    const { url: dbUrl, schema } = await useTestSchema(t);
+    const core = await startCore(testCoreConfig(pki(), { url: dbUrl, schema }), silentLogger());
+    t.after(() => core.close());
+    const endpoint = { host: '127.0.0.1', port: redis.port, prefix: PREFIX };
+    const broker = startTestBroker(
+      t,
+      brokerConfigDoc(pki(), {
+        prefix: PREFIX,
+        corePort: core.address.port,
+        gateways: ['gwa', 'gwb'],
+        extra: {
+          redis: {
+            ...endpoint,
+            username: DEFAULT_WORKER_USER,
+            passwordFile: acl.passwordFiles[DEFAULT_WORKER_USER],
+          },
+        },
+      }),
+    );
+    const urls: string[] = [];
+    for (const id of ['gwa', 'gwb']) {
+      const { url } = await startTestGateway(t, {
+        prefix: PREFIX,
+        id,
+        overrides: {
+          redis: { ...endpoint, username: gatewayUser(id), passwordFile: acl.passwordFiles[gatewayUser(id)] },
+        },
+      });
+      await untilReady(url);
+      urls.push(url);
+    }
+    for (const url of urls) {
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${url}/notes`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ title: `note ${i}` }),
+        });
+        assert.equal(res.status, 201, await res.text());
+      }
+      // Refused by the broker's schema check: another reply path.
+      const bad = await fetch(`${url}/notes`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ nope: true }),
+      });
+      assert.equal(bad.status, 400);
+    }
+    // Long enough for stalled-job checks and lock renewals to have run as the worker user.
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal(broker.workers.get('gwa')?.counts.answered, 3);
+    assert.equal(broker.workers.get('gwb')?.counts.answered, 3);
+    assert.deepEqual(await denials(), []);
+  });
+
+  test('`nonstop redis-acl` renders users from a broker config, and redis-server loads them', async (t) => {
+    const out = tempDir(t);
+    const config = writeJson(
+      out,
+      'broker.json',
+      brokerConfigDoc(pki(), {
+        prefix: 'rendered',
+        corePort: 1,
+        gateways: ['east', 'west'],
+        extra: { redis: { prefix: 'rendered', username: 'brokers' } },
+      }),
+    );
+    const run = await runCli([
+      'redis-acl',
+      '--config',
+      config,
+      '--out',
+      join(out, 'acl'),
+      '--gateways',
+      'north',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const text = readFileSync(join(out, 'acl', 'users.acl'), 'utf8');
+    for (const id of ['east', 'west', 'north']) {
+      assert.match(
+        text,
+        new RegExp(`^user nonstop-gw-${id} on #[0-9a-f]{64} resetkeys ~rendered:gw-${id}:\\* `, 'm'),
+      );
+    }
+    assert.match(
+      text,
+      /^user brokers on #[0-9a-f]{64} resetkeys ~rendered:gw-east:\* ~rendered:gw-west:\* ~rendered:gw-north:\* /m,
+    );
+    const server = await startPrivateRedis({ aclFile: join(out, 'acl', 'users.acl') });
+    t.after(() => server.stop());
+    const pw = readFileSync(join(out, 'acl', 'nonstop-gw-east.password'), 'utf8').trim();
+    const east = server.connect('nonstop-gw-east', pw);
+    t.after(() => east.disconnect());
+    await east.hset('rendered:gw-east:meta', 'x', '1');
+    await assert.rejects(east.hset('rendered:gw-west:meta', 'x', '1'), /NOPERM/);
+    const bad = await runCli([
+      'redis-acl',
+      '--config',
+      config,
+      '--out',
+      join(out, 'x'),
+      '--gateways',
+      'Bad!',
+    ]);
+    assert.equal(bad.code, 2);
+  });
+});
