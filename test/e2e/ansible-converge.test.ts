@@ -9,7 +9,7 @@ import { chmodSync, cpSync, existsSync, lstatSync, readFileSync, statSync, write
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { packageRoot } from '../world/world.js';
+import { packageRoot, World } from '../world/world.js';
 import { baseImage, RootfsSet, rootfsSkipReason, run, type CommandResult } from './rootfs.js';
 
 const ROOT = packageRoot();
@@ -405,6 +405,116 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       listen: { host: string };
     };
     assert.equal(core.listen.host, '10.0.0.30');
+  });
+
+  // The provisioned hosts' own bundle, configs, certificates, Redis ACL and database, run in one
+  // network namespace (no systemd in a chroot, so each daemon is started as its unit would run
+  // it, as its own user). The SSH tunnel is left out: the gateway reaches Redis directly.
+  test('a request goes through the provisioned gateway, broker and core', { timeout: 120_000 }, async () => {
+    const world = await World.create();
+    try {
+      const site = await world.addHost('site', { public: false, private: false });
+      await site.check('ip', ['addr', 'add', '10.0.0.30/32', 'dev', 'lo']);
+      const node = '/opt/nonstop/current/node/bin/node';
+      const cli = '/opt/nonstop/current/dist/cli/index.js';
+      const daemon = (host: HostRole, user: string, role: string, config: string) =>
+        site.spawn('chroot', [roots[host], 'runuser', '-u', user, '--', node, cli, role, '--config', config]);
+      const redis = site.spawn('chroot', [
+        roots.broker,
+        'redis-server',
+        '/etc/redis/redis.conf',
+        '--supervised',
+        'no',
+        '--logfile',
+        '',
+        '--daemonize',
+        'no',
+      ]);
+      await redis.waitForLine((l) => l.includes('Ready to accept connections'), 15_000);
+      const core = daemon('core', 'nonstop-core', 'core', '/etc/nonstop/core.json');
+      await core.waitForLine((l) => l.includes('core listening'), 30_000);
+      daemon('broker', 'nonstop-broker', 'broker', '/etc/nonstop/broker.json');
+      const gwConfig = JSON.parse(readFileSync(join(roots.gateway, 'etc/nonstop/gateway.json'), 'utf8')) as {
+        redis: { port: number };
+      };
+      gwConfig.redis.port = 6379; // in place of the broker's reverse forward
+      writeFileSync(join(roots.gateway, 'etc/nonstop/gateway-direct.json'), JSON.stringify(gwConfig));
+      // As its unit runs it: user nonstop-gateway with CAP_NET_BIND_SERVICE and nothing else.
+      const gateway = site.spawn('chroot', [
+        roots.gateway,
+        'setpriv',
+        '--reuid=nonstop-gateway',
+        '--regid=nonstop-gateway',
+        '--init-groups',
+        '--inh-caps=-all,+net_bind_service',
+        '--ambient-caps=-all,+net_bind_service',
+        '--bounding-set=-all,+net_bind_service',
+        '--no-new-privs',
+        '--',
+        node,
+        cli,
+        'gateway',
+        '--config',
+        '/etc/nonstop/gateway-direct.json',
+      ]);
+      const curl = (...args: string[]) =>
+        site.exec('curl', ['-sk', '-o', '-', '-w', '\n%{http_code}', '--max-time', '10', ...args], {
+          timeoutMs: 15_000,
+        });
+      let created: { code: string; body: string } = { code: '', body: '' };
+      for (let i = 0; i < 60; i++) {
+        const r = await curl(
+          '-X',
+          'POST',
+          '-H',
+          'content-type: application/json',
+          '-d',
+          '{"title":"provisioned"}',
+          'https://127.0.0.1/notes',
+        );
+        const lines = r.stdout.trimEnd().split('\n');
+        created = { code: lines.at(-1) ?? '', body: lines.slice(0, -1).join('\n') };
+        if (created.code === '201') break;
+        await sleep(500);
+      }
+      assert.equal(
+        created.code,
+        '201',
+        `${created.code} ${created.body}\ngateway:\n${gateway.lines.slice(-5).join('\n')}${gateway.stderrLines.slice(-5).join('\n')}`,
+      );
+      const id = (JSON.parse(created.body) as { id?: string }).id;
+      assert.ok(id, created.body);
+      const got = await curl(`https://127.0.0.1/notes/${id}`);
+      assert.match(got.stdout, /"title":"provisioned"/);
+      assert.match(got.stdout, /\n200$/);
+      const invalid = await curl(
+        '-X',
+        'POST',
+        '-H',
+        'content-type: application/json',
+        '-d',
+        '{"nope":1}',
+        'https://127.0.0.1/notes',
+      );
+      assert.match(invalid.stdout, /\n400$/);
+      // The row is in the provisioned PostgreSQL, in the database the role made.
+      const rows = await chroot('core', [
+        'runuser',
+        '-u',
+        'nonstop-core',
+        '--',
+        'psql',
+        '-p',
+        '5432',
+        '-d',
+        'nonstop',
+        '-tAc',
+        'SELECT count(*) FROM notes',
+      ]);
+      assert.equal(rows.stdout.trim(), '1', rows.stderr);
+    } finally {
+      await world.close();
+    }
   });
 
   for (const { host, unit } of UNITS) {
