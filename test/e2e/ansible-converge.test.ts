@@ -139,7 +139,8 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         `        ${HOSTS[host]}:\n          ansible_host: ${roots[host]}\n`;
       writeFileSync(
         join(inventory, 'hosts.yml'),
-        'nonstop:\n  vars:\n    ansible_connection: community.general.chroot\n  children:\n' +
+        // su: root needs no password to become postgres, and the image has no sudo.
+        'nonstop:\n  vars:\n    ansible_connection: community.general.chroot\n    ansible_become_method: ansible.builtin.su\n  children:\n' +
           `    gateways:\n      hosts:\n${hostEntry('gateway')}` +
           `    brokers:\n      hosts:\n${hostEntry('broker')}` +
           `    core:\n      hosts:\n${hostEntry('core')}`,
