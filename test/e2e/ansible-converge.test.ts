@@ -1,0 +1,543 @@
+// site.yml converges a gateway, a broker and a core onto real Debian 12 root filesystems (chroot
+// connection), a second run changes nothing, and what it leaves passes the tools that will
+// read it: nft -c, sshd -t / -T, redis-server with the ACL file, PostgreSQL, systemd-analyze.
+// Ansible, PostgreSQL and Redis run in their own network namespace (unshare --net): nothing here
+// touches this machine's network or ruleset.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, lstatSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { after, before, describe, test } from 'node:test';
+import { packageRoot, World } from '../world/world.js';
+import { baseImage, RootfsSet, rootfsSkipReason, run, type CommandResult } from './rootfs.js';
+
+const ROOT = packageRoot();
+const ANSIBLE_DIR = join(ROOT, 'ansible');
+const PG = '15';
+const PG_DATA = `/var/lib/postgresql/${PG}/main`;
+// Unix socket only: no TCP listener anywhere while the core role talks to it.
+const PG_OPTIONS = `-c config_file=/etc/postgresql/${PG}/main/postgresql.conf -c listen_addresses= -c port=5432`;
+const HOSTS = { gateway: 'gw1.example.net', broker: 'broker1.example.net', core: 'core.example.internal' };
+const UNITS = [
+  { host: 'gateway', unit: 'nonstop-gateway.service' },
+  { host: 'gateway', unit: 'nonstop-guard.service' },
+  { host: 'broker', unit: 'nonstop-broker.service' },
+  { host: 'core', unit: 'nonstop-core.service' },
+] as const;
+type HostRole = keyof typeof HOSTS;
+
+const skip = rootfsSkipReason(['ansible-playbook', 'mmdebstrap', 'unshare', 'systemd-analyze']);
+
+interface Recap {
+  ok: number;
+  changed: number;
+  unreachable: number;
+  failed: number;
+}
+
+function recap(output: string): Map<string, Recap> {
+  const hosts = new Map<string, Recap>();
+  const re = /^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm;
+  for (const m of output.matchAll(re)) {
+    hosts.set(m[1] ?? '', {
+      ok: +(m[2] ?? 0),
+      changed: +(m[3] ?? 0),
+      unreachable: +(m[4] ?? 0),
+      failed: +(m[5] ?? 0),
+    });
+  }
+  return hosts;
+}
+
+const log = (msg: string) => process.stderr.write(`# ansible-converge: ${msg}\n`);
+
+describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
+  let set: RootfsSet;
+  const roots = {} as Record<HostRole, string>;
+  let secrets: {
+    vault_redis_passwords: { worker: string; gateways: Record<string, string> };
+  };
+  const converges: CommandResult[] = [];
+
+  // --ipc too: PostgreSQL's System V shared memory must not meet this machine's PostgreSQL.
+  const chroot = (host: HostRole, args: readonly string[]) =>
+    run('unshare', ['--net', '--ipc', 'chroot', roots[host], ...args]);
+  const pgCtl = (...args: string[]) =>
+    chroot('core', [
+      'runuser',
+      '-u',
+      'postgres',
+      '--',
+      `/usr/lib/postgresql/${PG}/bin/pg_ctl`,
+      '-D',
+      PG_DATA,
+      ...args,
+    ]);
+
+  before(
+    async () => {
+      set = new RootfsSet();
+      let t = Date.now();
+      const lap = (what: string) => {
+        log(`${what}: ${((Date.now() - t) / 1000).toFixed(1)} s`);
+        t = Date.now();
+      };
+
+      const release = await run('sh', [join(ROOT, 'scripts/release.sh'), join(set.dir, 'release')]);
+      assert.equal(release.code, 0, release.stderr);
+      const bundle = release.stdout.trim().split('\n').at(-1) ?? '';
+      lap('release bundle (scripts/release.sh)');
+
+      const made = await run(join(ANSIBLE_DIR, 'bin/make-secrets.sh'), [
+        '--out',
+        join(set.dir, 'secrets'),
+        '--gateways',
+        'gw1',
+        '--brokers',
+        'broker1',
+      ]);
+      assert.equal(made.code, 0, made.stderr);
+      const secretsFile = made.stdout.trim();
+      secrets = JSON.parse(readFileSync(secretsFile, 'utf8')) as typeof secrets;
+      lap('secrets (ansible/bin/make-secrets.sh)');
+
+      const image = await baseImage();
+      lap(image.built ? `base image built (mmdebstrap) ${image.path}` : `base image cached ${image.path}`);
+      await Promise.all(
+        (Object.keys(HOSTS) as HostRole[]).map(
+          async (host) => (roots[host] = await set.unpack(host, image.path)),
+        ),
+      );
+      lap('three root filesystems unpacked');
+
+      // The core role creates its database role and database through a running PostgreSQL:
+      // start the image's cluster on its Unix socket only (no TCP), as systemd would on a host.
+      chmodSync(join(roots.core, 'dev/shm'), 0o1777);
+      set.mountProc(roots.core);
+      // /run is a tmpfs on a booted host, where PostgreSQL's own units create its socket folder.
+      await chroot('core', [
+        'install',
+        '-d',
+        '-o',
+        'postgres',
+        '-g',
+        'postgres',
+        '-m',
+        '2775',
+        '/run/postgresql',
+      ]);
+      const pg = await pgCtl('start', '-w', '-l', '/var/log/postgresql/nonstop-test.log', '-o', PG_OPTIONS);
+      assert.equal(pg.code, 0, pg.stdout + pg.stderr);
+      set.track(Number(readFileSync(join(roots.core, `${PG_DATA}/postmaster.pid`), 'utf8').split('\n')[0]));
+
+      // The example inventory's variables, with the hosts reached by chroot.
+      const inventory = join(set.dir, 'inventory');
+      for (const dir of ['group_vars', 'host_vars'])
+        cpSync(join(ANSIBLE_DIR, 'inventory/example', dir), join(inventory, dir), { recursive: true });
+      const hostEntry = (host: HostRole) =>
+        `        ${HOSTS[host]}:\n          ansible_host: ${roots[host]}\n`;
+      writeFileSync(
+        join(inventory, 'hosts.yml'),
+        // su: root needs no password to become postgres, and the image has no sudo.
+        'nonstop:\n  vars:\n    ansible_connection: community.general.chroot\n    ansible_become_method: ansible.builtin.su\n  children:\n' +
+          `    gateways:\n      hosts:\n${hostEntry('gateway')}` +
+          `    brokers:\n      hosts:\n${hostEntry('broker')}` +
+          `    core:\n      hosts:\n${hostEntry('core')}`,
+      );
+      const vars = join(set.dir, 'vars.json');
+      writeFileSync(
+        vars,
+        JSON.stringify({
+          common_release_bundle: bundle,
+          // A chroot has no systemd to start anything; units are enabled, not started.
+          nonstop_start_services: false,
+          // The image's package lists are as old as the cache; no `apt-get update` offline.
+          common_apt_cache_valid_time: 10 * 365 * 86400,
+        }),
+      );
+      const env = { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_PIPELINING: '1' };
+      for (const pass of ['first', 'second']) {
+        const r = await run(
+          'unshare',
+          [
+            '--net',
+            'ansible-playbook',
+            '-i',
+            inventory,
+            '-e',
+            `@${secretsFile}`,
+            '-e',
+            `@${vars}`,
+            'site.yml',
+          ],
+          { cwd: ANSIBLE_DIR, env, timeoutMs: 400_000 },
+        );
+        converges.push(r);
+        lap(`${pass} converge (ansible-playbook site.yml, 3 hosts)`);
+      }
+    },
+    { timeout: 900_000 },
+  );
+
+  after(async () => {
+    if (roots.core !== undefined && existsSync(join(roots.core, PG_DATA, 'postmaster.pid')))
+      await pgCtl('stop', '-m', 'fast', '-w');
+    set?.disposeSync();
+  });
+
+  test('the first converge succeeds on all three hosts', () => {
+    const r = converges[0];
+    assert.ok(r);
+    const hosts = recap(r.stdout);
+    for (const name of Object.values(HOSTS)) {
+      const h = hosts.get(name);
+      assert.ok(h, `${name} missing from the recap:\n${r.stdout.slice(-3000)}`);
+      assert.equal(h.failed + h.unreachable, 0, r.stdout.slice(-6000));
+      assert.ok(h.changed > 0, `${name}: the first run changed nothing`);
+    }
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  test('the second converge reports changed=0 everywhere', () => {
+    const r = converges[1];
+    assert.ok(r);
+    assert.equal(r.code, 0, r.stdout.slice(-6000));
+    const hosts = recap(r.stdout);
+    for (const name of Object.values(HOSTS)) {
+      const h = hosts.get(name);
+      assert.ok(h, `${name} missing from the recap`);
+      const changedTasks = r.stdout
+        .split('\n\n')
+        .filter((block) => block.includes(`changed: [${name}]`))
+        .join('\n');
+      assert.equal(h.changed, 0, `${name} changed again:\n${changedTasks}`);
+      assert.equal(h.failed, 0);
+    }
+  });
+
+  test('gateway: nft -c accepts the boot ruleset, which is the guard table with input policy drop', async () => {
+    const r = await chroot('gateway', ['nft', '-c', '-f', '/etc/nftables.conf']);
+    assert.equal(r.code, 0, r.stderr);
+    const ruleset = readFileSync(join(roots.gateway, 'etc/nftables.conf'), 'utf8');
+    assert.match(ruleset, /^table inet nonstop \{$/m);
+    assert.match(ruleset, /type filter hook input priority filter; policy drop;/);
+    assert.match(ruleset, /tcp dport \{ 80, 443 \} accept/);
+    assert.match(ruleset, /tcp dport 22 ip saddr @ssh_open4 accept/);
+    assert.doesNotMatch(ruleset, /flush ruleset/, 'the guard table must not flush other tables');
+  });
+
+  test('gateway: sshd -t passes and sshd -T confines the tunnel user', async () => {
+    assert.equal((await chroot('gateway', ['/usr/sbin/sshd', '-t'])).code, 0);
+    const effective = async (user: string) => {
+      const r = await chroot('gateway', [
+        '/usr/sbin/sshd',
+        '-T',
+        '-C',
+        `user=${user},host=b,addr=198.18.0.20`,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      return new Map(r.stdout.split('\n').map((l) => [l.split(' ')[0] ?? '', l.slice(l.indexOf(' ') + 1)]));
+    };
+    const tunnel = await effective('nonstop-tunnel');
+    assert.equal(tunnel.get('allowtcpforwarding'), 'remote');
+    assert.equal(tunnel.get('permitopen'), 'none');
+    assert.equal(tunnel.get('permittty'), 'no');
+    assert.equal(tunnel.get('forcecommand'), '/usr/sbin/nologin');
+    assert.equal(tunnel.get('allowstreamlocalforwarding'), 'no');
+    assert.equal(tunnel.get('x11forwarding'), 'no');
+    assert.equal(tunnel.get('permitlisten'), '127.0.0.1:6380');
+    assert.equal(tunnel.get('authorizedkeysfile'), '/etc/ssh/authorized_keys/%u');
+    const admin = await effective('admin');
+    assert.equal(admin.get('allowtcpforwarding'), 'no');
+    assert.equal(admin.get('forcecommand'), 'none');
+    for (const cfg of [tunnel, admin]) {
+      assert.equal(cfg.get('passwordauthentication'), 'no');
+      assert.equal(cfg.get('kbdinteractiveauthentication'), 'no');
+      assert.equal(cfg.get('permitrootlogin'), 'no');
+      assert.equal(cfg.get('hostkeyalgorithms'), 'ssh-ed25519,ssh-ed25519-cert-v01@openssh.com');
+      assert.doesNotMatch(cfg.get('kexalgorithms') ?? '', /sha1|nistp|group14|group-exchange/);
+      assert.doesNotMatch(cfg.get('ciphers') ?? '', /cbc|ctr/);
+      assert.doesNotMatch(cfg.get('macs') ?? '', /sha1|md5|umac-64|(^|,)hmac-sha2-(256|512)(,|$)/);
+    }
+    const keys = readFileSync(join(roots.gateway, 'etc/ssh/authorized_keys/nonstop-tunnel'), 'utf8');
+    const lines = keys.split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0] ?? '',
+      /^restrict,port-forwarding,permitlisten="127\.0\.0\.1:6380" ssh-ed25519 \S+/,
+    );
+    // The pinned host key is the one from the secrets, so brokers can pin it.
+    const pinned = readFileSync(join(set.dir, 'secrets/ssh/gateway-gw1.pub'), 'utf8').split(' ')[1];
+    assert.equal(
+      readFileSync(join(roots.gateway, 'etc/ssh/ssh_host_ed25519_key.pub'), 'utf8').split(' ')[1],
+      pinned,
+    );
+    assert.ok(!existsSync(join(roots.gateway, 'etc/ssh/ssh_host_rsa_key')), 'no RSA host key');
+  });
+
+  test('every rendered config passes nonstop check-config on its host', async () => {
+    const node = '/opt/nonstop/current/node/bin/node';
+    const cli = '/opt/nonstop/current/dist/cli/index.js';
+    const files: Record<HostRole, string[]> = {
+      gateway: ['gateway.json', 'guard.json', 'routes.json'],
+      broker: ['broker.json', 'knock.json', 'routes.json'],
+      core: ['core.json', 'routes.json'],
+    };
+    for (const [host, names] of Object.entries(files) as [HostRole, string[]][]) {
+      const r = await chroot(host, [node, cli, 'check-config', ...names.map((n) => `/etc/nonstop/${n}`)]);
+      assert.equal(r.code, 0, `${host}: ${r.stdout}${r.stderr}`);
+    }
+    const version = await chroot('gateway', [node, '-p', 'process.versions.node']);
+    assert.ok(Number(version.stdout.split('.')[0]) >= 20, version.stdout);
+  });
+
+  test('secrets are readable by their daemon only', () => {
+    const expect: [HostRole, string][] = [
+      ['gateway', 'etc/nonstop/tls/gateway.key'],
+      ['gateway', 'etc/nonstop/guard.json'],
+      ['gateway', 'etc/nonstop/redis-password'],
+      ['broker', 'etc/nonstop/ssh/id_ed25519'],
+      ['broker', 'etc/nonstop/tls/broker.key'],
+      ['broker', 'etc/redis/users.acl'],
+      ['core', 'etc/nonstop/tls/core.key'],
+    ];
+    for (const [host, file] of expect) {
+      const st = statSync(join(roots[host], file));
+      assert.equal(st.mode & 0o777, 0o640, `${host}:/${file} mode ${(st.mode & 0o777).toString(8)}`);
+    }
+  });
+
+  test('broker: Redis on loopback, default user off, each gateway confined to its own keys', async () => {
+    const conf = readFileSync(join(roots.broker, 'etc/redis/redis.conf'), 'utf8');
+    assert.match(conf, /^bind 127\.0\.0\.1 -::1$/m);
+    assert.match(conf, /^protected-mode yes$/m);
+    assert.match(conf, /^aclfile \/etc\/redis\/users\.acl$/m);
+    // The real config and ACL file, on a Unix socket only, in a network namespace of its own.
+    const sock = '/tmp/redis-acl-test.sock';
+    const child = spawn(
+      'unshare',
+      [
+        '--net',
+        'chroot',
+        roots.broker,
+        'redis-server',
+        '/etc/redis/redis.conf',
+        '--port',
+        '0',
+        '--unixsocket',
+        sock,
+        '--supervised',
+        'no',
+        '--logfile',
+        '',
+        '--daemonize',
+        'no',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    assert.ok(child.pid);
+    set.track(child.pid);
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      for (let i = 0; i < 100 && !existsSync(join(roots.broker, sock)); i++) await sleep(50);
+      assert.ok(existsSync(join(roots.broker, sock)), `redis-server did not start:\n${output}`);
+      const cli = async (user: string | undefined, ...args: string[]) => {
+        const auth =
+          user === undefined
+            ? []
+            : [
+                '--user',
+                user,
+                '--pass',
+                user === 'worker'
+                  ? secrets.vault_redis_passwords.worker
+                  : (secrets.vault_redis_passwords.gateways[user.slice(3)] ?? ''),
+                '--no-auth-warning',
+              ];
+        const r = await chroot('broker', ['redis-cli', '-s', sock, ...auth, ...args]);
+        return r.stdout.trim();
+      };
+      assert.match(await cli(undefined, 'GET', 'nonstop:gw-gw1:x'), /NOAUTH|NOPERM/);
+      assert.equal(await cli('gw-gw1', 'SET', 'nonstop:gw-gw1:x', '1'), 'OK');
+      assert.match(await cli('gw-gw1', 'SET', 'nonstop:gw-gw2:x', '1'), /NOPERM/);
+      assert.match(await cli('gw-gw1', 'GET', 'other'), /NOPERM/);
+      assert.match(await cli('gw-gw1', 'CONFIG', 'GET', 'bind'), /NOPERM/);
+      assert.match(await cli('gw-gw1', 'FLUSHALL'), /NOPERM/);
+      assert.equal(await cli('worker', 'GET', 'nonstop:gw-gw1:x'), '1');
+      assert.match(await cli('worker', 'ACL', 'LIST'), /NOPERM/);
+      assert.match(await cli('worker', 'GET', 'elsewhere:x'), /NOPERM/);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  test('core: PostgreSQL listens on the private address only; the database belongs to the core', async () => {
+    const r = await chroot('core', [
+      'runuser',
+      '-u',
+      'postgres',
+      '--',
+      `/usr/lib/postgresql/${PG}/bin/postgres`,
+      '-C',
+      'listen_addresses',
+      '-c',
+      `config_file=/etc/postgresql/${PG}/main/postgresql.conf`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), '10.0.0.30');
+    const q = await chroot('core', [
+      'runuser',
+      '-u',
+      'postgres',
+      '--',
+      'psql',
+      '-p',
+      '5432',
+      '-tAc',
+      "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'nonstop'",
+    ]);
+    assert.equal(q.code, 0, q.stderr);
+    assert.equal(q.stdout.trim(), 'nonstop-core');
+    const core = JSON.parse(readFileSync(join(roots.core, 'etc/nonstop/core.json'), 'utf8')) as {
+      listen: { host: string };
+    };
+    assert.equal(core.listen.host, '10.0.0.30');
+  });
+
+  // The provisioned hosts' own bundle, configs, certificates, Redis ACL and database, run in one
+  // network namespace (no systemd in a chroot, so each daemon is started as its unit would run
+  // it, as its own user). The SSH tunnel is left out: the gateway reaches Redis directly.
+  test('a request goes through the provisioned gateway, broker and core', { timeout: 120_000 }, async () => {
+    const world = await World.create();
+    try {
+      const site = await world.addHost('site', { public: false, private: false });
+      await site.check('ip', ['addr', 'add', '10.0.0.30/32', 'dev', 'lo']);
+      const node = '/opt/nonstop/current/node/bin/node';
+      const cli = '/opt/nonstop/current/dist/cli/index.js';
+      const daemon = (host: HostRole, user: string, role: string, config: string) =>
+        site.spawn('chroot', [roots[host], 'runuser', '-u', user, '--', node, cli, role, '--config', config]);
+      const redis = site.spawn('chroot', [
+        roots.broker,
+        'redis-server',
+        '/etc/redis/redis.conf',
+        '--supervised',
+        'no',
+        '--logfile',
+        '',
+        '--daemonize',
+        'no',
+      ]);
+      await redis.waitForLine((l) => l.includes('Ready to accept connections'), 15_000);
+      const core = daemon('core', 'nonstop-core', 'core', '/etc/nonstop/core.json');
+      await core.waitForLine((l) => l.includes('core listening'), 30_000);
+      daemon('broker', 'nonstop-broker', 'broker', '/etc/nonstop/broker.json');
+      const gwConfig = JSON.parse(readFileSync(join(roots.gateway, 'etc/nonstop/gateway.json'), 'utf8')) as {
+        redis: { port: number };
+      };
+      gwConfig.redis.port = 6379; // in place of the broker's reverse forward
+      writeFileSync(join(roots.gateway, 'etc/nonstop/gateway-direct.json'), JSON.stringify(gwConfig));
+      // As its unit runs it: user nonstop-gateway with CAP_NET_BIND_SERVICE and nothing else.
+      const gateway = site.spawn('chroot', [
+        roots.gateway,
+        'setpriv',
+        '--reuid=nonstop-gateway',
+        '--regid=nonstop-gateway',
+        '--init-groups',
+        '--inh-caps=-all,+net_bind_service',
+        '--ambient-caps=-all,+net_bind_service',
+        '--bounding-set=-all,+net_bind_service',
+        '--no-new-privs',
+        '--',
+        node,
+        cli,
+        'gateway',
+        '--config',
+        '/etc/nonstop/gateway-direct.json',
+      ]);
+      const curl = (...args: string[]) =>
+        site.exec('curl', ['-sk', '-o', '-', '-w', '\n%{http_code}', '--max-time', '10', ...args], {
+          timeoutMs: 15_000,
+        });
+      let created: { code: string; body: string } = { code: '', body: '' };
+      for (let i = 0; i < 60; i++) {
+        const r = await curl(
+          '-X',
+          'POST',
+          '-H',
+          'content-type: application/json',
+          '-d',
+          '{"title":"provisioned"}',
+          'https://127.0.0.1/notes',
+        );
+        const lines = r.stdout.trimEnd().split('\n');
+        created = { code: lines.at(-1) ?? '', body: lines.slice(0, -1).join('\n') };
+        if (created.code === '201') break;
+        await sleep(500);
+      }
+      assert.equal(
+        created.code,
+        '201',
+        `${created.code} ${created.body}\ngateway:\n${gateway.lines.slice(-5).join('\n')}${gateway.stderrLines.slice(-5).join('\n')}`,
+      );
+      const id = (JSON.parse(created.body) as { id?: string }).id;
+      assert.ok(id, created.body);
+      const got = await curl(`https://127.0.0.1/notes/${id}`);
+      assert.match(got.stdout, /"title":"provisioned"/);
+      assert.match(got.stdout, /\n200$/);
+      const invalid = await curl(
+        '-X',
+        'POST',
+        '-H',
+        'content-type: application/json',
+        '-d',
+        '{"nope":1}',
+        'https://127.0.0.1/notes',
+      );
+      assert.match(invalid.stdout, /\n400$/);
+      // The row is in the provisioned PostgreSQL, in the database the role made.
+      const rows = await chroot('core', [
+        'runuser',
+        '-u',
+        'nonstop-core',
+        '--',
+        'psql',
+        '-p',
+        '5432',
+        '-d',
+        'nonstop',
+        '-tAc',
+        'SELECT count(*) FROM notes',
+      ]);
+      assert.equal(rows.stdout.trim(), '1', rows.stderr);
+    } finally {
+      await world.close();
+    }
+  });
+
+  for (const { host, unit } of UNITS) {
+    test(`${unit}: systemd-analyze security rates it 2.0 or better`, async () => {
+      const r = await run('systemd-analyze', ['security', '--offline=yes', `--root=${roots[host]}`, unit]);
+      const m = /Overall exposure level for \S+: (\d+\.\d+)/.exec(r.stdout);
+      assert.ok(m, `${r.stdout}${r.stderr}`);
+      log(`${unit} exposure ${m[1]}`);
+      assert.ok(Number(m[1]) <= 2.0, r.stdout);
+      const text = readFileSync(join(roots[host], 'etc/systemd/system', unit), 'utf8');
+      assert.match(text, /^User=nonstop-/m);
+      const caps = /^CapabilityBoundingSet=(.*)$/m.exec(text)?.[1];
+      const expected =
+        unit === 'nonstop-guard.service'
+          ? 'CAP_NET_RAW CAP_NET_ADMIN'
+          : unit === 'nonstop-gateway.service'
+            ? 'CAP_NET_BIND_SERVICE'
+            : '';
+      assert.equal(caps, expected);
+      // A symlink to an absolute path inside the root filesystem: lstat, do not follow it.
+      const wants = lstatSync(join(roots[host], 'etc/systemd/system/multi-user.target.wants', unit));
+      assert.ok(wants.isSymbolicLink(), `${unit} is not enabled`);
+    });
+  }
+});
