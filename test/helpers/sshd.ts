@@ -113,7 +113,7 @@ export async function startTestSshd(
 }
 
 /** Every process below `pid`, from /proc. */
-function descendants(pid: number): number[] {
+export function descendants(pid: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
