@@ -264,4 +264,55 @@ describe('request path', () => {
       'exactly one note, the one the client was told about',
     );
   });
+
+  test('a broker shutting down finishes the job it has in flight before it stops', async (t) => {
+    const redis = testRedis(t);
+    const { url: dbUrl, schema } = await useTestSchema(t);
+    const create = notesApplication.handlers['notes.create']!;
+    const slow: Application = {
+      ...notesApplication,
+      handlers: {
+        ...notesApplication.handlers,
+        'notes.create': async (ctx) => {
+          const answer = await create(ctx);
+          await new Promise((r) => setTimeout(r, 1000));
+          return answer;
+        },
+      },
+    };
+    const core = await startCore(testCoreConfig(pki(), { url: dbUrl, schema }), silentLogger(), {
+      application: slow,
+    });
+    t.after(() => core.close());
+    const broker = startTestBroker(
+      t,
+      brokerConfigDoc(pki(), { prefix: redis.prefix, corePort: core.address.port }),
+    );
+    const { url } = await startTestGateway(t, { prefix: redis.prefix, overrides: { replyTimeoutMs: 10000 } });
+    await untilReady(url);
+    const queue = new Queue(queueName('gw1'), {
+      connection: { host: '127.0.0.1', port: 6379 },
+      prefix: redis.prefix,
+    });
+    t.after(() => queue.close());
+
+    let answeredAt = 0;
+    const answer = post(url, { title: 'finished during shutdown' }).then((res) => {
+      answeredAt = Date.now();
+      return res;
+    });
+    for (let i = 0; (await queue.getActiveCount()) === 0; i++) {
+      assert.ok(i < 100, 'the broker never took the job');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await broker.close();
+    const closedAt = Date.now();
+    const res = await answer;
+    assert.equal(res.status, 201);
+    assert.ok(
+      answeredAt > 0 && answeredAt <= closedAt + 50,
+      'the reply was delivered before close() returned',
+    );
+    assert.equal(await queue.getActiveCount(), 0);
+  });
 });
