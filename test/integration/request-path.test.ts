@@ -37,6 +37,22 @@ function post(url: string, body: unknown): Promise<Response> {
   });
 }
 
+/** The notes application, with notes.create holding its transaction open for `ms` after its work. */
+function slowNotes(ms: number): Application {
+  const create = notesApplication.handlers['notes.create']!;
+  return {
+    ...notesApplication,
+    handlers: {
+      ...notesApplication.handlers,
+      'notes.create': async (ctx) => {
+        const answer = await create(ctx);
+        await new Promise((r) => setTimeout(r, ms));
+        return answer;
+      },
+    },
+  };
+}
+
 describe('request path', () => {
   const pki = usePki({ brokers: ['b1', 'b2'] });
 
@@ -178,6 +194,12 @@ describe('request path', () => {
       deadline: Date.now() + 5000,
     };
     const replyList = `${w.prefix}:${queueName('gw1')}:reply:test-listener`;
+    // The reply can reach the client before BullMQ removes the finished job; while it exists,
+    // adding the same job id again would be a no-op rather than a second delivery.
+    for (let i = 0; (await queue.getJob(requestId)) !== undefined; i++) {
+      assert.ok(i < 100, 'the first job was never removed');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     await queue.add('notes.create', envelope, {
       jobId: requestId,
       removeOnComplete: true,
@@ -212,18 +234,7 @@ describe('request path', () => {
     const redis = testRedis(t);
     const { url: dbUrl, schema } = await useTestSchema(t);
     // notes.create holds its transaction open for a while, so broker A dies while it runs.
-    const create = notesApplication.handlers['notes.create']!;
-    const slow: Application = {
-      ...notesApplication,
-      handlers: {
-        ...notesApplication.handlers,
-        'notes.create': async (ctx) => {
-          const answer = await create(ctx);
-          await new Promise((r) => setTimeout(r, 1500));
-          return answer;
-        },
-      },
-    };
+    const slow = slowNotes(1500);
     const core = await startCore(testCoreConfig(pki(), { url: dbUrl, schema }), silentLogger(), {
       application: slow,
     });
@@ -268,18 +279,7 @@ describe('request path', () => {
   test('a broker shutting down finishes the job it has in flight before it stops', async (t) => {
     const redis = testRedis(t);
     const { url: dbUrl, schema } = await useTestSchema(t);
-    const create = notesApplication.handlers['notes.create']!;
-    const slow: Application = {
-      ...notesApplication,
-      handlers: {
-        ...notesApplication.handlers,
-        'notes.create': async (ctx) => {
-          const answer = await create(ctx);
-          await new Promise((r) => setTimeout(r, 1000));
-          return answer;
-        },
-      },
-    };
+    const slow = slowNotes(1000);
     const core = await startCore(testCoreConfig(pki(), { url: dbUrl, schema }), silentLogger(), {
       application: slow,
     });
