@@ -1,16 +1,9 @@
 // The body of notes.create, checked again here. The broker has validated it against the route
 // schema already; this keeps odd input (another broker version, a hand-made request) from
 // crashing a handler or reaching the database as something else.
-import { PRIORITIES, type Priority } from './note.js';
+import { PRIORITIES, type NewNote, type Priority } from './note.js';
 
-export interface NewNote {
-  readonly title: string;
-  readonly text: string;
-  readonly priority: Priority;
-  readonly tags: readonly string[];
-  readonly due: string | null;
-  readonly contact: string | null;
-}
+export type { NewNote };
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; problem: string };
 

@@ -6,14 +6,18 @@ import type { Row } from '../../db/database.js';
 export type Priority = 'low' | 'normal' | 'high';
 export const PRIORITIES: readonly Priority[] = ['low', 'normal', 'high'];
 
-export interface Note {
-  readonly id: string;
+/** What a client supplies to create a note (after defaults). */
+export interface NewNote {
   readonly title: string;
   readonly text: string;
   readonly priority: Priority;
   readonly tags: readonly string[];
   readonly due: string | null;
   readonly contact: string | null;
+}
+
+export interface Note extends NewNote {
+  readonly id: string;
   readonly createdAt: string;
 }
 
