@@ -9,7 +9,7 @@ import { chmodSync, cpSync, existsSync, lstatSync, readFileSync, statSync, write
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
-import { packageRoot, World } from '../world/world.js';
+import { packageRoot, World } from '../../world/world.js';
 import { baseImage, RootfsSet, rootfsSkipReason, run, type CommandResult } from './rootfs.js';
 
 const ROOT = packageRoot();

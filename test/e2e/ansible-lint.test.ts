@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { packageRoot } from '../world/world.js';
+import { packageRoot } from '../../world/world.js';
 import { rootfsSkipReason, run } from './rootfs.js';
 
 const ANSIBLE_DIR = join(packageRoot(), 'ansible');

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Host, HostProcess, World } from '../world/world.js';
+import type { Host, HostProcess, World } from '../../world/world.js';
 
 export const AGENT = 'dist/test/world/agent.js';
 export const CLI = 'dist/cli/index.js';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { World, worldSkipReason, type Host } from '../world/world.js';
+import { World, worldSkipReason, type Host } from '../../world/world.js';
 import { AGENT, CLI, eventually, startGateway, type Gateway } from './gateway.js';
 
 const skip = worldSkipReason();

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KnockStep } from '../../config/knock.js';
 import { deriveSequence, newKnockSecret, timeStep } from '../../knock/rotating.js';
-import { World, worldSkipReason, type Host } from '../world/world.js';
+import { World, worldSkipReason, type Host } from '../../world/world.js';
 import { AGENT, CLI, eventually, startGateway, type Gateway } from './gateway.js';
 
 const skip = worldSkipReason();

@@ -2,7 +2,7 @@
 // port filtered (no RST, no ICMP), the SSH port and the knock ports included.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { World, worldSkipReason, type Host } from '../world/world.js';
+import { World, worldSkipReason, type Host } from '../../world/world.js';
 import { startGateway, type Gateway } from './gateway.js';
 
 const skip = worldSkipReason();

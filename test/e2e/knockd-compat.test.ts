@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { World, worldSkipReason, type Host } from '../world/world.js';
+import { World, worldSkipReason, type Host } from '../../world/world.js';
 import { AGENT, CLI, eventually, startGateway, type Gateway } from './gateway.js';
 
 const skip = worldSkipReason();

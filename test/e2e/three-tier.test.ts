@@ -14,7 +14,7 @@ import { newKnockSecret } from '../../knock/rotating.js';
 import { generatePki } from '../../lib/pki.js';
 import { EXAMPLE_ROUTES_FILE } from '../helpers/core.js';
 import { descendants, sshKeygen, type SshKey } from '../helpers/sshd.js';
-import { World, worldSkipReason, type Host, type HostProcess } from '../world/world.js';
+import { World, worldSkipReason, type Host, type HostProcess } from '../../world/world.js';
 import { AGENT, CLI, eventually, startGuard } from './gateway.js';
 
 const skip = worldSkipReason();

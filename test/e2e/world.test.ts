@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, test } from 'node:test';
-import { packageRoot, removeStragglers, World, worldSkipReason, type Host } from '../world/world.js';
+import { packageRoot, removeStragglers, World, worldSkipReason, type Host } from '../../world/world.js';
 import { AGENT } from './gateway.js';
 
 const skip = worldSkipReason();

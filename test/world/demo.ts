@@ -1,6 +1,6 @@
 // Builds a small world and waits: the world's own tests run this as a child process and then
 // interrupt it (SIGTERM or SIGKILL) to prove that nothing is left behind.
-import { World } from './world.js';
+import { World } from '../../world/world.js';
 
 const world = await World.create();
 const inet = await world.addHost('inet', { public: 1 });

@@ -420,7 +420,7 @@ function installExitHandlers(): void {
   }
 }
 
-/** The package root (where package.json is), from dist/test/world/world.js. */
+/** The package root (where package.json is), from dist/world/world.js. */
 export function packageRoot(): string {
-  return join(import.meta.dirname, '..', '..', '..');
+  return join(import.meta.dirname, '..', '..');
 }
