@@ -1,0 +1,90 @@
+// CPU time and memory of processes, from /proc (the bench runs on Linux, as root).
+import { readFileSync, readdirSync } from 'node:fs';
+
+export interface ProcSample {
+  /** utime + stime, seconds. */
+  readonly cpuSeconds: number;
+  readonly rssKiB: number;
+}
+
+const TICKS_PER_SECOND = 100;
+
+export function sampleProc(pid: number): ProcSample {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // fields 14 and 15 of proc(5)
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
+  return { cpuSeconds: ticks / TICKS_PER_SECOND, rssKiB: rss };
+}
+
+/** The process and all its descendants (nginx's workers, sshd's sessions). */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(name));
+      children.set(ppid, list);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    out.push(p);
+    for (const c of children.get(p) ?? []) walk(c);
+  };
+  walk(pid);
+  return out;
+}
+
+/** Sum over a process tree; processes that exit meanwhile are skipped. */
+export function sampleTree(pid: number): ProcSample {
+  let cpuSeconds = 0;
+  let rssKiB = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const s = sampleProc(p);
+      cpuSeconds += s.cpuSeconds;
+      rssKiB += s.rssKiB;
+    } catch {
+      // exited
+    }
+  }
+  return { cpuSeconds, rssKiB };
+}
+
+/** Samples named processes every `everyMs` until stopped; keeps each one's peak RSS. */
+export class RssWatcher {
+  readonly peakKiB: Record<string, number> = {};
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly pids: Readonly<Record<string, number>>,
+    everyMs = 250,
+  ) {
+    this.#sample();
+    this.#timer = setInterval(() => this.#sample(), everyMs);
+  }
+
+  #sample(): void {
+    for (const [name, pid] of Object.entries(this.pids)) {
+      try {
+        const { rssKiB } = sampleProc(pid);
+        this.peakKiB[name] = Math.max(this.peakKiB[name] ?? 0, rssKiB);
+      } catch {
+        // exited
+      }
+    }
+  }
+
+  stop(): Record<string, number> {
+    clearInterval(this.#timer);
+    this.#sample();
+    return { ...this.peakKiB };
+  }
+}

@@ -1,0 +1,89 @@
+// The request-path measurement: each system at saturation (closed loop), then each at one fixed
+// rate (open loop, half the peer's saturation rate), for a small and a 16 KiB body. The same
+// load generator (bench/load.ts) drives every row, from a host of the world.
+import type { Host } from '../world/world.js';
+import type { LoadResult, LoadSpec } from './load.js';
+
+export type System = 'direct' | 'peer' | 'nonstop';
+export const SYSTEMS: readonly System[] = ['direct', 'peer', 'nonstop'];
+
+export interface Target {
+  readonly system: System;
+  /** Where the load generator runs. */
+  readonly client: Host;
+  readonly spec: Pick<LoadSpec, 'url' | 'kind' | 'ca' | 'cert' | 'key' | 'servername'>;
+}
+
+export interface BodySize {
+  readonly name: string;
+  readonly textBytes: number;
+}
+
+export const BODIES: readonly BodySize[] = [
+  { name: 'small', textBytes: 0 },
+  { name: '16 KiB', textBytes: 16 * 1024 },
+];
+
+export interface RowTiming {
+  readonly seconds: number;
+  readonly warmupSeconds: number;
+  readonly concurrency: number;
+}
+
+export interface RequestRow {
+  readonly system: System;
+  readonly body: string;
+  readonly saturation: LoadResult;
+  readonly fixed: LoadResult & { readonly rate: number };
+}
+
+export async function runLoadIn(client: Host, spec: LoadSpec): Promise<LoadResult> {
+  const r = await client.runNode('dist/bench/load.js', [JSON.stringify(spec)], {
+    timeoutMs: (spec.seconds + spec.warmupSeconds + 60) * 1000,
+  });
+  if (r.code !== 0) throw new Error(`load generator failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '') as LoadResult;
+}
+
+/**
+ * Saturation for every target, then the fixed rate for every target. `during` wraps each
+ * saturation run of a system (to sample CPU and memory while it runs).
+ */
+export async function measureRequestPath(
+  targets: readonly Target[],
+  timing: RowTiming,
+  progress: (line: string) => void,
+  during: (system: System, run: () => Promise<LoadResult>) => Promise<LoadResult> = (_s, run) => run(),
+): Promise<RequestRow[]> {
+  const rows: RequestRow[] = [];
+  for (const body of BODIES) {
+    const saturation = new Map<System, LoadResult>();
+    for (const t of targets) {
+      const spec: LoadSpec = { ...t.spec, ...timing, textBytes: body.textBytes, mode: 'closed' };
+      const r = await during(t.system, () => runLoadIn(t.client, spec));
+      progress(`${t.system} ${body.name}: saturation ${r.perSecond} req/s (p99 ${r.p99} ms)`);
+      saturation.set(t.system, r);
+    }
+    const peer = saturation.get('peer') ?? saturation.values().next().value;
+    const rate = Math.max(10, Math.round((peer?.perSecond ?? 20) / 2));
+    for (const t of targets) {
+      const spec: LoadSpec = {
+        ...t.spec,
+        ...timing,
+        concurrency: Math.max(timing.concurrency, 256),
+        textBytes: body.textBytes,
+        mode: 'open',
+        rate,
+      };
+      const r = await runLoadIn(t.client, spec);
+      progress(`${t.system} ${body.name}: at ${rate} req/s p50 ${r.p50} ms, p99 ${r.p99} ms`);
+      rows.push({
+        system: t.system,
+        body: body.name,
+        saturation: saturation.get(t.system)!,
+        fixed: { ...r, rate },
+      });
+    }
+  }
+  return rows;
+}
