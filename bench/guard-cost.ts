@@ -98,6 +98,7 @@ async function floodOne(inet: Host, target: Host, proc: HostProcess, packets: nu
     packets: sent.sent,
     floodSeconds: sent.ms / 1000,
     cpuSeconds: Number(cpuSeconds.toFixed(2)),
+    systemSeconds: Number((after.systemSeconds - before.systemSeconds).toFixed(2)),
     cpuSecondsPer10k: Number(((cpuSeconds * 10000) / Math.max(1, sent.sent)).toFixed(3)),
     rssKiBBefore: before.rssKiB,
     rssKiBAfter: after.rssKiB,

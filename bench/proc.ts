@@ -4,6 +4,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 export interface ProcSample {
   /** utime + stime, seconds. */
   readonly cpuSeconds: number;
+  /** Of which in the kernel (stime). */
+  readonly systemSeconds: number;
   readonly rssKiB: number;
 }
 
@@ -15,7 +17,7 @@ export function sampleProc(pid: number): ProcSample {
   const ticks = Number(fields[11]) + Number(fields[12]); // fields 14 and 15 of proc(5)
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
-  return { cpuSeconds: ticks / TICKS_PER_SECOND, rssKiB: rss };
+  return { cpuSeconds: ticks / TICKS_PER_SECOND, systemSeconds: Number(fields[12]) / TICKS_PER_SECOND, rssKiB: rss };
 }
 
 /** The process and all its descendants (nginx's workers, sshd's sessions). */
@@ -45,17 +47,19 @@ export function processTree(pid: number): number[] {
 /** Sum over a process tree; processes that exit meanwhile are skipped. */
 export function sampleTree(pid: number): ProcSample {
   let cpuSeconds = 0;
+  let systemSeconds = 0;
   let rssKiB = 0;
   for (const p of processTree(pid)) {
     try {
       const s = sampleProc(p);
       cpuSeconds += s.cpuSeconds;
+      systemSeconds += s.systemSeconds;
       rssKiB += s.rssKiB;
     } catch {
       // exited
     }
   }
-  return { cpuSeconds, rssKiB };
+  return { cpuSeconds, systemSeconds, rssKiB };
 }
 
 /** Samples named processes every `everyMs` until stopped; keeps each one's peak RSS. */

@@ -32,6 +32,8 @@ export interface FloodCost {
   readonly packets: number;
   readonly floodSeconds: number;
   readonly cpuSeconds: number;
+  /** Of which in the kernel. */
+  readonly systemSeconds: number;
   readonly cpuSecondsPer10k: number;
   readonly rssKiBBefore: number;
   readonly rssKiBAfter: number;
@@ -193,15 +195,15 @@ export function renderMarkdown(r: BenchResults): string {
     const f = r.guard.flood;
     if (f !== undefined) {
       out.push(
-        '| under the same SYN flood | packets | CPU s | CPU s per 10k packets | RSS before → after MiB |',
-        '|---|---:|---:|---:|---:|',
+        '| under the same SYN flood | packets | packets it read | CPU s (kernel) | CPU s per 10k packets | RSS before → after MiB |',
+        '|---|---:|---:|---:|---:|---:|',
       );
       for (const [who, c] of [
         ['nonstop guard', f.guard],
         ['knockd', f.knockd],
       ] as const)
         out.push(
-          `| ${who} | ${c.packets} | ${fmt(c.cpuSeconds, 2)} | ${fmt(c.cpuSecondsPer10k, 3)} | ${fmt(c.rssKiBBefore / 1024, 1)} → ${fmt(c.rssKiBAfter / 1024, 1)} |`,
+          `| ${who} | ${c.packets} | ${c.seen ?? '–'} | ${fmt(c.cpuSeconds, 2)} (${fmt(c.systemSeconds, 2)}) | ${fmt(c.cpuSecondsPer10k, 3)} | ${fmt(c.rssKiBBefore / 1024, 1)} → ${fmt(c.rssKiBAfter / 1024, 1)} |`,
         );
     }
   }
