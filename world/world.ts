@@ -414,6 +414,8 @@ function installExitHandlers(): void {
   });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
+      // A program that handles the signal itself (`nonstop demo`) closes its worlds gracefully.
+      if (process.listenerCount(signal) > 0) return;
       for (const w of [...live]) w.closeSync();
       process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1));
     });
