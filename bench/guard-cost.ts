@@ -31,6 +31,7 @@ export async function startFloodTargets(world: World): Promise<FloodSides> {
     static: [{ name: 'ops', sequence: SEQUENCE }],
     rotating: { ...ROTATING, clients: [{ name: 'b1', secret: 'F'.repeat(43) }] },
   });
+  await guard.waitForLine((l) => l.includes('"event":"stats"'), 15000);
 
   const kdHost = await world.addHost('flood-knockd', { public: 1 });
   const dir = join(world.dir, 'flood-knockd');

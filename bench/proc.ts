@@ -17,7 +17,11 @@ export function sampleProc(pid: number): ProcSample {
   const ticks = Number(fields[11]) + Number(fields[12]); // fields 14 and 15 of proc(5)
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
-  return { cpuSeconds: ticks / TICKS_PER_SECOND, systemSeconds: Number(fields[12]) / TICKS_PER_SECOND, rssKiB: rss };
+  return {
+    cpuSeconds: ticks / TICKS_PER_SECOND,
+    systemSeconds: Number(fields[12]) / TICKS_PER_SECOND,
+    rssKiB: rss,
+  };
 }
 
 /** The process and all its descendants (nginx's workers, sshd's sessions). */

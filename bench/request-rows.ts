@@ -28,12 +28,19 @@ export interface RowTiming {
   readonly seconds: number;
   readonly warmupSeconds: number;
   readonly concurrency: number;
+  /**
+   * Saturation runs per system, interleaved (direct, peer, nonstop, direct, …); the best one
+   * counts, so that a burst from another tenant of a shared machine hurts no system alone.
+   */
+  readonly rounds?: number;
 }
 
 export interface RequestRow {
   readonly system: System;
   readonly body: string;
   readonly saturation: LoadResult;
+  /** req/s of every saturation round, in order. */
+  readonly saturationRounds: readonly number[];
   readonly fixed: LoadResult & { readonly rate: number };
 }
 
@@ -56,21 +63,27 @@ export async function measureRequestPath(
   during: (system: System, run: () => Promise<LoadResult>) => Promise<LoadResult> = (_s, run) => run(),
 ): Promise<RequestRow[]> {
   const rows: RequestRow[] = [];
+  const { rounds = 1, ...load } = timing;
   for (const body of BODIES) {
     const saturation = new Map<System, LoadResult>();
-    for (const t of targets) {
-      const spec: LoadSpec = { ...t.spec, ...timing, textBytes: body.textBytes, mode: 'closed' };
-      const r = await during(t.system, () => runLoadIn(t.client, spec));
-      progress(`${t.system} ${body.name}: saturation ${r.perSecond} req/s (p99 ${r.p99} ms)`);
-      saturation.set(t.system, r);
+    const perRound = new Map<System, number[]>();
+    for (let round = 0; round < rounds; round++) {
+      for (const t of targets) {
+        const spec: LoadSpec = { ...t.spec, ...load, textBytes: body.textBytes, mode: 'closed' };
+        const r = await during(t.system, () => runLoadIn(t.client, spec));
+        progress(`${t.system} ${body.name}: saturation ${r.perSecond} req/s (p99 ${r.p99} ms)`);
+        perRound.set(t.system, [...(perRound.get(t.system) ?? []), r.perSecond]);
+        const best = saturation.get(t.system);
+        if (best === undefined || r.perSecond > best.perSecond) saturation.set(t.system, r);
+      }
     }
     const peer = saturation.get('peer') ?? saturation.values().next().value;
     const rate = Math.max(10, Math.round((peer?.perSecond ?? 20) / 2));
     for (const t of targets) {
       const spec: LoadSpec = {
         ...t.spec,
-        ...timing,
-        concurrency: Math.max(timing.concurrency, 256),
+        ...load,
+        concurrency: Math.max(load.concurrency, 256),
         textBytes: body.textBytes,
         mode: 'open',
         rate,
@@ -81,6 +94,7 @@ export async function measureRequestPath(
         system: t.system,
         body: body.name,
         saturation: saturation.get(t.system)!,
+        saturationRounds: perRound.get(t.system) ?? [],
         fixed: { ...r, rate },
       });
     }

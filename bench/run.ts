@@ -1,15 +1,20 @@
-// `npm run bench`: nonstop and its peers side by side, in one run, in the namespace world.
+// `npm run bench`: nonstop and its peers side by side, in one run, in the namespace world
+// (world/three-tier.ts: inet, two gateways, two brokers, the core; plus a peer gateway host
+// with nginx and an `ssh -R` tunnel from broker b1, and two hosts for the flood comparison).
 //   node dist/bench/run.js [--smoke] [--seconds N] [--out DIR] [--name NAME]
 // Writes DIR/NAME.md, DIR/NAME.json and DIR/NAME.svg (default bench/results/latest.*).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { generatePki } from '../lib/pki.js';
+import { ThreeTier } from '../world/three-tier.js';
 import { packageRoot } from '../world/world.js';
-import { startBaseWorld } from './base-world.js';
 import { measureFlood, startFloodTargets } from './guard-cost.js';
 import { startPeer } from './peer.js';
-import { measureRequestPath, type Target } from './request-rows.js';
-import { machine, renderMarkdown, renderSvg, type BenchResults } from './report.js';
+import { RssWatcher, sampleProc } from './proc.js';
+import { measureRecovery } from './recovery.js';
+import { machine, renderMarkdown, renderSvg, type BenchResults, type GuardCost } from './report.js';
+import { measureRequestPath, runLoadIn, type Target } from './request-rows.js';
 
 const { values } = parseArgs({
   options: {
@@ -20,71 +25,142 @@ const { values } = parseArgs({
   },
 });
 const smoke = values.smoke;
-const seconds = Number(values.seconds ?? (smoke ? 2 : 10));
+const seconds = Number(values.seconds ?? (smoke ? 1 : 10));
+if (!(seconds > 0)) throw new Error('--seconds must be a positive number');
 const name = values.name ?? (smoke ? 'smoke' : 'latest');
 const started = Date.now();
 const progress = (line: string) =>
   console.error(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s] ${line}`);
 
-const uptimeBefore = machine().loadAverage;
-const base = await startBaseWorld();
+const loadBefore = machine().loadAverage;
+const tt = await ThreeTier.start({ progress });
 try {
-  progress('world up');
-  const gw = await base.world.addHost('peer-gw', { public: 1 });
-  const peer = await startPeer({
-    world: base.world,
-    gateway: gw,
-    broker: base.broker,
-    core: { ip: base.core.ip, port: base.core.port, serverName: 'core' },
-    internal: { ca: base.pki.ca.cert, cert: base.pki.brokers.b1!.cert, key: base.pki.brokers.b1!.key },
-    publicTls: base.pki.gateways.peer!,
+  progress('three tiers up');
+  const gw = tt.gateways[0]!;
+  const b1 = tt.brokers[0]!;
+  // A client certificate for the bench (direct client and the peer's nginx) and a public
+  // certificate for the peer gateway, from the world's own CAs.
+  const peerHost = await tt.world.addHost('peer-gw', { public: 1 });
+  const extra = await generatePki({
+    dir: join(tt.dir, 'pki'),
+    brokers: ['bench'],
+    gateways: ['peer'],
+    coreNames: ['core', tt.core.ip],
+    gatewayNames: [peerHost.ip4],
   });
-  progress('peer up (nginx, sshd, ssh -R)');
+  const client = extra.brokers.bench!;
+  const peer = await startPeer({
+    world: tt.world,
+    gateway: peerHost,
+    broker: b1.host,
+    core: { ip: tt.core.ip, port: tt.core.port, serverName: 'core' },
+    internal: { ca: tt.core.caFile, cert: client.cert, key: client.key },
+    publicTls: extra.gateways.peer!,
+  });
+  progress('peer up: nginx on peer-gw, ssh -R from b1 to the core');
+
   const targets: Target[] = [
     {
       system: 'direct',
-      client: base.broker,
+      client: b1.host, // the core listens on the private segment only; b1 is on it
       spec: {
-        url: `https://${base.core.ip}:${base.core.port}`,
+        url: tt.core.url,
         kind: 'execute',
-        ca: base.pki.ca.cert,
-        cert: base.pki.brokers.b1!.cert,
-        key: base.pki.brokers.b1!.key,
+        ca: tt.core.caFile,
+        cert: client.cert,
+        key: client.key,
         servername: 'core',
       },
     },
-    {
-      system: 'peer',
-      client: base.inet,
-      spec: { url: peer.url, kind: 'execute', ca: base.pki.publicCa.cert },
-    },
+    { system: 'peer', client: tt.inet, spec: { url: peer.url, kind: 'execute', ca: extra.publicCa.cert } },
+    { system: 'nonstop', client: tt.inet, spec: { url: gw.httpsUrl, kind: 'public', ca: tt.publicCaFile } },
   ];
-  const sides = await startFloodTargets(base.world);
+  const daemons = () => ({
+    gateway: gw.gateway.pid,
+    broker: b1.process.pid,
+    core: tt.core.process.pid,
+    guard: gw.guard.pid,
+  });
+  const idleRss = new RssWatcher(daemons()).stop();
+  const timing = { seconds, warmupSeconds: smoke ? 0.5 : 2, concurrency: 32 };
+  // JIT, pools and the core's database warm up before anything is measured.
+  for (const t of targets)
+    await runLoadIn(t.client, {
+      ...t.spec,
+      ...timing,
+      seconds: smoke ? 0.5 : 3,
+      textBytes: 0,
+      mode: 'closed',
+    });
+  progress('warmed up');
+
+  let saturationRss: Record<string, number> = {};
+  let guardAtSaturation: GuardCost['httpSaturation'];
+  const rows = await measureRequestPath(
+    targets,
+    { ...timing, rounds: smoke ? 1 : 2 },
+    progress,
+    async (system, run) => {
+      if (system !== 'nonstop') return run();
+      const watcher = new RssWatcher(daemons());
+      const guardBefore = sampleProc(gw.guard.pid);
+      const r = await run();
+      const guardAfter = sampleProc(gw.guard.pid);
+      for (const [d, kib] of Object.entries(watcher.stop()))
+        saturationRss[d] = Math.max(saturationRss[d] ?? 0, kib);
+      const cpu = guardAfter.cpuSeconds - guardBefore.cpuSeconds;
+      guardAtSaturation = {
+        requests: r.requests + (guardAtSaturation?.requests ?? 0),
+        seconds: r.seconds + (guardAtSaturation?.seconds ?? 0),
+        cpuSeconds: Number((cpu + (guardAtSaturation?.cpuSeconds ?? 0)).toFixed(2)),
+        rssKiB: Math.max(guardAfter.rssKiB, guardAtSaturation?.rssKiB ?? 0),
+      };
+      return r;
+    },
+  );
+  saturationRss = { ...saturationRss };
+
+  const sides = await startFloodTargets(tt.world);
   progress('flood targets up (nonstop guard, knockd)');
-  const flood = await measureFlood(base.inet, sides, smoke ? 5000 : 50000);
+  const flood = await measureFlood(tt.inet, sides, smoke ? 5000 : 50000);
   progress(
     `flood: guard ${flood.guard.cpuSecondsPer10k} CPU s/10k packets, knockd ${flood.knockd.cpuSecondsPer10k}`,
   );
-  const rows = await measureRequestPath(
-    targets,
-    { seconds, warmupSeconds: smoke ? 1 : 2, concurrency: 64 },
+
+  const recovery = await measureRecovery(
+    {
+      inet: tt.inet,
+      gatewayUrl: gw.httpsUrl,
+      gatewayCa: tt.publicCaFile,
+      gatewayId: gw.id,
+      brokerIds: tt.brokers.map((b) => b.id),
+      killBroker: (id) => tt.killBroker(id),
+      startBroker: (id) => Promise.resolve(void tt.startBroker(id)),
+      killSshd: (id) => tt.killSshd(id),
+      startSshd: (id) => tt.startSshd(id),
+    },
     progress,
   );
+
   const results: BenchResults = {
     name,
     date: new Date().toISOString(),
     smoke,
     command: `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`.trim(),
-    machine: { ...machine(), loadAverageBefore: uptimeBefore },
+    machine: { ...machine(), loadAverageBefore: loadBefore },
     secondsPerRow: seconds,
+    totalSeconds: Math.round((Date.now() - started) / 1000),
     requestPath: rows,
-    guard: { flood },
+    recovery,
+    guard: { ...(guardAtSaturation === undefined ? {} : { httpSaturation: guardAtSaturation }), flood },
+    rss: { idle: idleRss, saturation: saturationRss },
   };
   mkdirSync(values.out, { recursive: true });
   writeFileSync(join(values.out, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(join(values.out, `${name}.md`), renderMarkdown(results));
   writeFileSync(join(values.out, `${name}.svg`), renderSvg(results));
   console.log(renderMarkdown(results));
+  progress(`wrote ${join(values.out, name)}.{md,json,svg}`);
 } finally {
-  await base.close();
+  await tt.close();
 }

@@ -19,7 +19,8 @@ describe('bench smoke run', { skip: worldSkipReason() }, () => {
         process.execPath,
         [join(packageRoot(), 'dist/bench/run.js'), '--smoke', '--out', out, '--name', 'smoke'],
         { timeout: 240_000, maxBuffer: 16 * 1024 * 1024 },
-        (err, _stdout, stderr) => (err === null ? resolve({ stderr }) : reject(new Error(`${err.message}\n${stderr}`))),
+        (err, _stdout, stderr) =>
+          err === null ? resolve({ stderr }) : reject(new Error(`${err.message}\n${stderr}`)),
       ),
     );
     t.diagnostic(stderr.trim().split('\n').slice(-3).join(' | '));
