@@ -33,7 +33,10 @@ export interface LoadSpec {
 }
 
 export interface LoadResult {
+  /** Answers in the measured window. */
   readonly requests: number;
+  /** Answers including the warm-up (for CPU per request over the whole run). */
+  readonly answered: number;
   readonly ok: number;
   /** Status (0: no answer) → count, for answers other than success. */
   readonly failures: Record<string, number>;
@@ -125,10 +128,12 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
   const latencies: number[] = [];
   const failures: Record<string, number> = {};
   let ok = 0;
+  let answered = 0;
   const warmupEnd = performance.now() + spec.warmupSeconds * 1000;
   const end = warmupEnd + spec.seconds * 1000;
   const record = (due: number, status: number, text: string) => {
     const done = performance.now();
+    answered++;
     if (due < warmupEnd) return;
     latencies.push(done - due);
     if (succeeded(spec, status, text)) ok++;
@@ -171,6 +176,7 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
       : Number(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!.toFixed(2));
   return {
     requests: latencies.length,
+    answered,
     ok,
     failures,
     perSecond: Math.round(ok / spec.seconds),

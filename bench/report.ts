@@ -163,6 +163,23 @@ export function renderMarkdown(r: BenchResults): string {
     out.push(
       `| ${q.body} | ${fmt(q.throughputVsPeer, 2)} | ${fmt(q.throughputVsDirect, 2)} | ${fmt(q.p50VsPeer, 2)} | ${fmt(q.p99VsPeer, 2)} | ${fmt(q.p99VsDirect, 2)} |`,
     );
+  const withCpu = r.requestPath.filter((x) => Object.keys(x.cpuMsPerRequest).length > 0);
+  if (withCpu.length > 0) {
+    out.push(
+      '',
+      '### Where the CPU goes at saturation (CPU ms per request, by process; the load generator not counted)',
+      '',
+      '| body | system | total | by process |',
+      '|---|---|---:|---|',
+    );
+    for (const x of withCpu) {
+      const total = Object.values(x.cpuMsPerRequest).reduce((a, b) => a + b, 0);
+      const parts = Object.entries(x.cpuMsPerRequest)
+        .map(([n, ms]) => `${n} ${ms.toFixed(2)}`)
+        .join(' · ');
+      out.push(`| ${x.body} | ${x.system} | ${total.toFixed(2)} | ${parts} |`);
+    }
+  }
   if (r.recovery !== undefined) {
     const v = r.recovery;
     out.push(

@@ -3,6 +3,7 @@
 // load generator (bench/load.ts) drives every row, from a host of the world.
 import type { Host } from '../world/world.js';
 import type { LoadResult, LoadSpec } from './load.js';
+import { sampleTree } from './proc.js';
 
 export type System = 'direct' | 'peer' | 'nonstop';
 export const SYSTEMS: readonly System[] = ['direct', 'peer', 'nonstop'];
@@ -12,6 +13,8 @@ export interface Target {
   /** Where the load generator runs. */
   readonly client: Host;
   readonly spec: Pick<LoadSpec, 'url' | 'kind' | 'ca' | 'cert' | 'key' | 'servername'>;
+  /** The processes on this system's path (name → pid; each counted with its children). */
+  readonly processes: () => Readonly<Record<string, number>>;
 }
 
 export interface BodySize {
@@ -41,6 +44,8 @@ export interface RequestRow {
   readonly saturation: LoadResult;
   /** req/s of every saturation round, in order. */
   readonly saturationRounds: readonly number[];
+  /** CPU milliseconds per request of each process on the path, in the best saturation round. */
+  readonly cpuMsPerRequest: Readonly<Record<string, number>>;
   readonly fixed: LoadResult & { readonly rate: number };
 }
 
@@ -53,7 +58,10 @@ export async function runLoadIn(client: Host, spec: LoadSpec): Promise<LoadResul
 }
 
 /**
- * Saturation for every target, then the fixed rate for every target. `during` wraps each
+ * Saturation for every target, then the fixed rate for every target. The open-loop runs keep
+ * the same pool of connections as the closed-loop ones: a request due while all are busy waits
+ * for one, and that wait counts in its latency. (An unbounded pool would turn every stall into a
+ * storm of new TLS handshakes, which costs the Node servers far more than nginx.) `during` wraps each
  * saturation run of a system (to sample CPU and memory while it runs).
  */
 export async function measureRequestPath(
@@ -66,15 +74,30 @@ export async function measureRequestPath(
   const { rounds = 1, ...load } = timing;
   for (const body of BODIES) {
     const saturation = new Map<System, LoadResult>();
+    const cpu = new Map<System, Record<string, number>>();
     const perRound = new Map<System, number[]>();
     for (let round = 0; round < rounds; round++) {
       for (const t of targets) {
         const spec: LoadSpec = { ...t.spec, ...load, textBytes: body.textBytes, mode: 'closed' };
+        const pids = t.processes();
+        const before = Object.fromEntries(Object.entries(pids).map(([n, pid]) => [n, sampleTree(pid)]));
         const r = await during(t.system, () => runLoadIn(t.client, spec));
-        progress(`${t.system} ${body.name}: saturation ${r.perSecond} req/s (p99 ${r.p99} ms)`);
+        // CPU over every request of the run, warm-up included.
+        const sent = Math.max(1, r.answered);
+        const perRequest: Record<string, number> = {};
+        for (const [n, pid] of Object.entries(pids))
+          perRequest[n] = Number(
+            (((sampleTree(pid).cpuSeconds - (before[n]?.cpuSeconds ?? 0)) * 1000) / sent).toFixed(3),
+          );
+        progress(
+          `${t.system} ${body.name}: saturation ${r.perSecond} req/s (p99 ${r.p99} ms); CPU ms/request ${JSON.stringify(perRequest)}`,
+        );
         perRound.set(t.system, [...(perRound.get(t.system) ?? []), r.perSecond]);
         const best = saturation.get(t.system);
-        if (best === undefined || r.perSecond > best.perSecond) saturation.set(t.system, r);
+        if (best === undefined || r.perSecond > best.perSecond) {
+          saturation.set(t.system, r);
+          cpu.set(t.system, perRequest);
+        }
       }
     }
     const peer = saturation.get('peer') ?? saturation.values().next().value;
@@ -83,7 +106,6 @@ export async function measureRequestPath(
       const spec: LoadSpec = {
         ...t.spec,
         ...load,
-        concurrency: Math.max(load.concurrency, 256),
         textBytes: body.textBytes,
         mode: 'open',
         rate,
@@ -95,6 +117,7 @@ export async function measureRequestPath(
         body: body.name,
         saturation: saturation.get(t.system)!,
         saturationRounds: perRound.get(t.system) ?? [],
+        cpuMsPerRequest: cpu.get(t.system) ?? {},
         fixed: { ...r, rate },
       });
     }

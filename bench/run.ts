@@ -71,9 +71,32 @@ try {
         key: client.key,
         servername: 'core',
       },
+      processes: () => ({ core: tt.core.process.pid }),
     },
-    { system: 'peer', client: tt.inet, spec: { url: peer.url, kind: 'execute', ca: extra.publicCa.cert } },
-    { system: 'nonstop', client: tt.inet, spec: { url: gw.httpsUrl, kind: 'public', ca: tt.publicCaFile } },
+    {
+      system: 'peer',
+      client: tt.inet,
+      spec: { url: peer.url, kind: 'execute', ca: extra.publicCa.cert },
+      processes: () => ({
+        nginx: peer.nginx.pid,
+        sshd: peer.sshd.pid,
+        'ssh -R': peer.ssh.pid,
+        core: tt.core.process.pid,
+      }),
+    },
+    {
+      system: 'nonstop',
+      client: tt.inet,
+      spec: { url: gw.httpsUrl, kind: 'public', ca: tt.publicCaFile },
+      processes: () => ({
+        gateway: gw.gateway.pid,
+        sshd: gw.sshd.pid,
+        broker: b1.process.pid,
+        redis: b1.redis.pid,
+        core: tt.core.process.pid,
+        guard: gw.guard.pid,
+      }),
+    },
   ];
   const daemons = () => ({
     gateway: gw.gateway.pid,
