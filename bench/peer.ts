@@ -110,7 +110,8 @@ export async function startPeer(o: PeerOptions): Promise<Peer> {
       `error_log ${join(dir, 'error.log')} warn;`,
       'events { worker_connections 4096; }',
       'http {',
-      '  access_log off;',
+      // As Debian's default: every request logged (nonstop's gateway logs each one too).
+      `  access_log ${join(dir, 'access.log')};`,
       `  client_body_temp_path ${dir}/body;`,
       `  proxy_temp_path ${dir}/proxy;`,
       `  fastcgi_temp_path ${dir}/fastcgi;`,

@@ -1,6 +1,7 @@
 // What `npm run bench` writes: the results as JSON, a markdown table, and an SVG chart drawn
 // here (no chart service), from one BenchResults.
 import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, release } from 'node:os';
 import type { RequestRow, System } from './request-rows.js';
 
@@ -15,6 +16,8 @@ export interface Machine {
   /** 1, 5 and 15 minute load averages when the run started and ended (others share this machine). */
   readonly loadAverage: readonly number[];
   readonly loadAverageBefore?: readonly number[];
+  /** A DAMON kdamond is on: the kernel pages out memory it finds cold, so RSS can shrink. */
+  readonly damonReclaim: boolean;
 }
 
 export interface Recovery {
@@ -60,6 +63,8 @@ export interface BenchResults {
   readonly command: string;
   readonly machine: Machine;
   readonly secondsPerRow: number;
+  /** Interleaved runs per system at saturation and at the fixed rate; the best counts. */
+  readonly rounds: number;
   readonly totalSeconds?: number;
   readonly requestPath: readonly RequestRow[];
   readonly recovery?: Recovery;
@@ -79,6 +84,15 @@ function versionOf(commandLine: string, pattern: RegExp): string {
   }
 }
 
+function damonOn(): boolean {
+  const dir = '/sys/kernel/mm/damon/admin/kdamonds';
+  try {
+    return readdirSync(dir).some((d) => readFileSync(`${dir}/${d}/state`, 'utf8').trim() === 'on');
+  } catch {
+    return false;
+  }
+}
+
 export function machine(): Machine {
   return {
     cpu: cpus()[0]?.model.trim() ?? 'unknown',
@@ -89,6 +103,7 @@ export function machine(): Machine {
     nginx: versionOf('nginx -v', /nginx\/(\S+)/),
     openssh: versionOf('ssh -V', /(OpenSSH_[^,\s]+)/),
     loadAverage: loadavg().map((l) => Number(l.toFixed(2))),
+    damonReclaim: damonOn(),
   };
 }
 
@@ -154,6 +169,12 @@ export function renderMarkdown(r: BenchResults): string {
     out.push(
       `| ${x.body} | ${x.system} | ${x.saturation.perSecond} | ${fmt(x.fixed.p50, 1)} | ${fmt(x.fixed.p99, 1)} | ${x.fixed.rate} | ${failed(x.saturation)} / ${failed(x.fixed)} |`,
     );
+  out.push(
+    '',
+    `Each system ran ${r.rounds} time${r.rounds === 1 ? '' : 's'} at saturation and at the fixed rate (half the peer's saturation rate), ` +
+      'interleaved with the others; the table shows the best (most req/s; lowest p99), the JSON every round. ' +
+      'Latency at the fixed rate runs from when each request was due (open loop, 32 connections).',
+  );
   out.push(
     '',
     '| body | nonstop/peer req/s | nonstop/direct req/s | nonstop/peer p50 | nonstop/peer p99 | nonstop/direct p99 |',
@@ -225,13 +246,13 @@ export function renderMarkdown(r: BenchResults): string {
     }
   }
   if (r.rss !== undefined) {
-    out.push(
-      '',
-      '## Resident memory of the nonstop daemons (MiB)',
-      '',
-      '| daemon | idle | peak at saturation |',
-      '|---|---:|---:|',
-    );
+    out.push('', '## Resident memory of the nonstop daemons (MiB)', '');
+    if (r.machine.damonReclaim)
+      out.push(
+        'This kernel runs DAMON reclaim, which pages out memory it finds cold: a figure can shrink over the run.',
+        '',
+      );
+    out.push('| daemon | idle (after start) | peak while the nonstop rows ran |', '|---|---:|---:|');
     for (const d of Object.keys(r.rss.idle))
       out.push(
         `| ${d} | ${fmt((r.rss.idle[d] ?? NaN) / 1024, 1)} | ${fmt((r.rss.saturation[d] ?? NaN) / 1024, 1)} |`,

@@ -27,6 +27,7 @@ const { values } = parseArgs({
 const smoke = values.smoke;
 const seconds = Number(values.seconds ?? (smoke ? 1 : 10));
 if (!(seconds > 0)) throw new Error('--seconds must be a positive number');
+const rounds = smoke ? 1 : 2;
 const name = values.name ?? (smoke ? 'smoke' : 'latest');
 const started = Date.now();
 const progress = (line: string) =>
@@ -119,33 +120,28 @@ try {
 
   let saturationRss: Record<string, number> = {};
   let guardAtSaturation: GuardCost['httpSaturation'];
-  const rows = await measureRequestPath(
-    targets,
-    { ...timing, rounds: smoke ? 1 : 2 },
-    progress,
-    async (system, run) => {
-      if (system !== 'nonstop') return run();
-      const watcher = new RssWatcher(daemons());
-      const guardBefore = sampleProc(gw.guard.pid);
-      const r = await run();
-      const guardAfter = sampleProc(gw.guard.pid);
-      for (const [d, kib] of Object.entries(watcher.stop()))
-        saturationRss[d] = Math.max(saturationRss[d] ?? 0, kib);
-      const cpu = guardAfter.cpuSeconds - guardBefore.cpuSeconds;
-      guardAtSaturation = {
-        requests: r.requests + (guardAtSaturation?.requests ?? 0),
-        seconds: r.seconds + (guardAtSaturation?.seconds ?? 0),
-        cpuSeconds: Number((cpu + (guardAtSaturation?.cpuSeconds ?? 0)).toFixed(2)),
-        rssKiB: Math.max(guardAfter.rssKiB, guardAtSaturation?.rssKiB ?? 0),
-      };
-      return r;
-    },
-  );
+  const rows = await measureRequestPath(targets, { ...timing, rounds }, progress, async (system, run) => {
+    if (system !== 'nonstop') return run();
+    const watcher = new RssWatcher(daemons());
+    const guardBefore = sampleProc(gw.guard.pid);
+    const r = await run();
+    const guardAfter = sampleProc(gw.guard.pid);
+    for (const [d, kib] of Object.entries(watcher.stop()))
+      saturationRss[d] = Math.max(saturationRss[d] ?? 0, kib);
+    const cpu = guardAfter.cpuSeconds - guardBefore.cpuSeconds;
+    guardAtSaturation = {
+      requests: r.requests + (guardAtSaturation?.requests ?? 0),
+      seconds: r.seconds + (guardAtSaturation?.seconds ?? 0),
+      cpuSeconds: Number((cpu + (guardAtSaturation?.cpuSeconds ?? 0)).toFixed(2)),
+      rssKiB: Math.max(guardAfter.rssKiB, guardAtSaturation?.rssKiB ?? 0),
+    };
+    return r;
+  });
   saturationRss = { ...saturationRss };
 
   const sides = await startFloodTargets(tt.world);
   progress('flood targets up (nonstop guard, knockd)');
-  const flood = await measureFlood(tt.inet, sides, smoke ? 5000 : 50000);
+  const flood = await measureFlood(tt.inet, sides, smoke ? 5000 : 100000);
   progress(
     `flood: guard ${flood.guard.cpuSecondsPer10k} CPU s/10k packets, knockd ${flood.knockd.cpuSecondsPer10k}`,
   );
@@ -172,6 +168,7 @@ try {
     command: `node dist/bench/run.js ${process.argv.slice(2).join(' ')}`.trim(),
     machine: { ...machine(), loadAverageBefore: loadBefore },
     secondsPerRow: seconds,
+    rounds,
     totalSeconds: Math.round((Date.now() - started) / 1000),
     requestPath: rows,
     recovery,
