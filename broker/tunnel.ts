@@ -182,7 +182,12 @@ export class GatewayTunnel {
         if (info.destPort !== this.ssh.remotePort) return rejectConnection();
         this.carry(accept());
       });
-      client.once('ready', () => resolve(client));
+      client.once('ready', () => {
+        // Small writes go out at once: with Nagle's algorithm on, a request and its reply over
+        // the multiplexed connection wait on delayed ACKs (tens of ms each at low traffic).
+        client.setNoDelay(true);
+        resolve(client);
+      });
       client.once('close', () => reject(mismatch ?? new Error('connection closed during the handshake')));
       client.on('error', (err) => {
         this.lastError = describe(mismatch ?? err);
@@ -218,6 +223,7 @@ export class GatewayTunnel {
   private carry(channel: ssh2.ClientChannel): void {
     this.forwarded += 1;
     const redis = tcpConnect(this.target.port, this.target.host);
+    redis.setNoDelay(true);
     this.sockets.add(redis);
     const done = () => {
       this.sockets.delete(redis);
