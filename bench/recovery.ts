@@ -20,6 +20,8 @@ export interface FaultWorld {
   startBroker(id: string): Promise<void>;
   killSshd(gateway: string): Promise<void>;
   startSshd(gateway: string): Promise<void>;
+  /** Resolves once every broker's tunnel is up in every gateway again. */
+  waitUntilServing(timeoutMs: number): Promise<void>;
   readonly brokerIds: readonly string[];
   readonly gatewayId: string;
 }
@@ -95,7 +97,7 @@ export async function measureRecovery(w: FaultWorld, progress: (line: string) =>
     const brokerStartToFirstMs = first.done - brokerStart;
     progress(`broker start → first request served: ${brokerStartToFirstMs} ms`);
     await w.startBroker(b2);
-    await prober.firstSuccess(Date.now(), 60000);
+    await w.waitUntilServing(60000);
 
     // 2. The gateway's sshd and its sessions killed, then started again.
     const sshdKill = Date.now();
@@ -106,7 +108,7 @@ export async function measureRecovery(w: FaultWorld, progress: (line: string) =>
     const sshdRestartMs = back.done - sshdKill;
     progress(`sshd killed and restarted → served again: ${sshdRestartMs} ms`);
     // Both brokers' tunnels back before the next fault.
-    await new Promise((r) => setTimeout(r, 3000));
+    await w.waitUntilServing(60000);
 
     // 3. One of two brokers SIGKILLed while requests flow.
     const brokerKill = Date.now();

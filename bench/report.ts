@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem, release } from 'node:os';
-import type { RequestRow, System } from './request-rows.js';
+import type { LightLoadRow, RequestRow, System } from './request-rows.js';
 
 export interface Machine {
   readonly cpu: string;
@@ -67,6 +67,7 @@ export interface BenchResults {
   readonly rounds: number;
   readonly totalSeconds?: number;
   readonly requestPath: readonly RequestRow[];
+  readonly lightLoad?: readonly LightLoadRow[];
   readonly recovery?: Recovery;
   readonly guard?: GuardCost;
   /** Resident memory (KiB) of each nonstop daemon. */
@@ -184,6 +185,21 @@ export function renderMarkdown(r: BenchResults): string {
     out.push(
       `| ${q.body} | ${fmt(q.throughputVsPeer, 2)} | ${fmt(q.throughputVsDirect, 2)} | ${fmt(q.p50VsPeer, 2)} | ${fmt(q.p99VsPeer, 2)} | ${fmt(q.p99VsDirect, 2)} |`,
     );
+  if (r.lightLoad !== undefined && r.lightLoad.length > 0) {
+    const rate = r.lightLoad[0]!.rate;
+    const peer = r.lightLoad.find((x) => x.system === 'peer')?.result;
+    out.push(
+      '',
+      `### Light load: small body at ${rate} req/s (the path's own latency, nothing queued)`,
+      '',
+      '| system | p50 ms | p99 ms | p50 / peer | p99 / peer |',
+      '|---|---:|---:|---:|---:|',
+    );
+    for (const x of r.lightLoad)
+      out.push(
+        `| ${x.system} | ${fmt(x.result.p50, 1)} | ${fmt(x.result.p99, 1)} | ${fmt(ratio(x.result.p50, peer?.p50), 2)} | ${fmt(ratio(x.result.p99, peer?.p99), 2)} |`,
+      );
+  }
   const withCpu = r.requestPath.filter((x) => Object.keys(x.cpuMsPerRequest).length > 0);
   if (withCpu.length > 0) {
     out.push(

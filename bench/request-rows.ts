@@ -130,3 +130,29 @@ export async function measureRequestPath(
   }
   return rows;
 }
+
+export interface LightLoadRow {
+  readonly system: System;
+  readonly rate: number;
+  readonly result: LoadResult;
+}
+
+/**
+ * Each system at a light fixed rate with the small body: the latency of the path itself, with
+ * no queueing behind other requests (and where a stall such as Nagle's algorithm shows most).
+ */
+export async function measureLightLoad(
+  targets: readonly Target[],
+  timing: RowTiming,
+  rate: number,
+  progress: (line: string) => void,
+): Promise<LightLoadRow[]> {
+  const { rounds: _rounds, ...load } = timing;
+  const rows: LightLoadRow[] = [];
+  for (const t of targets) {
+    const result = await runLoadIn(t.client, { ...t.spec, ...load, textBytes: 0, mode: 'open', rate });
+    progress(`${t.system} small: at ${rate} req/s p50 ${result.p50} ms, p99 ${result.p99} ms`);
+    rows.push({ system: t.system, rate, result });
+  }
+  return rows;
+}

@@ -14,7 +14,7 @@ import { startPeer } from './peer.js';
 import { RssWatcher, sampleProc } from './proc.js';
 import { measureRecovery } from './recovery.js';
 import { machine, renderMarkdown, renderSvg, type BenchResults, type GuardCost } from './report.js';
-import { measureRequestPath, runLoadIn, type Target } from './request-rows.js';
+import { measureLightLoad, measureRequestPath, runLoadIn, type Target } from './request-rows.js';
 
 const { values } = parseArgs({
   options: {
@@ -28,6 +28,8 @@ const smoke = values.smoke;
 const seconds = Number(values.seconds ?? (smoke ? 1 : 10));
 if (!(seconds > 0)) throw new Error('--seconds must be a positive number');
 const rounds = smoke ? 1 : 2;
+/** Requests per second of the light-load row. */
+const LIGHT_RATE = 20;
 const name = values.name ?? (smoke ? 'smoke' : 'latest');
 const started = Date.now();
 const progress = (line: string) =>
@@ -138,6 +140,7 @@ try {
     return r;
   });
   saturationRss = { ...saturationRss };
+  const lightLoad = await measureLightLoad(targets, timing, LIGHT_RATE, progress);
 
   const sides = await startFloodTargets(tt.world);
   progress('flood targets up (nonstop guard, knockd)');
@@ -157,6 +160,7 @@ try {
       startBroker: (id) => Promise.resolve(void tt.startBroker(id)),
       killSshd: (id) => tt.killSshd(id),
       startSshd: (id) => tt.startSshd(id),
+      waitUntilServing: (ms) => tt.waitUntilServing(ms),
     },
     progress,
   );
@@ -171,6 +175,7 @@ try {
     rounds,
     totalSeconds: Math.round((Date.now() - started) / 1000),
     requestPath: rows,
+    lightLoad,
     recovery,
     guard: { ...(guardAtSaturation === undefined ? {} : { httpSaturation: guardAtSaturation }), flood },
     rss: { idle: idleRss, saturation: saturationRss },
