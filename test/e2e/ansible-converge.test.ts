@@ -5,7 +5,18 @@
 // touches this machine's network or ruleset.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, lstatSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
@@ -34,6 +45,7 @@ const UNITS = [
   { host: 'core', unit: 'nonstop-core.service' },
 ] as const;
 type HostRole = keyof typeof HOSTS;
+const OLD_RELEASES = ['a', 'b', 'c', 'd'].map((c) => c.repeat(40));
 
 const skip = rootfsSkipReason(['ansible-playbook', 'mmdebstrap', 'unshare', 'systemd-analyze']);
 
@@ -108,6 +120,17 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       assert.equal(made.code, 0, made.stderr);
       const secretsFile = made.stdout.trim();
       secrets = JSON.parse(readFileSync(secretsFile, 'utf8')) as typeof secrets;
+      // Encrypted as the README has the operator do it; the playbook reads it with the vault password.
+      const vaultPassword = join(set.dir, 'vault-password');
+      writeFileSync(vaultPassword, 'nonstop-test\n', { mode: 0o600 });
+      const encrypted = await run('ansible-vault', [
+        'encrypt',
+        '--vault-password-file',
+        vaultPassword,
+        secretsFile,
+      ]);
+      assert.equal(encrypted.code, 0, encrypted.stderr);
+      assert.match(readFileSync(secretsFile, 'utf8'), /^\$ANSIBLE_VAULT;/);
       lap('secrets (ansible/bin/make-secrets.sh)');
 
       const image = await baseImage();
@@ -118,6 +141,12 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         ),
       );
       lap('three root filesystems unpacked');
+      // Releases of earlier deployments on the gateway, oldest first (by unpack time): the role
+      // keeps the active one and the newest two (common_keep_releases: 3).
+      for (const name of OLD_RELEASES) {
+        mkdirSync(join(roots.gateway, 'opt/nonstop/releases', name), { recursive: true });
+        await sleep(20);
+      }
 
       // The core role creates its database role and database through a running PostgreSQL:
       // start the image's cluster on its Unix socket only (no TCP), as systemd would on a host.
@@ -175,6 +204,8 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
             inventory,
             '-e',
             `@${secretsFile}`,
+            '--vault-password-file',
+            vaultPassword,
             '-e',
             `@${vars}`,
             'site.yml',
@@ -222,6 +253,14 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       assert.equal(h.changed, 0, `${name} changed again:\n${changedTasks}`);
       assert.equal(h.failed, 0);
     }
+  });
+
+  test('common: the active release and the newest two others are kept, older ones removed', () => {
+    const releases = join(roots.gateway, 'opt/nonstop/releases');
+    const active = readlinkSync(join(roots.gateway, 'opt/nonstop/current')).split('/').at(-1) ?? '';
+    assert.match(active, /^[0-9a-f]{40}$/);
+    const dirs = readdirSync(releases).filter((n) => n !== 'nonstop.tar.gz');
+    assert.deepEqual(dirs.sort(), [active, ...OLD_RELEASES.slice(2)].sort());
   });
 
   test('gateway: nft -c accepts the boot ruleset, which is the guard table with input policy drop', async () => {
