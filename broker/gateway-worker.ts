@@ -130,7 +130,13 @@ export class GatewayWorker {
     let reply: Reply;
     try {
       const answer = await this.deps.core.execute(envelope);
-      reply = { id: envelope.id, status: answer.status, headers: answer.headers, body: answer.body };
+      reply = {
+        id: envelope.id,
+        status: answer.status,
+        headers: answer.headers,
+        body: answer.body,
+        ...(answer.replayed ? { replayed: true } : {}),
+      };
       log.info({ status: answer.status, replayed: answer.replayed, ms: Date.now() - started }, 'executed');
     } catch (err) {
       const e: NonstopError = isNonstopError(err) ? err : errors.INTERNAL();

@@ -82,7 +82,8 @@ export class RequestQueue {
       for (let attempt = 0; attempt < READ_BACK_ATTEMPTS; attempt++) {
         await this.addJob(queue, envelope);
         const [data] = await this.redis.hmget(queue.toKey(envelope.id), 'data');
-        if (data !== null && data !== undefined) return isSameRequest(data, envelope) ? 'queued' : 'in-flight';
+        if (data !== null && data !== undefined)
+          return isSameRequest(data, envelope) ? 'queued' : 'in-flight';
         // Gone already: ours was answered at once (its reply is on its way; adding again only
         // makes the core replay it), or the earlier job finished between its existence making our
         // add a no-op and this read. Add again so that somebody answers us.

@@ -40,6 +40,8 @@ export interface Reply {
   readonly headers: Readonly<Record<string, string>>;
   /** JSON body, or null for an empty one. */
   readonly body: unknown;
+  /** The core answered from its record of an earlier execution (nothing ran again). */
+  readonly replayed?: boolean;
 }
 
 const TOKEN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$';
@@ -117,6 +119,7 @@ const replySchema = {
       additionalProperties: { type: 'string', maxLength: 8192 },
     },
     body: {},
+    replayed: { type: 'boolean' },
   },
 } as const;
 

@@ -8,9 +8,7 @@ import { queueName } from '../../lib/envelope.js';
 import { silentLogger } from '../../lib/log.js';
 import { brokerConfigDoc, spawnBroker, startTestBroker } from '../helpers/broker.js';
 import { tempDir } from '../helpers/files.js';
-import { notesApplication } from '../../core/app/notes/index.js';
-import type { Application } from '../../core/application.js';
-import { testCoreConfig } from '../helpers/core.js';
+import { slowNotes, testCoreConfig } from '../helpers/core.js';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
 import { sql, useTestSchema } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
@@ -35,22 +33,6 @@ function post(url: string, body: unknown): Promise<Response> {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
-}
-
-/** The notes application, with notes.create holding its transaction open for `ms` after its work. */
-function slowNotes(ms: number): Application {
-  const create = notesApplication.handlers['notes.create']!;
-  return {
-    ...notesApplication,
-    handlers: {
-      ...notesApplication.handlers,
-      'notes.create': async (ctx) => {
-        const answer = await create(ctx);
-        await new Promise((r) => setTimeout(r, ms));
-        return answer;
-      },
-    },
-  };
 }
 
 describe('request path', () => {
