@@ -9,7 +9,11 @@ import { createRedis, type Redis } from '../lib/redis.js';
 
 export type AddOutcome = 'queued' | 'in-flight';
 
-const READ_BACK_ATTEMPTS = 3;
+/** How often a vanished job is added again before we just wait for the reply. */
+const MAX_READDS = 3;
+/** How long a job that is not ours may take to finish before the answer is 409. */
+const FINISHING_GRACE_MS = 300;
+const FINISHING_POLL_MS = 50;
 
 /** The stored job is the one this process added: same waiting process, same arrival time. */
 function isSameRequest(data: string, envelope: Envelope): boolean {
@@ -79,16 +83,24 @@ export class RequestQueue {
         await this.addJob(queue, envelope);
         return 'queued';
       }
-      for (let attempt = 0; attempt < READ_BACK_ATTEMPTS; attempt++) {
+      let readds = 0;
+      const until = Date.now() + FINISHING_GRACE_MS;
+      for (;;) {
         await this.addJob(queue, envelope);
         const [data] = await this.redis.hmget(queue.toKey(envelope.id), 'data');
-        if (data !== null && data !== undefined)
-          return isSameRequest(data, envelope) ? 'queued' : 'in-flight';
-        // Gone already: ours was answered at once (its reply is on its way; adding again only
-        // makes the core replay it), or the earlier job finished between its existence making our
-        // add a no-op and this read. Add again so that somebody answers us.
+        if (data === null || data === undefined) {
+          // Gone already: ours was answered at once (its reply is on its way; adding again only
+          // makes the core replay it), or the earlier job finished between its existence making
+          // our add a no-op and this read. Add again so that somebody answers us.
+          if (++readds >= MAX_READDS) return 'queued';
+          continue;
+        }
+        if (isSameRequest(data, envelope)) return 'queued';
+        // A job whose reply has just been sent lingers until BullMQ removes it: a client that
+        // retries right after its answer would be told "in flight". Look again for a moment.
+        if (Date.now() >= until) return 'in-flight';
+        await new Promise((r) => setTimeout(r, FINISHING_POLL_MS));
       }
-      return 'queued';
     } catch (err) {
       throw errors.QUEUE_UNAVAILABLE('Queue rejected the request', undefined, { cause: err });
     }
