@@ -178,6 +178,15 @@ describe('redis ACL users', () => {
         });
         assert.equal(res.status, 201, await res.text());
       }
+      // A keyed request reads its job back (in-flight check), twice: the second is a replay.
+      for (let i = 0; i < 2; i++) {
+        const keyed = await fetch(`${url}/notes`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': 'acl-key' },
+          body: JSON.stringify({ title: 'keyed' }),
+        });
+        assert.equal(keyed.status, 201, await keyed.text());
+      }
       // Refused by the broker's schema check: another reply path.
       const bad = await fetch(`${url}/notes`, {
         method: 'POST',
@@ -188,8 +197,8 @@ describe('redis ACL users', () => {
     }
     // Long enough for stalled-job checks and lock renewals to have run as the worker user.
     await new Promise((r) => setTimeout(r, 2500));
-    assert.equal(broker.workers.get('gwa')?.counts.answered, 3);
-    assert.equal(broker.workers.get('gwb')?.counts.answered, 3);
+    assert.equal(broker.workers.get('gwa')?.counts.answered, 5);
+    assert.equal(broker.workers.get('gwb')?.counts.answered, 5);
     assert.deepEqual(await denials(), []);
   });
 
