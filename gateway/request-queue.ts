@@ -5,6 +5,7 @@ import type { RedisConfig } from '../config/schemas/gateway.js';
 import { queueName, type Envelope } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { callScriptsByHash } from '../lib/queue-scripts.js';
 import { createRedis, type Redis } from '../lib/redis.js';
 
 export type AddOutcome = 'queued' | 'in-flight';
@@ -39,6 +40,8 @@ export class RequestQueue {
     private readonly config: RedisConfig,
     private readonly gatewayId: string,
   ) {
+    // BullMQ's scripts by hash only: the gateway's ACL user has no EVAL (lib/queue-scripts.ts).
+    callScriptsByHash(redis);
     if (redis.status === 'ready') this.init();
     else redis.once('ready', () => this.init());
   }
