@@ -2,6 +2,7 @@
 // back from the logs of the gateway, the brokers and the core.
 import type { ClientAnswer, ThreeTier } from '../world/three-tier.js';
 import type { HostProcess } from '../world/world.js';
+import { summarize } from './local-samples.js';
 
 export interface DemoSample {
   readonly label: string;
@@ -131,14 +132,4 @@ export async function traceRequest(tt: ThreeTier, gatewayId: string, answer: Cli
   ];
   const stoppedAt = coreLines.length > 0 ? 'core' : brokerLines.length > 0 ? 'broker' : 'unknown';
   return { lines, stoppedAt };
-}
-
-function summarize(line: Record<string, unknown>, keys: readonly string[]): string {
-  const parts = [typeof line.msg === 'string' ? line.msg : ''];
-  for (const key of keys) {
-    const value = line[key];
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
-      parts.push(`${key}=${value}`);
-  }
-  return parts.join(' ');
 }

@@ -7,7 +7,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { DEFAULT_WORKER_USER, gatewayUser, writeAcl } from '../broker/redis-acl.js';
+import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, writeAcl } from '../broker/redis-acl.js';
 import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
 import { newKnockSecret } from '../knock/rotating.js';
 import { generatePki } from '../lib/pki.js';
@@ -75,6 +75,9 @@ export interface BrokerNode {
   readonly aclFile: string;
   readonly workerUser: string;
   readonly workerPasswordFile: string;
+  /** The Redis ACL's admin user (all keys, all commands), for operators and ledgers. */
+  readonly adminUser: string;
+  readonly adminPasswordFile: string;
   readonly sshKey: SshKey;
   redis: HostProcess;
   process: HostProcess;
@@ -558,6 +561,8 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       aclFile: acl.aclFile,
       workerUser: DEFAULT_WORKER_USER,
       workerPasswordFile: acl.passwordFiles[DEFAULT_WORKER_USER]!,
+      adminUser: ADMIN_USER,
+      adminPasswordFile: acl.passwordFiles[ADMIN_USER]!,
       sshKey: brokerKeys.get(id)!,
       redis,
       process: broker,
