@@ -20,6 +20,8 @@ export interface FaultWorld {
   startBroker(id: string): Promise<void>;
   killSshd(gateway: string): Promise<void>;
   startSshd(gateway: string): Promise<void>;
+  /** The broker that carries the gateway's queue now (the prober keeps traffic flowing). */
+  carrier(): Promise<string>;
   /** Resolves once every broker's tunnel is up in every gateway again. */
   waitUntilServing(timeoutMs: number): Promise<void>;
   readonly brokerIds: readonly string[];
@@ -80,23 +82,23 @@ function outcomes(probes: readonly Probe[]): Record<string, number> {
 }
 
 export async function measureRecovery(w: FaultWorld, progress: (line: string) => void): Promise<Recovery> {
-  const [b1, b2] = w.brokerIds;
-  if (b1 === undefined || b2 === undefined) throw new Error('recovery needs two brokers');
+  const [first, second] = w.brokerIds;
+  if (first === undefined || second === undefined) throw new Error('recovery needs two brokers');
   const prober = new Prober(w.inet, w.gatewayUrl, w.gatewayCa);
   try {
     await prober.ready();
     await prober.firstSuccess(Date.now(), 30000);
 
     // 1. Both brokers down (the gateway answers 503), then one starts.
-    await w.killBroker(b1);
-    await w.killBroker(b2);
+    await w.killBroker(first);
+    await w.killBroker(second);
     await prober.firstFailure(Date.now(), 30000);
     const brokerStart = Date.now();
-    await w.startBroker(b1);
-    const first = await prober.firstSuccess(brokerStart, 60000);
-    const brokerStartToFirstMs = first.done - brokerStart;
+    await w.startBroker(first);
+    const served = await prober.firstSuccess(brokerStart, 60000);
+    const brokerStartToFirstMs = served.done - brokerStart;
     progress(`broker start → first request served: ${brokerStartToFirstMs} ms`);
-    await w.startBroker(b2);
+    await w.startBroker(second);
     await w.waitUntilServing(60000);
 
     // 2. The gateway's sshd and its sessions killed, then started again.
@@ -110,15 +112,16 @@ export async function measureRecovery(w: FaultWorld, progress: (line: string) =>
     // Both brokers' tunnels back before the next fault.
     await w.waitUntilServing(60000);
 
-    // 3. One of two brokers SIGKILLed while requests flow.
+    // 3. The broker carrying the gateway's queue SIGKILLed while requests flow.
+    const victim = await w.carrier();
     const brokerKill = Date.now();
-    await w.killBroker(b1);
+    await w.killBroker(victim);
     const next = await prober.firstSuccess(brokerKill, 60000);
     await new Promise((r) => setTimeout(r, 500));
     const around = prober.answers().filter((p) => p.sent >= brokerKill && p.sent <= next.sent);
     const brokerDeathMs = next.done - brokerKill;
     progress(`one of two brokers killed → next request served: ${brokerDeathMs} ms`);
-    await w.startBroker(b1);
+    await w.startBroker(victim);
     return { brokerStartToFirstMs, sshdRestartMs, brokerDeathMs, brokerDeathFailures: outcomes(around) };
   } finally {
     await prober.stop();

@@ -7,7 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generatePki } from '../lib/pki.js';
-import { ThreeTier } from '../world/three-tier.js';
+import { ThreeTier, type BrokerNode } from '../world/three-tier.js';
 import { packageRoot } from '../world/world.js';
 import { measureFlood, startFloodTargets } from './guard-cost.js';
 import { startPeer } from './peer.js';
@@ -62,6 +62,30 @@ try {
   });
   progress('peer up: nginx on peer-gw, ssh -R from b1 to the core');
 
+  /** Jobs each broker answered for gw1 so far (its /metrics, on its loopback). */
+  const answeredByBroker = async (): Promise<Map<string, number>> => {
+    const out = new Map<string, number>();
+    for (const b of tt.brokers) {
+      const r = await b.host.exec('curl', ['-s', '-m', '5', `http://127.0.0.1:${b.statusPort}/metrics`]);
+      let sum = 0;
+      for (const m of r.stdout.matchAll(
+        new RegExp(`^nonstop_jobs_total\\{gateway="${gw.id}",outcome="answered"\\} (\\d+)$`, 'gm'),
+      ))
+        sum += Number(m[1]);
+      out.set(b.id, sum);
+    }
+    return out;
+  };
+  /** The broker that answered most of gw1's jobs since `before`. */
+  const carrierSince = async (before: Map<string, number>): Promise<BrokerNode> => {
+    const now = await answeredByBroker();
+    const gain = (b: BrokerNode) => (now.get(b.id) ?? 0) - (before.get(b.id) ?? 0);
+    const best = [...tt.brokers].sort((a, b) => gain(b) - gain(a))[0]!;
+    if (gain(best) <= 0) throw new Error(`no broker answered ${gw.id}'s jobs`);
+    return best;
+  };
+  let carrier: BrokerNode = b1;
+
   const targets: Target[] = [
     {
       system: 'direct',
@@ -94,22 +118,23 @@ try {
       processes: () => ({
         gateway: gw.gateway.pid,
         sshd: gw.sshd.pid,
-        broker: b1.process.pid,
-        redis: b1.redis.pid,
+        broker: carrier.process.pid,
+        redis: carrier.redis.pid,
         core: tt.core.process.pid,
         guard: gw.guard.pid,
       }),
     },
   ];
-  const daemons = () => ({
+  // JIT, pools and the core's database warm up before anything is measured; meanwhile, see
+  // which broker carries gw1's queue (the gateway queues on one endpoint while it is up).
+  const timing = { seconds, warmupSeconds: smoke ? 0.3 : 2, concurrency: 32 };
+  const idleAll = new RssWatcher({
     gateway: gw.gateway.pid,
-    broker: b1.process.pid,
+    ...Object.fromEntries(tt.brokers.map((b) => [b.id, b.process.pid])),
     core: tt.core.process.pid,
     guard: gw.guard.pid,
-  });
-  const idleRss = new RssWatcher(daemons()).stop();
-  const timing = { seconds, warmupSeconds: smoke ? 0.5 : 2, concurrency: 32 };
-  // JIT, pools and the core's database warm up before anything is measured.
+  }).stop();
+  const answeredBefore = await answeredByBroker();
   for (const t of targets)
     await runLoadIn(t.client, {
       ...t.spec,
@@ -118,7 +143,20 @@ try {
       textBytes: 0,
       mode: 'closed',
     });
-  progress('warmed up');
+  carrier = await carrierSince(answeredBefore);
+  progress(`warmed up; ${carrier.id} carries ${gw.id}'s queue`);
+  const daemons = () => ({
+    gateway: gw.gateway.pid,
+    broker: carrier.process.pid,
+    core: tt.core.process.pid,
+    guard: gw.guard.pid,
+  });
+  const idleRss: Record<string, number> = {
+    gateway: idleAll.gateway ?? 0,
+    broker: idleAll[carrier.id] ?? 0,
+    core: idleAll.core ?? 0,
+    guard: idleAll.guard ?? 0,
+  };
 
   let saturationRss: Record<string, number> = {};
   let guardAtSaturation: GuardCost['httpSaturation'];
@@ -155,7 +193,12 @@ try {
       gatewayUrl: gw.httpsUrl,
       gatewayCa: tt.publicCaFile,
       gatewayId: gw.id,
-      brokerIds: tt.brokers.map((b) => b.id),
+      brokerIds: [carrier.id, ...tt.brokers.filter((b) => b !== carrier).map((b) => b.id)],
+      carrier: async () => {
+        const before = await answeredByBroker();
+        await new Promise((r) => setTimeout(r, 1000));
+        return (await carrierSince(before)).id;
+      },
       killBroker: (id) => tt.killBroker(id),
       startBroker: (id) => Promise.resolve(void tt.startBroker(id)),
       killSshd: (id) => tt.killSshd(id),
