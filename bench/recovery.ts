@@ -20,6 +20,8 @@ export interface FaultWorld {
   startBroker(id: string): Promise<void>;
   killSshd(gateway: string): Promise<void>;
   startSshd(gateway: string): Promise<void>;
+  /** The broker's log lines (pino JSON) since it was last started. */
+  brokerLog(id: string): Record<string, unknown>[];
   /** The broker that carries the gateway's queue now (the prober keeps traffic flowing). */
   carrier(): Promise<string>;
   /** Resolves once every broker's tunnel is up in every gateway again. */
@@ -97,7 +99,13 @@ export async function measureRecovery(w: FaultWorld, progress: (line: string) =>
     await w.startBroker(first);
     const served = await prober.firstSuccess(brokerStart, 60000);
     const brokerStartToFirstMs = served.done - brokerStart;
-    progress(`broker start → first request served: ${brokerStartToFirstMs} ms`);
+    const up = w
+      .brokerLog(first)
+      .find((l) => l.msg === 'tunnel up' && l.gatewayId === w.gatewayId && typeof l.time === 'string');
+    const tunnelUpMs = up === undefined ? undefined : Date.parse(String(up.time)) - brokerStart;
+    progress(
+      `broker start → first request served: ${brokerStartToFirstMs} ms (its tunnel into ${w.gatewayId} up after ${tunnelUpMs ?? '?'} ms)`,
+    );
     await w.startBroker(second);
     await w.waitUntilServing(60000);
 
@@ -122,7 +130,13 @@ export async function measureRecovery(w: FaultWorld, progress: (line: string) =>
     const brokerDeathMs = next.done - brokerKill;
     progress(`one of two brokers killed → next request served: ${brokerDeathMs} ms`);
     await w.startBroker(victim);
-    return { brokerStartToFirstMs, sshdRestartMs, brokerDeathMs, brokerDeathFailures: outcomes(around) };
+    return {
+      brokerStartToFirstMs,
+      ...(tunnelUpMs === undefined ? {} : { brokerStartToTunnelUpMs: tunnelUpMs }),
+      sshdRestartMs,
+      brokerDeathMs,
+      brokerDeathFailures: outcomes(around),
+    };
   } finally {
     await prober.stop();
   }

@@ -23,6 +23,8 @@ export interface Machine {
 export interface Recovery {
   /** Broker started (tunnels down) → first request served through a gateway. */
   readonly brokerStartToFirstMs?: number;
+  /** Of which: broker started → its tunnel into that gateway up (knock, SSH, remote forward). */
+  readonly brokerStartToTunnelUpMs?: number;
   /** Gateway sshd killed (its tunnels with it) and restarted → next request served through it. */
   readonly sshdRestartMs?: number;
   /** One of two brokers SIGKILLed under a request stream → next request served. */
@@ -226,6 +228,7 @@ export function renderMarkdown(r: BenchResults): string {
       '| event | until the next request is served |',
       '|---|---:|',
       `| broker start (no tunnel yet) → first request through a gateway | ${fmt(v.brokerStartToFirstMs)} ms |`,
+      `| … of which broker start → its tunnel up (process start, knock, SSH, forward) | ${fmt(v.brokerStartToTunnelUpMs)} ms |`,
       `| gateway sshd killed and restarted → request through it again | ${fmt(v.sshdRestartMs)} ms |`,
       `| one of two brokers SIGKILLed → next request served | ${fmt(v.brokerDeathMs)} ms |`,
     );

@@ -204,6 +204,7 @@ try {
       killSshd: (id) => tt.killSshd(id),
       startSshd: (id) => tt.startSshd(id),
       waitUntilServing: (ms) => tt.waitUntilServing(ms),
+      brokerLog: (id) => tt.broker(id).process.jsonLines(),
     },
     progress,
   );

@@ -36,6 +36,19 @@ export interface RedisExtras {
   readonly readyCheck?: boolean;
 }
 
+/** The longest wait between two reconnect attempts. */
+export const RECONNECT_MAX_DELAY_MS = 250;
+
+/**
+ * The wait before reconnect attempt `attempt` (1, 2, …): doubling from 50 ms up to
+ * RECONNECT_MAX_DELAY_MS. Kept short: a gateway's Redis is a loopback port that a broker's tunnel
+ * brings back at any moment, and every moment it waits after that is a moment of 503s (a refused
+ * loopback connect costs next to nothing).
+ */
+export function reconnectDelayMs(attempt: number): number {
+  return Math.min(50 * 2 ** Math.min(Math.max(attempt, 1) - 1, 6), RECONNECT_MAX_DELAY_MS);
+}
+
 /**
  * A connection that logs when it is lost and when it is back, once each, rather than on
  * every failed reconnect attempt.
@@ -55,7 +68,7 @@ export function createRedis(
     connectionName: name,
     connectTimeout: 2000,
     lazyConnect: false,
-    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 6), 2000),
+    retryStrategy: reconnectDelayMs,
   };
   const options: RedisOptions =
     role === 'fail-fast'
