@@ -555,6 +555,93 @@ describe('HTTP abuse on a gateway', () => {
     );
     assert.equal(await sys.executed(), 1);
   });
+
+  test('thousands of abusive connections: memory stays bounded, valid clients are served throughout', async (t) => {
+    const sys = await system(t, pki());
+    let valid = 0;
+    for (let i = 0; i < 30; i++, valid++) assert.equal(await validPost(sys.httpPort), 201);
+    await new Promise((r) => setTimeout(r, 500));
+    const before = sys.rss();
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, sys.rss())), 100);
+
+    // A valid client keeps sending while the abuse goes on.
+    let abusing = true;
+    const validStatuses: number[] = [];
+    const validClient = (async () => {
+      while (abusing) {
+        validStatuses.push(await validPost(sys.httpPort).catch(() => 0));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+
+    // Many connections at once: 1000 slow-loris connections that never finish their headers,
+    // held while the flood below runs; the gateway must cut every one of them.
+    const HELD = 1000;
+    const held = Promise.all(
+      Array.from({ length: HELD }, (_, i) =>
+        exchange(sys.httpPort, ['GET /notes HTTP/1.1\r\nHost: gw\r\nX-Slow: 1\r\n'], { waitMs: 15_000 }).then(
+          (x) => notRefused(`held #${i}`, x),
+        ),
+      ),
+    );
+    const TOTAL = 3000;
+    const CONCURRENCY = 64;
+    const started = Date.now();
+    const failures: string[] = [];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < TOTAL) {
+          const i = next++;
+          const a = ABUSE[i % ABUSE.length]!;
+          const tls = i % 4 === 3;
+          const x = await exchange(tls ? sys.httpsPort : sys.httpPort, a.pieces, {
+            tls,
+            quietMs: 100,
+            ...(a.gapMs ? { gapMs: a.gapMs } : {}),
+          });
+          const why = notRefused(`#${i} ${tls ? 'https' : 'http'} ${a.name}`, x);
+          if (why !== undefined) failures.push(why);
+        }
+      }),
+    );
+    const heldFailures = (await held).filter((w) => w !== undefined);
+    abusing = false;
+    await validClient;
+    clearInterval(sampler);
+    const abuseMs = Date.now() - started;
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = sys.rss();
+    const mb = (n: number) => Math.round(n / 1024 / 102.4) / 10;
+    t.diagnostic(
+      `${TOTAL} abusive connections and ${HELD} held at once in ${abuseMs} ms; gateway RSS ${mb(before)} MB before, ` +
+        `${mb(peak)} MB peak, ${mb(after)} MB after; valid client: ${validStatuses.length} requests`,
+    );
+
+    assert.deepEqual(failures, [], 'every abusive connection was refused');
+    assert.deepEqual(heldFailures, [], 'every held slow connection was cut');
+    assert.ok(validStatuses.length >= 5, `the valid client sent ${validStatuses.length} requests`);
+    assert.deepEqual(
+      validStatuses.filter((s) => s !== 201),
+      [],
+      'every valid request during the abuse was served',
+    );
+    valid += validStatuses.length;
+    // Generous bounds: a leak of even 64 KB per abusive connection would pass 190 MB here.
+    assert.ok(after - before < 96 * 1024 * 1024, `RSS grew by ${mb(after - before)} MB`);
+    assert.ok(peak - before < 256 * 1024 * 1024, `RSS peaked ${mb(peak - before)} MB above the start`);
+
+    assert.equal(await validPost(sys.httpPort), 201, 'served after the abuse');
+    valid += 1;
+    const worker = sys.broker.workers.get('gw1')!;
+    assert.deepEqual(
+      { ...worker.counts },
+      { answered: valid, invalid: 0, tampered: 0, expired: 0 },
+      'only the valid requests reached the queue',
+    );
+    assert.equal(await sys.executed(), valid);
+  });
 });
 
 /** A valid POST /notes from the valid client's address; resolves to the status. */
