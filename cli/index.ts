@@ -4,6 +4,7 @@ import { brokerCommand } from './broker.js';
 import { checkConfigCommand } from './check-config.js';
 import { reportError, type Command } from './command.js';
 import { coreCommand } from './core.js';
+import { demoCommand } from './demo.js';
 import { gatewayCommand } from './gateway.js';
 import { guardCommand } from './guard.js';
 import { keygenCommand } from './keygen.js';
@@ -19,6 +20,7 @@ const COMMANDS: readonly Command[] = [
   guardCommand,
   knockCommand,
   knockSecretCommand,
+  demoCommand,
   localCommand,
   keygenCommand,
   redisAclCommand,

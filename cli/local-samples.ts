@@ -74,6 +74,10 @@ export function send(world: LocalWorld, method: string, path: string, body?: str
   });
 }
 
+// The core's own status is that of the broker↔core exchange, not the client's answer.
+const keysFor = (role: Role) =>
+  role === 'core' ? ['replayed', 'durationMs'] : ['status', 'problems', 'replayed', 'ms'];
+
 /** One line per tier saying what it did with a request, read from its log. */
 export async function hops(world: LocalWorld, requestId: string | undefined): Promise<string[]> {
   if (requestId === undefined) return ['gateway: answered on its own; nothing was queued'];
@@ -90,7 +94,7 @@ export async function hops(world: LocalWorld, requestId: string | undefined): Pr
     lines = read();
   }
   const describe = (role: Role, fallback: string) =>
-    lines[role].map((l) => `${role}: ${summarize(role, l)}`).join('; ') || `${role}: ${fallback}`;
+    lines[role].map((l) => `${role}: ${summarize(l, keysFor(role))}`).join('; ') || `${role}: ${fallback}`;
   return [
     describe('gateway', 'no log line'),
     describe('broker', 'never saw it'),
@@ -98,15 +102,13 @@ export async function hops(world: LocalWorld, requestId: string | undefined): Pr
   ];
 }
 
-function summarize(role: Role, line: Record<string, unknown>): string {
+/** A log line as `msg key=value …`, for the keys given. */
+export function summarize(line: Record<string, unknown>, keys: readonly string[]): string {
   const parts = [typeof line.msg === 'string' ? line.msg : ''];
-  // The core's own status is that of the broker↔core exchange, not the client's answer.
-  const keys = role === 'core' ? ['replayed', 'durationMs'] : ['status', 'problems', 'replayed', 'ms'];
   for (const key of keys) {
     const value = line[key];
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') {
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')
       parts.push(`${key}=${value}`);
-    }
   }
   return parts.join(' ');
 }

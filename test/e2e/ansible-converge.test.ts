@@ -5,12 +5,31 @@
 // touches this machine's network or ruleset.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, lstatSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
+import {
+  ADMIN_USER,
+  aclUsers,
+  DEFAULT_WORKER_USER,
+  gatewayUser,
+  renderAclFile,
+} from '../../broker/redis-acl.js';
 import { packageRoot, World } from '../../world/world.js';
 import { baseImage, RootfsSet, rootfsSkipReason, run, type CommandResult } from './rootfs.js';
+import { AGENT } from './gateway.js';
 
 const ROOT = packageRoot();
 const ANSIBLE_DIR = join(ROOT, 'ansible');
@@ -26,6 +45,7 @@ const UNITS = [
   { host: 'core', unit: 'nonstop-core.service' },
 ] as const;
 type HostRole = keyof typeof HOSTS;
+const OLD_RELEASES = ['a', 'b', 'c', 'd'].map((c) => c.repeat(40));
 
 const skip = rootfsSkipReason(['ansible-playbook', 'mmdebstrap', 'unshare', 'systemd-analyze']);
 
@@ -56,7 +76,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
   let set: RootfsSet;
   const roots = {} as Record<HostRole, string>;
   let secrets: {
-    vault_redis_passwords: { worker: string; gateways: Record<string, string> };
+    vault_redis_passwords: { worker: string; admin: string; gateways: Record<string, string> };
   };
   const converges: CommandResult[] = [];
 
@@ -100,6 +120,17 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       assert.equal(made.code, 0, made.stderr);
       const secretsFile = made.stdout.trim();
       secrets = JSON.parse(readFileSync(secretsFile, 'utf8')) as typeof secrets;
+      // Encrypted as the README has the operator do it; the playbook reads it with the vault password.
+      const vaultPassword = join(set.dir, 'vault-password');
+      writeFileSync(vaultPassword, 'nonstop-test\n', { mode: 0o600 });
+      const encrypted = await run('ansible-vault', [
+        'encrypt',
+        '--vault-password-file',
+        vaultPassword,
+        secretsFile,
+      ]);
+      assert.equal(encrypted.code, 0, encrypted.stderr);
+      assert.match(readFileSync(secretsFile, 'utf8'), /^\$ANSIBLE_VAULT;/);
       lap('secrets (ansible/bin/make-secrets.sh)');
 
       const image = await baseImage();
@@ -110,6 +141,12 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         ),
       );
       lap('three root filesystems unpacked');
+      // Releases of earlier deployments on the gateway, oldest first (by unpack time): the role
+      // keeps the active one and the newest two (common_keep_releases: 3).
+      for (const name of OLD_RELEASES) {
+        mkdirSync(join(roots.gateway, 'opt/nonstop/releases', name), { recursive: true });
+        await sleep(20);
+      }
 
       // The core role creates its database role and database through a running PostgreSQL:
       // start the image's cluster on its Unix socket only (no TCP), as systemd would on a host.
@@ -167,6 +204,8 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
             inventory,
             '-e',
             `@${secretsFile}`,
+            '--vault-password-file',
+            vaultPassword,
             '-e',
             `@${vars}`,
             'site.yml',
@@ -214,6 +253,14 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       assert.equal(h.changed, 0, `${name} changed again:\n${changedTasks}`);
       assert.equal(h.failed, 0);
     }
+  });
+
+  test('common: the active release and the newest two others are kept, older ones removed', () => {
+    const releases = join(roots.gateway, 'opt/nonstop/releases');
+    const active = readlinkSync(join(roots.gateway, 'opt/nonstop/current')).split('/').at(-1) ?? '';
+    assert.match(active, /^[0-9a-f]{40}$/);
+    const dirs = readdirSync(releases).filter((n) => n !== 'nonstop.tar.gz');
+    assert.deepEqual(dirs.sort(), [active, ...OLD_RELEASES.slice(2)].sort());
   });
 
   test('gateway: nft -c accepts the boot ruleset, which is the guard table with input policy drop', async () => {
@@ -352,27 +399,97 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
                 '--user',
                 user,
                 '--pass',
-                user === 'worker'
+                user === 'nonstop-broker'
                   ? secrets.vault_redis_passwords.worker
-                  : (secrets.vault_redis_passwords.gateways[user.slice(3)] ?? ''),
+                  : (secrets.vault_redis_passwords.gateways[user.slice('nonstop-gw-'.length)] ?? ''),
                 '--no-auth-warning',
               ];
         const r = await chroot('broker', ['redis-cli', '-s', sock, ...auth, ...args]);
         return r.stdout.trim();
       };
       assert.match(await cli(undefined, 'GET', 'nonstop:gw-gw1:x'), /NOAUTH|NOPERM/);
-      assert.equal(await cli('gw-gw1', 'SET', 'nonstop:gw-gw1:x', '1'), 'OK');
-      assert.match(await cli('gw-gw1', 'SET', 'nonstop:gw-gw2:x', '1'), /NOPERM/);
-      assert.match(await cli('gw-gw1', 'GET', 'other'), /NOPERM/);
-      assert.match(await cli('gw-gw1', 'CONFIG', 'GET', 'bind'), /NOPERM/);
-      assert.match(await cli('gw-gw1', 'FLUSHALL'), /NOPERM/);
-      assert.equal(await cli('worker', 'GET', 'nonstop:gw-gw1:x'), '1');
-      assert.match(await cli('worker', 'ACL', 'LIST'), /NOPERM/);
-      assert.match(await cli('worker', 'GET', 'elsewhere:x'), /NOPERM/);
+      assert.equal(await cli('nonstop-gw-gw1', 'SET', 'nonstop:gw-gw1:x', '1'), 'OK');
+      assert.match(await cli('nonstop-gw-gw1', 'SET', 'nonstop:gw-gw2:x', '1'), /NOPERM/);
+      assert.match(await cli('nonstop-gw-gw1', 'GET', 'other'), /NOPERM/);
+      assert.match(await cli('nonstop-gw-gw1', 'CONFIG', 'GET', 'bind'), /NOPERM/);
+      assert.match(await cli('nonstop-gw-gw1', 'FLUSHALL'), /NOPERM/);
+      assert.equal(await cli('nonstop-broker', 'GET', 'nonstop:gw-gw1:x'), '1');
+      assert.match(await cli('nonstop-broker', 'ACL', 'LIST'), /NOPERM/);
+      assert.match(await cli('nonstop-broker', 'GET', 'elsewhere:x'), /NOPERM/);
     } finally {
       child.kill('SIGTERM');
       await exited;
     }
+  });
+
+  test('broker: a tunnel per gateway (pinned fingerprint, own port, rotating knock) and the ACL of nonstop redis-acl', async () => {
+    const config = JSON.parse(readFileSync(join(roots.broker, 'etc/nonstop/broker.json'), 'utf8')) as {
+      redis: { username: string };
+      gateways: {
+        id: string;
+        ssh: Record<string, unknown> & { knock: { rotating: Record<string, unknown> } };
+      }[];
+    };
+    const fingerprint = await run('ssh-keygen', ['-l', '-f', join(set.dir, 'secrets/ssh/gateway-gw1.pub')]);
+    assert.equal(config.gateways.length, 1);
+    const gw = config.gateways[0]!;
+    assert.equal(gw.id, 'gw1');
+    const rotating = gw.ssh.knock.rotating;
+    assert.deepEqual(gw.ssh, {
+      host: '198.51.100.10',
+      port: 22,
+      user: 'nonstop-tunnel',
+      hostKeyFingerprint: fingerprint.stdout.split(' ')[1],
+      privateKey: '/etc/nonstop/ssh/id_ed25519',
+      remotePort: 6380,
+      knock: {
+        rotating: {
+          client: 'broker1',
+          secretFile: '/etc/nonstop/knock/gw1.secret',
+          portMin: 20000,
+          portMax: 29999,
+          length: 4,
+          stepSeconds: 30,
+        },
+      },
+    });
+    // The guard on the gateway knows the same client, secret and rotation.
+    const guard = JSON.parse(readFileSync(join(roots.gateway, 'etc/nonstop/guard.json'), 'utf8')) as {
+      rotating: { clients: { name: string; secret: string }[] } & Record<string, unknown>;
+    };
+    const secretFile = join(roots.broker, 'etc/nonstop/knock/gw1.secret');
+    const secret = readFileSync(secretFile, 'utf8').trim();
+    assert.deepEqual(guard.rotating.clients, [{ name: 'broker1', secret }]);
+    for (const k of ['portMin', 'portMax', 'length', 'stepSeconds'])
+      assert.equal(guard.rotating[k], rotating[k], k);
+    const st = statSync(secretFile);
+    assert.equal(st.mode & 0o777, 0o600);
+    const owner = await chroot('broker', ['stat', '-c', '%U', '/etc/nonstop/knock/gw1.secret']);
+    assert.equal(owner.stdout.trim(), 'nonstop-broker');
+    // users.acl is exactly what `nonstop redis-acl` makes from broker.json and the vault's passwords.
+    assert.equal(config.redis.username, DEFAULT_WORKER_USER);
+    const passwords: Record<string, string> = {
+      [DEFAULT_WORKER_USER]: secrets.vault_redis_passwords.worker,
+      [ADMIN_USER]: secrets.vault_redis_passwords.admin,
+      [gatewayUser('gw1')]: secrets.vault_redis_passwords.gateways.gw1 ?? '',
+    };
+    const expected = renderAclFile(
+      aclUsers({ prefix: 'nonstop', gatewayIds: ['gw1'] }, (user) => passwords[user] ?? 'missing'),
+    );
+    assert.equal(readFileSync(join(roots.broker, 'etc/redis/users.acl'), 'utf8'), expected);
+    // The gateway logs in as the matching user, with the matching password.
+    const gateway = JSON.parse(readFileSync(join(roots.gateway, 'etc/nonstop/gateway.json'), 'utf8')) as {
+      redis: { username: string; passwordFile: string; endpoints: { port: number }[] };
+    };
+    assert.equal(gateway.redis.username, gatewayUser('gw1'));
+    assert.deepEqual(
+      gateway.redis.endpoints.map((e) => e.port),
+      [6380],
+    );
+    assert.equal(
+      readFileSync(join(roots.gateway, gateway.redis.passwordFile), 'utf8').trim(),
+      secrets.vault_redis_passwords.gateways.gw1,
+    );
   });
 
   test('core: PostgreSQL listens on the private address only; the database belongs to the core', async () => {
@@ -408,115 +525,189 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     assert.equal(core.listen.host, '10.0.0.30');
   });
 
-  // The provisioned hosts' own bundle, configs, certificates, Redis ACL and database, run in one
-  // network namespace (no systemd in a chroot, so each daemon is started as its unit would run
-  // it, as its own user). The SSH tunnel is left out: the gateway reaches Redis directly.
-  test('a request goes through the provisioned gateway, broker and core', { timeout: 120_000 }, async () => {
-    const world = await World.create();
-    try {
-      const site = await world.addHost('site', { public: false, private: false });
-      await site.check('ip', ['addr', 'add', '10.0.0.30/32', 'dev', 'lo']);
+  // The provisioned hosts' own bundle, configs, keys, certificates, ruleset, Redis ACL and
+  // database, each host in its own namespace of the test world (no systemd in a chroot, so each
+  // daemon is started as its unit would run it: same binary, config, user and capabilities).
+  // The broker knocks with its rotating secret, opens SSH to the gateway's sshd and
+  // reverse-forwards its Redis, exactly as broker.json says; the gateway reaches Redis only
+  // through that tunnel.
+  test(
+    'a request from inet goes through the provisioned gateway, its tunnel to the broker, and the core',
+    { timeout: 180_000 },
+    async () => {
       const node = '/opt/nonstop/current/node/bin/node';
       const cli = '/opt/nonstop/current/dist/cli/index.js';
-      const daemon = (host: HostRole, user: string, role: string, config: string) =>
-        site.spawn('chroot', [roots[host], 'runuser', '-u', user, '--', node, cli, role, '--config', config]);
-      const redis = site.spawn('chroot', [
-        roots.broker,
-        'redis-server',
-        '/etc/redis/redis.conf',
-        '--supervised',
-        'no',
-        '--logfile',
-        '',
-        '--daemonize',
-        'no',
-      ]);
-      await redis.waitForLine((l) => l.includes('Ready to accept connections'), 15_000);
-      const core = daemon('core', 'nonstop-core', 'core', '/etc/nonstop/core.json');
-      await core.waitForLine((l) => l.includes('core listening'), 30_000);
-      daemon('broker', 'nonstop-broker', 'broker', '/etc/nonstop/broker.json');
-      const gwConfig = JSON.parse(readFileSync(join(roots.gateway, 'etc/nonstop/gateway.json'), 'utf8')) as {
-        redis: { port: number };
+      const broker = JSON.parse(readFileSync(join(roots.broker, 'etc/nonstop/broker.json'), 'utf8')) as {
+        gateways: { id: string; ssh: { host: string; port: number; remotePort: number } }[];
+        core: { url: string };
       };
-      gwConfig.redis.port = 6379; // in place of the broker's reverse forward
-      writeFileSync(join(roots.gateway, 'etc/nonstop/gateway-direct.json'), JSON.stringify(gwConfig));
-      // As its unit runs it: user nonstop-gateway with CAP_NET_BIND_SERVICE and nothing else.
-      const gateway = site.spawn('chroot', [
-        roots.gateway,
-        'setpriv',
-        '--reuid=nonstop-gateway',
-        '--regid=nonstop-gateway',
-        '--init-groups',
-        '--inh-caps=-all,+net_bind_service',
-        '--ambient-caps=-all,+net_bind_service',
-        '--bounding-set=-all,+net_bind_service',
-        '--no-new-privs',
-        '--',
-        node,
-        cli,
-        'gateway',
-        '--config',
-        '/etc/nonstop/gateway-direct.json',
-      ]);
-      const curl = (...args: string[]) =>
-        site.exec('curl', ['-sk', '-o', '-', '-w', '\n%{http_code}', '--max-time', '10', ...args], {
-          timeoutMs: 15_000,
-        });
-      let created: { code: string; body: string } = { code: '', body: '' };
-      for (let i = 0; i < 60; i++) {
-        const r = await curl(
-          '-X',
-          'POST',
-          '-H',
-          'content-type: application/json',
-          '-d',
-          '{"title":"provisioned"}',
-          'https://127.0.0.1/notes',
+      const gwAddress = broker.gateways[0]?.ssh.host ?? '';
+      const remotePort = broker.gateways[0]?.ssh.remotePort ?? 0;
+      const coreAddress = new URL(broker.core.url).hostname;
+      const world = await World.create();
+      try {
+        const inet = await world.addHost('inet', { public: 1 });
+        const gw = await world.addHost('gw1', { public: 1 });
+        const br = await world.addHost('broker1', { public: 1, private: 1 });
+        const core = await world.addHost('core', { private: 1 });
+        // The inventory's addresses (198.51.100.10, 10.0.0.30) on the world's segments.
+        await gw.check('ip', ['addr', 'add', `${gwAddress}/32`, 'dev', 'pub0']);
+        for (const h of [inet, br]) await h.check('ip', ['route', 'add', `${gwAddress}/32`, 'dev', 'pub0']);
+        await core.check('ip', ['addr', 'add', `${coreAddress}/32`, 'dev', 'priv0']);
+        await br.check('ip', ['route', 'add', `${coreAddress}/32`, 'dev', 'priv0']);
+
+        const inRoot = (host: typeof gw, role: HostRole, args: string[]) =>
+          host.spawn('chroot', [roots[role], ...args]);
+        // As a unit with AmbientCapabilities= and CapabilityBoundingSet= runs it.
+        const withCaps = (user: string, caps: string[], args: string[]) => {
+          const set = caps.length === 0 ? '-all' : `-all,${caps.map((c) => `+${c}`).join(',')}`;
+          return [
+            'setpriv',
+            `--reuid=${user}`,
+            `--regid=${user}`,
+            '--init-groups',
+            `--inh-caps=${set}`,
+            `--ambient-caps=${set}`,
+            `--bounding-set=${set}`,
+            '--no-new-privs',
+            '--',
+            node,
+            cli,
+            ...args,
+          ];
+        };
+        const tail = (p: { lines: string[]; stderrLines: string[] }) =>
+          [...p.lines.slice(-8), ...p.stderrLines.slice(-8)].join('\n');
+
+        // Gateway: the guard loads the boot ruleset's table, then sshd and the gateway daemon.
+        const guard = inRoot(
+          gw,
+          'gateway',
+          withCaps(
+            'nonstop-guard',
+            ['net_raw', 'net_admin'],
+            ['guard', '--config', '/etc/nonstop/guard.json'],
+          ),
         );
-        const lines = r.stdout.trimEnd().split('\n');
-        created = { code: lines.at(-1) ?? '', body: lines.slice(0, -1).join('\n') };
-        if (created.code === '201') break;
-        await sleep(500);
+        await guard.waitForLine((l) => l.includes('"event":"started"'), 30_000);
+        const sshd = inRoot(gw, 'gateway', ['/usr/sbin/sshd', '-D', '-e']);
+        const gateway = inRoot(
+          gw,
+          'gateway',
+          withCaps(
+            'nonstop-gateway',
+            ['net_bind_service'],
+            ['gateway', '--config', '/etc/nonstop/gateway.json'],
+          ),
+        );
+        await gateway.waitForLine((l) => l.includes('gateway listening'), 30_000);
+        // Without a knock, the SSH port is filtered from the internet.
+        const probe = await inet.runNode(AGENT, ['probe', gwAddress, '22', '--timeout', '1000']);
+        assert.equal(probe.stdout.trim(), 'filtered', `inet → ${gwAddress}:22 before any knock`);
+
+        // Core: on its private address, against the provisioned PostgreSQL (Unix socket).
+        const coreDaemon = inRoot(core, 'core', [
+          'runuser',
+          '-u',
+          'nonstop-core',
+          '--',
+          node,
+          cli,
+          'core',
+          '--config',
+          '/etc/nonstop/core.json',
+        ]);
+        await coreDaemon.waitForLine((l) => l.includes('core listening'), 30_000);
+
+        // Broker: its Redis with the ACL nonstop redis-acl rendered, then the broker daemon.
+        const redis = inRoot(br, 'broker', [
+          'redis-server',
+          '/etc/redis/redis.conf',
+          '--supervised',
+          'no',
+          '--logfile',
+          '',
+          '--daemonize',
+          'no',
+        ]);
+        await redis.waitForLine((l) => l.includes('Ready to accept connections'), 15_000);
+        const brokerDaemon = inRoot(
+          br,
+          'broker',
+          withCaps('nonstop-broker', [], ['broker', '--config', '/etc/nonstop/broker.json']),
+        );
+        await brokerDaemon
+          .waitForLine((l) => l.includes('tunnel up'), 60_000)
+          .catch((err: unknown) => {
+            throw new Error(
+              `no tunnel: ${String(err)}\nbroker:\n${tail(brokerDaemon)}\nsshd:\n${tail(sshd)}\nguard:\n${tail(guard)}`,
+            );
+          });
+        // The reverse forward listens on the gateway's loopback, owned by sshd.
+        const listening = await gw.check('ss', ['-ltnpH']);
+        assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${remotePort}\\b.*sshd`), listening);
+        // The guard let the broker in after a rotating knock (its audit line names the client).
+        assert.ok(
+          guard
+            .jsonLines()
+            .some((l) => l.event === 'knock' && l.outcome === 'opened' && l.client === 'broker1'),
+          tail(guard),
+        );
+
+        const curl = (...args: string[]) =>
+          inet.exec('curl', ['-sk', '-o', '-', '-w', '\n%{http_code}', '--max-time', '10', ...args], {
+            timeoutMs: 15_000,
+          });
+        const post = async (body: string) => {
+          const r = await curl(
+            '-X',
+            'POST',
+            '-H',
+            'content-type: application/json',
+            '-d',
+            body,
+            `https://${gwAddress}/notes`,
+          );
+          const lines = r.stdout.trimEnd().split('\n');
+          return { code: lines.at(-1) ?? '', body: lines.slice(0, -1).join('\n') };
+        };
+        let created = { code: '', body: '' };
+        for (let i = 0; i < 40; i++) {
+          created = await post('{"title":"provisioned"}');
+          if (created.code === '201') break;
+          await sleep(500);
+        }
+        assert.equal(
+          created.code,
+          '201',
+          `${created.code} ${created.body}\ngateway:\n${tail(gateway)}\nbroker:\n${tail(brokerDaemon)}`,
+        );
+        const id = (JSON.parse(created.body) as { id?: string }).id;
+        assert.ok(id, created.body);
+        const got = await curl(`https://${gwAddress}/notes/${id}`);
+        assert.match(got.stdout, /"title":"provisioned"/);
+        assert.match(got.stdout, /\n200$/);
+        assert.equal((await post('{"nope":1}')).code, '400');
+        // The row is in the provisioned PostgreSQL, in the database the role made.
+        const rows = await chroot('core', [
+          'runuser',
+          '-u',
+          'nonstop-core',
+          '--',
+          'psql',
+          '-p',
+          '5432',
+          '-d',
+          'nonstop',
+          '-tAc',
+          'SELECT count(*) FROM notes',
+        ]);
+        assert.equal(rows.stdout.trim(), '1', rows.stderr);
+      } finally {
+        await world.close();
       }
-      assert.equal(
-        created.code,
-        '201',
-        `${created.code} ${created.body}\ngateway:\n${gateway.lines.slice(-5).join('\n')}${gateway.stderrLines.slice(-5).join('\n')}`,
-      );
-      const id = (JSON.parse(created.body) as { id?: string }).id;
-      assert.ok(id, created.body);
-      const got = await curl(`https://127.0.0.1/notes/${id}`);
-      assert.match(got.stdout, /"title":"provisioned"/);
-      assert.match(got.stdout, /\n200$/);
-      const invalid = await curl(
-        '-X',
-        'POST',
-        '-H',
-        'content-type: application/json',
-        '-d',
-        '{"nope":1}',
-        'https://127.0.0.1/notes',
-      );
-      assert.match(invalid.stdout, /\n400$/);
-      // The row is in the provisioned PostgreSQL, in the database the role made.
-      const rows = await chroot('core', [
-        'runuser',
-        '-u',
-        'nonstop-core',
-        '--',
-        'psql',
-        '-p',
-        '5432',
-        '-d',
-        'nonstop',
-        '-tAc',
-        'SELECT count(*) FROM notes',
-      ]);
-      assert.equal(rows.stdout.trim(), '1', rows.stderr);
-    } finally {
-      await world.close();
-    }
-  });
+    },
+  );
 
   for (const { host, unit } of UNITS) {
     test(`${unit}: systemd-analyze security rates it 2.0 or better`, async () => {

@@ -2,7 +2,7 @@
 // temp dir, 127.0.0.1 on a free port, foreground (-D -e), killed by pid afterwards. The
 // tunnel user is the current user (root), confined by the rendered Match block.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,9 @@ import {
   type TunnelBroker,
 } from '../../gateway/sshd-config.js';
 import { freePort } from './redis-server.js';
+import { descendants } from '../../world/world.js';
+
+export { descendants };
 
 const run = promisify(execFile);
 export const SSHD = '/usr/sbin/sshd';
@@ -110,34 +113,6 @@ export async function startTestSshd(
   });
   await start();
   return { port, user, dir, configFile, hostKey, kill, start };
-}
-
-/** Every process below `pid`, from /proc. */
-export function descendants(pid: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    // pid (comm) state ppid …; comm may contain spaces, so read after the last ')'.
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const list = children.get(ppid) ?? [];
-    list.push(Number(entry));
-    children.set(ppid, list);
-  }
-  const found: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0) {
-    for (const child of children.get(queue.shift()!) ?? []) {
-      found.push(child);
-      queue.push(child);
-    }
-  }
-  return found;
 }
 
 /** True once something on the port greets with an SSH banner. */

@@ -1,0 +1,221 @@
+// Chaos: a steady stream of uniquely marked requests through the whole system while faults are
+// injected one at a time, then mixed. Afterwards three ledgers are reconciled — what clients were
+// told, what the core's database holds, what the queues still hold — and any request that was
+// acknowledged without effect, took effect twice, or never got a definite answer fails the suite.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { PGlite } from '@electric-sql/pglite';
+import { ThreeTier } from '../../world/three-tier.js';
+import { worldSkipReason, type HostProcess } from '../../world/world.js';
+import type { ChaosResult } from '../world/chaos-client.js';
+
+const skip = worldSkipReason();
+const CHAOS_CLIENT = 'dist/test/world/chaos-client.js';
+const RUN = randomBytes(4).toString('hex');
+const GIVE_UP_MS = 60_000;
+/** How long each fault lasts before it is healed. */
+const OUTAGE_MS = 4000;
+
+interface Phase {
+  readonly name: string;
+  readonly start: number;
+  end: number;
+}
+
+interface Tally {
+  sent: number;
+  acknowledged: number;
+  refused: number;
+  effects: number;
+  lost: number;
+  duplicated: number;
+  undefinite: number;
+  retried: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe('chaos: nothing lost, nothing done twice', { skip }, () => {
+  let tt: ThreeTier;
+  let client: HostProcess;
+  const phases: Phase[] = [];
+
+  before(async () => {
+    // A short reply deadline, so a client whose reply was lost hears 504 soon and retries.
+    tt = await ThreeTier.start({ replyTimeoutMs: 3000 });
+  });
+  after(() => tt?.close());
+
+  async function phase(name: string, fault: () => Promise<void>): Promise<void> {
+    const p: Phase = { name, start: Date.now(), end: 0 };
+    phases.push(p);
+    await fault();
+    await tt.waitUntilServing(90_000);
+    await sleep(1000); // some traffic on the healed system before the next fault
+    p.end = Date.now();
+  }
+
+  test('faults one at a time, then mixed; the three ledgers agree', { timeout: 600_000 }, async (t) => {
+    const [gw1, gw2] = tt.gateways;
+    const [b1, b2] = tt.brokers;
+    client = tt.inet.node(CHAOS_CLIENT, [
+      JSON.stringify({
+        urls: tt.gateways.map((g) => g.httpUrl),
+        run: RUN,
+        concurrency: 8,
+        attemptTimeoutMs: 8000,
+        giveUpMs: GIVE_UP_MS,
+      }),
+    ]);
+    await phase('steady (no fault)', () => sleep(3000));
+    await phase('broker SIGKILL', async () => {
+      await tt.killBroker(b1!.id);
+      await sleep(OUTAGE_MS);
+      tt.startBroker(b1!.id);
+    });
+    await phase("gateway's sshd SIGKILL", async () => {
+      await tt.killSshd(gw1!.id);
+      await sleep(OUTAGE_MS);
+      await tt.startSshd(gw1!.id);
+    });
+    await phase('partition (broker link down)', async () => {
+      await tt.setLink(b2!.host, 'public', false);
+      await sleep(OUTAGE_MS * 2);
+      await tt.setLink(b2!.host, 'public', true);
+    });
+    await phase('core restart', () => tt.restartCore());
+    await phase('Redis restart', () => tt.restartRedis(b1!.id));
+    await phase('gateway restart', () => tt.restartGateway(gw2!.id));
+    await phase('mixed', async () => {
+      await Promise.all([tt.killBroker(b2!.id), tt.killSshd(gw1!.id), tt.restartRedis(b1!.id)]);
+      await tt.setLink(b1!.host, 'public', false);
+      await sleep(OUTAGE_MS);
+      await tt.setLink(b1!.host, 'public', true);
+      await Promise.all([tt.restartCore(), tt.restartGateway(gw2!.id)]);
+      tt.startBroker(b2!.id);
+      await tt.startSshd(gw1!.id);
+    });
+
+    // Stop the stream; every request under way ends with a definite answer or gives up.
+    client.child.stdin?.end();
+    const code = await Promise.race([client.exited, sleep(GIVE_UP_MS + 30_000).then(() => 'timeout')]);
+    assert.equal(code, 0, `chaos client: ${code} ${client.stderrLines.join('\n')}`);
+    const results = client.jsonLines() as unknown as ChaosResult[];
+
+    // Ledger 3: the queues. Every job ends up answered and removed.
+    const queued = await waitForEmptyQueues(tt, 30_000);
+
+    // Ledger 2: the core's database (the core stops so its embedded database can be opened here).
+    await tt.core.process.stop(10_000);
+    const effects = await countEffects(tt.core.dataDir, `chaos-${RUN}-%`);
+
+    // Ledger 1 reconciled against 2, per phase.
+    const problems: string[] = [];
+    const tallies = new Map<string, Tally>();
+    for (const r of results) {
+      const p = phases.find((x) => r.firstSentAt < x.end) ?? phases[phases.length - 1]!;
+      const tally = tallies.get(p.name) ?? {
+        sent: 0,
+        acknowledged: 0,
+        refused: 0,
+        effects: 0,
+        lost: 0,
+        duplicated: 0,
+        undefinite: 0,
+        retried: 0,
+      };
+      tallies.set(p.name, tally);
+      const n = effects.get(r.marker) ?? 0;
+      effects.delete(r.marker);
+      tally.sent++;
+      tally.effects += n;
+      if (r.attempts > 1) tally.retried++;
+      if (n > 1) {
+        tally.duplicated++;
+        problems.push(`${r.marker}: ${n} effects (${p.name})`);
+      }
+      if (r.status === 201) {
+        tally.acknowledged++;
+        if (n === 0) {
+          tally.lost++;
+          problems.push(`${r.marker}: acknowledged, no effect (${p.name}; ${r.statuses.join(',')})`);
+        }
+      } else if (r.status >= 400 && r.status < 500 && r.status !== 409 && r.status !== 429) {
+        tally.refused++;
+        problems.push(`${r.marker}: refused with ${r.status} (${p.name}; ${r.statuses.join(',')})`);
+      } else {
+        tally.undefinite++;
+        problems.push(`${r.marker}: no definite answer (${p.name}; ${r.statuses.join(',')})`);
+      }
+    }
+    for (const [marker, n] of effects) problems.push(`${marker}: ${n} effects, but no client sent it`);
+
+    t.diagnostic(
+      '| phase | sent | acknowledged | effects | lost | duplicated | no answer | retried |\n' +
+        '|---|---|---|---|---|---|---|---|\n' +
+        phases
+          .map((p) => {
+            const x = tallies.get(p.name);
+            return x === undefined
+              ? `| ${p.name} | 0 | | | | | | |`
+              : `| ${p.name} | ${x.sent} | ${x.acknowledged} | ${x.effects} | ${x.lost} | ${x.duplicated} | ${x.undefinite} | ${x.retried} |`;
+          })
+          .join('\n'),
+    );
+    t.diagnostic(`queues at the end: ${JSON.stringify(queued)}`);
+    assert.ok(results.length > 200, `a steady stream: ${results.length} requests`);
+    for (const p of phases) assert.ok((tallies.get(p.name)?.sent ?? 0) > 0, `${p.name}: requests were sent`);
+    assert.deepEqual(problems, []);
+    assert.equal(
+      Object.values(queued).reduce((a, b) => a + b, 0),
+      0,
+      'the queues hold nothing',
+    );
+  });
+});
+
+/** Jobs still waiting, active, delayed or prioritized in every broker's Redis, once they drain. */
+async function waitForEmptyQueues(tt: ThreeTier, timeoutMs: number): Promise<Record<string, number>> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const counts: Record<string, number> = {};
+    for (const b of tt.brokers) {
+      for (const g of tt.gateways) {
+        for (const state of ['wait', 'active', 'delayed', 'prioritized', 'paused']) {
+          const key = `nonstop:gw-${g.id}:${state}`;
+          const type = (await redisCli(tt, b.id, ['TYPE', key])).trim();
+          const len =
+            type === 'list'
+              ? await redisCli(tt, b.id, ['LLEN', key])
+              : type === 'zset'
+                ? await redisCli(tt, b.id, ['ZCARD', key])
+                : '0';
+          counts[`${b.id}/${g.id}/${state}`] = Number(len.trim());
+        }
+      }
+    }
+    if (Object.values(counts).every((n) => n === 0) || Date.now() > end) return counts;
+    await sleep(500);
+  }
+}
+
+async function redisCli(tt: ThreeTier, brokerId: string, args: string[]): Promise<string> {
+  const b = tt.broker(brokerId);
+  const password = readFileSync(b.adminPasswordFile, 'utf8').trim();
+  return b.host.check('redis-cli', ['--no-auth-warning', '--user', b.adminUser, '--pass', password, ...args]);
+}
+
+async function countEffects(dataDir: string, pattern: string): Promise<Map<string, number>> {
+  const db = new PGlite(dataDir);
+  try {
+    const { rows } = await db.query<{ title: string; n: number }>(
+      'SELECT title, count(*)::int AS n FROM notes WHERE title LIKE $1 GROUP BY title',
+      [pattern],
+    );
+    return new Map(rows.map((r) => [r.title, r.n]));
+  } finally {
+    await db.close();
+  }
+}

@@ -1,0 +1,673 @@
+// The whole system in network namespaces: an internet host, gateways (nftables guard with
+// rotating knocks, real sshd, `nonstop gateway` on 80/443), brokers (their own Redis with the
+// rendered ACL, SSH tunnels out to every gateway, listening on nothing) and a core (embedded
+// database) on a private segment. `nonstop demo`, the chaos and attack suites and the benchmarks
+// all drive this one world. Every process runs by pid inside the world; `close()` leaves nothing.
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, writeAcl } from '../broker/redis-acl.js';
+import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
+import { newKnockSecret } from '../knock/rotating.js';
+import { generatePki } from '../lib/pki.js';
+import { descendants, packageRoot, World, type Host, type HostProcess } from './world.js';
+
+const run = promisify(execFile);
+
+export const CLI = 'dist/cli/index.js';
+export const CLIENT = 'dist/world/client.js';
+const ROUTES = 'config/examples/routes.json';
+const PREFIX = 'nonstop';
+const CORE_PORT = 8443;
+const STATUS_PORT = 9100;
+const FIRST_TUNNEL_PORT = 16001;
+const ROTATION = { portMin: 20000, portMax: 29999, length: 4, stepSeconds: 30 } as const;
+export const ADMIN_CLIENT = 'admin';
+
+export interface ThreeTierOptions {
+  /** Number of gateways (ids gw1, gw2, …). Default 2. */
+  readonly gateways?: number;
+  /** Number of brokers (ids b1, b2, …). Default 2. */
+  readonly brokers?: number;
+  /** Merged into each gateway's `limits`; rate limits are lifted by default. */
+  readonly gatewayLimits?: Readonly<Record<string, number>>;
+  readonly replyTimeoutMs?: number;
+  /** Called with a line for each step of the bring-up. */
+  readonly progress?: (step: string) => void;
+}
+
+export interface SshKey {
+  readonly privateKeyFile: string;
+  readonly publicKey: string;
+  /** SHA256:… as `ssh-keygen -l` prints it. */
+  readonly fingerprint: string;
+}
+
+export interface GatewayNode {
+  readonly id: string;
+  readonly host: Host;
+  readonly ip: string;
+  readonly httpUrl: string;
+  readonly httpsUrl: string;
+  readonly dir: string;
+  readonly sshPort: number;
+  readonly hostKey: SshKey;
+  readonly redisUser: string;
+  readonly redisPasswordFile: string;
+  /** Loopback ports on the gateway that reach each broker's Redis through its tunnel. */
+  readonly remotePorts: Readonly<Record<string, number>>;
+  readonly configFile: string;
+  readonly sshdConfig: string;
+  readonly guardConfig: string;
+  sshd: HostProcess;
+  guard: HostProcess;
+  gateway: HostProcess;
+}
+
+export interface BrokerNode {
+  readonly id: string;
+  readonly host: Host;
+  readonly dir: string;
+  readonly redisPort: number;
+  readonly statusPort: number;
+  readonly configFile: string;
+  readonly aclFile: string;
+  readonly workerUser: string;
+  readonly workerPasswordFile: string;
+  /** The Redis ACL's admin user (all keys, all commands), for operators and ledgers. */
+  readonly adminUser: string;
+  readonly adminPasswordFile: string;
+  readonly sshKey: SshKey;
+  redis: HostProcess;
+  process: HostProcess;
+}
+
+export interface CoreNode {
+  readonly host: Host;
+  readonly ip: string;
+  readonly port: number;
+  readonly url: string;
+  readonly configFile: string;
+  readonly dataDir: string;
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  process: HostProcess;
+}
+
+export interface ClientRequest {
+  readonly method?: string;
+  readonly path: string;
+  readonly body?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly https?: boolean;
+  readonly timeoutMs?: number;
+}
+
+export interface ClientAnswer {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+  readonly ms: number;
+  readonly error?: string;
+}
+
+export class ThreeTier {
+  /** Where the admin knock profiles live (`nonstop knock GW --profile admin-<gw> --profiles FILE`). */
+  readonly adminKnockProfiles: string;
+  /** The public CA that signed the gateways' HTTPS certificates. */
+  readonly publicCaFile: string;
+  readonly startedAt = Date.now();
+
+  /** Use `ThreeTier.start()`. */
+  constructor(
+    readonly world: World,
+    readonly inet: Host,
+    readonly gateways: readonly GatewayNode[],
+    readonly brokers: readonly BrokerNode[],
+    readonly core: CoreNode,
+    files: { adminKnockProfiles: string; publicCaFile: string },
+  ) {
+    this.adminKnockProfiles = files.adminKnockProfiles;
+    this.publicCaFile = files.publicCaFile;
+  }
+
+  get dir(): string {
+    return this.world.dir;
+  }
+
+  /** Builds the world and resolves once every tunnel is up and every gateway serves a request. */
+  static async start(options: ThreeTierOptions = {}): Promise<ThreeTier> {
+    const world = await World.create();
+    try {
+      const tt = await build(world, options);
+      options.progress?.('waiting for every broker to tunnel into every gateway');
+      await tt.waitUntilServing(60_000);
+      return tt;
+    } catch (err) {
+      await world.close();
+      throw err;
+    }
+  }
+
+  gateway(id: string): GatewayNode {
+    const g = this.gateways.find((x) => x.id === id);
+    if (g === undefined) throw new Error(`no gateway ${id}`);
+    return g;
+  }
+
+  broker(id: string): BrokerNode {
+    const b = this.brokers.find((x) => x.id === id);
+    if (b === undefined) throw new Error(`no broker ${id}`);
+    return b;
+  }
+
+  /** Sends requests from `inet` through one gateway, in order, and returns the answers. */
+  async requests(gatewayId: string, requests: readonly ClientRequest[]): Promise<ClientAnswer[]> {
+    const g = this.gateway(gatewayId);
+    const spec = requests.map((r) => ({
+      method: r.method ?? 'GET',
+      url: `${r.https === true ? g.httpsUrl : g.httpUrl}${r.path}`,
+      body: r.body,
+      headers: r.headers ?? {},
+      timeoutMs: r.timeoutMs ?? 15_000,
+    }));
+    const r = await this.inet.runNode(CLIENT, [JSON.stringify({ ca: this.publicCaFile, requests: spec })], {
+      timeoutMs: 60_000 + spec.reduce((sum, s) => sum + s.timeoutMs, 0),
+    });
+    const answers = r.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as ClientAnswer);
+    if (answers.length !== requests.length)
+      throw new Error(`the client in inet answered ${answers.length} of ${requests.length}: ${r.stderr}`);
+    return answers;
+  }
+
+  async request(gatewayId: string, request: ClientRequest): Promise<ClientAnswer> {
+    const [answer] = await this.requests(gatewayId, [request]);
+    return answer!;
+  }
+
+  /** Every broker's tunnel listens on every gateway, and a request round-trips through each. */
+  async waitUntilServing(timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    let why = '';
+    while (Date.now() < end) {
+      why = await this.#notServing();
+      if (why === '') return;
+      await sleep(200);
+    }
+    throw new Error(`the world did not serve within ${timeoutMs} ms: ${why}`);
+  }
+
+  async #notServing(): Promise<string> {
+    for (const g of this.gateways) {
+      const listening = await listeningPorts(g.host);
+      for (const b of this.brokers) {
+        if (!b.process.running) continue;
+        if (!listening.has(g.remotePorts[b.id]!)) return `${b.id} has no tunnel into ${g.id} yet`;
+      }
+      const answer = await this.request(g.id, { path: '/notes?limit=1', timeoutMs: 5000 });
+      if (answer.status !== 200) return `${g.id} answered ${answer.status} ${answer.error ?? answer.body}`;
+    }
+    return '';
+  }
+
+  // Faults and restarts. Each acts on processes of this world by pid and waits until done.
+
+  async killBroker(id: string): Promise<void> {
+    const b = this.broker(id);
+    b.process.child.kill('SIGKILL');
+    await b.process.exited;
+  }
+
+  startBroker(id: string): HostProcess {
+    const b = this.broker(id);
+    b.process = b.host.node(CLI, ['broker', '--config', b.configFile]);
+    return b.process;
+  }
+
+  /** SIGKILL of sshd and of every session it forked: the tunnels die without a goodbye. */
+  async killSshd(gatewayId: string): Promise<void> {
+    const g = this.gateway(gatewayId);
+    for (const pid of [g.sshd.pid, ...descendants(g.sshd.pid)]) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+    await g.sshd.exited;
+  }
+
+  async startSshd(gatewayId: string): Promise<void> {
+    const g = this.gateway(gatewayId);
+    g.sshd = await startSshd(g.host, g.sshdConfig);
+  }
+
+  async restartGateway(gatewayId: string): Promise<void> {
+    const g = this.gateway(gatewayId);
+    await g.gateway.stop(5000);
+    g.gateway = await startGateway(g.host, g.configFile);
+  }
+
+  async restartCore(): Promise<void> {
+    await this.core.process.stop(10_000);
+    this.core.process = await startCore(this.core.host, this.core.configFile);
+  }
+
+  /** A clean Redis restart: its append-only file keeps the queue. */
+  async restartRedis(brokerId: string): Promise<void> {
+    const b = this.broker(brokerId);
+    await b.redis.stop(10_000);
+    b.redis = await startRedis(b.host, b.dir, b.aclFile);
+  }
+
+  /** Takes a host's link to a segment down (a partition) or up again. */
+  async setLink(host: Host, segment: 'public' | 'private', up: boolean): Promise<void> {
+    await host.check('ip', ['link', 'set', segment === 'public' ? 'pub0' : 'priv0', up ? 'up' : 'down']);
+  }
+
+  /** A JSON-able description of the running world, for other tools to drive it. */
+  topology(): Topology {
+    const host = (h: Host, role: string, services: Service[]) => ({
+      name: h.name,
+      role,
+      namespace: h.ns,
+      addresses: h.addresses,
+      services,
+    });
+    return {
+      startedAt: new Date(this.startedAt).toISOString(),
+      dir: this.dir,
+      hosts: [
+        host(this.inet, 'internet', []),
+        ...this.gateways.map((g) =>
+          host(g.host, 'gateway', [
+            { name: 'http', bind: '0.0.0.0', port: 80, public: true },
+            { name: 'https', bind: '0.0.0.0', port: 443, public: true },
+            { name: 'ssh', bind: '0.0.0.0', port: g.sshPort, public: false, note: 'filtered until a knock' },
+            ...this.brokers.map((b) => ({
+              name: `tunnel-${b.id}`,
+              bind: '127.0.0.1',
+              port: g.remotePorts[b.id]!,
+              public: false,
+              note: `${b.id}'s Redis, reverse-forwarded over SSH`,
+            })),
+          ]),
+        ),
+        ...this.brokers.map((b) =>
+          host(b.host, 'broker', [
+            { name: 'redis', bind: '127.0.0.1', port: b.redisPort, public: false },
+            { name: 'status', bind: '127.0.0.1', port: b.statusPort, public: false },
+          ]),
+        ),
+        host(this.core.host, 'core', [
+          { name: 'core', bind: this.core.ip, port: this.core.port, public: false, note: 'mutual TLS' },
+        ]),
+      ],
+      files: {
+        adminKnockProfiles: this.adminKnockProfiles,
+        publicCa: this.publicCaFile,
+        gatewayHostKeys: Object.fromEntries(
+          this.gateways.map((g) => [g.id, `${g.hostKey.privateKeyFile}.pub`]),
+        ),
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.world.close();
+  }
+}
+
+export interface Service {
+  readonly name: string;
+  readonly bind: string;
+  readonly port: number;
+  /** Reachable from the internet. */
+  readonly public: boolean;
+  readonly note?: string;
+}
+
+export interface Topology {
+  readonly startedAt: string;
+  readonly dir: string;
+  readonly hosts: readonly {
+    readonly name: string;
+    readonly role: string;
+    readonly namespace: string;
+    readonly addresses: Host['addresses'];
+    readonly services: readonly Service[];
+  }[];
+  readonly files: {
+    readonly adminKnockProfiles: string;
+    readonly publicCa: string;
+    readonly gatewayHostKeys: Readonly<Record<string, string>>;
+  };
+}
+
+async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier> {
+  const progress = options.progress ?? (() => {});
+  const gatewayIds = ids('gw', options.gateways ?? 2);
+  const brokerIds = ids('b', options.brokers ?? 2);
+  const routes = join(packageRoot(), ROUTES);
+
+  progress(`creating hosts: inet, ${gatewayIds.join(', ')}, ${brokerIds.join(', ')}, core`);
+  const inet = await world.addHost('inet', { public: 1 });
+  const gatewayHosts = new Map<string, Host>();
+  for (const id of gatewayIds) gatewayHosts.set(id, await world.addHost(id, { public: 1 }));
+  const brokerHosts = new Map<string, Host>();
+  for (const id of brokerIds) brokerHosts.set(id, await world.addHost(id, { public: 1, private: 1 }));
+  const coreHost = await world.addHost('core', { private: 1 });
+  const coreIp = coreHost.addresses.private.v4[0]!;
+
+  progress('generating certificates, SSH keys, knock secrets and the Redis ACL');
+  const dir = world.dir;
+  const pki = await generatePki({
+    dir: join(dir, 'pki'),
+    brokers: brokerIds,
+    gateways: gatewayIds,
+    coreNames: ['core', coreIp],
+    gatewayNames: [...gatewayHosts.values()].map((h) => h.ip4),
+  });
+  const acl = writeAcl(join(dir, 'acl'), { prefix: PREFIX, gatewayIds });
+  const brokerKeys = new Map<string, SshKey>();
+  for (const b of brokerIds) brokerKeys.set(b, await sshKeygen(dir, `broker-${b}`));
+  // A knock secret per (client, gateway): one leaked secret opens one gateway to one client.
+  const secrets = new Map<string, { secret: string; file: string }>();
+  for (const client of [...brokerIds, ADMIN_CLIENT]) {
+    for (const g of gatewayIds) {
+      const secret = newKnockSecret();
+      const file = join(dir, 'knock', `${client}-${g}.secret`);
+      mkdirSync(join(dir, 'knock'), { recursive: true, mode: 0o700 });
+      writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+      secrets.set(`${client}/${g}`, { secret, file });
+    }
+  }
+  const remotePorts = Object.fromEntries(brokerIds.map((b, i) => [b, FIRST_TUNNEL_PORT + i]));
+  const adminKnockProfiles = join(dir, 'knock', 'admin-profiles.json');
+  writeJson(adminKnockProfiles, {
+    kind: 'knock',
+    profiles: Object.fromEntries(
+      gatewayIds.map((g) => [
+        `${ADMIN_CLIENT}-${g}`,
+        {
+          host: gatewayHosts.get(g)!.ip4,
+          sshPort: 22,
+          rotating: {
+            ...ROTATION,
+            gateway: g,
+            client: ADMIN_CLIENT,
+            secret: secrets.get(`admin/${g}`)!.secret,
+          },
+        },
+      ]),
+    ),
+  });
+
+  progress(`starting the core on ${coreIp}:${CORE_PORT} (private segment only)`);
+  const coreDir = join(dir, 'core');
+  mkdirSync(coreDir, { recursive: true });
+  const coreConfig = join(coreDir, 'core.json');
+  const dataDir = join(coreDir, 'db');
+  writeJson(coreConfig, {
+    kind: 'core',
+    routes,
+    listen: { host: coreIp, port: CORE_PORT },
+    tls: { ca: pki.ca.cert, cert: pki.core.cert, key: pki.core.key },
+    database: { dataDir },
+  });
+  const coreStarting = startCore(coreHost, coreConfig);
+
+  const gateways: GatewayNode[] = [];
+  for (const id of gatewayIds) {
+    const host = gatewayHosts.get(id)!;
+    progress(`${id}: sshd and the knock guard on ${host.ip4}:22, the gateway on :80 and :443`);
+    const gdir = join(dir, id);
+    mkdirSync(gdir, { recursive: true });
+    const hostKey = await sshKeygen(gdir, 'ssh_host_ed25519_key');
+    const tunnelBrokers = brokerIds.map((b) => ({
+      id: b,
+      publicKey: brokerKeys.get(b)!.publicKey,
+      port: remotePorts[b]!,
+    }));
+    const authorizedKeys = join(gdir, 'tunnel_authorized_keys');
+    writeFileSync(authorizedKeys, renderTunnelAuthorizedKeys(tunnelBrokers), { mode: 0o600 });
+    const sshdConfig = join(gdir, 'sshd_config');
+    writeFileSync(
+      sshdConfig,
+      renderSshdConfig({
+        port: 22,
+        listenAddresses: ['0.0.0.0'],
+        hostKeys: [hostKey.privateKeyFile],
+        pidFile: join(gdir, 'sshd.pid'),
+        // The world runs as root; the rendered Match block confines the tunnel user.
+        tunnelUser: 'root',
+        tunnelAuthorizedKeysFile: authorizedKeys,
+        authorizedKeysFile: 'none',
+        brokers: tunnelBrokers,
+        permitRootLogin: 'prohibit-password',
+        strictModes: false,
+      }),
+    );
+    const sshd = await startSshd(host, sshdConfig);
+    const guardConfig = join(gdir, 'guard.json');
+    writeJson(guardConfig, {
+      kind: 'guard',
+      gateway: id,
+      removeTableOnExit: true,
+      rotating: {
+        ...ROTATION,
+        clients: [...brokerIds, ADMIN_CLIENT].map((c) => ({
+          name: c,
+          secret: secrets.get(`${c}/${id}`)!.secret,
+        })),
+      },
+    });
+    const guard = host.node(CLI, ['guard', '--config', guardConfig]);
+    await guard.waitForLine((l) => l.includes('"event":"started"'), 15_000);
+    const redisUser = gatewayUser(id);
+    const configFile = join(gdir, 'gateway.json');
+    writeJson(configFile, {
+      kind: 'gateway',
+      id,
+      routes,
+      http: { host: '0.0.0.0', port: 80, mode: 'serve' },
+      https: { host: '0.0.0.0', port: 443, cert: pki.gateways[id]!.cert, key: pki.gateways[id]!.key },
+      redis: {
+        prefix: PREFIX,
+        username: redisUser,
+        passwordFile: acl.passwordFiles[redisUser],
+        endpoints: brokerIds.map((b) => ({ host: '127.0.0.1', port: remotePorts[b] })),
+      },
+      limits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000, ...options.gatewayLimits },
+      ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
+    });
+    const gateway = await startGateway(host, configFile);
+    gateways.push({
+      id,
+      host,
+      ip: host.ip4,
+      httpUrl: `http://${host.ip4}`,
+      httpsUrl: `https://${host.ip4}`,
+      dir: gdir,
+      sshPort: 22,
+      hostKey,
+      redisUser,
+      redisPasswordFile: acl.passwordFiles[redisUser]!,
+      remotePorts,
+      configFile,
+      sshdConfig,
+      guardConfig,
+      sshd,
+      guard,
+      gateway,
+    });
+  }
+  const coreProcess = await coreStarting;
+
+  const brokers: BrokerNode[] = [];
+  for (const id of brokerIds) {
+    const host = brokerHosts.get(id)!;
+    progress(`${id}: Redis on its loopback, then the broker (knocks, tunnels out, listens on nothing)`);
+    const bdir = join(dir, id);
+    mkdirSync(bdir, { recursive: true });
+    const redis = await startRedis(host, bdir, acl.aclFile);
+    const configFile = join(bdir, 'broker.json');
+    writeJson(configFile, {
+      kind: 'broker',
+      id,
+      routes,
+      redis: {
+        host: '127.0.0.1',
+        port: 6379,
+        prefix: PREFIX,
+        username: DEFAULT_WORKER_USER,
+        passwordFile: acl.passwordFiles[DEFAULT_WORKER_USER],
+      },
+      gateways: gateways.map((g) => ({
+        id: g.id,
+        ssh: {
+          host: g.ip,
+          port: g.sshPort,
+          user: 'root',
+          hostKeyFingerprint: g.hostKey.fingerprint,
+          privateKey: brokerKeys.get(id)!.privateKeyFile,
+          remotePort: remotePorts[id],
+          knock: { rotating: { ...ROTATION, client: id, secretFile: secrets.get(`${id}/${g.id}`)!.file } },
+        },
+      })),
+      tunnels: { backoffInitialMs: 100, backoffMaxMs: 1000, keepaliveIntervalMs: 1000 },
+      status: { port: STATUS_PORT },
+      core: {
+        url: `https://${coreIp}:${CORE_PORT}`,
+        ca: pki.ca.cert,
+        cert: pki.brokers[id]!.cert,
+        key: pki.brokers[id]!.key,
+        serverName: 'core',
+      },
+    });
+    const broker = host.node(CLI, ['broker', '--config', configFile]);
+    brokers.push({
+      id,
+      host,
+      dir: bdir,
+      redisPort: 6379,
+      statusPort: STATUS_PORT,
+      configFile,
+      aclFile: acl.aclFile,
+      workerUser: DEFAULT_WORKER_USER,
+      workerPasswordFile: acl.passwordFiles[DEFAULT_WORKER_USER]!,
+      adminUser: ADMIN_USER,
+      adminPasswordFile: acl.passwordFiles[ADMIN_USER]!,
+      sshKey: brokerKeys.get(id)!,
+      redis,
+      process: broker,
+    });
+  }
+
+  const core: CoreNode = {
+    host: coreHost,
+    ip: coreIp,
+    port: CORE_PORT,
+    url: `https://${coreIp}:${CORE_PORT}`,
+    configFile: coreConfig,
+    dataDir,
+    caFile: pki.ca.cert,
+    certFile: pki.core.cert,
+    keyFile: pki.core.key,
+    process: coreProcess,
+  };
+  return new ThreeTier(world, inet, gateways, brokers, core, {
+    adminKnockProfiles,
+    publicCaFile: pki.publicCa.cert,
+  });
+}
+
+function ids(prefix: string, count: number): string[] {
+  if (!Number.isInteger(count) || count < 1 || count > 8) throw new Error(`${prefix} count must be 1–8`);
+  return Array.from({ length: count }, (_, i) => `${prefix}${i + 1}`);
+}
+
+function writeJson(file: string, value: unknown): void {
+  writeFileSync(file, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export async function sshKeygen(dir: string, name: string): Promise<SshKey> {
+  const file = join(dir, name);
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', file]);
+  const { stdout } = await run('ssh-keygen', ['-l', '-f', `${file}.pub`]);
+  const publicKey = readFileSync(`${file}.pub`, 'utf8').trim();
+  return { privateKeyFile: file, publicKey, fingerprint: stdout.split(' ')[1] ?? '' };
+}
+
+async function listeningPorts(host: Host): Promise<Set<number>> {
+  const out = await host.check('ss', ['-ltnH']);
+  const ports = new Set<number>();
+  for (const line of out.split('\n')) {
+    const local = line.trim().split(/\s+/)[3];
+    const port = Number(local?.slice(local.lastIndexOf(':') + 1));
+    if (Number.isInteger(port)) ports.add(port);
+  }
+  return ports;
+}
+
+async function waitForPort(host: Host, port: number, proc: HostProcess, what: string): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (Date.now() < end) {
+    if (!proc.running) break;
+    if ((await listeningPorts(host)).has(port)) return;
+    await sleep(50);
+  }
+  throw new Error(
+    `${host.name}: ${what} did not listen on ${port}:\n${[...proc.lines, ...proc.stderrLines].slice(-20).join('\n')}`,
+  );
+}
+
+async function startSshd(host: Host, config: string): Promise<HostProcess> {
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // sshd's privilege separation dir
+  const sshd = host.spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config]);
+  await waitForPort(host, 22, sshd, 'sshd');
+  return sshd;
+}
+
+async function startGateway(host: Host, config: string): Promise<HostProcess> {
+  const gateway = host.node(CLI, ['gateway', '--config', config]);
+  await gateway.waitForLine((l) => l.includes('gateway listening'), 20_000);
+  return gateway;
+}
+
+async function startCore(host: Host, config: string): Promise<HostProcess> {
+  const core = host.node(CLI, ['core', '--config', config]);
+  await core.waitForLine((l) => l.includes('core listening'), 60_000);
+  return core;
+}
+
+async function startRedis(host: Host, dir: string, aclFile: string): Promise<HostProcess> {
+  // Append-only with fsync every second: a clean restart keeps every queued job.
+  const redis = host.spawn('redis-server', [
+    '--port',
+    '6379',
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'everysec',
+    '--dir',
+    dir,
+    '--aclfile',
+    aclFile,
+  ]);
+  await waitForPort(host, 6379, redis, 'redis-server');
+  return redis;
+}
