@@ -231,7 +231,7 @@ describe('validation fuzz through the whole request path', () => {
       "the core's request table holds nothing but valid requests",
     );
     t.diagnostic(
-      `${sentValid.size} valid requests executed, ${all.length - sentValid.size} refused; ${recorded.length} recorded`,
+      `${Date.now() - started} ms: ${sentValid.size} valid requests executed, ${all.length - sentValid.size} refused; ${recorded.length} recorded`,
     );
   });
 });
