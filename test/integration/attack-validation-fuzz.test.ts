@@ -116,6 +116,24 @@ function cases(rng: Rng): Case[] {
       if (bodySchema === undefined) request('body on a route without one', false, params, query, { a: 1 });
     }
   }
+  // Query strings no generated object produces: prototype keys and repeated keys.
+  for (const search of [
+    '__proto__=1',
+    '__proto__[polluted]=1',
+    'constructor=1',
+    'constructor[prototype][polluted]=1',
+    'hasOwnProperty=1',
+    'limit=1&limit=2',
+    'tag=a&tag=b',
+  ]) {
+    out.push({
+      route: 'notes.list',
+      what: `query ${search}`,
+      valid: false,
+      method: 'GET',
+      path: `/notes?${search}`,
+    });
+  }
   return out;
 }
 
