@@ -454,6 +454,48 @@ describe('a compromised gateway', () => {
     assert.equal(sys.executions(), 2);
   });
 
+  test("a request id the other gateway used gets a conflict, never the other gateway's stored answer", async (t) => {
+    const sys = await system(t);
+    const queueAs = (gw: string) => {
+      const q = new Queue(queueName(gw), {
+        connection: as(gatewayUser(gw)),
+        prefix: PREFIX,
+        skipVersionCheck: true,
+        skipWaitingForReady: true,
+      });
+      t.after(() => q.close());
+      return q;
+    };
+    const replyOn = async (gw: string, replyTo: string) => {
+      const popped = await as(ADMIN_USER).blpop(replyKey(PREFIX, gw, replyTo), 10);
+      assert.ok(popped, `a reply for ${gw}/${replyTo}`);
+      return JSON.parse(popped[1]) as { id: string; status: number; body: unknown };
+    };
+    // The other gateway's request: a note with a secret title.
+    const theirs = envelope({ gatewayId: OTHER, replyTo: 'victim', body: { title: 'their secret' } });
+    await queueAs(OTHER).add('notes.create', theirs, { jobId: String(theirs.id) });
+    const answered = await replyOn(OTHER, 'victim');
+    assert.equal(answered.status, 201);
+
+    // The compromised gateway replays that id, as the same route and as another.
+    const mine = queueAs(GW);
+    for (const over of [{}, { route: 'notes.list', method: 'GET', body: null }]) {
+      // BullMQ ignores an add whose job id still exists: wait until the last one is removed.
+      for (let i = 0; (await admin.exists(`${base(GW)}:${String(theirs.id)}`)) === 1; i++) {
+        assert.ok(i < 100, 'the previous replay was never removed');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const replay = envelope({ ...over, id: theirs.id, replyTo: 'replayer' });
+      await mine.add('replay', replay, { jobId: String(replay.id) });
+      const reply = await replyOn(GW, 'replayer');
+      // The core refuses it 409; the broker reports a core refusal as its own 500.
+      assert.ok(reply.status >= 400, JSON.stringify(reply));
+      assert.match(JSON.stringify(reply.body), /IDEMPOTENCY_CONFLICT/);
+      assert.ok(!JSON.stringify(reply).includes('their secret'), 'the stored answer does not leak');
+    }
+    assert.equal(await sys.rows(), 1, "one request recorded: the other gateway's");
+  });
+
   test("with its own credentials it cannot read, write or delete another gateway's queue, nor administer Redis", async (t) => {
     // The other gateway has a request waiting: something worth stealing or destroying.
     const victim = new Queue(queueName(OTHER), {
