@@ -157,6 +157,22 @@ describe('network attacks on the three-tier world', { skip }, () => {
         `broker ${ip}: every port closed or filtered ${JSON.stringify(seen)}`,
       );
     }
+    // Nor over IPv6, nor at the brokers' private addresses (not on the gateway's network).
+    const SERVICE_PORTS = [22, 80, 443, 6379, tt.core.port, 9100, 16001, 16002];
+    const targets = tt.brokers.flatMap((b) =>
+      [...b.host.addresses.public.v6, ...b.host.addresses.private.v4].map((addr) => ({ id: b.id, addr })),
+    );
+    await Promise.all(
+      targets.map(async ({ id, addr }) => {
+        const seen = await Promise.all(SERVICE_PORTS.map((p) => probe(gw1.host, addr, p)));
+        t.diagnostic(`${id} ${addr} from gw1: ${seen.join(', ')}`);
+        assert.deepEqual(
+          seen.filter((x) => x === 'open'),
+          [],
+          `${id} ${addr} from gw1: ${seen.join(', ')}`,
+        );
+      }),
+    );
     // The core is not on the gateway's network: no route, so nothing can even be tried.
     const core = await Promise.all(
       [tt.core.port, 22, 5432, 6379, 80, 443, 9100].map((p) => probe(gw1.host, tt.core.ip, p)),
