@@ -4,6 +4,7 @@
 import type { BrokerConfig } from '../config/schemas/broker.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import type { Logger } from '../lib/log.js';
+import { loadQueueScripts } from '../lib/queue-scripts.js';
 import { createRedis } from '../lib/redis.js';
 import { CoreClient } from './core-client.js';
 import { GatewayWorker } from './gateway-worker.js';
@@ -30,6 +31,17 @@ export function startBroker(
   const validator = new RequestValidator(config.routes, routes);
   const core = new CoreClient(config.core, log);
   const replies = createRedis(config.redis, 'blocking', `nonstop-broker-${config.id}-replies`, log);
+  // Gateways call BullMQ's scripts by hash only; a Redis that restarted has forgotten them.
+  replies.on('ready', () => {
+    loadQueueScripts(replies).then(
+      (n) => log.debug({ scripts: n }, 'queue scripts loaded'),
+      (err: unknown) =>
+        log.error(
+          { err: err instanceof Error ? err.message : String(err) },
+          'loading the queue scripts failed',
+        ),
+    );
+  });
   const workers = new Map<string, GatewayWorker>();
   for (const gw of config.gateways) {
     workers.set(gw.id, new GatewayWorker({ config, gatewayId: gw.id, validator, core, replies, log }));

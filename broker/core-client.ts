@@ -158,5 +158,9 @@ function stringRecord(value: object): Record<string, string> {
 function errorFor(result: Extract<Attempt, { kind: 'fail' }>) {
   if (result.status === 504) return errors.CORE_UNAVAILABLE('The core refused the request: deadline passed');
   if (result.status === 500) return errors.INTERNAL('The core could not complete the request');
+  // The client reused its Idempotency-Key for another request: tell it so, with the core's code.
+  if (result.status === 422 && result.code === errors.IDEMPOTENCY_KEY_REUSED.code) {
+    return errors.IDEMPOTENCY_KEY_REUSED();
+  }
   return errors.INTERNAL(`The core rejected the request (${result.reason})`);
 }

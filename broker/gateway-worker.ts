@@ -3,7 +3,14 @@
 // envelope for this gateway is logged and dropped; the worker keeps running.
 import { Worker, type Job } from 'bullmq';
 import type { BrokerConfig } from '../config/schemas/broker.js';
-import { parseEnvelope, queueName, replyKey, type Envelope, type Reply } from '../lib/envelope.js';
+import {
+  idMatchesKind,
+  parseEnvelope,
+  queueName,
+  replyKey,
+  type Envelope,
+  type Reply,
+} from '../lib/envelope.js';
 import { errors, isNonstopError, type NonstopError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { createRedis, type Redis } from '../lib/redis.js';
@@ -90,8 +97,17 @@ export class GatewayWorker {
 
   private async handle(job: Job): Promise<JobOutcome> {
     const parsed = parseEnvelope(job.data as unknown);
-    if (!parsed.ok || parsed.value.gatewayId !== this.deps.gatewayId || parsed.value.id !== job.id) {
-      const reason = parsed.ok ? 'gateway id or job id does not match the queue' : parsed.error;
+    if (
+      !parsed.ok ||
+      parsed.value.gatewayId !== this.deps.gatewayId ||
+      parsed.value.id !== job.id ||
+      !idMatchesKind(parsed.value)
+    ) {
+      const reason = !parsed.ok
+        ? parsed.error
+        : idMatchesKind(parsed.value)
+          ? 'gateway id or job id does not match the queue'
+          : 'the idempotent flag does not match the request id (keyed ids are UUID version 8)';
       this.log.warn({ jobId: job.id, jobName: job.name, reason }, 'rejected a tampered job');
       return 'tampered';
     }
@@ -119,7 +135,13 @@ export class GatewayWorker {
     let reply: Reply;
     try {
       const answer = await this.deps.core.execute(envelope);
-      reply = { id: envelope.id, status: answer.status, headers: answer.headers, body: answer.body };
+      reply = {
+        id: envelope.id,
+        status: answer.status,
+        headers: answer.headers,
+        body: answer.body,
+        ...(answer.replayed ? { replayed: true } : {}),
+      };
       log.info({ status: answer.status, replayed: answer.replayed, ms: Date.now() - started }, 'executed');
     } catch (err) {
       const e: NonstopError = isNonstopError(err) ? err : errors.INTERNAL();

@@ -15,11 +15,11 @@ import { queueName } from '../lib/envelope.js';
 
 /**
  * What the gateway's connections send themselves: the connection handshake, Queue.add's
- * script (EVALSHA, EVAL when Redis lost its script cache), the queue's meta hash (HSET at
- * Queue start) and the reply list read (BLMPOP). The gateway connects without INFO (no ready
+ * script by hash only (EVALSHA; no EVAL, so no Lua of its own: lib/queue-scripts.ts), the
+ * queue's meta hash (HSET at Queue start) and the reply list read (BLMPOP). The gateway connects without INFO (no ready
  * check, no BullMQ version check): INFO would tell it about every other gateway's traffic.
  */
-export const GATEWAY_CLIENT_COMMANDS = ['hello', 'client|setname', 'evalsha', 'eval', 'hset', 'blmpop'];
+export const GATEWAY_CLIENT_COMMANDS = ['hello', 'client|setname', 'evalsha', 'hset', 'blmpop'];
 
 /** What BullMQ's addStandardJob script calls (every branch, not just those a test takes). */
 export const GATEWAY_SCRIPT_COMMANDS = [
@@ -51,8 +51,8 @@ export const GATEWAY_SCRIPT_COMMANDS = [
 
 /**
  * What a broker's connections send themselves: the handshake and BullMQ's version check
- * (INFO), the worker's blocking marker read (BZPOPMIN), its scripts, and the reply delivery
- * (MULTI LPUSH PEXPIRE EXEC).
+ * (INFO), the worker's blocking marker read (BZPOPMIN), its scripts, loading every BullMQ
+ * script for the gateways (SCRIPT LOAD), and the reply delivery (MULTI LPUSH PEXPIRE EXEC).
  */
 export const WORKER_CLIENT_COMMANDS = [
   'hello',
@@ -60,6 +60,7 @@ export const WORKER_CLIENT_COMMANDS = [
   'info',
   'evalsha',
   'eval',
+  'script|load',
   'bzpopmin',
   'multi',
   'exec',

@@ -2,12 +2,15 @@
 // `nonstop_requests`, run the handler, store its response, commit. A second delivery of the id
 // finds it claimed (its INSERT waits while the first is still running) and gets the stored
 // response instead; nothing runs twice. A handler that throws leaves no trace.
+// An id derived from a client's Idempotency-Key (`envelope.idempotent`) is replayed to any
+// gateway, but only for the same request (same route and fingerprint); anything else is 422.
 import { errors, isNonstopError } from '../lib/errors.js';
 import type { Envelope } from '../lib/envelope.js';
 import type { Logger } from '../lib/log.js';
 import type { Application, HandlerContext } from './application.js';
 import type { Database, Queryable } from './db/database.js';
 import { isUnavailable } from './db/unavailable.js';
+import { requestFingerprint } from './fingerprint.js';
 import { storedResponseFromRow, toStoredResponse, type StoredResponse } from './response.js';
 
 export type { StoredResponse };
@@ -36,7 +39,8 @@ export class Executor {
   /**
    * Throws a NonstopError: DEADLINE_EXCEEDED (nothing ran, or it ran out of time and was rolled
    * back), ROUTE_UNKNOWN, IDEMPOTENCY_CONFLICT
-   * (the id belongs to another route or gateway), DATABASE_UNAVAILABLE (retryable, nothing
+   * (the id belongs to another route or gateway), IDEMPOTENCY_KEY_REUSED (a keyed id whose
+   * stored request differs), DATABASE_UNAVAILABLE (retryable, nothing
    * recorded) or HANDLER_FAILED (rolled back, nothing recorded).
    */
   async execute(envelope: Envelope): Promise<Execution> {
@@ -66,12 +70,14 @@ export class Executor {
     // Work past the deadline is wasted (the gateway has answered 504): PostgreSQL cancels it.
     const remaining = Math.max(1, envelope.deadline - this.now());
     await tx.query("SELECT set_config('statement_timeout', $1, true)", [String(remaining)]);
+    const idempotent = envelope.idempotent === true;
+    const fingerprint = idempotent ? requestFingerprint(envelope) : null;
     const claimed = await tx.query(
-      `INSERT INTO nonstop_requests (id, route, gateway_id, received_at_ms)
-       VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING id`,
-      [envelope.id, envelope.route, envelope.gatewayId, envelope.receivedAt],
+      `INSERT INTO nonstop_requests (id, route, gateway_id, received_at_ms, idempotent, fingerprint)
+       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING RETURNING id`,
+      [envelope.id, envelope.route, envelope.gatewayId, envelope.receivedAt, idempotent, fingerprint],
     );
-    if (claimed.rowCount === 0) throw new AlreadyExecuted(await this.stored(tx, envelope));
+    if (claimed.rowCount === 0) throw new AlreadyExecuted(await this.stored(tx, envelope, fingerprint));
 
     const handler = this.app.handlers[envelope.route]!;
     const response = toStoredResponse(await handler(context(tx, envelope)));
@@ -82,15 +88,31 @@ export class Executor {
     return response;
   }
 
-  private async stored(tx: Queryable, envelope: Envelope): Promise<StoredResponse> {
+  private async stored(
+    tx: Queryable,
+    envelope: Envelope,
+    fingerprint: string | null,
+  ): Promise<StoredResponse> {
     const { rows } = await tx.query(
-      'SELECT route, gateway_id, status, headers, body FROM nonstop_requests WHERE id = $1',
+      `SELECT route, gateway_id, idempotent, fingerprint, status, headers, body
+       FROM nonstop_requests WHERE id = $1`,
       [envelope.id],
     );
     const row = rows[0];
     if (row === undefined) throw new Error(`request ${envelope.id} was claimed but its row is gone`);
+    if (fingerprint !== null && row.idempotent === true) {
+      // A client key: the same request from any gateway gets the answer, nothing else does.
+      if (row.route !== envelope.route || row.fingerprint !== fingerprint) {
+        throw errors.IDEMPOTENCY_KEY_REUSED();
+      }
+      return storedResponseFromRow(row);
+    }
     // A request id belongs to one gateway's request; another gateway must not read its answer.
-    if (row.route !== envelope.route || row.gateway_id !== envelope.gatewayId) {
+    if (
+      row.route !== envelope.route ||
+      row.gateway_id !== envelope.gatewayId ||
+      row.idempotent !== (fingerprint !== null)
+    ) {
       throw errors.IDEMPOTENCY_CONFLICT();
     }
     return storedResponseFromRow(row);

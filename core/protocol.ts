@@ -4,7 +4,7 @@
 // Everything here is a 400 (or 404 for a route not in the table) when wrong.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteDefinition } from '../config/schemas/routes.js';
-import { parseEnvelope, type Envelope } from '../lib/envelope.js';
+import { idMatchesKind, parseEnvelope, type Envelope } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 
 export const EXECUTE_PATH = '/v1/execute';
@@ -43,6 +43,9 @@ export function parseExecuteBody(
   const envelope = parsed.value;
   if (envelope.id !== idempotencyKey) {
     throw errors.BAD_REQUEST(`the ${IDEMPOTENCY_HEADER} header must equal the envelope id`);
+  }
+  if (!idMatchesKind(envelope)) {
+    throw errors.BAD_REQUEST('the envelope id must be a version 8 UUID exactly when "idempotent" is true');
   }
   const route = routes.get(envelope.route);
   if (route === undefined) throw errors.ROUTE_UNKNOWN(`route "${envelope.route}" is not in the route table`);

@@ -14,6 +14,7 @@ import type { Application } from './application.js';
 import { migrate } from './db/migrate.js';
 import { openDatabase } from './db/open.js';
 import { NONSTOP_SCOPE, nonstopMigrations } from './db/requests.js';
+import { schedulePruning } from './db/prune.js';
 import { createDispatcher } from './dispatch.js';
 import { Executor } from './executor.js';
 import { checkHandlers, loadApplication } from './load-application.js';
@@ -80,6 +81,7 @@ export async function startCore(
     );
     const listening = server;
     const address = await listen(listening, config.listen.host, config.listen.port);
+    const pruning = schedulePruning(db, config.database.requestRetentionSeconds, logger);
     logger.info(
       { host: address.host, port: address.port, application: app.name, database: db.kind },
       'core listening',
@@ -96,6 +98,7 @@ export async function startCore(
         clearTimeout(cut);
         // A broker that hung up mid-request leaves no connection, but its execution may still run.
         await Promise.allSettled([...inFlight]);
+        await pruning.stop();
         await db.close();
         logger.info('core stopped');
       },

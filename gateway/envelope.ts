@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteDefinition } from '../config/schemas/routes.js';
 import { ENVELOPE_VERSION, type Envelope } from '../lib/envelope.js';
+import { requestIdForKey } from './idempotency-key.js';
 
 export const MAX_QUERY_PARAMS = 64;
 
@@ -19,12 +20,15 @@ export interface EnvelopeInput {
   readonly replyTo: string;
   readonly now: number;
   readonly timeoutMs: number;
+  /** The client's Idempotency-Key, already checked; the request id is derived from it. */
+  readonly idempotencyKey?: string | undefined;
 }
 
 export function buildEnvelope(input: EnvelopeInput): Envelope {
   return {
     v: ENVELOPE_VERSION,
-    id: randomUUID(),
+    id: input.idempotencyKey === undefined ? randomUUID() : requestIdForKey(input.idempotencyKey),
+    idempotent: input.idempotencyKey !== undefined,
     route: input.route.name,
     method: input.route.method,
     path: input.path,

@@ -6,6 +6,7 @@ import { errors, isNonstopError, type NonstopError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { isJsonContentType, MAX_JSON_DEPTH, nestedDeeperThan, readBody } from './body.js';
 import { buildEnvelope, parseQuery } from './envelope.js';
+import { IDEMPOTENCY_KEY_HEADER, parseIdempotencyKey } from './idempotency-key.js';
 import { RateLimiter } from './rate-limit.js';
 import type { ReplyWaiter } from './reply-waiter.js';
 import type { JobQueue } from './queue-set.js';
@@ -75,6 +76,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       return refuse(res, errors.METHOD_NOT_ALLOWED(), { allow: match.allow.join(', ') });
     }
     const route = match.route;
+    const idempotencyKey = parseIdempotencyKey(req.headers[IDEMPOTENCY_KEY_HEADER]);
 
     const query = parseQuery(search);
     if (query === null) return refuse(res, errors.BAD_REQUEST('Too many query parameters'));
@@ -121,10 +123,20 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       replyTo: deps.instanceId,
       now: started,
       timeoutMs,
+      idempotencyKey,
     });
+    // A keyed request whose twin is in flight: its reply goes to the twin's waiter, not to us.
+    const inFlight = () => {
+      log.info({ requestId: envelope.id, route: route.name }, 'idempotency key in flight; refused');
+      sendError(res, errors.IDEMPOTENCY_KEY_IN_FLIGHT(), envelope.id, { 'retry-after': '1' });
+    };
+    if (replies.isWaiting(envelope.id)) return inFlight();
     const reply = replies.wait(envelope.id, timeoutMs);
     try {
-      await queue.add(envelope);
+      if ((await queue.add(envelope)) === 'in-flight') {
+        replies.cancel(envelope.id);
+        return inFlight();
+      }
     } catch (err) {
       replies.cancel(envelope.id);
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
@@ -138,7 +150,14 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       return sendError(res, errors.REPLY_TIMEOUT(), envelope.id);
     }
     log.info(
-      { requestId: envelope.id, route: route.name, status: answer.status, ms, ip: clientIp },
+      {
+        requestId: envelope.id,
+        route: route.name,
+        status: answer.status,
+        ms,
+        ip: clientIp,
+        ...(envelope.idempotent === true ? { idempotent: true } : {}),
+      },
       'answered',
     );
     sendReply(res, answer);

@@ -4,12 +4,13 @@
 import type { Envelope } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import type { RequestQueue } from './request-queue.js';
+import type { AddOutcome, RequestQueue } from './request-queue.js';
 
 /** What the request handler needs of a queue. */
 export interface JobQueue {
   readonly ready: boolean;
-  add(envelope: Envelope): Promise<void>;
+  /** 'in-flight': a keyed request whose earlier job is still queued; nothing was added. */
+  add(envelope: Envelope): Promise<AddOutcome>;
   close(): Promise<void>;
 }
 
@@ -33,14 +34,15 @@ export class QueueSet implements JobQueue {
     return this.current;
   }
 
-  async add(envelope: Envelope): Promise<void> {
+  async add(envelope: Envelope): Promise<AddOutcome> {
     let failure: Error | undefined;
     for (let i = 0; i < this.queues.length; i++) {
       const index = (this.current + i) % this.queues.length;
       const queue = this.queues[index]!;
       if (!queue.ready) continue;
+      let outcome: AddOutcome;
       try {
-        await queue.add(envelope);
+        outcome = await queue.add(envelope);
       } catch (err) {
         failure = err as Error;
         continue;
@@ -52,7 +54,7 @@ export class QueueSet implements JobQueue {
         );
         this.current = index;
       }
-      return;
+      return outcome;
     }
     throw failure ?? errors.QUEUE_UNAVAILABLE('Queue is not connected');
   }

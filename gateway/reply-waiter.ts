@@ -59,6 +59,11 @@ export class ReplyWaiter {
     waiter.resolve(null);
   }
 
+  /** This process already waits for a reply to `id` (a keyed request in flight here). */
+  isWaiting(id: string): boolean {
+    return this.waiters.has(id);
+  }
+
   get pending(): number {
     return this.waiters.size;
   }

@@ -5,7 +5,28 @@ import type { RedisConfig } from '../config/schemas/gateway.js';
 import { queueName, type Envelope } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { callScriptsByHash } from '../lib/queue-scripts.js';
 import { createRedis, type Redis } from '../lib/redis.js';
+
+export type AddOutcome = 'queued' | 'in-flight';
+
+/** How often a vanished job is added again before we just wait for the reply. */
+const MAX_READDS = 3;
+/** How long a job that is not ours may take to finish before the answer is 409. */
+const FINISHING_GRACE_MS = 300;
+const FINISHING_POLL_MS = 50;
+
+/** The stored job is the one this process added: same waiting process, same arrival time. */
+function isSameRequest(data: string, envelope: Envelope): boolean {
+  let stored: unknown;
+  try {
+    stored = JSON.parse(data) as unknown;
+  } catch {
+    return false;
+  }
+  const s = stored as { replyTo?: unknown; receivedAt?: unknown } | null;
+  return s !== null && s.replyTo === envelope.replyTo && s.receivedAt === envelope.receivedAt;
+}
 
 export class RequestQueue {
   /**
@@ -19,6 +40,8 @@ export class RequestQueue {
     private readonly config: RedisConfig,
     private readonly gatewayId: string,
   ) {
+    // BullMQ's scripts by hash only: the gateway's ACL user has no EVAL (lib/queue-scripts.ts).
+    callScriptsByHash(redis);
     if (redis.status === 'ready') this.init();
     else redis.once('ready', () => this.init());
   }
@@ -48,20 +71,51 @@ export class RequestQueue {
     return this.queue !== undefined && this.redis.status === 'ready';
   }
 
-  /** Queues an envelope; the job id is the request id, so a duplicate add is a no-op. */
-  async add(envelope: Envelope): Promise<void> {
+  /**
+   * Queues an envelope; the job id is the request id, and BullMQ ignores an add whose job id
+   * exists. For a keyed request that matters: the job already there is an earlier request with
+   * the same key (another gateway process, e.g. before a restart), and its reply goes to that
+   * process, not to us. So after the add, read back whose job it is: 'in-flight' when it is not
+   * ours (nothing was queued for us).
+   */
+  async add(envelope: Envelope): Promise<AddOutcome> {
     const queue = this.queue;
     if (queue === undefined || !this.ready) throw errors.QUEUE_UNAVAILABLE('Queue is not connected');
     try {
-      await queue.add(envelope.route, envelope, {
-        jobId: envelope.id,
-        removeOnComplete: true,
-        removeOnFail: true,
-        attempts: 1,
-      });
+      if (envelope.idempotent !== true) {
+        await this.addJob(queue, envelope);
+        return 'queued';
+      }
+      let readds = 0;
+      const until = Date.now() + FINISHING_GRACE_MS;
+      for (;;) {
+        await this.addJob(queue, envelope);
+        const [data] = await this.redis.hmget(queue.toKey(envelope.id), 'data');
+        if (data === null || data === undefined) {
+          // Gone already: ours was answered at once (its reply is on its way; adding again only
+          // makes the core replay it), or the earlier job finished between its existence making
+          // our add a no-op and this read. Add again so that somebody answers us.
+          if (++readds >= MAX_READDS) return 'queued';
+          continue;
+        }
+        if (isSameRequest(data, envelope)) return 'queued';
+        // A job whose reply has just been sent lingers until BullMQ removes it: a client that
+        // retries right after its answer would be told "in flight". Look again for a moment.
+        if (Date.now() >= until) return 'in-flight';
+        await new Promise((r) => setTimeout(r, FINISHING_POLL_MS));
+      }
     } catch (err) {
       throw errors.QUEUE_UNAVAILABLE('Queue rejected the request', undefined, { cause: err });
     }
+  }
+
+  private async addJob(queue: Queue, envelope: Envelope): Promise<void> {
+    await queue.add(envelope.route, envelope, {
+      jobId: envelope.id,
+      removeOnComplete: true,
+      removeOnFail: true,
+      attempts: 1,
+    });
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,8 @@ import type { ServerResponse } from 'node:http';
 import type { NonstopError } from '../lib/errors.js';
 import type { Reply } from '../lib/envelope.js';
 
+export const REPLAYED_HEADER = 'x-nonstop-replayed';
+
 const BASE_HEADERS = {
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
@@ -47,6 +49,8 @@ export function sendError(
 
 export function sendReply(res: ServerResponse, reply: Reply): void {
   const headers: Record<string, string> = { 'x-request-id': reply.id };
+  // Tells a retrying client that this is the stored answer of an earlier execution.
+  if (reply.replayed === true) headers[REPLAYED_HEADER] = '1';
   for (const [name, value] of Object.entries(reply.headers)) {
     if (REPLY_HEADERS.has(name)) headers[name] = value;
   }

@@ -10,6 +10,11 @@ export interface Envelope {
   readonly v: typeof ENVELOPE_VERSION;
   /** Request id (UUID); also the job id and the core's idempotency key. */
   readonly id: string;
+  /**
+   * True when `id` was derived from the client's Idempotency-Key (a version 8 UUID): the core
+   * then replays its answer to the same request from any gateway. Absent means false.
+   */
+  readonly idempotent?: boolean;
   readonly route: string;
   readonly method: HttpMethod;
   readonly path: string;
@@ -35,6 +40,8 @@ export interface Reply {
   readonly headers: Readonly<Record<string, string>>;
   /** JSON body, or null for an empty one. */
   readonly body: unknown;
+  /** The core answered from its record of an earlier execution (nothing ran again). */
+  readonly replayed?: boolean;
 }
 
 const TOKEN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$';
@@ -62,6 +69,7 @@ const envelopeSchema = {
   properties: {
     v: { const: ENVELOPE_VERSION },
     id: { type: 'string', pattern: UUID },
+    idempotent: { type: 'boolean' },
     route: { type: 'string', maxLength: 128 },
     method: { enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] },
     path: { type: 'string', maxLength: 8192 },
@@ -111,6 +119,7 @@ const replySchema = {
       additionalProperties: { type: 'string', maxLength: 8192 },
     },
     body: {},
+    replayed: { type: 'boolean' },
   },
 } as const;
 
@@ -132,6 +141,16 @@ export function parseReply(data: unknown): Parsed<Reply> {
   if (validateReply(data)) return { ok: true, value: data };
   const e = validateReply.errors?.[0];
   return { ok: false, error: e ? `${e.instancePath || '(reply)'} ${e.message ?? e.keyword}` : 'invalid' };
+}
+
+/** A request id's UUID version: 8 for ids derived from an Idempotency-Key, 4 for random ones. */
+export function uuidVersion(id: string): number {
+  return Number.parseInt(id.charAt(14), 16);
+}
+
+/** The id and the `idempotent` flag agree: keyed ids are version 8, random ones are not. */
+export function idMatchesKind(envelope: Envelope): boolean {
+  return (uuidVersion(envelope.id) === 8) === (envelope.idempotent === true);
 }
 
 /** The BullMQ queue a gateway feeds. */

@@ -58,6 +58,16 @@ export const errors = {
     'Service temporarily unavailable; retry shortly',
     503,
   ),
+  IDEMPOTENCY_KEY_INVALID: createError(
+    'NONSTOP_ERR_IDEMPOTENCY_KEY_INVALID',
+    'The Idempotency-Key header must be 1-128 characters from A-Z a-z 0-9 . _ : ~ -',
+    400,
+  ),
+  IDEMPOTENCY_KEY_IN_FLIGHT: createError(
+    'NONSTOP_ERR_IDEMPOTENCY_KEY_IN_FLIGHT',
+    'A request with this Idempotency-Key is still being processed; retry after a second to get its answer',
+    409,
+  ),
   REPLY_TIMEOUT: createError('NONSTOP_ERR_REPLY_TIMEOUT', 'No reply from the backend in time', 504),
 
   INTERNAL: createError('NONSTOP_ERR_INTERNAL', 'Internal error', 500),
@@ -93,6 +103,11 @@ export const errors = {
     'NONSTOP_ERR_IDEMPOTENCY_CONFLICT',
     'This request id was already used by another route or gateway',
     409,
+  ),
+  IDEMPOTENCY_KEY_REUSED: createError(
+    'NONSTOP_ERR_IDEMPOTENCY_KEY_REUSED',
+    'Idempotency-Key reused for a different request; use a new key for a new request',
+    422,
   ),
   DATABASE_UNAVAILABLE: createError(
     'NONSTOP_ERR_DATABASE_UNAVAILABLE',

@@ -33,6 +33,11 @@ export const coreSchema = {
         poolSize: { type: 'integer', minimum: 1, maximum: 256, default: 10 },
         /** PGlite data directory; omitted means in memory (nothing survives a restart). */
         dataDir: pathSchema,
+        /**
+         * How long an executed request's answer is kept for replays (redeliveries, a client's
+         * Idempotency-Key). At least an hour: longer than any request's deadline.
+         */
+        requestRetentionSeconds: { type: 'integer', minimum: 3600, maximum: 31536000, default: 86400 },
       },
       default: {},
     },
@@ -56,6 +61,7 @@ export interface CoreConfig {
     readonly schema: string;
     readonly poolSize: number;
     readonly dataDir?: string;
+    readonly requestRetentionSeconds: number;
   };
   readonly application: string;
 }

@@ -23,4 +23,14 @@ export const nonstopMigrations: readonly Migration[] = [
       'CREATE INDEX nonstop_requests_executed_at ON nonstop_requests (executed_at)',
     ],
   },
+  {
+    // Ids derived from a client's Idempotency-Key: any gateway may replay them, but only for the
+    // same request, which the fingerprint (hex SHA-256, core/fingerprint.ts) identifies.
+    version: 2,
+    name: 'idempotency-keys',
+    sql: [
+      'ALTER TABLE nonstop_requests ADD COLUMN idempotent boolean NOT NULL DEFAULT false',
+      'ALTER TABLE nonstop_requests ADD COLUMN fingerprint text',
+    ],
+  },
 ];

@@ -89,3 +89,19 @@ export async function startTestCore(
   t.after(() => core.close());
   return core;
 }
+
+/** The notes application, with notes.create holding its transaction open for `ms` after its work. */
+export function slowNotes(ms: number): Application {
+  const create = notesApplication.handlers['notes.create']!;
+  return {
+    ...notesApplication,
+    handlers: {
+      ...notesApplication.handlers,
+      'notes.create': async (ctx) => {
+        const answer = await create(ctx);
+        await new Promise((r) => setTimeout(r, ms));
+        return answer;
+      },
+    },
+  };
+}

@@ -5,6 +5,7 @@ import { notesApplication } from '../../core/app/notes/index.js';
 import type { Application } from '../../core/application.js';
 import type { Database } from '../../core/db/database.js';
 import { Executor } from '../../core/executor.js';
+import { requestIdForKey } from '../../gateway/idempotency-key.js';
 import { isNonstopError } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import { DATABASE_KINDS, openTestDatabase } from '../helpers/core.js';
@@ -108,6 +109,57 @@ for (const kind of DATABASE_KINDS) {
         executor.execute({ ...envelope, ...notes.list() }),
         failsWith('IDEMPOTENCY_CONFLICT', 409),
       );
+      assert.equal(await count(db, 'notes'), 1);
+    });
+
+    test('a keyed id replays to any gateway for the same request, 422 for another', async (t) => {
+      const db = await openTestDatabase(t, kind);
+      const executor = new Executor(db, notesApplication, silentLogger());
+      const keyed = { id: requestIdForKey(`key-${kind}`), idempotent: true };
+      const envelope = makeEnvelope({ ...notes.create({ title: 'keyed', tags: ['a'] }), ...keyed });
+      const first = await executor.execute(envelope);
+      assert.equal(first.replayed, false);
+      // Another gateway, another client address, keys in another order: the same request.
+      const other = await executor.execute({
+        ...envelope,
+        gatewayId: 'gw2',
+        clientIp: '198.18.0.99',
+        body: { tags: ['a'], title: 'keyed' },
+      });
+      assert.equal(other.replayed, true);
+      assert.deepEqual(other.response, first.response);
+      await assert.rejects(
+        executor.execute({ ...envelope, body: { title: 'different' } }),
+        failsWith('IDEMPOTENCY_KEY_REUSED', 422),
+      );
+      await assert.rejects(
+        executor.execute({ ...envelope, ...notes.list(), ...keyed }),
+        failsWith('IDEMPOTENCY_KEY_REUSED', 422),
+      );
+      // An unkeyed envelope with that id (a forgery: keyed ids are version 8) learns nothing.
+      await assert.rejects(
+        executor.execute({ ...envelope, idempotent: false }),
+        failsWith('IDEMPOTENCY_CONFLICT', 409),
+      );
+      assert.equal(await count(db, 'notes'), 1);
+      const { rows } = await db.query('SELECT idempotent, fingerprint FROM nonstop_requests');
+      assert.equal(rows[0]?.idempotent, true);
+      assert.match(String(rows[0]?.fingerprint), /^[0-9a-f]{64}$/);
+    });
+
+    test('concurrent keyed deliveries from two gateways have exactly one effect', async (t) => {
+      const db = await openTestDatabase(t, kind);
+      const executor = new Executor(db, notesApplication, silentLogger());
+      const envelope = makeEnvelope({
+        ...notes.create({ title: 'race' }),
+        id: requestIdForKey(`race-${kind}`),
+        idempotent: true,
+      });
+      const results = await Promise.all(
+        ['gw1', 'gw2', 'gw1', 'gw2'].map((gatewayId) => executor.execute({ ...envelope, gatewayId })),
+      );
+      assert.equal(results.filter((r) => !r.replayed).length, 1);
+      for (const r of results) assert.deepEqual(r.response, results[0]!.response);
       assert.equal(await count(db, 'notes'), 1);
     });
   });

@@ -31,6 +31,7 @@ test('two cores opening and migrating one new schema at once both succeed, each 
   assert.deepEqual(rows, [
     { scope: 'app:notes', version: 1 },
     { scope: 'nonstop', version: 1 },
+    { scope: 'nonstop', version: 2 },
   ]);
 });
 

@@ -8,12 +8,12 @@ import { queueName } from '../../lib/envelope.js';
 import { silentLogger } from '../../lib/log.js';
 import { brokerConfigDoc, spawnBroker, startTestBroker } from '../helpers/broker.js';
 import { tempDir } from '../helpers/files.js';
-import { notesApplication } from '../../core/app/notes/index.js';
-import type { Application } from '../../core/application.js';
-import { testCoreConfig } from '../helpers/core.js';
+import { slowNotes, testCoreConfig } from '../helpers/core.js';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
 import { sql, useTestSchema } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
+import { makeEnvelope } from '../helpers/envelope.js';
+import { notes } from '../helpers/execute.js';
 import { testRedis, type TestRedis } from '../helpers/redis.js';
 
 interface World {
@@ -35,22 +35,6 @@ function post(url: string, body: unknown): Promise<Response> {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   });
-}
-
-/** The notes application, with notes.create holding its transaction open for `ms` after its work. */
-function slowNotes(ms: number): Application {
-  const create = notesApplication.handlers['notes.create']!;
-  return {
-    ...notesApplication,
-    handlers: {
-      ...notesApplication.handlers,
-      'notes.create': async (ctx) => {
-        const answer = await create(ctx);
-        await new Promise((r) => setTimeout(r, ms));
-        return answer;
-      },
-    },
-  };
 }
 
 describe('request path', () => {
@@ -132,6 +116,12 @@ describe('request path', () => {
       { title: 'a'.repeat(100_000) },
     ];
     for (const data of forged) await queue.add('notes.create', data, { jobId: randomUUID() });
+    // A well-formed envelope claiming a client key for a random id (keyed ids are version 8).
+    const falseKey = {
+      ...makeEnvelope({ ...notes.create({ title: 'forged' }), replyTo: 'x' }),
+      idempotent: true,
+    };
+    await queue.add('notes.create', falseKey, { jobId: falseKey.id });
     // A job whose stored data is not even JSON: BullMQ itself cannot read it.
     const raw = await queue.add('notes.create', {}, { jobId: randomUUID() });
     await redis.client.hset(`${redis.prefix}:${queueName('gw1')}:${raw.id}`, 'data', '{not json');
@@ -160,7 +150,7 @@ describe('request path', () => {
     }
     assert.deepEqual(counts, { wait: 0, active: 0, completed: 0, failed: 0 });
     const worker = broker.workers.get('gw1')!;
-    assert.equal(worker.counts.tampered, forged.length);
+    assert.equal(worker.counts.tampered, forged.length + 1);
     assert.equal(worker.unreadableRemoved, 1);
   });
 

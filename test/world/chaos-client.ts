@@ -69,7 +69,7 @@ function attempt(
           resolve({
             status: res.statusCode ?? 0,
             noteId,
-            replayed: res.headers['x-nonstop-replayed'] === 'true',
+            replayed: res.headers['x-nonstop-replayed'] === '1',
           });
         });
         res.on('error', () => resolve({ status: 0, replayed: false }));
