@@ -20,7 +20,9 @@ import {
 } from '../../broker/redis-acl.js';
 import type { Broker } from '../../broker/broker.js';
 import { startCore, type RunningCore } from '../../core/server.js';
+import { requestIdForKey } from '../../gateway/idempotency-key.js';
 import { ENVELOPE_VERSION, queueName, replyKey } from '../../lib/envelope.js';
+import { callScriptsByHash, loadQueueScripts } from '../../lib/queue-scripts.js';
 import { brokerConfigDoc, startTestBroker } from '../helpers/broker.js';
 import { testCoreConfig } from '../helpers/core.js';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
@@ -194,6 +196,11 @@ function forgedThroughBullmq(): { name: string; data: unknown; jobId?: string }[
     { name: 'reply key empty', data: envelope({ replyTo: '' }) },
     { name: 'reply key too long', data: envelope({ replyTo: 'r'.repeat(200) }) },
     { name: 'gateway id with a colon', data: envelope({ gatewayId: `${GW}:reply` }) },
+    // Keyed ids (from a client's Idempotency-Key) are version 8 UUIDs, and only they are.
+    { name: 'idempotent flag on a random id', data: envelope({ idempotent: true }) },
+    { name: 'keyed id without the flag', data: envelope({ id: requestIdForKey('k1') }) },
+    { name: 'keyed id, flag false', data: envelope({ id: requestIdForKey('k2'), idempotent: false }) },
+    { name: 'idempotent not a boolean', data: envelope({ idempotent: 'yes' }) },
     // A well-formed request whose deadline has passed: the core must not run it late.
     { name: 'expired deadline', data: envelope({ deadline: Date.now() - 1000 }) },
   ];
@@ -212,12 +219,20 @@ describe('a compromised gateway', () => {
     clients.push(client);
     return client;
   };
+  /** A connection as a gateway's user that runs BullMQ's scripts by hash, as gateways do. */
+  const asGateway = (gw: string) => {
+    const client = as(gatewayUser(gw));
+    callScriptsByHash(client);
+    return client;
+  };
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'nonstop-attack-'));
     acl = writeAcl(dir, { prefix: PREFIX, gatewayIds: [GW, OTHER] });
     redis = await startPrivateRedis({ aclFile: acl.aclFile });
     admin = as(ADMIN_USER);
+    // What a broker does at start: gateways may only call BullMQ's scripts by hash.
+    await loadQueueScripts(admin);
   });
   after(async () => {
     for (const c of clients) c.disconnect();
@@ -296,7 +311,7 @@ describe('a compromised gateway', () => {
     const otherKeysBefore = await keysOf(OTHER);
 
     // The attacker's BullMQ queue, connected exactly as the real gateway connects.
-    const attacker = as(gatewayUser(GW));
+    const attacker = asGateway(GW);
     const queue = new Queue(queueName(GW), {
       connection: attacker,
       prefix: PREFIX,
@@ -458,7 +473,7 @@ describe('a compromised gateway', () => {
     const sys = await system(t);
     const queueAs = (gw: string) => {
       const q = new Queue(queueName(gw), {
-        connection: as(gatewayUser(gw)),
+        connection: asGateway(gw),
         prefix: PREFIX,
         skipVersionCheck: true,
         skipWaitingForReady: true,
@@ -471,35 +486,66 @@ describe('a compromised gateway', () => {
       assert.ok(popped, `a reply for ${gw}/${replyTo}`);
       return JSON.parse(popped[1]) as { id: string; status: number; body: unknown };
     };
-    // The other gateway's request: a note with a secret title.
-    const theirs = envelope({ gatewayId: OTHER, replyTo: 'victim', body: { title: 'their secret' } });
-    await queueAs(OTHER).add('notes.create', theirs, { jobId: String(theirs.id) });
-    const answered = await replyOn(OTHER, 'victim');
-    assert.equal(answered.status, 201);
-
-    // The compromised gateway replays that id, as the same route and as another.
     const mine = queueAs(GW);
-    for (const over of [{}, { route: 'notes.list', method: 'GET', body: null }]) {
+    /** Pushes a replay of `id` into this gateway's queue and returns the broker's reply. */
+    const replay = async (over: Record<string, unknown>) => {
+      const id = String(over.id);
       // BullMQ ignores an add whose job id still exists: wait until the last one is removed.
-      for (let i = 0; (await admin.exists(`${base(GW)}:${String(theirs.id)}`)) === 1; i++) {
+      for (let i = 0; (await admin.exists(`${base(GW)}:${id}`)) === 1; i++) {
         assert.ok(i < 100, 'the previous replay was never removed');
         await new Promise((r) => setTimeout(r, 50));
       }
-      const replay = envelope({ ...over, id: theirs.id, replyTo: 'replayer' });
-      await mine.add('replay', replay, { jobId: String(replay.id) });
-      const reply = await replyOn(GW, 'replayer');
+      await mine.add('replay', envelope({ ...over, replyTo: 'replayer' }), { jobId: id });
+      return replyOn(GW, 'replayer');
+    };
+
+    // The other gateway's request: a note with a secret title.
+    const theirs = envelope({ gatewayId: OTHER, replyTo: 'victim', body: { title: 'their secret' } });
+    await queueAs(OTHER).add('notes.create', theirs, { jobId: String(theirs.id) });
+    assert.equal((await replyOn(OTHER, 'victim')).status, 201);
+
+    // The compromised gateway replays that id, as the same route, as another, and as a keyed one.
+    for (const over of [{}, { route: 'notes.list', method: 'GET', body: null }]) {
+      const reply = await replay({ ...over, id: theirs.id });
       // The core refuses it 409; the broker reports a core refusal as its own 500.
       assert.ok(reply.status >= 400, JSON.stringify(reply));
       assert.match(JSON.stringify(reply.body), /IDEMPOTENCY_CONFLICT/);
       assert.ok(!JSON.stringify(reply).includes('their secret'), 'the stored answer does not leak');
     }
-    assert.equal(await sys.rows(), 1, "one request recorded: the other gateway's");
+
+    // A keyed request of the other gateway's client (id from its Idempotency-Key).
+    const keyed = envelope({
+      id: requestIdForKey('their-client-key'),
+      idempotent: true,
+      gatewayId: OTHER,
+      replyTo: 'victim',
+      body: { title: 'their keyed secret' },
+    });
+    await queueAs(OTHER).add('notes.create', keyed, { jobId: String(keyed.id) });
+    assert.equal((await replyOn(OTHER, 'victim')).status, 201);
+    // Replayed with any other request under that key: refused, the answer does not leak.
+    for (const over of [
+      { body: { title: 'a guess' } },
+      { route: 'notes.list', method: 'GET', body: null },
+      { body: { title: 'their keyed secret', text: 'x' } },
+    ]) {
+      const reply = await replay({ ...over, id: keyed.id, idempotent: true });
+      assert.ok(reply.status >= 400, JSON.stringify(reply));
+      assert.match(JSON.stringify(reply.body), /IDEMPOTENCY_KEY_REUSED|IDEMPOTENCY_CONFLICT/);
+      assert.ok(!JSON.stringify(reply).includes('their keyed secret'), 'the stored answer does not leak');
+    }
+    // By design (a client's retry through any gateway), only the identical request under the
+    // same key gets the stored answer: knowing both is knowing the request already.
+    const same = await replay({ id: keyed.id, idempotent: true, body: { title: 'their keyed secret' } });
+    assert.equal(same.status, 201);
+    assert.equal((same as { replayed?: boolean }).replayed, true);
+    assert.equal(await sys.rows(), 2, "two requests recorded: the other gateway's");
   });
 
   test("with its own credentials it cannot read, write or delete another gateway's queue, nor administer Redis", async (t) => {
     // The other gateway has a request waiting: something worth stealing or destroying.
     const victim = new Queue(queueName(OTHER), {
-      connection: as(gatewayUser(OTHER)),
+      connection: asGateway(OTHER),
       prefix: PREFIX,
       skipVersionCheck: true,
       skipWaitingForReady: true,
@@ -511,7 +557,7 @@ describe('a compromised gateway', () => {
     const before = await keysOf(OTHER);
     await admin.call('ACL', 'LOG', 'RESET');
 
-    const gw = as(gatewayUser(GW));
+    const gw = asGateway(GW);
     const job = `${base(OTHER)}:${String(secret.id)}`;
     // BullMQ pointed at the other gateway's queue, with this gateway's credentials.
     const stolen = new Queue(queueName(OTHER), {
