@@ -251,4 +251,20 @@ describe('network attacks on the three-tier world', { skip }, () => {
     for (const g of [gw1, gw2])
       assert.equal((await tt.request(g.id, { path: '/notes?limit=1' })).status, 200);
   });
+
+  test('from inside: a broker listens on nothing but loopback (TCP and UDP), the core only on its private address', async () => {
+    const locals = async (host: Host, flags: string) =>
+      (await host.check('ss', [flags]))
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => l.trim().split(/\s+/)[3]!);
+    for (const b of tt.brokers) {
+      const tcp = await locals(b.host, '-ltnH');
+      assert.ok(tcp.includes('127.0.0.1:6379'), `${b.id}: its Redis listens (${tcp.join(' ')})`);
+      for (const local of [...tcp, ...(await locals(b.host, '-lunH'))])
+        assert.match(local, /^(127\.\d+\.\d+\.\d+|\[::1\]):\d+$/, `${b.id}: ${local} is not loopback`);
+    }
+    assert.deepEqual(await locals(tt.core.host, '-ltnH'), [`${tt.core.ip}:${tt.core.port}`]);
+    assert.deepEqual(await locals(tt.core.host, '-lunH'), []);
+  });
 });
