@@ -27,9 +27,10 @@ import {
   gatewayUser,
   renderAclFile,
 } from '../../broker/redis-acl.js';
-import { packageRoot, World } from '../../world/world.js';
+import { packageRoot, World, type Host } from '../../world/world.js';
 import { baseImage, RootfsSet, rootfsSkipReason, run, type CommandResult } from './rootfs.js';
 import { AGENT } from './gateway.js';
+import { BootedHost, mainProcess } from './nspawn.js';
 
 const ROOT = packageRoot();
 const ANSIBLE_DIR = join(ROOT, 'ansible');
@@ -47,7 +48,14 @@ const UNITS = [
 type HostRole = keyof typeof HOSTS;
 const OLD_RELEASES = ['a', 'b', 'c', 'd'].map((c) => c.repeat(40));
 
-const skip = rootfsSkipReason(['ansible-playbook', 'mmdebstrap', 'unshare', 'systemd-analyze']);
+const skip = rootfsSkipReason([
+  'ansible-playbook',
+  'mmdebstrap',
+  'unshare',
+  'systemd-analyze',
+  'systemd-nspawn',
+  'nsenter',
+]);
 
 interface Recap {
   ok: number;
@@ -94,6 +102,48 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       PG_DATA,
       ...args,
     ]);
+
+  /**
+   * The test world with a namespace per provisioned host: `inet`, the gateway at the inventory's
+   * public address (198.51.100.10), the broker on both segments, the core at its private address
+   * (10.0.0.30). Addresses and ports come from the rendered broker.json.
+   */
+  const provisionedWorld = async () => {
+    const broker = JSON.parse(readFileSync(join(roots.broker, 'etc/nonstop/broker.json'), 'utf8')) as {
+      gateways: { id: string; ssh: { host: string; port: number; remotePort: number } }[];
+      core: { url: string };
+    };
+    const gwAddress = broker.gateways[0]?.ssh.host ?? '';
+    const remotePort = broker.gateways[0]?.ssh.remotePort ?? 0;
+    const coreAddress = new URL(broker.core.url).hostname;
+    const world = await World.create();
+    try {
+      const inet = await world.addHost('inet', { public: 1 });
+      const gw = await world.addHost('gw1', { public: 1 });
+      const br = await world.addHost('broker1', { public: 1, private: 1 });
+      const core = await world.addHost('core', { private: 1 });
+      await gw.check('ip', ['addr', 'add', `${gwAddress}/32`, 'dev', 'pub0']);
+      for (const h of [inet, br]) await h.check('ip', ['route', 'add', `${gwAddress}/32`, 'dev', 'pub0']);
+      await core.check('ip', ['addr', 'add', `${coreAddress}/32`, 'dev', 'priv0']);
+      await br.check('ip', ['route', 'add', `${coreAddress}/32`, 'dev', 'priv0']);
+      return { world, inet, gw, br, core, gwAddress, coreAddress, remotePort };
+    } catch (err) {
+      await world.close();
+      throw err;
+    }
+  };
+
+  /** HTTPS from `from` to the gateway: the status code and the body. */
+  const request = async (from: Host, url: string, body?: string) => {
+    const post = body === undefined ? [] : ['-X', 'POST', '-H', 'content-type: application/json', '-d', body];
+    const r = await from.exec(
+      'curl',
+      ['-sk', '-o', '-', '-w', '\n%{http_code}', '--max-time', '10', ...post, url],
+      { timeoutMs: 15_000 },
+    );
+    const lines = r.stdout.trimEnd().split('\n');
+    return { code: lines.at(-1) ?? '', body: lines.slice(0, -1).join('\n') };
+  };
 
   before(
     async () => {
@@ -537,25 +587,8 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     async () => {
       const node = '/opt/nonstop/current/node/bin/node';
       const cli = '/opt/nonstop/current/dist/cli/index.js';
-      const broker = JSON.parse(readFileSync(join(roots.broker, 'etc/nonstop/broker.json'), 'utf8')) as {
-        gateways: { id: string; ssh: { host: string; port: number; remotePort: number } }[];
-        core: { url: string };
-      };
-      const gwAddress = broker.gateways[0]?.ssh.host ?? '';
-      const remotePort = broker.gateways[0]?.ssh.remotePort ?? 0;
-      const coreAddress = new URL(broker.core.url).hostname;
-      const world = await World.create();
+      const { world, inet, gw, br, core, gwAddress, remotePort } = await provisionedWorld();
       try {
-        const inet = await world.addHost('inet', { public: 1 });
-        const gw = await world.addHost('gw1', { public: 1 });
-        const br = await world.addHost('broker1', { public: 1, private: 1 });
-        const core = await world.addHost('core', { private: 1 });
-        // The inventory's addresses (198.51.100.10, 10.0.0.30) on the world's segments.
-        await gw.check('ip', ['addr', 'add', `${gwAddress}/32`, 'dev', 'pub0']);
-        for (const h of [inet, br]) await h.check('ip', ['route', 'add', `${gwAddress}/32`, 'dev', 'pub0']);
-        await core.check('ip', ['addr', 'add', `${coreAddress}/32`, 'dev', 'priv0']);
-        await br.check('ip', ['route', 'add', `${coreAddress}/32`, 'dev', 'priv0']);
-
         const inRoot = (host: typeof gw, role: HostRole, args: string[]) =>
           host.spawn('chroot', [roots[role], ...args]);
         // As a unit with AmbientCapabilities= and CapabilityBoundingSet= runs it.
@@ -654,26 +687,9 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
           tail(guard),
         );
 
-        const curl = (...args: string[]) =>
-          inet.exec('curl', ['-sk', '-o', '-', '-w', '\n%{http_code}', '--max-time', '10', ...args], {
-            timeoutMs: 15_000,
-          });
-        const post = async (body: string) => {
-          const r = await curl(
-            '-X',
-            'POST',
-            '-H',
-            'content-type: application/json',
-            '-d',
-            body,
-            `https://${gwAddress}/notes`,
-          );
-          const lines = r.stdout.trimEnd().split('\n');
-          return { code: lines.at(-1) ?? '', body: lines.slice(0, -1).join('\n') };
-        };
         let created = { code: '', body: '' };
         for (let i = 0; i < 40; i++) {
-          created = await post('{"title":"provisioned"}');
+          created = await request(inet, `https://${gwAddress}/notes`, '{"title":"provisioned"}');
           if (created.code === '201') break;
           await sleep(500);
         }
@@ -684,10 +700,10 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         );
         const id = (JSON.parse(created.body) as { id?: string }).id;
         assert.ok(id, created.body);
-        const got = await curl(`https://${gwAddress}/notes/${id}`);
-        assert.match(got.stdout, /"title":"provisioned"/);
-        assert.match(got.stdout, /\n200$/);
-        assert.equal((await post('{"nope":1}')).code, '400');
+        const got = await request(inet, `https://${gwAddress}/notes/${id}`);
+        assert.equal(got.code, '200');
+        assert.match(got.body, /"title":"provisioned"/);
+        assert.equal((await request(inet, `https://${gwAddress}/notes`, '{"nope":1}')).code, '400');
         // The row is in the provisioned PostgreSQL, in the database the role made.
         const rows = await chroot('core', [
           'runuser',
@@ -731,4 +747,138 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       assert.ok(wants.isSymbolicLink(), `${unit} is not enabled`);
     });
   }
+
+  // The same three trees booted with their own systemd (systemd-nspawn --boot, a tmpfs overlay
+  // over each so that the trees stay as converged), each in its world namespace: the units the
+  // roles enabled start at boot in their sandboxes, and the request path works through them.
+  // Last: it stops the PostgreSQL that the chroot tests use, so that the core's own starts.
+  test(
+    'booted with systemd: every unit starts in its sandbox and a request from inet answers 201',
+    { timeout: 300_000 },
+    async () => {
+      await pgCtl('stop', '-m', 'fast', '-w');
+      const { world, inet, gw, gwAddress, remotePort, ...hosts } = await provisionedWorld();
+      const booted: Partial<Record<HostRole, BootedHost>> = {};
+      let stopped: PromiseSettledResult<void>[];
+      try {
+        const started = Date.now();
+        await Promise.all([
+          // nspawn keeps CAP_NET_ADMIN only for a private network; nftables.service and the guard need it.
+          BootedHost.boot('gateway', roots.gateway, { netns: gw.ns, capabilities: ['CAP_NET_ADMIN'] }).then(
+            (h) => (booted.gateway = h),
+          ),
+          BootedHost.boot('broker', roots.broker, { netns: hosts.br.ns }).then((h) => (booted.broker = h)),
+          BootedHost.boot('core', roots.core, { netns: hosts.core.ns }).then((h) => (booted.core = h)),
+        ]);
+        const on = (host: HostRole) => {
+          const h = booted[host];
+          assert.ok(h, `${host} did not boot`);
+          return h;
+        };
+        for (const host of Object.keys(HOSTS) as HostRole[]) {
+          const state = await on(host).booted(120_000);
+          assert.equal(state, 'running', `${host}: ${state}\n${on(host).output.slice(-3000)}`);
+        }
+        log(
+          `three hosts booted (systemctl is-system-running): ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        );
+
+        const expectActive: Record<HostRole, string[]> = {
+          gateway: ['nftables.service', 'nonstop-guard.service', 'ssh.service', 'nonstop-gateway.service'],
+          broker: ['redis-server.service', 'nonstop-broker.service'],
+          core: ['postgresql@15-main.service', 'nonstop-core.service'],
+        };
+        for (const [host, units] of Object.entries(expectActive) as [HostRole, string[]][]) {
+          const r = await on(host).systemctl('is-active', ...units);
+          assert.deepEqual(
+            r.stdout.trim().split('\n'),
+            units.map(() => 'active'),
+            `${host}: ${units.join(' ')}`,
+          );
+        }
+
+        // Each daemon runs as its unit says: its own user, exactly its capabilities (CAP_NET_BIND_SERVICE
+        // is bit 10, CAP_NET_ADMIN 12, CAP_NET_RAW 13), no new privileges, a seccomp filter, / read-only.
+        const sandboxes = [
+          { host: 'gateway', unit: 'nonstop-guard.service', user: 'nonstop-guard', caps: 0x3000n },
+          { host: 'gateway', unit: 'nonstop-gateway.service', user: 'nonstop-gateway', caps: 0x400n },
+          { host: 'broker', unit: 'nonstop-broker.service', user: 'nonstop-broker', caps: 0n },
+          { host: 'core', unit: 'nonstop-core.service', user: 'nonstop-core', caps: 0n },
+        ] as const;
+        for (const { host, unit, user, caps } of sandboxes) {
+          const h = on(host);
+          const p = await mainProcess(h, unit);
+          const uid = (await h.exec('id', ['-u', user])).stdout.trim();
+          assert.equal(p.status.get('Uid')?.split(/\s+/)[0], uid, `${unit} runs as ${user}`);
+          for (const set of ['CapEff', 'CapPrm', 'CapBnd', 'CapAmb'] as const)
+            assert.equal(
+              BigInt(`0x${p.status.get(set) ?? ''}`),
+              caps,
+              `${unit}: ${set} ${p.status.get(set)}`,
+            );
+          assert.equal(p.status.get('NoNewPrivs'), '1', unit);
+          assert.equal(p.status.get('Seccomp'), '2', `${unit}: no seccomp filter`);
+          assert.match(p.rootMountOptions, /^ro\b/, `${unit}: / is ${p.rootMountOptions}`);
+        }
+
+        // The guard started under its sandbox (nft through AF_NETLINK with CAP_NET_ADMIN) and holds
+        // the table: SSH is filtered from inet; the broker knocked and was let in.
+        const table = await gw.check('nft', ['list', 'table', 'inet', 'nonstop']);
+        assert.match(table, /type filter hook input priority filter; policy drop;/);
+        const probe = await inet.runNode(AGENT, ['probe', gwAddress, '22', '--timeout', '1000']);
+        assert.equal(probe.stdout.trim(), 'filtered', `inet → ${gwAddress}:22`);
+        let brokerLog = '';
+        for (let i = 0; i < 120 && !brokerLog.includes('"msg":"tunnel up"'); i++) {
+          if (i > 0) await sleep(500);
+          brokerLog = await on('broker').journal('nonstop-broker.service');
+        }
+        const guardLog = await on('gateway').journal('nonstop-guard.service');
+        assert.match(
+          brokerLog,
+          /"msg":"tunnel up"/,
+          `broker:\n${brokerLog.slice(-3000)}\nguard:\n${guardLog}`,
+        );
+        assert.match(guardLog, /"event":"started"/);
+        assert.match(guardLog, /"event":"knock","outcome":"opened","src":"[^"]+","client":"broker1"/);
+        assert.doesNotMatch(guardLog, /window-error/);
+        const listening = await gw.check('ss', ['-ltnpH']);
+        assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${remotePort}\\b.*sshd`), listening);
+
+        let created = { code: '', body: '' };
+        for (let i = 0; i < 40; i++) {
+          created = await request(inet, `https://${gwAddress}/notes`, '{"title":"booted"}');
+          if (created.code === '201') break;
+          await sleep(500);
+        }
+        const journals = async () =>
+          `gateway:\n${await on('gateway').journal('nonstop-gateway.service')}\nbroker:\n${brokerLog}` +
+          `\ncore:\n${await on('core').journal('nonstop-core.service')}`;
+        assert.equal(created.code, '201', `${created.code} ${created.body}\n${await journals()}`);
+        const id = (JSON.parse(created.body) as { id?: string }).id ?? '';
+        assert.match(id, /^[0-9a-f-]{36}$/, created.body);
+        const got = await request(inet, `https://${gwAddress}/notes/${id}`);
+        assert.equal(got.code, '200');
+        assert.match(got.body, /"title":"booted"/);
+        assert.equal((await request(inet, `https://${gwAddress}/notes`, '{"nope":1}')).code, '400');
+        const rows = await on('core').exec('runuser', [
+          '-u',
+          'nonstop-core',
+          '--',
+          'psql',
+          '-d',
+          'nonstop',
+          '-tAc',
+          `SELECT count(*) FROM notes WHERE id = '${id}'`,
+        ]);
+        assert.equal(rows.stdout.trim(), '1', rows.stderr);
+      } finally {
+        const stopping = Date.now();
+        stopped = await Promise.allSettled(Object.values(booted).map((h) => h.stop()));
+        await world.close();
+        log(`three hosts powered off: ${((Date.now() - stopping) / 1000).toFixed(1)} s`);
+      }
+      // Nothing of the containers is left (no process, no cgroup), or the test fails.
+      for (const s of stopped) if (s.status === 'rejected') throw s.reason;
+    },
+  );
 });
