@@ -87,6 +87,9 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     vault_redis_passwords: { worker: string; admin: string; gateways: Record<string, string> };
   };
   const converges: CommandResult[] = [];
+  let bundle = '';
+  let secretsFile = '';
+  let vaultPassword = '';
 
   // --ipc too: PostgreSQL's System V shared memory must not meet this machine's PostgreSQL.
   const chroot = (host: HostRole, args: readonly string[]) =>
@@ -102,6 +105,60 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       PG_DATA,
       ...args,
     ]);
+
+  /** An inventory of the example's variables with the three hosts reached through `connection`. */
+  const writeInventory = (dir: string, connection: string, hostVar: (host: HostRole) => string) => {
+    for (const sub of ['group_vars', 'host_vars'])
+      cpSync(join(ANSIBLE_DIR, 'inventory/example', sub), join(dir, sub), { recursive: true });
+    const hostEntry = (host: HostRole) => `        ${HOSTS[host]}:\n          ${hostVar(host)}\n`;
+    writeFileSync(
+      join(dir, 'hosts.yml'),
+      // su: root needs no password to become postgres, and the image has no sudo.
+      `nonstop:\n  vars:\n    ansible_connection: ${connection}\n    ansible_become_method: ansible.builtin.su\n  children:\n` +
+        `    gateways:\n      hosts:\n${hostEntry('gateway')}` +
+        `    brokers:\n      hosts:\n${hostEntry('broker')}` +
+        `    core:\n      hosts:\n${hostEntry('core')}`,
+    );
+  };
+
+  /** `ansible-playbook site.yml` with the vault's secrets, the release bundle and `vars`. */
+  const playbook = (inventory: string, vars: Record<string, unknown>) => {
+    const varsFile = `${inventory}.vars.json`;
+    writeFileSync(
+      varsFile,
+      JSON.stringify({
+        common_release_bundle: bundle,
+        // The image's package lists are as old as the cache; no `apt-get update` offline.
+        common_apt_cache_valid_time: 10 * 365 * 86400,
+        ...vars,
+      }),
+    );
+    const env = { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_PIPELINING: '1' };
+    return run(
+      'unshare',
+      [
+        '--net',
+        'ansible-playbook',
+        '-i',
+        inventory,
+        '-e',
+        `@${secretsFile}`,
+        '--vault-password-file',
+        vaultPassword,
+        '-e',
+        `@${varsFile}`,
+        'site.yml',
+      ],
+      { cwd: ANSIBLE_DIR, env, timeoutMs: 400_000 },
+    );
+  };
+
+  /** The tasks and handlers that report `changed` on `host`, by their headers. */
+  const changedTasks = (output: string, host: string) =>
+    output
+      .split('\n\n')
+      .filter((block) => block.includes(`changed: [${host}]`))
+      .map((block) => /^(?:TASK|RUNNING HANDLER) \[([^\]]+)\]/m.exec(block)?.[1] ?? block.slice(0, 200));
 
   /**
    * The test world with a namespace per provisioned host: `inet`, the gateway at the inventory's
@@ -156,7 +213,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
 
       const release = await run('sh', [join(ROOT, 'scripts/release.sh'), join(set.dir, 'release')]);
       assert.equal(release.code, 0, release.stderr);
-      const bundle = release.stdout.trim().split('\n').at(-1) ?? '';
+      bundle = release.stdout.trim().split('\n').at(-1) ?? '';
       lap('release bundle (scripts/release.sh)');
 
       const made = await run(join(ANSIBLE_DIR, 'bin/make-secrets.sh'), [
@@ -168,10 +225,10 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         'broker1',
       ]);
       assert.equal(made.code, 0, made.stderr);
-      const secretsFile = made.stdout.trim();
+      secretsFile = made.stdout.trim();
       secrets = JSON.parse(readFileSync(secretsFile, 'utf8')) as typeof secrets;
       // Encrypted as the README has the operator do it; the playbook reads it with the vault password.
-      const vaultPassword = join(set.dir, 'vault-password');
+      vaultPassword = join(set.dir, 'vault-password');
       writeFileSync(vaultPassword, 'nonstop-test\n', { mode: 0o600 });
       const encrypted = await run('ansible-vault', [
         'encrypt',
@@ -220,49 +277,14 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
 
       // The example inventory's variables, with the hosts reached by chroot.
       const inventory = join(set.dir, 'inventory');
-      for (const dir of ['group_vars', 'host_vars'])
-        cpSync(join(ANSIBLE_DIR, 'inventory/example', dir), join(inventory, dir), { recursive: true });
-      const hostEntry = (host: HostRole) =>
-        `        ${HOSTS[host]}:\n          ansible_host: ${roots[host]}\n`;
-      writeFileSync(
-        join(inventory, 'hosts.yml'),
-        // su: root needs no password to become postgres, and the image has no sudo.
-        'nonstop:\n  vars:\n    ansible_connection: community.general.chroot\n    ansible_become_method: ansible.builtin.su\n  children:\n' +
-          `    gateways:\n      hosts:\n${hostEntry('gateway')}` +
-          `    brokers:\n      hosts:\n${hostEntry('broker')}` +
-          `    core:\n      hosts:\n${hostEntry('core')}`,
-      );
-      const vars = join(set.dir, 'vars.json');
-      writeFileSync(
-        vars,
-        JSON.stringify({
-          common_release_bundle: bundle,
-          // A chroot has no systemd to start anything; units are enabled, not started.
-          nonstop_start_services: false,
-          // The image's package lists are as old as the cache; no `apt-get update` offline.
-          common_apt_cache_valid_time: 10 * 365 * 86400,
-        }),
-      );
-      const env = { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_PIPELINING: '1' };
+      writeInventory(inventory, 'community.general.chroot', (host) => `ansible_host: ${roots[host]}`);
       for (const pass of ['first', 'second']) {
-        const r = await run(
-          'unshare',
-          [
-            '--net',
-            'ansible-playbook',
-            '-i',
-            inventory,
-            '-e',
-            `@${secretsFile}`,
-            '--vault-password-file',
-            vaultPassword,
-            '-e',
-            `@${vars}`,
-            'site.yml',
-          ],
-          { cwd: ANSIBLE_DIR, env, timeoutMs: 400_000 },
+        converges.push(
+          await playbook(inventory, {
+            // A chroot has no systemd to start anything; units are enabled, not started.
+            nonstop_start_services: false,
+          }),
         );
-        converges.push(r);
         lap(`${pass} converge (ansible-playbook site.yml, 3 hosts)`);
       }
     },
@@ -296,11 +318,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     for (const name of Object.values(HOSTS)) {
       const h = hosts.get(name);
       assert.ok(h, `${name} missing from the recap`);
-      const changedTasks = r.stdout
-        .split('\n\n')
-        .filter((block) => block.includes(`changed: [${name}]`))
-        .join('\n');
-      assert.equal(h.changed, 0, `${name} changed again:\n${changedTasks}`);
+      assert.equal(h.changed, 0, `${name} changed again:\n${changedTasks(r.stdout, name).join('\n')}`);
       assert.equal(h.failed, 0);
     }
   });
@@ -871,6 +889,77 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
           `SELECT count(*) FROM notes WHERE id = '${id}'`,
         ]);
         assert.equal(rows.stdout.trim(), '1', rows.stderr);
+
+        // Ansible again, now onto the running systems (nsenter into each container) and managing
+        // their services (nonstop_start_services: true), with the knock window and the broker's
+        // concurrency changed: systemd reloads, the handlers restart exactly the guard and the
+        // broker, and the path works again through the restarted units.
+        const units = {
+          gateway: ['nonstop-guard.service', 'nonstop-gateway.service', 'ssh.service'],
+          broker: ['nonstop-broker.service', 'redis-server.service'],
+          core: ['nonstop-core.service', 'postgresql@15-main.service'],
+        } as const;
+        const invocations = async () => {
+          const ids = new Map<string, string>();
+          for (const [host, list] of Object.entries(units) as [HostRole, readonly string[]][])
+            for (const unit of list)
+              ids.set(unit, (await on(host).systemctl('show', '-P', 'InvocationID', unit)).stdout.trim());
+          return ids;
+        };
+        const before = await invocations();
+        const inventory = join(set.dir, 'inventory-booted');
+        writeInventory(inventory, 'community.docker.nsenter', (h) => `ansible_nsenter_pid: ${on(h).leader}`);
+        const reconverging = Date.now();
+        const r = await playbook(inventory, {
+          nonstop_start_services: true,
+          gateway_knock_window_seconds: 45,
+          broker_concurrency: 16,
+        });
+        log(`converge onto the booted hosts: ${((Date.now() - reconverging) / 1000).toFixed(1)} s`);
+        assert.equal(r.code, 0, r.stdout.slice(-6000) + r.stderr);
+        const recapped = recap(r.stdout);
+        const changed = (host: HostRole) => changedTasks(r.stdout, HOSTS[host]).sort();
+        assert.deepEqual(changed('gateway'), [
+          'gateway : Configure the knock guard',
+          'gateway : Restart guard',
+        ]);
+        assert.deepEqual(changed('broker'), [
+          'broker : Configure the broker daemon',
+          'broker : Restart broker',
+        ]);
+        assert.deepEqual(changed('core'), []);
+        for (const name of Object.values(HOSTS)) assert.equal(recapped.get(name)?.failed, 0, name);
+        const after = await invocations();
+        for (const [unit, id] of before) {
+          const restarted = unit === 'nonstop-guard.service' || unit === 'nonstop-broker.service';
+          assert.ok(
+            id !== '' && (after.get(unit) !== id) === restarted,
+            `${unit}: ${id} → ${after.get(unit)}`,
+          );
+        }
+        for (const [host, list] of Object.entries(units) as [HostRole, readonly string[]][]) {
+          const active = await on(host).systemctl('is-active', ...list);
+          assert.deepEqual(
+            active.stdout.trim().split('\n'),
+            list.map(() => 'active'),
+            host,
+          );
+        }
+        // The restarted broker knocks the restarted guard (now with a 45 s window) and tunnels again.
+        const since = ['_SYSTEMD_INVOCATION_ID=' + (after.get('nonstop-guard.service') ?? '')];
+        let guardNow = '';
+        for (let i = 0; i < 120 && !guardNow.includes('"windowSeconds":45'); i++) {
+          if (i > 0) await sleep(500);
+          guardNow = (await on('gateway').exec('journalctl', ['--no-pager', '-o', 'cat', ...since])).stdout;
+        }
+        assert.match(guardNow, /"outcome":"opened","src":"[^"]+","client":"broker1","windowSeconds":45/);
+        let again = { code: '', body: '' };
+        for (let i = 0; i < 60; i++) {
+          again = await request(inet, `https://${gwAddress}/notes`, '{"title":"after the handlers"}');
+          if (again.code === '201') break;
+          await sleep(500);
+        }
+        assert.equal(again.code, '201', `${again.code} ${again.body}\n${await journals()}`);
       } finally {
         const stopping = Date.now();
         stopped = await Promise.allSettled(Object.values(booted).map((h) => h.stop()));

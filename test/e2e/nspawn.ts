@@ -137,6 +137,11 @@ export class BootedHost {
     return host;
   }
 
+  /** PID 1 of the container, as this machine numbers it (for nsenter -t). */
+  get leader(): number {
+    return this.#leader;
+  }
+
   /** What systemd-nspawn and the container's console printed, without terminal escapes. */
   get output(): string {
     // eslint-disable-next-line no-control-regex
