@@ -52,6 +52,29 @@ function removeCgroup(dir: string): void {
   }
 }
 
+/**
+ * Empty cgroups of earlier runs whose process is gone (killed with SIGKILL, say): their
+ * containers died with the world's namespaces (removeStragglers), their cgroups stayed.
+ */
+function removeStaleCgroups(): void {
+  for (const hierarchy of hierarchies()) {
+    for (const name of readdirSync(hierarchy)) {
+      const pid = Number(/^nonstop-nst-(\d+)-/.exec(name)?.[1]);
+      if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
+      if (pidsIn(join(hierarchy, name)).length === 0) removeCgroup(join(hierarchy, name));
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export interface BootOptions {
   /** The network namespace (a world host's `ns`) the container lives in. */
   readonly netns: string;
@@ -95,6 +118,7 @@ export class BootedHost {
   /** Starts `systemd-nspawn --boot` on `root`; resolves once PID 1 of the container is known. */
   static async boot(name: string, root: string, options: BootOptions): Promise<BootedHost> {
     const machine = `nst-${process.pid}-${randomBytes(3).toString('hex')}-${name}`.slice(0, 64);
+    removeStaleCgroups();
     const cgroups = hierarchies().map((h) => join(h, `nonstop-${machine}`));
     for (const dir of cgroups) mkdirSync(dir);
     const createdState = [NSPAWN_STATE, join(NSPAWN_STATE, 'propagate'), join(NSPAWN_STATE, 'locks')].filter(
