@@ -631,7 +631,8 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       let stopped: PromiseSettledResult<void>[];
       try {
         const started = Date.now();
-        await Promise.all([
+        // All settled before going on, so that `finally` stops every container that did boot.
+        const boots = await Promise.allSettled([
           // nspawn keeps CAP_NET_ADMIN only for a private network; nftables.service and the guard need it.
           BootedHost.boot('gateway', roots.gateway, { netns: gw.ns, capabilities: ['CAP_NET_ADMIN'] }).then(
             (h) => (booted.gateway = h),
@@ -639,6 +640,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
           BootedHost.boot('broker', roots.broker, { netns: hosts.br.ns }).then((h) => (booted.broker = h)),
           BootedHost.boot('core', roots.core, { netns: hosts.core.ns }).then((h) => (booted.core = h)),
         ]);
+        for (const b of boots) if (b.status === 'rejected') throw b.reason;
         const on = (host: HostRole) => {
           const h = booted[host];
           assert.ok(h, `${host} did not boot`);

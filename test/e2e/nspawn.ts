@@ -6,7 +6,7 @@
 // the test process exits early. Nothing is left behind: no process, cgroup, mount or state dir.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { run, type CommandResult } from './rootfs.js';
@@ -91,6 +91,8 @@ export class BootedHost {
   readonly #child: ChildProcess;
   readonly #cgroups: string[];
   readonly #createdState: string[];
+  /** systemd-nspawn's lock on the tree (it removes it on a clean exit, not when killed). */
+  readonly #lockFile: string;
   readonly #exited: Promise<number | null>;
   #output = '';
   #leader = 0;
@@ -102,8 +104,11 @@ export class BootedHost {
     machine: string,
     cgroups: string[],
     createdState: string[],
+    root: string,
   ) {
     this.#child = child;
+    const tree = statSync(root);
+    this.#lockFile = join(NSPAWN_STATE, 'locks', `inode-${tree.dev}:${tree.ino}`);
     this.machine = machine;
     this.#cgroups = cgroups;
     this.#createdState = createdState;
@@ -146,7 +151,7 @@ export class BootedHost {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, NONSTOP_CGROUPS: cgroups.join(' '), TERM: 'dumb', SYSTEMD_COLORS: '0' },
     });
-    const host = new BootedHost(name, child, machine, cgroups, createdState);
+    const host = new BootedHost(name, child, machine, cgroups, createdState, root);
     live.add(host);
     // PID 1 of the container: the child of systemd-nspawn that runs systemd.
     for (let i = 0; i < 600 && host.#leader === 0; i++) {
@@ -248,9 +253,12 @@ export class BootedHost {
   }
 
   #cleanup(): void {
+    // systemd-nspawn itself lives in these cgroups: empty, it is gone and its lock is stale.
+    const gone = this.#cgroups.every((cg) => pidsIn(cg).length === 0);
     for (const cg of this.#cgroups) removeCgroup(cg);
     const propagate = join(NSPAWN_STATE, 'propagate', this.machine);
     if (existsSync(propagate)) execFileSync('rm', ['-rf', '--one-file-system', propagate]);
+    if (gone) rmSync(this.#lockFile, { force: true });
     // The state folders this run created, if no other container uses them meanwhile.
     for (const dir of [...this.#createdState].reverse()) {
       try {
