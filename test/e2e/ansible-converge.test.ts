@@ -429,7 +429,11 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     assert.match(conf, /^bind 127\.0\.0\.1 -::1$/m);
     assert.match(conf, /^protected-mode yes$/m);
     assert.match(conf, /^aclfile \/etc\/redis\/users\.acl$/m);
-    // The real config and ACL file, on a Unix socket only, in a network namespace of its own.
+    assert.match(conf, /^appendonly yes$/m);
+    assert.match(conf, /^maxmemory 256mb$/m);
+    assert.match(conf, /^maxmemory-policy noeviction$/m);
+    // The real config and ACL file, on a Unix socket only, in a network namespace of its own
+    // (without its append-only file: root must not leave files redis-server's user cannot write).
     const sock = '/tmp/redis-acl-test.sock';
     const child = spawn(
       'unshare',
@@ -448,6 +452,8 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         '--logfile',
         '',
         '--daemonize',
+        'no',
+        '--appendonly',
         'no',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
