@@ -60,7 +60,7 @@ export class GatewayWorker {
       lockDuration: config.lockDurationMs,
       stalledInterval: config.stalledIntervalMs,
       maxStalledCount: 1,
-      // Whatever options a job claims, nothing about a request stays behind.
+      // Nothing about a request stays behind (a job's own options are overridden in process()).
       removeOnComplete: { count: 0 },
       removeOnFail: { count: 0 },
     });
@@ -85,6 +85,11 @@ export class GatewayWorker {
   }
 
   private async process(job: Job): Promise<JobOutcome> {
+    // A job's own options override the worker's when BullMQ finishes it, and a compromised
+    // gateway writes its own options: without this, `removeOnComplete: false` would keep a
+    // forged job (and its data) in Redis for ever.
+    job.opts.removeOnComplete = true;
+    job.opts.removeOnFail = true;
     const outcome = await this.handle(job);
     this.counts[outcome] += 1;
     return outcome;

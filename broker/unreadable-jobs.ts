@@ -1,4 +1,5 @@
-// Removes jobs whose stored data is not JSON. BullMQ cannot read such a job at all: its worker
+// Removes jobs whose stored data, options, progress or parent is not JSON (the fields BullMQ
+// parses when it reads a job). BullMQ cannot read such a job at all: its worker
 // reports a parse error and the job goes round between active and wait for ever, so a forged
 // entry would never leave the queue. After a parse error this sweeper looks through the
 // queue's waiting and active jobs every interval and removes each unreadable one as soon as
@@ -46,13 +47,13 @@ export class UnreadableJobSweeper {
       ];
       let unreadable = 0;
       for (const id of new Set(ids)) {
-        const data = await this.redis.hget(`${base}:${id}`, 'data');
-        if (data === null || isJson(data)) continue;
+        const fields = await this.redis.hmget(`${base}:${id}`, ...PARSED_FIELDS);
+        if (fields.every((f) => f === null || isJson(f))) continue;
         unreadable += 1;
         this.queue ??= new Queue(this.name, { connection: this.redis, prefix: this.prefix });
         if ((await this.queue.remove(id, { removeChildren: false })) === 1) {
           this.removed += 1;
-          this.log.warn({ jobId: id }, 'removed a tampered job whose data is not JSON');
+          this.log.warn({ jobId: id }, 'removed a tampered job that BullMQ cannot read');
         }
       }
       if (unreadable === 0) {
@@ -66,6 +67,9 @@ export class UnreadableJobSweeper {
     }
   }
 }
+
+/** The job hash fields BullMQ's worker runs through JSON.parse. */
+const PARSED_FIELDS = ['data', 'opts', 'progress', 'parent'] as const;
 
 function isJson(text: string): boolean {
   try {

@@ -51,3 +51,22 @@ export function isJsonContentType(value: string | undefined): boolean {
   const type = value.split(';', 1)[0]!.trim().toLowerCase();
   return type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'));
 }
+
+/** Deepest nesting of arrays and objects a request body may have. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Whether parsed JSON nests deeper than `max`. JSON.parse handles any depth, but
+ * JSON.stringify (the queue's serialiser) and schema validators recurse: a 16 KB body of
+ * brackets would overflow their stack. Iterative, so it cannot overflow itself.
+ */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth + 1 > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schemas/gateway.js';
 import { errors, isNonstopError, type NonstopError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { isJsonContentType, readBody } from './body.js';
+import { isJsonContentType, MAX_JSON_DEPTH, nestedDeeperThan, readBody } from './body.js';
 import { buildEnvelope, parseQuery } from './envelope.js';
 import { IDEMPOTENCY_KEY_HEADER, parseIdempotencyKey } from './idempotency-key.js';
 import { RateLimiter } from './rate-limit.js';
@@ -15,6 +15,9 @@ import type { Router } from './router.js';
 
 const MAX_URL_LENGTH = 8192;
 const RETRY_AFTER_SECONDS = '5';
+/** JSON must be UTF-8 (RFC 8259): invalid bytes are malformed JSON, not U+FFFD. A BOM stays
+ * in the text, so JSON.parse refuses it as before. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export interface HandlerDeps {
   readonly config: GatewayConfig;
@@ -38,6 +41,16 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const search = q === -1 ? '' : url.slice(q + 1);
+
+    // HTTP/0.9 (a bare `GET /path`) carries no headers at all; only 1.0 and 1.1 are served.
+    if (req.httpVersionMajor !== 1) return refuse(res, errors.BAD_REQUEST('Only HTTP/1.0 and HTTP/1.1'));
+    // HTTP/1.0 has no chunked framing: such a message's framing is faulty (RFC 9112, 6.1), and
+    // a proxy in front could frame it differently (request smuggling).
+    if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
+      return refuse(res, errors.BAD_REQUEST('Transfer-Encoding in an HTTP/1.0 request'), {
+        connection: 'close',
+      });
+    }
 
     if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, { ok: true });
     if (req.method === 'GET' && path === '/readyz') {
@@ -80,9 +93,12 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       const limit = Math.min(route.maxBodyBytes ?? limits.maxBodyBytes, limits.maxBodyBytes);
       const raw = await readBody(req, limit);
       try {
-        body = JSON.parse(raw.toString('utf8')) as unknown;
+        body = JSON.parse(UTF8.decode(raw)) as unknown;
       } catch {
         return refuse(res, errors.MALFORMED_JSON());
+      }
+      if (nestedDeeperThan(body, MAX_JSON_DEPTH)) {
+        return refuse(res, errors.MALFORMED_JSON(`Request body nests deeper than ${MAX_JSON_DEPTH} levels`));
       }
     }
 

@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # Debian packages (binaries the tests drive for real). Installed only when missing.
-APT_PACKAGES="openssl curl nftables openssh-server openssh-client knockd nmap iproute2 redis-server ansible ansible-lint mmdebstrap systemd nginx wrk"
+APT_PACKAGES="openssl curl nftables openssh-server openssh-client knockd nmap iproute2 redis-server ansible ansible-lint mmdebstrap systemd systemd-container nginx wrk"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

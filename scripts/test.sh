@@ -22,7 +22,7 @@ if [ -d dist/test/e2e ]; then
   if [ "$(id -u)" -eq 0 ]; then
     # One file at a time: these tests measure real time (windows, timeouts, a flood).
     echo "== e2e: dist/test/e2e"
-    node --test --test-reporter=spec --test-concurrency=1 --test-timeout=300000 dist/test/e2e
+    node --test --test-reporter=spec --test-concurrency=1 --test-timeout=900000 dist/test/e2e
   else
     echo "== e2e: skipped, it needs root (network namespaces, nftables, sshd)"
   fi

@@ -651,8 +651,13 @@ async function startCore(host: Host, config: string): Promise<HostProcess> {
 }
 
 async function startRedis(host: Host, dir: string, aclFile: string): Promise<HostProcess> {
-  // Append-only with fsync every second: a clean restart keeps every queued job.
+  // Append-only with fsync every second: a clean restart keeps every queued job. A memory cap
+  // that refuses writes (BullMQ must never lose keys to eviction) bounds what a gateway can fill.
   const redis = host.spawn('redis-server', [
+    '--maxmemory',
+    '256mb',
+    '--maxmemory-policy',
+    'noeviction',
     '--port',
     '6379',
     '--bind',

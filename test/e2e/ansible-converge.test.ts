@@ -2,7 +2,8 @@
 // connection), a second run changes nothing, and what it leaves passes the tools that will
 // read it: nft -c, sshd -t / -T, redis-server with the ACL file, PostgreSQL, systemd-analyze.
 // Ansible, PostgreSQL and Redis run in their own network namespace (unshare --net): nothing here
-// touches this machine's network or ruleset.
+// touches this machine's network or ruleset. Last, the trees boot with their own systemd in the
+// test world's namespaces (nspawn.ts), serve a request and take a third converge live.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import {
@@ -27,9 +28,10 @@ import {
   gatewayUser,
   renderAclFile,
 } from '../../broker/redis-acl.js';
-import { packageRoot, World } from '../../world/world.js';
+import { packageRoot, World, type Host } from '../../world/world.js';
 import { baseImage, RootfsSet, rootfsSkipReason, run, type CommandResult } from './rootfs.js';
 import { AGENT } from './gateway.js';
+import { BootedHost, mainProcess } from './nspawn.js';
 
 const ROOT = packageRoot();
 const ANSIBLE_DIR = join(ROOT, 'ansible');
@@ -47,7 +49,14 @@ const UNITS = [
 type HostRole = keyof typeof HOSTS;
 const OLD_RELEASES = ['a', 'b', 'c', 'd'].map((c) => c.repeat(40));
 
-const skip = rootfsSkipReason(['ansible-playbook', 'mmdebstrap', 'unshare', 'systemd-analyze']);
+const skip = rootfsSkipReason([
+  'ansible-playbook',
+  'mmdebstrap',
+  'unshare',
+  'systemd-analyze',
+  'systemd-nspawn',
+  'nsenter',
+]);
 
 interface Recap {
   ok: number;
@@ -79,6 +88,9 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     vault_redis_passwords: { worker: string; admin: string; gateways: Record<string, string> };
   };
   const converges: CommandResult[] = [];
+  let bundle = '';
+  let secretsFile = '';
+  let vaultPassword = '';
 
   // --ipc too: PostgreSQL's System V shared memory must not meet this machine's PostgreSQL.
   const chroot = (host: HostRole, args: readonly string[]) =>
@@ -95,6 +107,102 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       ...args,
     ]);
 
+  /** An inventory of the example's variables with the three hosts reached through `connection`. */
+  const writeInventory = (dir: string, connection: string, hostVar: (host: HostRole) => string) => {
+    for (const sub of ['group_vars', 'host_vars'])
+      cpSync(join(ANSIBLE_DIR, 'inventory/example', sub), join(dir, sub), { recursive: true });
+    const hostEntry = (host: HostRole) => `        ${HOSTS[host]}:\n          ${hostVar(host)}\n`;
+    writeFileSync(
+      join(dir, 'hosts.yml'),
+      // su: root needs no password to become postgres, and the image has no sudo.
+      `nonstop:\n  vars:\n    ansible_connection: ${connection}\n    ansible_become_method: ansible.builtin.su\n  children:\n` +
+        `    gateways:\n      hosts:\n${hostEntry('gateway')}` +
+        `    brokers:\n      hosts:\n${hostEntry('broker')}` +
+        `    core:\n      hosts:\n${hostEntry('core')}`,
+    );
+  };
+
+  /** `ansible-playbook site.yml` with the vault's secrets, the release bundle and `vars`. */
+  const playbook = (inventory: string, vars: Record<string, unknown>) => {
+    const varsFile = `${inventory}.vars.json`;
+    writeFileSync(
+      varsFile,
+      JSON.stringify({
+        common_release_bundle: bundle,
+        // The image's package lists are as old as the cache; no `apt-get update` offline.
+        common_apt_cache_valid_time: 10 * 365 * 86400,
+        ...vars,
+      }),
+    );
+    const env = { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_PIPELINING: '1' };
+    return run(
+      'unshare',
+      [
+        '--net',
+        'ansible-playbook',
+        '-i',
+        inventory,
+        '-e',
+        `@${secretsFile}`,
+        '--vault-password-file',
+        vaultPassword,
+        '-e',
+        `@${varsFile}`,
+        'site.yml',
+      ],
+      { cwd: ANSIBLE_DIR, env, timeoutMs: 400_000 },
+    );
+  };
+
+  /** The tasks and handlers that report `changed` on `host`, by their headers. */
+  const changedTasks = (output: string, host: string) =>
+    output
+      .split('\n\n')
+      .filter((block) => block.includes(`changed: [${host}]`))
+      .map((block) => /^(?:TASK|RUNNING HANDLER) \[([^\]]+)\]/m.exec(block)?.[1] ?? block.slice(0, 200));
+
+  /**
+   * The test world with a namespace per provisioned host: `inet`, the gateway at the inventory's
+   * public address (198.51.100.10), the broker on both segments, the core at its private address
+   * (10.0.0.30). Addresses and ports come from the rendered broker.json.
+   */
+  const provisionedWorld = async () => {
+    const broker = JSON.parse(readFileSync(join(roots.broker, 'etc/nonstop/broker.json'), 'utf8')) as {
+      gateways: { id: string; ssh: { host: string; port: number; remotePort: number } }[];
+      core: { url: string };
+    };
+    const gwAddress = broker.gateways[0]?.ssh.host ?? '';
+    const remotePort = broker.gateways[0]?.ssh.remotePort ?? 0;
+    const coreAddress = new URL(broker.core.url).hostname;
+    const world = await World.create();
+    try {
+      const inet = await world.addHost('inet', { public: 1 });
+      const gw = await world.addHost('gw1', { public: 1 });
+      const br = await world.addHost('broker1', { public: 1, private: 1 });
+      const core = await world.addHost('core', { private: 1 });
+      await gw.check('ip', ['addr', 'add', `${gwAddress}/32`, 'dev', 'pub0']);
+      for (const h of [inet, br]) await h.check('ip', ['route', 'add', `${gwAddress}/32`, 'dev', 'pub0']);
+      await core.check('ip', ['addr', 'add', `${coreAddress}/32`, 'dev', 'priv0']);
+      await br.check('ip', ['route', 'add', `${coreAddress}/32`, 'dev', 'priv0']);
+      return { world, inet, gw, br, core, gwAddress, coreAddress, remotePort };
+    } catch (err) {
+      await world.close();
+      throw err;
+    }
+  };
+
+  /** HTTPS from `from` to the gateway: the status code and the body. */
+  const request = async (from: Host, url: string, body?: string) => {
+    const post = body === undefined ? [] : ['-X', 'POST', '-H', 'content-type: application/json', '-d', body];
+    const r = await from.exec(
+      'curl',
+      ['-sk', '-o', '-', '-w', '\n%{http_code}', '--max-time', '10', ...post, url],
+      { timeoutMs: 15_000 },
+    );
+    const lines = r.stdout.trimEnd().split('\n');
+    return { code: lines.at(-1) ?? '', body: lines.slice(0, -1).join('\n') };
+  };
+
   before(
     async () => {
       set = new RootfsSet();
@@ -106,7 +214,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
 
       const release = await run('sh', [join(ROOT, 'scripts/release.sh'), join(set.dir, 'release')]);
       assert.equal(release.code, 0, release.stderr);
-      const bundle = release.stdout.trim().split('\n').at(-1) ?? '';
+      bundle = release.stdout.trim().split('\n').at(-1) ?? '';
       lap('release bundle (scripts/release.sh)');
 
       const made = await run(join(ANSIBLE_DIR, 'bin/make-secrets.sh'), [
@@ -118,10 +226,10 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         'broker1',
       ]);
       assert.equal(made.code, 0, made.stderr);
-      const secretsFile = made.stdout.trim();
+      secretsFile = made.stdout.trim();
       secrets = JSON.parse(readFileSync(secretsFile, 'utf8')) as typeof secrets;
       // Encrypted as the README has the operator do it; the playbook reads it with the vault password.
-      const vaultPassword = join(set.dir, 'vault-password');
+      vaultPassword = join(set.dir, 'vault-password');
       writeFileSync(vaultPassword, 'nonstop-test\n', { mode: 0o600 });
       const encrypted = await run('ansible-vault', [
         'encrypt',
@@ -170,49 +278,14 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
 
       // The example inventory's variables, with the hosts reached by chroot.
       const inventory = join(set.dir, 'inventory');
-      for (const dir of ['group_vars', 'host_vars'])
-        cpSync(join(ANSIBLE_DIR, 'inventory/example', dir), join(inventory, dir), { recursive: true });
-      const hostEntry = (host: HostRole) =>
-        `        ${HOSTS[host]}:\n          ansible_host: ${roots[host]}\n`;
-      writeFileSync(
-        join(inventory, 'hosts.yml'),
-        // su: root needs no password to become postgres, and the image has no sudo.
-        'nonstop:\n  vars:\n    ansible_connection: community.general.chroot\n    ansible_become_method: ansible.builtin.su\n  children:\n' +
-          `    gateways:\n      hosts:\n${hostEntry('gateway')}` +
-          `    brokers:\n      hosts:\n${hostEntry('broker')}` +
-          `    core:\n      hosts:\n${hostEntry('core')}`,
-      );
-      const vars = join(set.dir, 'vars.json');
-      writeFileSync(
-        vars,
-        JSON.stringify({
-          common_release_bundle: bundle,
-          // A chroot has no systemd to start anything; units are enabled, not started.
-          nonstop_start_services: false,
-          // The image's package lists are as old as the cache; no `apt-get update` offline.
-          common_apt_cache_valid_time: 10 * 365 * 86400,
-        }),
-      );
-      const env = { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_PIPELINING: '1' };
+      writeInventory(inventory, 'community.general.chroot', (host) => `ansible_host: ${roots[host]}`);
       for (const pass of ['first', 'second']) {
-        const r = await run(
-          'unshare',
-          [
-            '--net',
-            'ansible-playbook',
-            '-i',
-            inventory,
-            '-e',
-            `@${secretsFile}`,
-            '--vault-password-file',
-            vaultPassword,
-            '-e',
-            `@${vars}`,
-            'site.yml',
-          ],
-          { cwd: ANSIBLE_DIR, env, timeoutMs: 400_000 },
+        converges.push(
+          await playbook(inventory, {
+            // A chroot has no systemd to start anything; units are enabled, not started.
+            nonstop_start_services: false,
+          }),
         );
-        converges.push(r);
         lap(`${pass} converge (ansible-playbook site.yml, 3 hosts)`);
       }
     },
@@ -246,11 +319,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     for (const name of Object.values(HOSTS)) {
       const h = hosts.get(name);
       assert.ok(h, `${name} missing from the recap`);
-      const changedTasks = r.stdout
-        .split('\n\n')
-        .filter((block) => block.includes(`changed: [${name}]`))
-        .join('\n');
-      assert.equal(h.changed, 0, `${name} changed again:\n${changedTasks}`);
+      assert.equal(h.changed, 0, `${name} changed again:\n${changedTasks(r.stdout, name).join('\n')}`);
       assert.equal(h.failed, 0);
     }
   });
@@ -360,7 +429,11 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     assert.match(conf, /^bind 127\.0\.0\.1 -::1$/m);
     assert.match(conf, /^protected-mode yes$/m);
     assert.match(conf, /^aclfile \/etc\/redis\/users\.acl$/m);
-    // The real config and ACL file, on a Unix socket only, in a network namespace of its own.
+    assert.match(conf, /^appendonly yes$/m);
+    assert.match(conf, /^maxmemory 256mb$/m);
+    assert.match(conf, /^maxmemory-policy noeviction$/m);
+    // The real config and ACL file, on a Unix socket only, in a network namespace of its own
+    // (without its append-only file: root must not leave files redis-server's user cannot write).
     const sock = '/tmp/redis-acl-test.sock';
     const child = spawn(
       'unshare',
@@ -379,6 +452,8 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         '--logfile',
         '',
         '--daemonize',
+        'no',
+        '--appendonly',
         'no',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
@@ -525,190 +600,6 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     assert.equal(core.listen.host, '10.0.0.30');
   });
 
-  // The provisioned hosts' own bundle, configs, keys, certificates, ruleset, Redis ACL and
-  // database, each host in its own namespace of the test world (no systemd in a chroot, so each
-  // daemon is started as its unit would run it: same binary, config, user and capabilities).
-  // The broker knocks with its rotating secret, opens SSH to the gateway's sshd and
-  // reverse-forwards its Redis, exactly as broker.json says; the gateway reaches Redis only
-  // through that tunnel.
-  test(
-    'a request from inet goes through the provisioned gateway, its tunnel to the broker, and the core',
-    { timeout: 180_000 },
-    async () => {
-      const node = '/opt/nonstop/current/node/bin/node';
-      const cli = '/opt/nonstop/current/dist/cli/index.js';
-      const broker = JSON.parse(readFileSync(join(roots.broker, 'etc/nonstop/broker.json'), 'utf8')) as {
-        gateways: { id: string; ssh: { host: string; port: number; remotePort: number } }[];
-        core: { url: string };
-      };
-      const gwAddress = broker.gateways[0]?.ssh.host ?? '';
-      const remotePort = broker.gateways[0]?.ssh.remotePort ?? 0;
-      const coreAddress = new URL(broker.core.url).hostname;
-      const world = await World.create();
-      try {
-        const inet = await world.addHost('inet', { public: 1 });
-        const gw = await world.addHost('gw1', { public: 1 });
-        const br = await world.addHost('broker1', { public: 1, private: 1 });
-        const core = await world.addHost('core', { private: 1 });
-        // The inventory's addresses (198.51.100.10, 10.0.0.30) on the world's segments.
-        await gw.check('ip', ['addr', 'add', `${gwAddress}/32`, 'dev', 'pub0']);
-        for (const h of [inet, br]) await h.check('ip', ['route', 'add', `${gwAddress}/32`, 'dev', 'pub0']);
-        await core.check('ip', ['addr', 'add', `${coreAddress}/32`, 'dev', 'priv0']);
-        await br.check('ip', ['route', 'add', `${coreAddress}/32`, 'dev', 'priv0']);
-
-        const inRoot = (host: typeof gw, role: HostRole, args: string[]) =>
-          host.spawn('chroot', [roots[role], ...args]);
-        // As a unit with AmbientCapabilities= and CapabilityBoundingSet= runs it.
-        const withCaps = (user: string, caps: string[], args: string[]) => {
-          const set = caps.length === 0 ? '-all' : `-all,${caps.map((c) => `+${c}`).join(',')}`;
-          return [
-            'setpriv',
-            `--reuid=${user}`,
-            `--regid=${user}`,
-            '--init-groups',
-            `--inh-caps=${set}`,
-            `--ambient-caps=${set}`,
-            `--bounding-set=${set}`,
-            '--no-new-privs',
-            '--',
-            node,
-            cli,
-            ...args,
-          ];
-        };
-        const tail = (p: { lines: string[]; stderrLines: string[] }) =>
-          [...p.lines.slice(-8), ...p.stderrLines.slice(-8)].join('\n');
-
-        // Gateway: the guard loads the boot ruleset's table, then sshd and the gateway daemon.
-        const guard = inRoot(
-          gw,
-          'gateway',
-          withCaps(
-            'nonstop-guard',
-            ['net_raw', 'net_admin'],
-            ['guard', '--config', '/etc/nonstop/guard.json'],
-          ),
-        );
-        await guard.waitForLine((l) => l.includes('"event":"started"'), 30_000);
-        const sshd = inRoot(gw, 'gateway', ['/usr/sbin/sshd', '-D', '-e']);
-        const gateway = inRoot(
-          gw,
-          'gateway',
-          withCaps(
-            'nonstop-gateway',
-            ['net_bind_service'],
-            ['gateway', '--config', '/etc/nonstop/gateway.json'],
-          ),
-        );
-        await gateway.waitForLine((l) => l.includes('gateway listening'), 30_000);
-        // Without a knock, the SSH port is filtered from the internet.
-        const probe = await inet.runNode(AGENT, ['probe', gwAddress, '22', '--timeout', '1000']);
-        assert.equal(probe.stdout.trim(), 'filtered', `inet → ${gwAddress}:22 before any knock`);
-
-        // Core: on its private address, against the provisioned PostgreSQL (Unix socket).
-        const coreDaemon = inRoot(core, 'core', [
-          'runuser',
-          '-u',
-          'nonstop-core',
-          '--',
-          node,
-          cli,
-          'core',
-          '--config',
-          '/etc/nonstop/core.json',
-        ]);
-        await coreDaemon.waitForLine((l) => l.includes('core listening'), 30_000);
-
-        // Broker: its Redis with the ACL nonstop redis-acl rendered, then the broker daemon.
-        const redis = inRoot(br, 'broker', [
-          'redis-server',
-          '/etc/redis/redis.conf',
-          '--supervised',
-          'no',
-          '--logfile',
-          '',
-          '--daemonize',
-          'no',
-        ]);
-        await redis.waitForLine((l) => l.includes('Ready to accept connections'), 15_000);
-        const brokerDaemon = inRoot(
-          br,
-          'broker',
-          withCaps('nonstop-broker', [], ['broker', '--config', '/etc/nonstop/broker.json']),
-        );
-        await brokerDaemon
-          .waitForLine((l) => l.includes('tunnel up'), 60_000)
-          .catch((err: unknown) => {
-            throw new Error(
-              `no tunnel: ${String(err)}\nbroker:\n${tail(brokerDaemon)}\nsshd:\n${tail(sshd)}\nguard:\n${tail(guard)}`,
-            );
-          });
-        // The reverse forward listens on the gateway's loopback, owned by sshd.
-        const listening = await gw.check('ss', ['-ltnpH']);
-        assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${remotePort}\\b.*sshd`), listening);
-        // The guard let the broker in after a rotating knock (its audit line names the client).
-        assert.ok(
-          guard
-            .jsonLines()
-            .some((l) => l.event === 'knock' && l.outcome === 'opened' && l.client === 'broker1'),
-          tail(guard),
-        );
-
-        const curl = (...args: string[]) =>
-          inet.exec('curl', ['-sk', '-o', '-', '-w', '\n%{http_code}', '--max-time', '10', ...args], {
-            timeoutMs: 15_000,
-          });
-        const post = async (body: string) => {
-          const r = await curl(
-            '-X',
-            'POST',
-            '-H',
-            'content-type: application/json',
-            '-d',
-            body,
-            `https://${gwAddress}/notes`,
-          );
-          const lines = r.stdout.trimEnd().split('\n');
-          return { code: lines.at(-1) ?? '', body: lines.slice(0, -1).join('\n') };
-        };
-        let created = { code: '', body: '' };
-        for (let i = 0; i < 40; i++) {
-          created = await post('{"title":"provisioned"}');
-          if (created.code === '201') break;
-          await sleep(500);
-        }
-        assert.equal(
-          created.code,
-          '201',
-          `${created.code} ${created.body}\ngateway:\n${tail(gateway)}\nbroker:\n${tail(brokerDaemon)}`,
-        );
-        const id = (JSON.parse(created.body) as { id?: string }).id;
-        assert.ok(id, created.body);
-        const got = await curl(`https://${gwAddress}/notes/${id}`);
-        assert.match(got.stdout, /"title":"provisioned"/);
-        assert.match(got.stdout, /\n200$/);
-        assert.equal((await post('{"nope":1}')).code, '400');
-        // The row is in the provisioned PostgreSQL, in the database the role made.
-        const rows = await chroot('core', [
-          'runuser',
-          '-u',
-          'nonstop-core',
-          '--',
-          'psql',
-          '-p',
-          '5432',
-          '-d',
-          'nonstop',
-          '-tAc',
-          'SELECT count(*) FROM notes',
-        ]);
-        assert.equal(rows.stdout.trim(), '1', rows.stderr);
-      } finally {
-        await world.close();
-      }
-    },
-  );
-
   for (const { host, unit } of UNITS) {
     test(`${unit}: systemd-analyze security rates it 2.0 or better`, async () => {
       const r = await run('systemd-analyze', ['security', '--offline=yes', `--root=${roots[host]}`, unit]);
@@ -731,4 +622,211 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       assert.ok(wants.isSymbolicLink(), `${unit} is not enabled`);
     });
   }
+
+  // The same three trees booted with their own systemd (systemd-nspawn --boot, a tmpfs overlay
+  // over each so that the trees stay as converged), each in its world namespace: the units the
+  // roles enabled start at boot in their sandboxes, and the request path works through them.
+  // Last: it stops the PostgreSQL that the chroot tests use, so that the core's own starts.
+  test(
+    'booted with systemd: every unit starts in its sandbox and a request from inet answers 201',
+    { timeout: 300_000 },
+    async () => {
+      await pgCtl('stop', '-m', 'fast', '-w');
+      const { world, inet, gw, gwAddress, remotePort, ...hosts } = await provisionedWorld();
+      const booted: Partial<Record<HostRole, BootedHost>> = {};
+      let stopped: PromiseSettledResult<void>[];
+      try {
+        const started = Date.now();
+        // All settled before going on, so that `finally` stops every container that did boot.
+        const boots = await Promise.allSettled([
+          // nspawn keeps CAP_NET_ADMIN only for a private network; nftables.service and the guard need it.
+          BootedHost.boot('gateway', roots.gateway, { netns: gw.ns, capabilities: ['CAP_NET_ADMIN'] }).then(
+            (h) => (booted.gateway = h),
+          ),
+          BootedHost.boot('broker', roots.broker, { netns: hosts.br.ns }).then((h) => (booted.broker = h)),
+          BootedHost.boot('core', roots.core, { netns: hosts.core.ns }).then((h) => (booted.core = h)),
+        ]);
+        for (const b of boots) if (b.status === 'rejected') throw b.reason;
+        const on = (host: HostRole) => {
+          const h = booted[host];
+          assert.ok(h, `${host} did not boot`);
+          return h;
+        };
+        for (const host of Object.keys(HOSTS) as HostRole[]) {
+          const state = await on(host).booted(120_000);
+          assert.equal(state, 'running', `${host}: ${state}\n${on(host).output.slice(-3000)}`);
+        }
+        log(
+          `three hosts booted (systemctl is-system-running): ${((Date.now() - started) / 1000).toFixed(1)} s`,
+        );
+
+        const expectActive: Record<HostRole, string[]> = {
+          gateway: ['nftables.service', 'nonstop-guard.service', 'ssh.service', 'nonstop-gateway.service'],
+          broker: ['redis-server.service', 'nonstop-broker.service'],
+          core: ['postgresql@15-main.service', 'nonstop-core.service'],
+        };
+        for (const [host, units] of Object.entries(expectActive) as [HostRole, string[]][]) {
+          const r = await on(host).systemctl('is-active', ...units);
+          assert.deepEqual(
+            r.stdout.trim().split('\n'),
+            units.map(() => 'active'),
+            `${host}: ${units.join(' ')}`,
+          );
+        }
+
+        // Each daemon runs as its unit says: its own user, exactly its capabilities (CAP_NET_BIND_SERVICE
+        // is bit 10, CAP_NET_ADMIN 12, CAP_NET_RAW 13), no new privileges, a seccomp filter, / read-only.
+        const sandboxes = [
+          { host: 'gateway', unit: 'nonstop-guard.service', user: 'nonstop-guard', caps: 0x3000n },
+          { host: 'gateway', unit: 'nonstop-gateway.service', user: 'nonstop-gateway', caps: 0x400n },
+          { host: 'broker', unit: 'nonstop-broker.service', user: 'nonstop-broker', caps: 0n },
+          { host: 'core', unit: 'nonstop-core.service', user: 'nonstop-core', caps: 0n },
+        ] as const;
+        for (const { host, unit, user, caps } of sandboxes) {
+          const h = on(host);
+          const p = await mainProcess(h, unit);
+          const uid = (await h.exec('id', ['-u', user])).stdout.trim();
+          assert.equal(p.status.get('Uid')?.split(/\s+/)[0], uid, `${unit} runs as ${user}`);
+          for (const set of ['CapEff', 'CapPrm', 'CapBnd', 'CapAmb'] as const)
+            assert.equal(
+              BigInt(`0x${p.status.get(set) ?? ''}`),
+              caps,
+              `${unit}: ${set} ${p.status.get(set)}`,
+            );
+          assert.equal(p.status.get('NoNewPrivs'), '1', unit);
+          assert.equal(p.status.get('Seccomp'), '2', `${unit}: no seccomp filter`);
+          assert.match(p.rootMountOptions, /^ro\b/, `${unit}: / is ${p.rootMountOptions}`);
+        }
+
+        // The guard started under its sandbox (nft through AF_NETLINK with CAP_NET_ADMIN) and holds
+        // the table: SSH is filtered from inet; the broker knocked and was let in.
+        const table = await gw.check('nft', ['list', 'table', 'inet', 'nonstop']);
+        assert.match(table, /type filter hook input priority filter; policy drop;/);
+        const probe = await inet.runNode(AGENT, ['probe', gwAddress, '22', '--timeout', '1000']);
+        assert.equal(probe.stdout.trim(), 'filtered', `inet → ${gwAddress}:22`);
+        let brokerLog = '';
+        for (let i = 0; i < 120 && !brokerLog.includes('"msg":"tunnel up"'); i++) {
+          if (i > 0) await sleep(500);
+          brokerLog = await on('broker').journal('nonstop-broker.service');
+        }
+        const guardLog = await on('gateway').journal('nonstop-guard.service');
+        assert.match(
+          brokerLog,
+          /"msg":"tunnel up"/,
+          `broker:\n${brokerLog.slice(-3000)}\nguard:\n${guardLog}`,
+        );
+        assert.match(guardLog, /"event":"started"/);
+        assert.match(guardLog, /"event":"knock","outcome":"opened","src":"[^"]+","client":"broker1"/);
+        assert.doesNotMatch(guardLog, /window-error/);
+        const listening = await gw.check('ss', ['-ltnpH']);
+        assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${remotePort}\\b.*sshd`), listening);
+
+        let created = { code: '', body: '' };
+        for (let i = 0; i < 40; i++) {
+          created = await request(inet, `https://${gwAddress}/notes`, '{"title":"booted"}');
+          if (created.code === '201') break;
+          await sleep(500);
+        }
+        const journals = async () =>
+          `gateway:\n${await on('gateway').journal('nonstop-gateway.service')}\nbroker:\n${brokerLog}` +
+          `\ncore:\n${await on('core').journal('nonstop-core.service')}`;
+        assert.equal(created.code, '201', `${created.code} ${created.body}\n${await journals()}`);
+        const id = (JSON.parse(created.body) as { id?: string }).id ?? '';
+        assert.match(id, /^[0-9a-f-]{36}$/, created.body);
+        const got = await request(inet, `https://${gwAddress}/notes/${id}`);
+        assert.equal(got.code, '200');
+        assert.match(got.body, /"title":"booted"/);
+        assert.equal((await request(inet, `https://${gwAddress}/notes`, '{"nope":1}')).code, '400');
+        const rows = await on('core').exec('runuser', [
+          '-u',
+          'nonstop-core',
+          '--',
+          'psql',
+          '-d',
+          'nonstop',
+          '-tAc',
+          `SELECT count(*) FROM notes WHERE id = '${id}'`,
+        ]);
+        assert.equal(rows.stdout.trim(), '1', rows.stderr);
+
+        // Ansible again, now onto the running systems (nsenter into each container) and managing
+        // their services (nonstop_start_services: true), with the knock window and the broker's
+        // concurrency changed: systemd reloads, the handlers restart exactly the guard and the
+        // broker, and the path works again through the restarted units.
+        const units = {
+          gateway: ['nonstop-guard.service', 'nonstop-gateway.service', 'ssh.service'],
+          broker: ['nonstop-broker.service', 'redis-server.service'],
+          core: ['nonstop-core.service', 'postgresql@15-main.service'],
+        } as const;
+        const invocations = async () => {
+          const ids = new Map<string, string>();
+          for (const [host, list] of Object.entries(units) as [HostRole, readonly string[]][])
+            for (const unit of list)
+              ids.set(unit, (await on(host).systemctl('show', '-P', 'InvocationID', unit)).stdout.trim());
+          return ids;
+        };
+        const before = await invocations();
+        const inventory = join(set.dir, 'inventory-booted');
+        writeInventory(inventory, 'community.docker.nsenter', (h) => `ansible_nsenter_pid: ${on(h).leader}`);
+        const reconverging = Date.now();
+        const r = await playbook(inventory, {
+          nonstop_start_services: true,
+          gateway_knock_window_seconds: 45,
+          broker_concurrency: 16,
+        });
+        log(`converge onto the booted hosts: ${((Date.now() - reconverging) / 1000).toFixed(1)} s`);
+        assert.equal(r.code, 0, r.stdout.slice(-6000) + r.stderr);
+        const recapped = recap(r.stdout);
+        const changed = (host: HostRole) => changedTasks(r.stdout, HOSTS[host]).sort();
+        assert.deepEqual(changed('gateway'), [
+          'gateway : Configure the knock guard',
+          'gateway : Restart guard',
+        ]);
+        assert.deepEqual(changed('broker'), [
+          'broker : Configure the broker daemon',
+          'broker : Restart broker',
+        ]);
+        assert.deepEqual(changed('core'), []);
+        for (const name of Object.values(HOSTS)) assert.equal(recapped.get(name)?.failed, 0, name);
+        const after = await invocations();
+        for (const [unit, id] of before) {
+          const restarted = unit === 'nonstop-guard.service' || unit === 'nonstop-broker.service';
+          assert.ok(
+            id !== '' && (after.get(unit) !== id) === restarted,
+            `${unit}: ${id} → ${after.get(unit)}`,
+          );
+        }
+        for (const [host, list] of Object.entries(units) as [HostRole, readonly string[]][]) {
+          const active = await on(host).systemctl('is-active', ...list);
+          assert.deepEqual(
+            active.stdout.trim().split('\n'),
+            list.map(() => 'active'),
+            host,
+          );
+        }
+        // The restarted broker knocks the restarted guard (now with a 45 s window) and tunnels again.
+        const since = ['_SYSTEMD_INVOCATION_ID=' + (after.get('nonstop-guard.service') ?? '')];
+        let guardNow = '';
+        for (let i = 0; i < 120 && !guardNow.includes('"windowSeconds":45'); i++) {
+          if (i > 0) await sleep(500);
+          guardNow = (await on('gateway').exec('journalctl', ['--no-pager', '-o', 'cat', ...since])).stdout;
+        }
+        assert.match(guardNow, /"outcome":"opened","src":"[^"]+","client":"broker1","windowSeconds":45/);
+        let again = { code: '', body: '' };
+        for (let i = 0; i < 60; i++) {
+          again = await request(inet, `https://${gwAddress}/notes`, '{"title":"after the handlers"}');
+          if (again.code === '201') break;
+          await sleep(500);
+        }
+        assert.equal(again.code, '201', `${again.code} ${again.body}\n${await journals()}`);
+      } finally {
+        const stopping = Date.now();
+        stopped = await Promise.allSettled(Object.values(booted).map((h) => h.stop()));
+        await world.close();
+        log(`three hosts powered off: ${((Date.now() - stopping) / 1000).toFixed(1)} s`);
+      }
+      // Nothing of the containers is left (no process, no cgroup), or the test fails.
+      for (const s of stopped) if (s.status === 'rejected') throw s.reason;
+    },
+  );
 });

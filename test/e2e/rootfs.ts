@@ -3,7 +3,16 @@
 // once per host, and entered with `chroot`. Every mount made here is undone by dispose().
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 export const SUITE = 'bookworm';
@@ -117,6 +126,48 @@ export async function baseImage(): Promise<{ path: string; built: boolean; ms: n
   return { path, built: true, ms: Date.now() - started };
 }
 
+const ROOTFS_TMP = '/var/tmp/nonstop-rootfs-';
+
+/**
+ * What a killed run (a test timeout SIGKILLs the file's process) left: processes chrooted into
+ * its trees (a daemonised PostgreSQL), mounts under them, the folder. A run's folder carries its
+ * pid; only folders of runs that are gone are touched.
+ */
+export function removeRootfsStragglers(): void {
+  for (const name of readdirSync('/var/tmp')) {
+    if (!`/var/tmp/${name}`.startsWith(ROOTFS_TMP)) continue;
+    const pid = Number(name.slice(ROOTFS_TMP.length - '/var/tmp/'.length).split('-')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || processExists(pid)) continue;
+    const dir = `/var/tmp/${name}`;
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (readlinkSync(`/proc/${entry}/root`).startsWith(`${dir}/`)) process.kill(Number(entry), 'SIGKILL');
+      } catch {
+        // gone, or not ours to read
+      }
+    }
+    const mounts = readFileSync('/proc/mounts', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[1] ?? '')
+      .filter((m) => m.startsWith(`${dir}/`))
+      .sort()
+      .reverse();
+    for (const target of mounts)
+      if (spawnSync('umount', [target]).status !== 0) spawnSync('umount', ['-l', target]);
+    spawnSync('rm', ['-rf', '--one-file-system', dir]);
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** A set of unpacked root filesystems under one temporary folder. */
 export class RootfsSet {
   readonly dir: string;
@@ -125,7 +176,8 @@ export class RootfsSet {
   private readonly onExit = () => this.disposeSync();
 
   constructor() {
-    this.dir = mkdtempSync('/var/tmp/nonstop-rootfs-');
+    removeRootfsStragglers();
+    this.dir = mkdtempSync(`${ROOTFS_TMP}${process.pid}-`);
     process.on('exit', this.onExit);
   }
 

@@ -101,7 +101,12 @@ export function mutations(schema: Schema, valid: Record<string, unknown>, rng: R
     { name: 'unknown property', value: { ...valid, [`x${rng.int(0, 99)}`]: 1 } },
     {
       name: 'prototype-pollution key',
-      value: JSON.parse(`{"__proto__":{"polluted":1},${JSON.stringify(valid).slice(1)}`) as unknown,
+      // Spliced into the JSON text, so that `__proto__` is an own key as it would be off the wire.
+      value: JSON.parse(
+        Object.keys(valid).length === 0
+          ? '{"__proto__":{"polluted":1}}'
+          : `{"__proto__":{"polluted":1},${JSON.stringify(valid).slice(1)}`,
+      ) as unknown,
     },
     { name: 'not an object', value: rng.pick(['text', 42, [], true]) },
   ];

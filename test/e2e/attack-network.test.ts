@@ -1,0 +1,270 @@
+// Network attacks on the whole system in namespaces (world/three-tier.ts): what `inet` sees
+// of every host in a full TCP port scan, SSH without a knock, and what a compromised gateway
+// (a shell in its namespace, with its Redis credentials) can reach.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { gatewayUser } from '../../broker/redis-acl.js';
+import { queueName, replyKey } from '../../lib/envelope.js';
+import { ThreeTier, type GatewayNode } from '../../world/three-tier.js';
+import { worldSkipReason, type Host } from '../../world/world.js';
+
+const skip = worldSkipReason();
+const AGENT = 'dist/test/world/agent.js';
+const PREFIX = 'nonstop';
+
+interface Scan {
+  /** State of each port nmap listed, by target address. */
+  readonly ports: Map<string, Map<number, string>>;
+  /** Ports nmap collapsed by state ("filtered": 65533), by target address. */
+  readonly collapsed: Map<string, Map<string, number>>;
+  readonly raw: string;
+}
+
+/** nmap SYN scan of `targets` from `from`, every target in one run. */
+async function nmap(from: Host, targets: readonly string[], ports: string): Promise<Scan> {
+  const args = [
+    '-sS',
+    '-Pn',
+    '-n',
+    '-T4',
+    '--max-retries',
+    '1',
+    '--min-rate',
+    '5000',
+    '-p',
+    ports,
+    '-oX',
+    '-',
+  ];
+  const r = await from.exec('nmap', [...args, ...targets], { timeoutMs: 150_000 });
+  assert.equal(r.code, 0, r.stderr);
+  const scan: Scan = { ports: new Map(), collapsed: new Map(), raw: r.stdout };
+  for (const host of r.stdout.split('<host ').slice(1)) {
+    const addr = /<address addr="([^"]+)"/.exec(host)?.[1];
+    if (addr === undefined) continue;
+    const ports = new Map<number, string>();
+    for (const m of host.matchAll(/<port protocol="tcp" portid="(\d+)"><state state="([a-z|]+)"/g))
+      ports.set(Number(m[1]), m[2]!);
+    const collapsed = new Map<string, number>();
+    for (const m of host.matchAll(/<extraports state="([a-z|]+)" count="(\d+)"/g))
+      collapsed.set(m[1]!, Number(m[2]));
+    scan.ports.set(addr, ports);
+    scan.collapsed.set(addr, collapsed);
+  }
+  return scan;
+}
+
+function openPorts(scan: Scan, addr: string): number[] {
+  const ports = scan.ports.get(addr);
+  assert.ok(ports, `nmap reported nothing for ${addr}: ${scan.raw.slice(0, 2000)}`);
+  return [...ports].filter(([, s]) => s === 'open').map(([p]) => p);
+}
+
+/** Every state nmap saw on `addr`, listed or collapsed, with its count. */
+function states(scan: Scan, addr: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of scan.ports.get(addr)?.values() ?? []) out[s] = (out[s] ?? 0) + 1;
+  for (const [s, n] of scan.collapsed.get(addr) ?? []) out[s] = (out[s] ?? 0) + n;
+  return out;
+}
+
+async function probe(from: Host, addr: string, port: number, timeoutMs = 1500): Promise<string> {
+  const r = await from.runNode(AGENT, ['probe', addr, String(port), '--timeout', String(timeoutMs)]);
+  return r.stdout.trim();
+}
+
+describe('network attacks on the three-tier world', { skip }, () => {
+  let tt: ThreeTier;
+  let gw1: GatewayNode;
+  let gw2: GatewayNode;
+
+  before(async () => {
+    tt = await ThreeTier.start();
+    gw1 = tt.gateway('gw1');
+    gw2 = tt.gateway('gw2');
+  });
+  after(() => tt?.close());
+
+  test('from inet, a full TCP scan: gateways show only 80 and 443, brokers and core nothing', async (t) => {
+    const gateways = tt.gateways.map((g) => g.ip);
+    const brokers = tt.brokers.map((b) => b.host.ip4);
+    const started = Date.now();
+    const scan = await nmap(tt.inet, [...gateways, ...brokers], '1-65535');
+    t.diagnostic(
+      `nmap -sS -p 1-65535 of ${gateways.length + brokers.length} hosts: ${Date.now() - started} ms`,
+    );
+    for (const ip of gateways) {
+      assert.deepEqual(openPorts(scan, ip), [80, 443], `gateway ${ip}`);
+      // Everything else, the SSH port included, is filtered: no RST, no ICMP.
+      assert.deepEqual(states(scan, ip), { open: 2, filtered: 65533 }, `gateway ${ip}`);
+    }
+    for (const ip of brokers) {
+      t.diagnostic(`broker ${ip} from inet: ${JSON.stringify(states(scan, ip))}`);
+      assert.deepEqual(openPorts(scan, ip), [], `broker ${ip} has no open port`);
+      assert.equal(states(scan, ip).open ?? 0, 0);
+    }
+    // The core is on the private segment only: inet has no route to it at all.
+    const core = await Promise.all(
+      [tt.core.port, 22, 5432, 6379, 80, 443].map((p) => probe(tt.inet, tt.core.ip, p)),
+    );
+    t.diagnostic(`core ${tt.core.ip} from inet: ${core.join(', ')}`);
+    assert.deepEqual(
+      core.filter((s) => s === 'open'),
+      [],
+      `core from inet: ${core.join(', ')}`,
+    );
+  });
+
+  test('from inet, SSH to a gateway without a knock times out (filtered)', async () => {
+    for (const g of [gw1, gw2]) {
+      assert.equal(await probe(tt.inet, g.ip, g.sshPort, 3000), 'filtered', `${g.id}:${g.sshPort}`);
+      const ssh = await tt.inet.exec(
+        'ssh',
+        [
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'ConnectTimeout=3',
+          '-o',
+          'StrictHostKeyChecking=no',
+          '-o',
+          'UserKnownHostsFile=/dev/null',
+          '-p',
+          String(g.sshPort),
+          `nonstop-tunnel@${g.ip}`,
+          'true',
+        ],
+        { timeoutMs: 20_000 },
+      );
+      assert.equal(ssh.code, 255, `${g.id}: ssh exited ${ssh.code}`);
+      assert.match(ssh.stderr, /timed out/i, `${g.id}: ${ssh.stderr}`);
+    }
+  });
+
+  test('a compromised gateway reaches no broker port and not the core', async (t) => {
+    const brokers = tt.brokers.map((b) => b.host.ip4);
+    const started = Date.now();
+    const scan = await nmap(gw1.host, brokers, '1-65535');
+    t.diagnostic(`nmap from gw1 of the brokers: ${Date.now() - started} ms`);
+    for (const ip of brokers) {
+      assert.deepEqual(openPorts(scan, ip), [], `broker ${ip} from gw1`);
+      const seen = states(scan, ip);
+      t.diagnostic(`broker ${ip} from gw1: ${JSON.stringify(seen)}`);
+      assert.equal(
+        (seen.closed ?? 0) + (seen.filtered ?? 0),
+        65535,
+        `broker ${ip}: every port closed or filtered ${JSON.stringify(seen)}`,
+      );
+    }
+    // Nor over IPv6, nor at the brokers' private addresses (not on the gateway's network).
+    const SERVICE_PORTS = [22, 80, 443, 6379, tt.core.port, 9100, 16001, 16002];
+    const targets = tt.brokers.flatMap((b) =>
+      [...b.host.addresses.public.v6, ...b.host.addresses.private.v4].map((addr) => ({ id: b.id, addr })),
+    );
+    await Promise.all(
+      targets.map(async ({ id, addr }) => {
+        const seen = await Promise.all(SERVICE_PORTS.map((p) => probe(gw1.host, addr, p)));
+        t.diagnostic(`${id} ${addr} from gw1: ${seen.join(', ')}`);
+        assert.deepEqual(
+          seen.filter((x) => x === 'open'),
+          [],
+          `${id} ${addr} from gw1: ${seen.join(', ')}`,
+        );
+      }),
+    );
+    // The core is not on the gateway's network: no route, so nothing can even be tried.
+    const core = await Promise.all(
+      [tt.core.port, 22, 5432, 6379, 80, 443, 9100].map((p) => probe(gw1.host, tt.core.ip, p)),
+    );
+    t.diagnostic(`core ${tt.core.ip} from gw1: ${core.join(', ')}`);
+    assert.deepEqual(
+      core.filter((s) => s === 'open' || s === 'closed'),
+      [],
+      `core from gw1: ${core.join(', ')}`,
+    );
+    const route = await gw1.host.exec('ip', ['route', 'get', tt.core.ip]);
+    assert.notEqual(route.code, 0, `gw1 has a route to the core: ${route.stdout}`);
+  });
+
+  test('through the tunnel a compromised gateway is its own Redis user and nothing more', async () => {
+    const password = readFileSync(gw1.redisPasswordFile, 'utf8').trim();
+    const otherQueue = `${PREFIX}:${queueName(gw2.id)}`;
+    for (const b of tt.brokers) {
+      const port = gw1.remotePorts[b.id]!;
+      const cli = async (args: readonly string[], auth?: { user: string; pass: string }) => {
+        const authArgs =
+          auth === undefined ? [] : ['--user', auth.user, '--pass', auth.pass, '--no-auth-warning'];
+        const r = await gw1.host.exec(
+          'redis-cli',
+          ['-h', '127.0.0.1', '-p', String(port), ...authArgs, ...args],
+          {
+            timeoutMs: 10_000,
+          },
+        );
+        return `${r.stdout}${r.stderr}`.trim();
+      };
+      const own = { user: gw1.redisUser, pass: password };
+      assert.equal(gw1.redisUser, gatewayUser(gw1.id));
+      // Its own credentials work: the tunnel does reach this broker's Redis.
+      assert.equal(await cli(['HSET', `${PREFIX}:${queueName(gw1.id)}:attack-probe`, 'a', '1'], own), '1');
+      const refused: [string, string[], { user: string; pass: string } | undefined, RegExp][] = [
+        ['no credentials', ['GET', `${otherQueue}:id`], undefined, /NOAUTH/],
+        ['no credentials, KEYS', ['KEYS', '*'], undefined, /NOAUTH/],
+        [
+          "the other gateway's user, guessed password",
+          ['PING'],
+          { user: gatewayUser(gw2.id), pass: 'guess' },
+          /WRONGPASS/,
+        ],
+        ['the admin user, guessed password', ['PING'], { user: 'nonstop-admin', pass: 'guess' }, /WRONGPASS/],
+        ['the default user', ['PING'], { user: 'default', pass: '' }, /WRONGPASS|NOAUTH/],
+        ['ACL WHOAMI', ['ACL', 'WHOAMI'], own, /NOPERM/],
+        ['ACL LIST', ['ACL', 'LIST'], own, /NOPERM/],
+        ['KEYS', ['KEYS', '*'], own, /NOPERM/],
+        ['SCAN', ['SCAN', '0'], own, /NOPERM/],
+        ['INFO', ['INFO'], own, /NOPERM/],
+        ['CONFIG GET', ['CONFIG', 'GET', '*'], own, /NOPERM/],
+        ['FLUSHALL', ['FLUSHALL'], own, /NOPERM/],
+        ['MONITOR', ['MONITOR'], own, /NOPERM/],
+        ["read the other gateway's wait list", ['LRANGE', `${otherQueue}:wait`, '0', '-1'], own, /NOPERM/],
+        ["read the other gateway's meta", ['HGETALL', `${otherQueue}:meta`], own, /NOPERM/],
+        ["write the other gateway's wait list", ['LPUSH', `${otherQueue}:wait`, 'x'], own, /NOPERM/],
+        ["delete the other gateway's meta", ['DEL', `${otherQueue}:meta`], own, /NOPERM/],
+        [
+          "pop the other gateway's replies",
+          ['BLMPOP', '1', '1', replyKey(PREFIX, gw2.id, 'x'), 'LEFT'],
+          own,
+          /NOPERM/,
+        ],
+        ['a key outside the prefix', ['SET', 'elsewhere', 'x'], own, /NOPERM/],
+      ];
+      const allowed: string[] = [];
+      for (const [what, args, auth, expected] of refused) {
+        const out = await cli(args, auth);
+        if (!expected.test(out)) allowed.push(`${b.id}: ${what}: ${out.slice(0, 200)}`);
+      }
+      assert.deepEqual(allowed, [], 'every attempt through the tunnel is refused');
+      assert.equal(await cli(['DEL', `${PREFIX}:${queueName(gw1.id)}:attack-probe`], own), '1');
+    }
+    // Still serving after all that.
+    for (const g of [gw1, gw2])
+      assert.equal((await tt.request(g.id, { path: '/notes?limit=1' })).status, 200);
+  });
+
+  test('from inside: a broker listens on nothing but loopback (TCP and UDP), the core only on its private address', async () => {
+    const locals = async (host: Host, flags: string) =>
+      (await host.check('ss', [flags]))
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => l.trim().split(/\s+/)[3]!);
+    for (const b of tt.brokers) {
+      const tcp = await locals(b.host, '-ltnH');
+      assert.ok(tcp.includes('127.0.0.1:6379'), `${b.id}: its Redis listens (${tcp.join(' ')})`);
+      for (const local of [...tcp, ...(await locals(b.host, '-lunH'))])
+        assert.match(local, /^(127\.\d+\.\d+\.\d+|\[::1\]):\d+$/, `${b.id}: ${local} is not loopback`);
+    }
+    assert.deepEqual(await locals(tt.core.host, '-ltnH'), [`${tt.core.ip}:${tt.core.port}`]);
+    assert.deepEqual(await locals(tt.core.host, '-lunH'), []);
+  });
+});
