@@ -6,7 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # Debian packages (binaries the tests drive for real). Installed only when missing.
-APT_PACKAGES="openssl curl nftables openssh-server openssh-client knockd nmap iproute2 redis-server ansible ansible-lint mmdebstrap systemd systemd-container nginx wrk"
+APT_PACKAGES="openssl curl nftables openssh-server openssh-client knockd nmap iproute2 redis-server ansible ansible-lint mmdebstrap systemd systemd-container nginx"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
@@ -17,6 +17,14 @@ if [ -n "$missing" ]; then
     exit 1
   fi
   echo "setup: installing Debian packages:$missing"
+  # Installing must not start the packages' system services (nginx on port 80, redis-server,
+  # sshd): nonstop runs its own daemons inside network namespaces. policy-rc.d is Debian's
+  # switch for that; one already there is left alone.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
 fi
