@@ -397,7 +397,8 @@ function killInside(ns: string): void {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** True while a process with this pid exists (also one we may not signal). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

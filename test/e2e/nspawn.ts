@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isAlive } from '../../world/world.js';
 import { run, type CommandResult } from './rootfs.js';
 
 const NSPAWN_STATE = '/run/systemd/nspawn';
@@ -63,15 +64,6 @@ function removeStaleCgroups(): void {
       if (!Number.isInteger(pid) || pid === process.pid || isAlive(pid)) continue;
       if (pidsIn(join(hierarchy, name)).length === 0) removeCgroup(join(hierarchy, name));
     }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -14,6 +14,7 @@ import {
   rmSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { isAlive } from '../../world/world.js';
 
 export const SUITE = 'bookworm';
 export const CACHE_DIR = process.env.NONSTOP_TEST_ROOTFS_CACHE ?? '/var/cache/nonstop-test';
@@ -137,7 +138,7 @@ export function removeRootfsStragglers(): void {
   for (const name of readdirSync('/var/tmp')) {
     if (!`/var/tmp/${name}`.startsWith(ROOTFS_TMP)) continue;
     const pid = Number(name.slice(ROOTFS_TMP.length - '/var/tmp/'.length).split('-')[0]);
-    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || processExists(pid)) continue;
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || isAlive(pid)) continue;
     const dir = `/var/tmp/${name}`;
     for (const entry of readdirSync('/proc')) {
       if (!/^\d+$/.test(entry)) continue;
@@ -156,15 +157,6 @@ export function removeRootfsStragglers(): void {
     for (const target of mounts)
       if (spawnSync('umount', [target]).status !== 0) spawnSync('umount', ['-l', target]);
     spawnSync('rm', ['-rf', '--one-file-system', dir]);
-  }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,12 +1,13 @@
 // A private redis-server for one test file (ACL tests must never touch the shared Redis):
 // its own temp folder, a free loopback port, killed by pid afterwards.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
+import { after, before, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
+import { ADMIN_USER, writeAcl, type AclPlan, type WrittenAcl } from '../../broker/redis-acl.js';
 import { freePort } from '../../lib/free-port.js';
 
 export interface PrivateRedis {
@@ -138,4 +139,54 @@ export async function startOwnRedis(t: TestContext): Promise<OwnRedis> {
       child = await launch(port);
     },
   };
+}
+
+/** A private redis-server running the ACL `writeAcl` renders for a plan (see useAclRedis). */
+export interface AclRedis {
+  readonly acl: WrittenAcl;
+  readonly redis: PrivateRedis;
+  /** A connection as the ACL's admin user. */
+  readonly admin: Redis;
+  readonly password: (user: string) => string;
+  /** A new connection as `user`, with its password; closed after the tests. */
+  readonly as: (user: string) => Redis;
+  /** A new connection that does not authenticate; closed after the tests. */
+  readonly anonymous: () => Redis;
+}
+
+/**
+ * Inside a describe: renders the plan's ACL, starts a private redis-server with it before the
+ * tests and stops it (and every connection made through `as`) after them.
+ */
+export function useAclRedis(plan: AclPlan): AclRedis {
+  let dir = '';
+  const clients: Redis[] = [];
+  const ctx = {
+    acl: undefined as unknown as WrittenAcl,
+    redis: undefined as unknown as PrivateRedis,
+    admin: undefined as unknown as Redis,
+    password: (user: string) => readFileSync(ctx.acl.passwordFiles[user]!, 'utf8').trim(),
+    as: (user: string) => {
+      const client = ctx.redis.connect(user, ctx.password(user));
+      clients.push(client);
+      return client;
+    },
+    anonymous: () => {
+      const client = ctx.redis.connect();
+      clients.push(client);
+      return client;
+    },
+  };
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nonstop-acl-'));
+    ctx.acl = writeAcl(dir, plan);
+    ctx.redis = await startPrivateRedis({ aclFile: ctx.acl.aclFile });
+    ctx.admin = ctx.as(ADMIN_USER);
+  });
+  after(async () => {
+    for (const c of clients) c.disconnect();
+    await ctx.redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return ctx;
 }

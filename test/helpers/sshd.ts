@@ -1,40 +1,24 @@
 // A real OpenSSH sshd for one test: its own config, throwaway host key and pid file in a
 // temp dir, 127.0.0.1 on a free port, foreground (-D -e), killed by pid afterwards. The
 // tunnel user is the current user (root), confined by the rendered Match block.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { promisify } from 'node:util';
 import {
   renderSshdConfig,
   renderTunnelAuthorizedKeys,
   type TunnelBroker,
 } from '../../gateway/sshd-config.js';
 import { freePort } from './redis-server.js';
+import { sshKeygen, type SshKey } from '../../world/three-tier.js';
 import { descendants } from '../../world/world.js';
 
-export { descendants };
+export { descendants, sshKeygen, type SshKey };
 
-const run = promisify(execFile);
 export const SSHD = '/usr/sbin/sshd';
-
-export interface SshKey {
-  readonly privateKeyFile: string;
-  readonly publicKey: string;
-  /** SHA256:… as ssh-keygen -l prints it. */
-  readonly fingerprint: string;
-}
-
-export async function sshKeygen(dir: string, name: string): Promise<SshKey> {
-  const file = join(dir, name);
-  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', file]);
-  const { stdout } = await run('ssh-keygen', ['-l', '-f', `${file}.pub`]);
-  const fingerprint = stdout.split(' ')[1] ?? '';
-  return { privateKeyFile: file, publicKey: readFileSync(`${file}.pub`, 'utf8').trim(), fingerprint };
-}
 
 export interface TestSshd {
   readonly port: number;

@@ -1,23 +1,13 @@
-// A compromised gateway: it holds its own Redis user (the ACL `broker/redis-acl.ts` renders)
+// A compromised gateway: it holds its own Redis user (the ACL `broker/redis-ctx.acl.ts` renders)
 // and pushes every kind of forged job straight into its queue, through BullMQ and through raw
 // Redis commands on BullMQ's keys. None may reach the core, the worker must keep serving, the
 // broker process must not be polluted, and the gateway's user must not reach another
 // gateway's keys or administer Redis.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import {
-  ADMIN_USER,
-  DEFAULT_WORKER_USER,
-  gatewayUser,
-  writeAcl,
-  type WrittenAcl,
-} from '../../broker/redis-acl.js';
+import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser } from '../../broker/redis-acl.js';
 import type { Broker } from '../../broker/broker.js';
 import { startCore, type RunningCore } from '../../core/server.js';
 import { requestIdForKey } from '../../gateway/idempotency-key.js';
@@ -29,7 +19,7 @@ import { startTestGateway, untilReady } from '../helpers/gateway.js';
 import { captureLogger } from '../helpers/log.js';
 import { sql, useTestSchema } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
-import { startPrivateRedis, type PrivateRedis } from '../helpers/redis-server.js';
+import { useAclRedis } from '../helpers/redis-server.js';
 
 const PREFIX = 'attack';
 const GW = 'gwa';
@@ -208,17 +198,8 @@ function forgedThroughBullmq(): { name: string; data: unknown; jobId?: string }[
 
 describe('a compromised gateway', () => {
   const pki = usePki({ brokers: ['b1'] });
-  let dir: string;
-  let acl: WrittenAcl;
-  let redis: PrivateRedis;
-  let admin: Redis;
-  const clients: Redis[] = [];
-  const password = (user: string) => readFileSync(acl.passwordFiles[user]!, 'utf8').trim();
-  const as = (user: string) => {
-    const client = redis.connect(user, password(user));
-    clients.push(client);
-    return client;
-  };
+  const ctx = useAclRedis({ prefix: PREFIX, gatewayIds: [GW, OTHER] });
+  const { as } = ctx;
   /** A connection as a gateway's user that runs BullMQ's scripts by hash, as gateways do. */
   const asGateway = (gw: string) => {
     const client = as(gatewayUser(gw));
@@ -226,24 +207,13 @@ describe('a compromised gateway', () => {
     return client;
   };
 
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'nonstop-attack-'));
-    acl = writeAcl(dir, { prefix: PREFIX, gatewayIds: [GW, OTHER] });
-    redis = await startPrivateRedis({ aclFile: acl.aclFile });
-    admin = as(ADMIN_USER);
-    // What a broker does at start: gateways may only call BullMQ's scripts by hash.
-    await loadQueueScripts(admin);
-  });
-  after(async () => {
-    for (const c of clients) c.disconnect();
-    await redis.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  // What a broker does at start: gateways may only call BullMQ's scripts by hash.
+  before(() => loadQueueScripts(ctx.admin));
 
   async function keysOf(gw: string): Promise<Map<string, string>> {
     const out = new Map<string, string>();
-    for (const key of await admin.keys(`${base(gw)}:*`)) {
-      out.set(key, JSON.stringify(await admin.call('DUMP', key)));
+    for (const key of await ctx.admin.keys(`${base(gw)}:*`)) {
+      out.set(key, JSON.stringify(await ctx.admin.call('DUMP', key)));
     }
     return out;
   }
@@ -267,10 +237,10 @@ describe('a compromised gateway', () => {
         extra: {
           redis: {
             host: '127.0.0.1',
-            port: redis.port,
+            port: ctx.redis.port,
             prefix: PREFIX,
             username: DEFAULT_WORKER_USER,
-            passwordFile: acl.passwordFiles[DEFAULT_WORKER_USER],
+            passwordFile: ctx.acl.passwordFiles[DEFAULT_WORKER_USER],
           },
           lockDurationMs: 1000,
           stalledIntervalMs: 500,
@@ -297,9 +267,9 @@ describe('a compromised gateway', () => {
       if (Object.values(counts).every((n) => n === 0)) return;
       await new Promise((r) => setTimeout(r, 100));
     }
-    const active = await admin.lrange(`${base(GW)}:active`, 0, -1);
+    const active = await ctx.admin.lrange(`${base(GW)}:active`, 0, -1);
     const left = await Promise.all(
-      active.map(async (id) => Object.keys(await admin.hgetall(`${base(GW)}:${id}`)).join(',')),
+      active.map(async (id) => Object.keys(await ctx.admin.hgetall(`${base(GW)}:${id}`)).join(',')),
     );
     assert.fail(`${what}: jobs left in the queue: ${JSON.stringify(counts)}; active: ${left.join(' | ')}`);
   }
@@ -307,7 +277,7 @@ describe('a compromised gateway', () => {
   test('forged jobs never reach the core; the worker keeps serving; nothing is polluted', async (t) => {
     const protoBefore = Object.getOwnPropertyNames(Object.prototype).sort();
     const arrayProtoBefore = Object.getOwnPropertyNames(Array.prototype).sort();
-    await admin.call('ACL', 'LOG', 'RESET');
+    await ctx.admin.call('ACL', 'LOG', 'RESET');
     const otherKeysBefore = await keysOf(OTHER);
 
     // The attacker's BullMQ queue, connected exactly as the real gateway connects.
@@ -409,10 +379,10 @@ describe('a compromised gateway', () => {
       overrides: {
         redis: {
           host: '127.0.0.1',
-          port: redis.port,
+          port: ctx.redis.port,
           prefix: PREFIX,
           username: gatewayUser(GW),
-          passwordFile: acl.passwordFiles[gatewayUser(GW)],
+          passwordFile: ctx.acl.passwordFiles[gatewayUser(GW)],
         },
         replyTimeoutMs: 10_000,
       },
@@ -438,7 +408,7 @@ describe('a compromised gateway', () => {
 
     // The invalid ones were answered 400 on the attacker's own reply list; nothing went to
     // the other gateway's reply lists or keys.
-    const replies = await admin.lrange(`${replyKey(PREFIX, GW, 'attacker')}`, 0, -1);
+    const replies = await ctx.admin.lrange(`${replyKey(PREFIX, GW, 'attacker')}`, 0, -1);
     assert.ok(replies.length > 0);
     for (const r of replies) assert.equal((JSON.parse(r) as { status: number }).status, 400, r);
     // The worker of the other gateway's queue writes its own housekeeping keys; nothing else
@@ -491,7 +461,7 @@ describe('a compromised gateway', () => {
     const replay = async (over: Record<string, unknown>) => {
       const id = String(over.id);
       // BullMQ ignores an add whose job id still exists: wait until the last one is removed.
-      for (let i = 0; (await admin.exists(`${base(GW)}:${id}`)) === 1; i++) {
+      for (let i = 0; (await ctx.admin.exists(`${base(GW)}:${id}`)) === 1; i++) {
         assert.ok(i < 100, 'the previous replay was never removed');
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -553,9 +523,9 @@ describe('a compromised gateway', () => {
     t.after(() => victim.close());
     const secret = envelope({ gatewayId: OTHER, replyTo: 'victim', body: { title: 'secret' } });
     await victim.add('notes.create', secret, { jobId: String(secret.id) });
-    await admin.lpush(replyKey(PREFIX, OTHER, 'victim'), 'a reply for the other gateway');
+    await ctx.admin.lpush(replyKey(PREFIX, OTHER, 'victim'), 'a reply for the other gateway');
     const before = await keysOf(OTHER);
-    await admin.call('ACL', 'LOG', 'RESET');
+    await ctx.admin.call('ACL', 'LOG', 'RESET');
 
     const gw = asGateway(GW);
     const job = `${base(OTHER)}:${String(secret.id)}`;
@@ -635,10 +605,10 @@ describe('a compromised gateway', () => {
         allowed.push(`${what}: ${outcome}`);
     }
     assert.deepEqual(allowed, [], 'every attempt is refused');
-    assert.equal(await admin.ping(), 'PONG', 'the server is still up');
+    assert.equal(await ctx.admin.ping(), 'PONG', 'the server is still up');
     assert.deepEqual(await keysOf(OTHER), before, "the other gateway's keys are exactly as they were");
-    const denied = ((await admin.call('ACL', 'LOG', '1000')) as unknown[][]).length;
+    const denied = ((await ctx.admin.call('ACL', 'LOG', '1000')) as unknown[][]).length;
     assert.ok(denied > 0, 'the refusals are in the ACL log');
-    await admin.del(...before.keys());
+    await ctx.admin.del(...before.keys());
   });
 });

@@ -2,18 +2,10 @@
 // queue and cannot administer Redis, while the real gateway and broker code run as these
 // users without a single NOPERM (so a BullMQ upgrade that needs more fails here).
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { Redis } from 'ioredis';
-import {
-  ADMIN_USER,
-  DEFAULT_WORKER_USER,
-  gatewayUser,
-  writeAcl,
-  type WrittenAcl,
-} from '../../broker/redis-acl.js';
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describe, test } from 'node:test';
+import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, writeAcl } from '../../broker/redis-acl.js';
 import { startCore } from '../../core/server.js';
 import { silentLogger } from '../../lib/log.js';
 import { brokerConfigDoc, startTestBroker } from '../helpers/broker.js';
@@ -21,7 +13,7 @@ import { testCoreConfig } from '../helpers/core.js';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
 import { useTestSchema } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
-import { startPrivateRedis, type PrivateRedis } from '../helpers/redis-server.js';
+import { startPrivateRedis, useAclRedis } from '../helpers/redis-server.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir, writeJson } from '../helpers/files.js';
 
@@ -29,34 +21,12 @@ const PREFIX = 'acltest';
 
 describe('redis ACL users', () => {
   const pki = usePki({ brokers: ['b1'] });
-  let dir: string;
-  let acl: WrittenAcl;
-  let redis: PrivateRedis;
-  let admin: Redis;
-  const clients: Redis[] = [];
-
-  const password = (user: string) => readFileSync(acl.passwordFiles[user]!, 'utf8').trim();
-  const as = (user: string) => {
-    const client = redis.connect(user, password(user));
-    clients.push(client);
-    return client;
-  };
-
-  before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'nonstop-acl-'));
-    acl = writeAcl(dir, { prefix: PREFIX, gatewayIds: ['gwa', 'gwb'] });
-    redis = await startPrivateRedis({ aclFile: acl.aclFile });
-    admin = as(ADMIN_USER);
-  });
-  after(async () => {
-    for (const c of clients) c.disconnect();
-    await redis.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const ctx = useAclRedis({ prefix: PREFIX, gatewayIds: ['gwa', 'gwb'] });
+  const { as, password } = ctx;
 
   /** ACL LOG entries (denials) of anyone but the admin. */
   async function denials(): Promise<string[]> {
-    const entries = (await admin.call('ACL', 'LOG', '1000')) as unknown[][];
+    const entries = (await ctx.admin.call('ACL', 'LOG', '1000')) as unknown[][];
     return entries
       .map((e) => {
         const f = new Map<string, unknown>();
@@ -67,37 +37,36 @@ describe('redis ACL users', () => {
   }
 
   test('password files are mode 0600; the ACL file holds hashes, never passwords', () => {
-    const text = readFileSync(acl.aclFile, 'utf8');
-    assert.deepEqual(Object.keys(acl.passwordFiles).sort(), [
+    const text = readFileSync(ctx.acl.aclFile, 'utf8');
+    assert.deepEqual(Object.keys(ctx.acl.passwordFiles).sort(), [
       ADMIN_USER,
       DEFAULT_WORKER_USER,
       gatewayUser('gwa'),
       gatewayUser('gwb'),
     ]);
-    for (const [user, file] of Object.entries(acl.passwordFiles)) {
+    for (const [user, file] of Object.entries(ctx.acl.passwordFiles)) {
       assert.equal(statSync(file).mode & 0o777, 0o600, `${user}'s password file mode`);
       assert.ok(password(user).length >= 40, `${user}'s password is long`);
       assert.ok(!text.includes(password(user)), `${user}'s password is not in the ACL file`);
     }
-    assert.equal(statSync(acl.aclFile).mode & 0o777, 0o600);
+    assert.equal(statSync(ctx.acl.aclFile).mode & 0o777, 0o600);
   });
 
   test('rendering again keeps every existing password', () => {
-    const before = Object.fromEntries(Object.keys(acl.passwordFiles).map((u) => [u, password(u)]));
-    const again = writeAcl(dir, { prefix: PREFIX, gatewayIds: ['gwa', 'gwb'] });
+    const before = Object.fromEntries(Object.keys(ctx.acl.passwordFiles).map((u) => [u, password(u)]));
+    const again = writeAcl(dirname(ctx.acl.aclFile), { prefix: PREFIX, gatewayIds: ['gwa', 'gwb'] });
     assert.deepEqual(again.written, [again.aclFile]);
     for (const [user, pw] of Object.entries(before)) assert.equal(password(user), pw);
   });
 
   test('without a password nothing works: the default user is off', async () => {
-    const anon = redis.connect();
-    clients.push(anon);
+    const anon = ctx.anonymous();
     await assert.rejects(anon.get(`${PREFIX}:gw-gwa:id`), /NOAUTH|NOPERM/);
   });
 
   test('a gateway user cannot administer Redis or touch another gateway', async () => {
     const gw = as(gatewayUser('gwa'));
-    const loaded = (lua: string) => admin.script('LOAD', lua) as Promise<string>;
+    const loaded = (lua: string) => ctx.admin.script('LOAD', lua) as Promise<string>;
     const attempts: [string, () => Promise<unknown>][] = [
       ['FLUSHALL', () => gw.flushall()],
       ['FLUSHDB', () => gw.flushdb()],
@@ -146,19 +115,19 @@ describe('redis ACL users', () => {
       const refusal = what.startsWith('script') ? /NOPERM|The user executing the script can't/ : /NOPERM/;
       await assert.rejects(attempt(), refusal, `${what} must be refused`);
     }
-    assert.equal(await admin.ping(), 'PONG', 'the server is still up');
+    assert.equal(await ctx.admin.ping(), 'PONG', 'the server is still up');
     // Its own keys it can use (the same user, the same connection).
     await gw.hset(`${PREFIX}:gw-gwa:probe`, 'a', '1');
-    assert.equal(await admin.hget(`${PREFIX}:gw-gwa:probe`, 'a'), '1');
-    await admin.del(`${PREFIX}:gw-gwa:probe`);
+    assert.equal(await ctx.admin.hget(`${PREFIX}:gw-gwa:probe`, 'a'), '1');
+    await ctx.admin.del(`${PREFIX}:gw-gwa:probe`);
   });
 
   test('the real gateways and a broker run as their users without a single denial', async (t) => {
-    await admin.call('ACL', 'LOG', 'RESET');
+    await ctx.admin.call('ACL', 'LOG', 'RESET');
     const { url: dbUrl, schema } = await useTestSchema(t);
     const core = await startCore(testCoreConfig(pki(), { url: dbUrl, schema }), silentLogger());
     t.after(() => core.close());
-    const endpoint = { host: '127.0.0.1', port: redis.port, prefix: PREFIX };
+    const endpoint = { host: '127.0.0.1', port: ctx.redis.port, prefix: PREFIX };
     const broker = startTestBroker(
       t,
       brokerConfigDoc(pki(), {
@@ -169,7 +138,7 @@ describe('redis ACL users', () => {
           redis: {
             ...endpoint,
             username: DEFAULT_WORKER_USER,
-            passwordFile: acl.passwordFiles[DEFAULT_WORKER_USER],
+            passwordFile: ctx.acl.passwordFiles[DEFAULT_WORKER_USER],
           },
         },
       }),
@@ -180,7 +149,11 @@ describe('redis ACL users', () => {
         prefix: PREFIX,
         id,
         overrides: {
-          redis: { ...endpoint, username: gatewayUser(id), passwordFile: acl.passwordFiles[gatewayUser(id)] },
+          redis: {
+            ...endpoint,
+            username: gatewayUser(id),
+            passwordFile: ctx.acl.passwordFiles[gatewayUser(id)],
+          },
         },
       });
       await untilReady(url);
