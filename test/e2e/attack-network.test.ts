@@ -8,52 +8,11 @@ import { gatewayUser } from '../../broker/redis-acl.js';
 import { queueName, replyKey } from '../../lib/envelope.js';
 import { ThreeTier, type GatewayNode } from '../../world/three-tier.js';
 import { worldSkipReason, type Host } from '../../world/world.js';
+import { nmap, type Scan } from '../world/nmap.js';
 
 const skip = worldSkipReason();
 const AGENT = 'dist/test/world/agent.js';
 const PREFIX = 'nonstop';
-
-interface Scan {
-  /** State of each port nmap listed, by target address. */
-  readonly ports: Map<string, Map<number, string>>;
-  /** Ports nmap collapsed by state ("filtered": 65533), by target address. */
-  readonly collapsed: Map<string, Map<string, number>>;
-  readonly raw: string;
-}
-
-/** nmap SYN scan of `targets` from `from`, every target in one run. */
-async function nmap(from: Host, targets: readonly string[], ports: string): Promise<Scan> {
-  const args = [
-    '-sS',
-    '-Pn',
-    '-n',
-    '-T4',
-    '--max-retries',
-    '1',
-    '--min-rate',
-    '5000',
-    '-p',
-    ports,
-    '-oX',
-    '-',
-  ];
-  const r = await from.exec('nmap', [...args, ...targets], { timeoutMs: 150_000 });
-  assert.equal(r.code, 0, r.stderr);
-  const scan: Scan = { ports: new Map(), collapsed: new Map(), raw: r.stdout };
-  for (const host of r.stdout.split('<host ').slice(1)) {
-    const addr = /<address addr="([^"]+)"/.exec(host)?.[1];
-    if (addr === undefined) continue;
-    const ports = new Map<number, string>();
-    for (const m of host.matchAll(/<port protocol="tcp" portid="(\d+)"><state state="([a-z|]+)"/g))
-      ports.set(Number(m[1]), m[2]!);
-    const collapsed = new Map<string, number>();
-    for (const m of host.matchAll(/<extraports state="([a-z|]+)" count="(\d+)"/g))
-      collapsed.set(m[1]!, Number(m[2]));
-    scan.ports.set(addr, ports);
-    scan.collapsed.set(addr, collapsed);
-  }
-  return scan;
-}
 
 function openPorts(scan: Scan, addr: string): number[] {
   const ports = scan.ports.get(addr);
