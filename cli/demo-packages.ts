@@ -1,6 +1,6 @@
 // The Debian packages `nonstop demo` drives for real; installs the missing ones with apt-get.
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync, rmSync, writeFileSync } from 'node:fs';
 
 /** Program the demo runs → the Debian package that ships it. */
 const PROGRAMS: Readonly<Record<string, string>> = {
@@ -14,6 +14,7 @@ const PROGRAMS: Readonly<Record<string, string>> = {
   curl: 'curl',
 };
 
+const POLICY_RC_D = '/usr/sbin/policy-rc.d';
 const DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 
 function installed(program: string): boolean {
@@ -43,9 +44,17 @@ export function ensureDebianPackages(step: (line: string) => void): void {
   if (missing.length === 0) return;
   step(`installing Debian packages: ${missing.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
-    stdio: 'inherit',
-    env,
-  });
+  // Installing must not start the packages' system services (redis-server, sshd): the demo runs
+  // its own inside namespaces. policy-rc.d is Debian's switch; one already there is left alone.
+  const ownPolicy = !existsSync(POLICY_RC_D);
+  if (ownPolicy) writeFileSync(POLICY_RC_D, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  try {
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+      stdio: 'inherit',
+      env,
+    });
+  } finally {
+    if (ownPolicy) rmSync(POLICY_RC_D, { force: true });
+  }
 }
