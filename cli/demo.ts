@@ -45,50 +45,71 @@ Options:
     const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1).padStart(5)} s`;
     const step = (line: string) => console.log(`[${elapsed()}] ${line}`);
     ensureDebianPackages(step);
-    const checks: { what: string; ok: boolean }[] = [];
-    const check = (what: string, ok: boolean) => {
-      checks.push({ what, ok });
-      return ok;
-    };
-
     step('building the world in network namespaces');
     const tt = await ThreeTier.start({ progress: step });
+    let code = 130; // interrupted during the bring-up: straight to the teardown
     try {
-      const bringUp = Date.now() - started;
-      step(`every broker has a tunnel into every gateway; first requests served (bring-up ${bringUp} ms)`);
-      const topologyFile = values.topology ?? join(tt.dir, 'topology.json');
-      writeFileSync(topologyFile, `${JSON.stringify(withCommands(tt.topology(), tt), null, 2)}\n`);
-      step(`topology written to ${topologyFile}`);
-      console.log('');
-      printHosts(tt);
-      console.log('');
-      check('sample requests', await runSamples(tt, check));
-      console.log('');
-      check('admin knock', await adminKnock(tt, step));
-      if (values.smoke) {
-        const failed = checks.filter((c) => !c.ok);
-        console.log(
-          failed.length === 0
-            ? `\nsmoke: all ${checks.length} checks passed (bring-up ${bringUp} ms)`
-            : `\nsmoke: FAILED: ${failed.map((c) => c.what).join('; ')}`,
-        );
-        return failed.length === 0 ? 0 : 1;
-      }
-      printTryIt(tt, topologyFile);
-      if (!interrupted.signalled) await interrupted.promise;
-      return 0;
+      if (!interrupted.signalled) code = await present(tt, { ...values, started, step, interrupted });
     } finally {
-      step('tearing down: stopping every process, deleting the namespaces and files');
-      const prefix = tt.world.prefix;
-      await tt.close();
-      const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-        .split('\n')
-        .filter((l) => l.startsWith(prefix));
-      step(left.length === 0 ? 'nothing left behind' : `still present: ${left.join(', ')}`);
-      if (left.length > 0) process.exitCode = 1;
+      // Whatever happened, nothing of the world may stay; if something does, the run failed.
+      if (!(await tearDown(tt, step))) code = 1;
     }
+    return code;
   },
 };
+
+interface PresentOptions {
+  readonly smoke: boolean;
+  readonly topology?: string;
+  readonly started: number;
+  readonly step: (line: string) => void;
+  readonly interrupted: { readonly signalled: boolean; readonly promise: Promise<void> };
+}
+
+/** Topology, samples, admin knock; then the smoke verdict, or up until interrupted. */
+async function present(tt: ThreeTier, options: PresentOptions): Promise<number> {
+  const { step, interrupted } = options;
+  const checks: { what: string; ok: boolean }[] = [];
+  const check = (what: string, ok: boolean) => {
+    checks.push({ what, ok });
+    return ok;
+  };
+  const bringUp = Date.now() - options.started;
+  step(`every broker has a tunnel into every gateway; first requests served (bring-up ${bringUp} ms)`);
+  const topologyFile = options.topology ?? join(tt.dir, 'topology.json');
+  writeFileSync(topologyFile, `${JSON.stringify(withCommands(tt.topology(), tt), null, 2)}\n`);
+  step(`topology written to ${topologyFile}`);
+  console.log('');
+  printHosts(tt);
+  console.log('');
+  check('sample requests', await runSamples(tt, check));
+  console.log('');
+  check('admin knock', await adminKnock(tt, step));
+  if (options.smoke) {
+    const failed = checks.filter((c) => !c.ok);
+    console.log(
+      failed.length === 0
+        ? `\nsmoke: all ${checks.length} checks passed (bring-up ${bringUp} ms)`
+        : `\nsmoke: FAILED: ${failed.map((c) => c.what).join('; ')}`,
+    );
+    return failed.length === 0 ? 0 : 1;
+  }
+  printTryIt(tt, topologyFile);
+  if (!interrupted.signalled) await interrupted.promise;
+  return 0;
+}
+
+/** Stops every process of the world and deletes it; true when no namespace of it is left. */
+async function tearDown(tt: ThreeTier, step: (line: string) => void): Promise<boolean> {
+  step('tearing down: stopping every process, deleting the namespaces and files');
+  const prefix = tt.world.prefix;
+  await tt.close();
+  const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.startsWith(prefix));
+  step(left.length === 0 ? 'nothing left behind' : `still present: ${left.join(', ')}`);
+  return left.length === 0;
+}
 
 /** The first SIGINT/SIGTERM/SIGHUP ends the demo gracefully; a second one kills the world at once. */
 function trapSignals(): { signalled: boolean; promise: Promise<void> } {
