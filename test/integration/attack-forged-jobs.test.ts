@@ -11,11 +11,12 @@ import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser } from '../../broker/redis
 import type { Broker } from '../../broker/broker.js';
 import { startCore, type RunningCore } from '../../core/server.js';
 import { requestIdForKey } from '../../gateway/idempotency-key.js';
-import { ENVELOPE_VERSION, queueName, replyKey } from '../../lib/envelope.js';
+import { queueName, replyKey } from '../../lib/envelope.js';
 import { callScriptsByHash, loadQueueScripts } from '../../lib/queue-scripts.js';
 import { brokerConfigDoc, startTestBroker } from '../helpers/broker.js';
 import { testCoreConfig } from '../helpers/core.js';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
+import { makeEnvelope } from '../helpers/envelope.js';
 import { captureLogger } from '../helpers/log.js';
 import { sql, useTestSchema } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
@@ -28,24 +29,16 @@ const base = (gw: string) => `${PREFIX}:${queueName(gw)}`;
 
 /** What a real gateway would queue for POST /notes, with `over` laid on top. */
 function envelope(over: Record<string, unknown> = {}): Record<string, unknown> {
-  const now = Date.now();
-  return {
-    v: ENVELOPE_VERSION,
-    id: randomUUID(),
+  const real = makeEnvelope({
     route: 'notes.create',
     method: 'POST',
     path: '/notes',
-    params: {},
-    query: {},
-    headers: {},
     body: { title: 'forged' },
     clientIp: '198.18.0.66',
     gatewayId: GW,
     replyTo: 'attacker',
-    receivedAt: now,
-    deadline: now + 60_000,
-    ...over,
-  };
+  });
+  return { ...real, ...over };
 }
 
 /** JSON text parsed back, so that `__proto__` becomes an own key (as it would off the wire). */
