@@ -44,7 +44,11 @@ export interface HostileGateway {
   overshoot(channel: ssh2.ServerChannel, bytes: number, chunk?: number): Promise<number>;
 }
 
-export async function startHostileGateway(t: TestContext, dir: string, user = 'nonstop-tunnel'): Promise<HostileGateway> {
+export async function startHostileGateway(
+  t: TestContext,
+  dir: string,
+  user = 'nonstop-tunnel',
+): Promise<HostileGateway> {
   const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
   const brokerKey = ssh2.utils.generateKeyPairSync('ed25519');
   const privateKey = join(dir, 'broker_ed25519');
@@ -67,7 +71,8 @@ export async function startHostileGateway(t: TestContext, dir: string, user = 'n
       const ours = brokerPublic.getPublicSSH();
       if (offered.length !== ours.length || !timingSafeEqual(offered, ours)) return ctx.reject(['publickey']);
       if (ctx.signature === undefined) return ctx.accept();
-      if (brokerPublic.verify(ctx.blob ?? Buffer.alloc(0), ctx.signature, ctx.hashAlgo) === true) return ctx.accept();
+      if (brokerPublic.verify(ctx.blob ?? Buffer.alloc(0), ctx.signature, ctx.hashAlgo) === true)
+        return ctx.accept();
       ctx.reject(['publickey']);
     });
     conn.on('request', (accept, reject, name, info) => {
@@ -122,8 +127,12 @@ export async function startHostileGateway(t: TestContext, dir: string, user = 'n
     openChannel(session) {
       return new Promise((resolve, reject) => {
         nextSourcePort = nextSourcePort >= 65000 ? 40000 : nextSourcePort + 1;
-        session.conn.forwardOut(session.bindAddr, session.bindPort, '198.51.100.7', nextSourcePort, (err, ch) =>
-          err ? reject(err) : resolve(ch),
+        session.conn.forwardOut(
+          session.bindAddr,
+          session.bindPort,
+          '198.51.100.7',
+          nextSourcePort,
+          (err, ch) => (err ? reject(err) : resolve(ch)),
         );
       });
     },

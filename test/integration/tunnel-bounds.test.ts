@@ -20,6 +20,16 @@ const MiB = 1024 * 1024;
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
+/** Heap and Buffer memory once what is in flight has landed and the garbage is collected. */
+async function settledMemory(): Promise<number> {
+  await new Promise((r) => setTimeout(r, 500));
+  gc();
+  await new Promise((r) => setImmediate(r));
+  gc();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
 /** A stand-in for the broker side's Redis: counts connections; answers PING, or reads nothing. */
 async function fakeRedis(t: TestContext, mode: 'answer' | 'stall') {
   const sockets = new Set<Socket>();
@@ -49,7 +59,12 @@ async function fakeRedis(t: TestContext, mode: 'answer' | 'stall') {
   };
 }
 
-function tunnelTo(t: TestContext, gw: HostileGateway, target: { host: string; port: number }, maxChannels: number) {
+function tunnelTo(
+  t: TestContext,
+  gw: HostileGateway,
+  target: { host: string; port: number },
+  maxChannels: number,
+) {
   const log = captureLogger('info');
   // A variable, not a literal: the same test compiles against a TunnelOptions without the cap.
   const options = {
@@ -117,23 +132,24 @@ test('a channel that overshoots its window is closed and its data dropped; the h
   const gw = await startHostileGateway(t, tempDir(t));
   // A Redis that reads nothing: what the gateway sends piles up on the broker, if anywhere.
   const redis = await fakeRedis(t, 'stall');
-  tunnelTo(t, gw, redis.target, 8);
+  const { tunnel } = tunnelTo(t, gw, redis.target, 8);
   const session = await gw.session();
   const channel = await gw.openChannel(session);
   await until('the channel to reach Redis', () => redis.connections === 1);
 
-  gc();
-  const before = process.memoryUsage();
+  const before = await settledMemory();
   const overshoot = 96 * MiB;
   const sent = await gw.overshoot(channel, overshoot);
-  await new Promise((r) => setTimeout(r, 300));
-  gc();
-  const after = process.memoryUsage();
-  const grown = after.arrayBuffers + after.heapUsed - (before.arrayBuffers + before.heapUsed);
+  await until('the channel to be gone on the broker side', () => tunnel.status().channels === 0).catch(
+    () => {},
+  );
+  const after = await settledMemory();
+  const grown = after - before;
   t.diagnostic(`sent ${(sent / MiB).toFixed(1)} MiB, broker memory grew ${(grown / MiB).toFixed(1)} MiB`);
   assert.ok(grown < 16 * MiB, `memory grew by ${(grown / MiB).toFixed(1)} MiB`);
   assert.ok(sent < overshoot, 'the broker closed the channel before the gateway was done sending');
-  await until('the channel to be gone on the broker side too', () => redis.open === 0);
+  assert.equal(tunnel.status().channels, 0);
+  assert.equal(tunnel.status().refused, 1);
   assert.equal(session.closed, false, 'one overshoot closes the channel, not the connection');
 });
 
