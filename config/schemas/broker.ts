@@ -82,7 +82,7 @@ export const brokerSchema = {
         // a file descriptor and, at worst (a stalled reader on either side), ~4.5 MiB of memory
         // (ssh2's 2 MiB window and 2 MiB read buffer, 256 KiB pumped each way): size the
         // broker's LimitNOFILE and MemoryMax from maxChannels × gateways.
-        maxChannels: { type: 'integer', minimum: 1, maximum: 4096, default: 64 },
+        maxChannels: { type: 'integer', minimum: 1, maximum: 4096, default: 32 },
       },
       default: {},
     },
