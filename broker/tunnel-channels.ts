@@ -60,12 +60,15 @@ export class BurstWarning {
 export interface ChannelWarnings {
   readonly refused: BurstWarning;
   readonly violation: BurstWarning;
+  readonly redisUnreachable: BurstWarning;
 }
 
 export function channelWarnings(log: Logger): ChannelWarnings {
   return {
     refused: new BurstWarning(log, 'tunnel channels over maxChannels refused'),
     violation: new BurstWarning(log, 'gateway broke the SSH channel protocol; channel closed'),
+    // Every channel the gateway opens tries again: one line per burst, not one per channel.
+    redisUnreachable: new BurstWarning(log, 'redis unreachable for a tunnelled connection'),
   };
 }
 
@@ -83,7 +86,6 @@ export class TunnelChannels {
     private readonly maxChannels: number,
     private readonly openRedis: () => Socket,
     private readonly warnings: ChannelWarnings,
-    private readonly log: Logger,
     /** Called once when the connection broke the protocol too often and must be dropped. */
     private readonly onAbuse: (reason: string) => void,
   ) {}
@@ -146,7 +148,7 @@ export class TunnelChannels {
     this.carried.set(id, c);
     const done = () => this.close(c);
     redis.on('error', (err) => {
-      this.log.warn({ err: err.message }, 'redis unreachable for a tunnelled connection');
+      this.warnings.redisUnreachable.warn({ err: err.message });
       done();
     });
     redis.on('close', done);

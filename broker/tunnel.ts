@@ -209,7 +209,6 @@ export class GatewayTunnel {
         this.options.maxChannels,
         () => this.openRedis(),
         this.warnings,
-        this.log,
         (reason) => {
           this.lastError = reason;
           this.log.warn({ err: reason }, 'dropping the connection to a gateway that breaks the SSH protocol');

@@ -13,6 +13,7 @@ import { GatewayTunnel } from '../../broker/tunnel.js';
 import { tempDir } from '../helpers/files.js';
 import { startHostileGateway, type HostileGateway } from '../helpers/hostile-gateway.js';
 import { captureLogger } from '../helpers/log.js';
+import { freePort } from '../../lib/free-port.js';
 
 const noKnock: Knocker = { knock: () => Promise.resolve() };
 const MiB = 1024 * 1024;
@@ -213,4 +214,19 @@ test('a gateway that stops reading makes the broker hold at most ~320 KiB per ch
   // ssh2's own high-water mark would let each hold 2 MiB (32 MiB here).
   assert.ok(grown < 12 * MiB, `memory grew by ${(grown / MiB).toFixed(1)} MiB`);
   assert.equal(tunnel.status().channels, 16);
+});
+
+test('with Redis down, channel after channel fails with one warning, not one per channel', async (t) => {
+  const gw = await startHostileGateway(t, tempDir(t));
+  const { tunnel, log } = tunnelTo(t, gw, { host: '127.0.0.1', port: await freePort() }, 8);
+  const session = await gw.session();
+  for (let i = 0; i < 20; i++) {
+    const channel = await gw.openChannel(session);
+    channel.resume();
+    await new Promise((r) => channel.once('close', r));
+  }
+  const warned = log.lines().filter((l) => l.msg === 'redis unreachable for a tunnelled connection');
+  assert.equal(warned.length, 1, log.text());
+  await until('every slot to be free again', () => tunnel.status().channels === 0);
+  assert.equal(tunnel.status().forwarded, 20);
 });
