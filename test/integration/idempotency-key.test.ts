@@ -4,7 +4,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { Queue } from 'bullmq';
 import type { Application } from '../../core/application.js';
 import { startCore } from '../../core/server.js';
-import { requestIdForKey } from '../../gateway/idempotency-key.js';
+import { keyedId } from '../helpers/idempotency.js';
 import { queueName } from '../../lib/envelope.js';
 import { silentLogger } from '../../lib/log.js';
 import { brokerConfigDoc, startTestBroker } from '../helpers/broker.js';
@@ -103,7 +103,7 @@ describe('Idempotency-Key', () => {
     const w = await world(t);
     const first = await send(w.urls.gw1, 'order-1', { title: 'once', tags: ['a'] });
     assert.equal(first.status, 201);
-    assert.equal(first.headers.get('x-request-id'), requestIdForKey('order-1'));
+    assert.equal(first.headers.get('x-request-id'), keyedId('order-1'));
     assert.equal(first.headers.get('x-nonstop-replayed'), null);
 
     const again = await send(w.urls.gw1, 'order-1', { tags: ['a'], title: 'once' });
@@ -177,7 +177,7 @@ describe('Idempotency-Key', () => {
       assert.equal(busy.status, 409, url);
       assert.equal(code(busy), 'NONSTOP_ERR_IDEMPOTENCY_KEY_IN_FLIGHT');
       assert.equal(busy.headers.get('retry-after'), '1');
-      assert.equal(busy.headers.get('x-request-id'), requestIdForKey('order-4'));
+      assert.equal(busy.headers.get('x-request-id'), keyedId('order-4'));
     }
     const done = await first;
     assert.equal(done.status, 201);
