@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, writeAcl } from '../broker/redis-acl.js';
+import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
 import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
 import { newKnockSecret } from '../knock/rotating.js';
 import { generatePki } from '../lib/pki.js';
@@ -485,6 +486,9 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       },
       limits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000, ...options.gatewayLimits },
       ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
+      // One secret for the deployment (the first gateway writes it, the others keep it): every
+      // gateway derives the same request id from a client's Idempotency-Key.
+      idempotency: { secretFile: idempotencySecret(join(dir, 'idempotency.secret')) },
     });
     const gateway = await startGateway(host, configFile);
     gateways.push({
@@ -675,4 +679,9 @@ async function startRedis(host: Host, dir: string, aclFile: string): Promise<Hos
   ]);
   await waitForPort(host, 6379, redis, 'redis-server');
   return redis;
+}
+
+function idempotencySecret(file: string): string {
+  writeIdempotencySecret(file, { keep: true });
+  return file;
 }
