@@ -42,6 +42,7 @@ const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
     ['https', 'key'],
     ['redis', 'passwordFile'],
     ['redis', 'endpoints', '*', 'passwordFile'],
+    ['idempotency', 'secretFile'],
   ],
   broker: [
     ['routes'],

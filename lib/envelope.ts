@@ -15,6 +15,11 @@ export interface Envelope {
    * then replays its answer to the same request from any gateway. Absent means false.
    */
   readonly idempotent?: boolean;
+  /**
+   * Keyed requests only: hex HMAC of the client's identity headers under the deployment's
+   * secret. Part of the core's request fingerprint; the values themselves never leave the gateway.
+   */
+  readonly identity?: string;
   readonly route: string;
   readonly method: HttpMethod;
   readonly path: string;
@@ -70,6 +75,7 @@ const envelopeSchema = {
     v: { const: ENVELOPE_VERSION },
     id: { type: 'string', pattern: UUID },
     idempotent: { type: 'boolean' },
+    identity: { type: 'string', pattern: '^[0-9a-f]{64}$' },
     route: { type: 'string', maxLength: 128 },
     method: { enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] },
     path: { type: 'string', maxLength: 8192 },

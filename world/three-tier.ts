@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, newPassword } from '../broker/redis-acl.js';
 import { renderBrokerRedis, type WrittenRedisServer } from '../broker/redis-config.js';
 import { validateConfig } from '../config/load.js';
+import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
 import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
 import { newKnockSecret } from '../knock/rotating.js';
 import { generatePki } from '../lib/pki.js';
@@ -595,6 +596,9 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       },
       limits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000, ...options.gatewayLimits },
       ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
+      // One secret for the deployment (the first gateway writes it, the others keep it): every
+      // gateway derives the same request id from a client's Idempotency-Key.
+      idempotency: { secretFile: idempotencySecret(join(dir, 'idempotency.secret')) },
     });
     const gateway = await startGateway(host, configFile);
     gateways.push({
@@ -742,4 +746,9 @@ async function startRedis(
   const process = host.spawn('redis-server', [redis.configFile]);
   await waitForPort(host, redis.port, process, `redis-server of ${redis.gatewayId}`);
   return process;
+}
+
+function idempotencySecret(file: string): string {
+  writeIdempotencySecret(file, { keep: true });
+  return file;
 }

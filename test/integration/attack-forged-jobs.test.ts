@@ -10,7 +10,7 @@ import { Queue } from 'bullmq';
 import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser } from '../../broker/redis-acl.js';
 import type { Broker } from '../../broker/broker.js';
 import { startCore, type RunningCore } from '../../core/server.js';
-import { requestIdForKey } from '../../gateway/idempotency-key.js';
+import { keyedId } from '../helpers/idempotency.js';
 import { queueName, replyKey } from '../../lib/envelope.js';
 import { callScriptsByHash, loadQueueScripts } from '../../lib/queue-scripts.js';
 import { brokerConfigDoc, startTestBroker } from '../helpers/broker.js';
@@ -181,8 +181,8 @@ function forgedThroughBullmq(): { name: string; data: unknown; jobId?: string }[
     { name: 'gateway id with a colon', data: envelope({ gatewayId: `${GW}:reply` }) },
     // Keyed ids (from a client's Idempotency-Key) are version 8 UUIDs, and only they are.
     { name: 'idempotent flag on a random id', data: envelope({ idempotent: true }) },
-    { name: 'keyed id without the flag', data: envelope({ id: requestIdForKey('k1') }) },
-    { name: 'keyed id, flag false', data: envelope({ id: requestIdForKey('k2'), idempotent: false }) },
+    { name: 'keyed id without the flag', data: envelope({ id: keyedId('k1') }) },
+    { name: 'keyed id, flag false', data: envelope({ id: keyedId('k2'), idempotent: false }) },
     { name: 'idempotent not a boolean', data: envelope({ idempotent: 'yes' }) },
     // A well-formed request whose deadline has passed: the core must not run it late.
     { name: 'expired deadline', data: envelope({ deadline: Date.now() - 1000 }) },
@@ -478,7 +478,7 @@ describe('a compromised gateway', () => {
 
     // A keyed request of the other gateway's client (id from its Idempotency-Key).
     const keyed = envelope({
-      id: requestIdForKey('their-client-key'),
+      id: keyedId('their-client-key'),
       idempotent: true,
       gatewayId: OTHER,
       replyTo: 'victim',
