@@ -44,7 +44,10 @@ export function startBroker(
   });
   const workers = new Map<string, GatewayWorker>();
   for (const gw of config.gateways) {
-    workers.set(gw.id, new GatewayWorker({ config, gatewayId: gw.id, validator, core, replies, log }));
+    workers.set(
+      gw.id,
+      new GatewayWorker({ config, gatewayId: gw.id, routes, validator, core, replies, log }),
+    );
   }
   const tunnels = new TunnelManager(config, log, options.knocker);
   tunnels.start();
