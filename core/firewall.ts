@@ -12,8 +12,8 @@ export const HOST_TABLE = 'nonstop_host';
 export interface EgressRule {
   readonly protocol: 'tcp' | 'udp';
   readonly ports: readonly number[];
-  /** Destination addresses or prefixes; empty: any destination. */
-  readonly to: readonly string[];
+  /** Destination addresses or prefixes; absent: any destination (never an empty list). */
+  readonly to?: readonly string[];
 }
 
 export interface CoreFirewallOptions {
@@ -76,7 +76,9 @@ function egressRules(rules: readonly EgressRule[]): string[] {
     if (r.ports.length === 0) throw errors.CONFIG_INVALID(`egress[${i}].ports must list a port`);
     r.ports.forEach((p) => assertPort(p, `egress[${i}].ports`));
     const match = `${r.protocol} dport ${set([...new Set(r.ports)].sort((a, b) => a - b))}`;
-    if (r.to.length === 0) return [`${match} accept`];
+    if (r.to === undefined) return [`${match} accept`];
+    if (r.to.length === 0)
+      throw errors.CONFIG_INVALID(`egress[${i}].to: leave it out for any destination, never empty`);
     const to = byFamily(r.to, `egress[${i}].to`);
     return [
       ...(to.v4.length > 0 ? [`ip daddr ${set(to.v4)} ${match} accept`] : []),

@@ -89,7 +89,8 @@ export const nftablesInputSchema = {
         properties: {
           protocol: { enum: ['tcp', 'udp'] },
           ports: { type: 'array', minItems: 1, maxItems: 16, uniqueItems: true, items: portSchema },
-          to: { type: 'array', maxItems: 64, uniqueItems: true, items: addressSchema, default: [] },
+          /** Absent: any destination. */
+          to: { type: 'array', minItems: 1, maxItems: 64, uniqueItems: true, items: addressSchema },
         },
       },
       default: [],
