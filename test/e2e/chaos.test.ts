@@ -214,12 +214,12 @@ async function waitForEmptyQueues(tt: ThreeTier, timeoutMs: number): Promise<Rec
       for (const g of tt.gateways) {
         for (const state of ['wait', 'active', 'delayed', 'prioritized', 'paused']) {
           const key = `nonstop:gw-${g.id}:${state}`;
-          const type = (await redisCli(tt, b.id, ['TYPE', key])).trim();
+          const type = (await redisCli(tt, b.id, g.id, ['TYPE', key])).trim();
           const len =
             type === 'list'
-              ? await redisCli(tt, b.id, ['LLEN', key])
+              ? await redisCli(tt, b.id, g.id, ['LLEN', key])
               : type === 'zset'
-                ? await redisCli(tt, b.id, ['ZCARD', key])
+                ? await redisCli(tt, b.id, g.id, ['ZCARD', key])
                 : '0';
           counts[`${b.id}/${g.id}/${state}`] = Number(len.trim());
         }
@@ -230,10 +230,22 @@ async function waitForEmptyQueues(tt: ThreeTier, timeoutMs: number): Promise<Rec
   }
 }
 
-async function redisCli(tt: ThreeTier, brokerId: string, args: string[]): Promise<string> {
-  const b = tt.broker(brokerId);
-  const password = readFileSync(b.adminPasswordFile, 'utf8').trim();
-  return b.host.check('redis-cli', ['--no-auth-warning', '--user', b.adminUser, '--pass', password, ...args]);
+/** redis-cli as the admin user of one gateway's Redis on a broker. */
+async function redisCli(tt: ThreeTier, brokerId: string, gatewayId: string, args: string[]): Promise<string> {
+  const r = tt.redis(brokerId, gatewayId);
+  const password = readFileSync(r.adminPasswordFile, 'utf8').trim();
+  return tt
+    .broker(brokerId)
+    .host.check('redis-cli', [
+      '--no-auth-warning',
+      '-p',
+      String(r.port),
+      '--user',
+      r.adminUser,
+      '--pass',
+      password,
+      ...args,
+    ]);
 }
 
 async function countEffects(dataDir: string, pattern: string): Promise<Map<string, number>> {
