@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
 import { generatePki, type Pki } from '../lib/pki.js';
 import { freePort } from '../lib/free-port.js';
 
@@ -38,6 +39,8 @@ export async function buildLocalWorld(
   const dir = resolve(dirArg);
   mkdirSync(join(dir, 'logs'), { recursive: true });
   const pki = await generatePki({ dir: join(dir, 'pki'), brokers: ['broker1'], gateways: ['gw1'] });
+  const idempotencySecret = join(dir, 'pki', 'idempotency.secret');
+  writeIdempotencySecret(idempotencySecret, { keep: true });
   const [corePort, httpsPort, httpPort] = [await freePort(), await freePort(), await freePort()];
   const prefix = 'nonstop-local';
 
@@ -73,6 +76,7 @@ export async function buildLocalWorld(
       https: { host: '127.0.0.1', port: httpsPort, cert: pki.gateways.gw1!.cert, key: pki.gateways.gw1!.key },
       redis: { ...redis, prefix },
       ...(options.gatewayLimits === undefined ? {} : { limits: options.gatewayLimits }),
+      idempotency: { secretFile: idempotencySecret },
     },
   };
 

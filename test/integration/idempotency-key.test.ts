@@ -72,11 +72,14 @@ describe('Idempotency-Key', () => {
       application === undefined ? {} : { application },
     );
     t.after(() => core.close());
+    const replyTimeoutMs = 20_000;
+    // The broker bounds each job's deadline by what its gateway waits: tell it the same.
+    const gateways = ['gw1', 'gw2'].map((id) => ({ id, replyTimeoutMs }));
     startTestBroker(
       t,
-      brokerConfigDoc(pki(), { prefix: redis.prefix, corePort: core.address.port, gateways: ['gw1', 'gw2'] }),
+      brokerConfigDoc(pki(), { prefix: redis.prefix, corePort: core.address.port, extra: { gateways } }),
     );
-    const overrides = { replyTimeoutMs: 20_000 };
+    const overrides = { replyTimeoutMs };
     const gw1 = await startTestGateway(t, { prefix: redis.prefix, id: 'gw1', overrides });
     const gw2 = await startTestGateway(t, { prefix: redis.prefix, id: 'gw2', overrides });
     const gw1b = await startTestGateway(t, { prefix: redis.prefix, id: 'gw1', overrides });

@@ -25,6 +25,10 @@ test('example configs load, with defaults filled in and paths resolved', () => {
   assert.equal(gw.id, 'gw1');
   assert.equal(gw.limits.maxHeaders, 64);
   assert.equal(gw.routes, join(repoRoot, 'config/examples/routes.json'));
+  assert.equal(gw.idempotency.secretFile, join(repoRoot, 'config/examples/pki/idempotency.secret'));
+  assert.equal(gw.limits.ipv6PrefixLength, 64);
+  assert.equal(gw.https?.profile, 'intermediate');
+  assert.deepEqual(gw.https?.hsts, { maxAge: 31536000, includeSubDomains: false, preload: false });
   assert.ok(Object.isFrozen(gw.limits));
   const core = loadConfig('core', join(repoRoot, 'config/examples/core.json'));
   assert.equal(core.tls.brokerUnit, 'nonstop-broker');
