@@ -514,6 +514,11 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       redis: { host: '127.0.0.1', port: FIRST_REDIS_PORT, prefix: PREFIX, username: DEFAULT_WORKER_USER },
       gateways: gatewayIds.map((g) => ({
         id: g,
+        // What the broker bounds this gateway's envelopes by: the same values its config has.
+        ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
+        ...(options.gatewayLimits?.['maxBodyBytes'] === undefined
+          ? {}
+          : { maxBodyBytes: options.gatewayLimits['maxBodyBytes'] }),
         redis: {
           port: redisPorts[g],
           passwordFile: join(redisDir, g, `${DEFAULT_WORKER_USER}.password`),
