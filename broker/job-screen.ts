@@ -90,7 +90,7 @@ export function screenJob(id: string, flat: readonly Value[], limits: JobScreenL
     if (max === undefined) {
       problems.push(`field "${field}", which no gateway writes`);
     } else if (bytes > max) {
-      problems.push(`a ${field} of ${bytes} bytes (at most ${max})`);
+      problems.push(`${field} of ${bytes} bytes (at most ${max})`);
     } else {
       kept.set(field, text(value));
     }
