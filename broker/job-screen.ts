@@ -238,6 +238,9 @@ export class JobScreen {
         .unlink(`${this.base}:repeat:${screened.scheduler}`)
         .exec();
     }
+    // Each fetch decides afresh: a refusal left by a job that never reached the processor (one
+    // BullMQ failed itself) must not cling to a later job of the same id.
+    this.refusals.delete(id);
     if (screened.refusal !== undefined) {
       if (this.refusals.size >= MAX_REFUSALS) this.refusals.delete(this.refusals.keys().next().value!);
       this.refusals.set(id, screened.refusal);
