@@ -45,18 +45,21 @@ export interface JobScreenLimits {
   readonly maxDataBytes: number;
 }
 
+type Value = Buffer | string;
+
 export interface ScreenedJob {
   /** The hash BullMQ may read, as the flat field/value list its scripts return. */
   readonly fields: string[];
-  /** Acting fields the gateway wrote: to be deleted before any BullMQ script reads them. */
-  readonly strip: string[];
+  /**
+   * Fields to delete before any BullMQ script reads the hash: those it would act on, and those
+   * refused for their size or name (as they came: a long name is never decoded).
+   */
+  readonly strip: Value[];
   /** The scheduler an `rjk` names (when short enough to be a key), to be removed with it. */
   readonly scheduler?: string;
   /** Why the job is refused; absent for a job as a real gateway writes it. */
   readonly refusal?: string;
 }
-
-type Value = Buffer | string;
 
 const size = (v: Value) => (typeof v === 'string' ? Buffer.byteLength(v) : v.length);
 const text = (v: Value) => (typeof v === 'string' ? v : v.toString('utf8'));
@@ -67,38 +70,45 @@ const text = (v: Value) => (typeof v === 'string' ? v : v.toString('utf8'));
  */
 export function screenJob(id: string, flat: readonly Value[], limits: JobScreenLimits): ScreenedJob {
   const problems: string[] = [];
-  const strip: string[] = [];
+  const acting: string[] = [];
+  const strip: Value[] = [];
   let scheduler: string | undefined;
   const kept = new Map<string, string>();
   if (Buffer.byteLength(id) > MAX_ID_BYTES) problems.push(`a job id of ${Buffer.byteLength(id)} bytes`);
   if (flat.length / 2 > MAX_FIELDS) problems.push(`${flat.length / 2} fields`);
-  for (let i = 0; i + 1 < flat.length && problems.length === 0; i += 2) {
+  for (let i = 0; i + 1 < flat.length; i += 2) {
     const nameBytes = size(flat[i]!);
     if (nameBytes > MAX_FIELD_NAME_BYTES) {
       problems.push(`a field name of ${nameBytes} bytes`);
-      break;
+      strip.push(flat[i]!);
+      continue;
     }
     const field = text(flat[i]!);
     const value = flat[i + 1]!;
     const bytes = size(value);
     if ((ACTING_FIELDS as readonly string[]).includes(field)) {
-      strip.push(field);
+      acting.push(field);
       if (field === 'rjk' && bytes <= MAX_NAME_BYTES) scheduler = text(value);
       continue;
     }
     const max = boundOf(field, limits);
     if (max === undefined) {
       problems.push(`field "${field}", which no gateway writes`);
+      strip.push(field);
     } else if (bytes > max) {
-      problems.push(`a ${field} of ${bytes} bytes (at most ${max})`);
+      problems.push(`${field} of ${bytes} bytes (at most ${max})`);
+      strip.push(field);
     } else {
       kept.set(field, text(value));
     }
   }
-  if (strip.length > 0) problems.unshift(`forged job fields: ${strip.join(', ')}`);
+  if (acting.length > 0) problems.unshift(`forged job fields: ${acting.join(', ')}`);
   if (problems.length === 0) problems.push(...checkKept(id, kept));
+  // Should the job go round again (its lock lost while a huge value crossed), it comes back
+  // small: oversized and unknown fields go with the acting ones.
+  strip.unshift(...acting);
 
-  const refusal = problems.length === 0 ? undefined : problems.join('; ');
+  const refusal = problems.length === 0 ? undefined : summary(problems);
   const fields = [
     'name',
     kept.get('name') ?? '',
@@ -121,6 +131,12 @@ export function screenJob(id: string, flat: readonly Value[], limits: JobScreenL
     ...(scheduler === undefined ? {} : { scheduler }),
     ...(refusal === undefined ? {} : { refusal }),
   };
+}
+
+/** The first few problems: a job of a million unknown fields makes no million-part message. */
+function summary(problems: readonly string[]): string {
+  const shown = problems.slice(0, 3).join('; ');
+  return problems.length > 3 ? `${shown}; and ${problems.length - 3} more` : shown;
 }
 
 function boundOf(field: string, limits: JobScreenLimits): number | undefined {
@@ -175,6 +191,9 @@ function parses(json: string): boolean {
   }
 }
 
+/** Fields deleted by one HDEL. */
+const STRIP_BATCH = 512;
+
 /** The most refusals remembered between screening a job and the worker taking it. */
 const MAX_REFUSALS = 1024;
 
@@ -209,7 +228,9 @@ export class JobScreen {
     const id = text(reply[1] as Value);
     const screened = screenJob(id, hash, this.limits);
     const key = `${this.base}:${id}`;
-    if (screened.strip.length > 0) await this.redis.hdel(key, ...screened.strip);
+    for (let i = 0; i < screened.strip.length; i += STRIP_BATCH) {
+      await this.redis.hdel(key, ...screened.strip.slice(i, i + STRIP_BATCH));
+    }
     if (screened.scheduler !== undefined) {
       await this.redis
         .multi()
@@ -217,6 +238,9 @@ export class JobScreen {
         .unlink(`${this.base}:repeat:${screened.scheduler}`)
         .exec();
     }
+    // Each fetch decides afresh: a refusal left by a job that never reached the processor (one
+    // BullMQ failed itself) must not cling to a later job of the same id.
+    this.refusals.delete(id);
     if (screened.refusal !== undefined) {
       if (this.refusals.size >= MAX_REFUSALS) this.refusals.delete(this.refusals.keys().next().value!);
       this.refusals.set(id, screened.refusal);

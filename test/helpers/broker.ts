@@ -32,7 +32,9 @@ export function brokerConfigDoc(
     routes: exampleRoutesFile,
     logLevel: 'silent',
     redis: { host: REDIS_HOST, port: REDIS_PORT, prefix: options.prefix },
-    gateways: (options.gateways ?? ['gw1']).map((g) => ({ id: g })),
+    // Test gateways wait up to 20 s (replyTimeoutMs overrides); the broker is told the longest
+    // so that no test's real request is out of its bounds. Bound tests set their own.
+    gateways: (options.gateways ?? ['gw1']).map((g) => ({ id: g, replyTimeoutMs: 60_000 })),
     core: {
       url: `https://127.0.0.1:${options.corePort}`,
       ca: pki.ca.cert,

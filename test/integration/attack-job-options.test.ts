@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { before, describe, test, type TestContext } from 'node:test';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Queue } from 'bullmq';
 import { startBroker } from '../../broker/broker.js';
 import type { GatewayWorker } from '../../broker/gateway-worker.js';
@@ -332,12 +333,21 @@ describe('forged job options, oversized values and envelope fields', () => {
     for (const [what, over] of attacks) {
       const data = envelope();
       await push(sys.attacker, String(data.id), jobFields(data, over));
+      // How long this process (broker, gateway and core in one) stalls while the broker takes
+      // the job: a figure for the report, not a bound (the machine is shared).
+      const stall = monitorEventLoopDelay({ resolution: 10 });
+      stall.enable();
       await sys.taken(++taken, what);
+      stall.disable();
+      t.diagnostic(`${what}: event loop stalled at most ${Math.round(stall.max / 1e6)} ms while taken`);
       await sys.served(what);
       taken += 1;
     }
     await sys.taken(taken, 'every job');
-    assert.equal(sys.worker.counts.tampered, attacks.length);
+    // A job whose lock ran out while its 50 MB crossed is taken once more, small by then (the
+    // screen deleted what it refused), and refused again: at most twice each.
+    const { tampered } = sys.worker.counts;
+    assert.ok(tampered >= attacks.length && tampered <= 2 * attacks.length, `${tampered} refusals`);
     assert.equal(sys.executions(), attacks.length, 'the core ran only the real requests');
     const longest = Math.max(
       ...sys.log

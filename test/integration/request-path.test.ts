@@ -86,8 +86,10 @@ describe('request path', () => {
     assert.equal(res.status, 400);
     const body = (await json(res)) as { error: { code: string; details: { in: string; field: string }[] } };
     assert.equal(body.error.code, 'NONSTOP_ERR_VALIDATION_FAILED');
-    const fields = body.error.details.map((d) => `${d.in}:${d.field}`).sort();
-    assert.deepEqual(fields, ['body:colour', 'body:tags[0]', 'body:title']);
+    // Validation stops at the body's first error (a refusal costs no more than it says).
+    const fields = body.error.details.map((d) => `${d.in}:${d.field}`);
+    assert.equal(fields.length, 1, JSON.stringify(fields));
+    assert.ok(['body:colour', 'body:tags[0]', 'body:title'].includes(fields[0]!), fields[0]);
 
     const badParam = await fetch(`${w.url}/notes/not-a-uuid`);
     assert.equal(badParam.status, 400);
@@ -150,8 +152,9 @@ describe('request path', () => {
     }
     assert.deepEqual(counts, { wait: 0, active: 0, completed: 0, failed: 0 });
     const worker = broker.workers.get('gw1')!;
-    assert.equal(worker.counts.tampered, forged.length + 1);
-    assert.equal(worker.unreadableRemoved, 1);
+    // The job that is not JSON is refused by the broker's screen before BullMQ reads it.
+    assert.equal(worker.counts.tampered, forged.length + 2);
+    assert.equal(worker.unreadableRemoved, 0);
   });
 
   test('a job delivered twice has one effect; the second delivery gets the stored answer', async (t) => {

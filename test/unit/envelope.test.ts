@@ -47,8 +47,15 @@ test('parseEnvelope rejects tampered data', () => {
     { ...good, replyTo: '../other' },
     { ...good, headers: { 'X-Upper': 'a' } },
     { ...good, v: 2 },
+    { ...good, clientIp: 'not-an-ip' },
+    { ...good, clientIp: '198.18.0.7:443' },
+    { ...good, clientIp: 'unknown' },
+    { ...good, clientIp: '' },
   ]) {
     assert.equal(parseEnvelope(bad).ok, false, JSON.stringify(bad));
+  }
+  for (const clientIp of ['198.18.0.7', '2001:db8::7', '::1']) {
+    assert.equal(parseEnvelope({ ...good, clientIp }).ok, true, clientIp);
   }
 });
 
