@@ -321,7 +321,11 @@ export class ThreeTier {
 
   /** Takes a host's link to a segment down (a partition) or up again. */
   async setLink(host: Host, segment: 'public' | 'private', up: boolean): Promise<void> {
-    await host.check('ip', ['link', 'set', segment === 'public' ? 'pub0' : 'priv0', up ? 'up' : 'down']);
+    const dev = segment === 'public' ? 'pub0' : 'priv0';
+    // A partition, not a reconfiguration: the kernel flushes a link's IPv6 addresses when it goes
+    // down unless told to keep them, and a host would come back without its v6 address.
+    if (!up) await host.check('sysctl', ['-qw', `net.ipv6.conf.${dev}.keep_addr_on_down=1`]);
+    await host.check('ip', ['link', 'set', dev, up ? 'up' : 'down']);
   }
 
   /** A JSON-able description of the running world, for other tools to drive it. */

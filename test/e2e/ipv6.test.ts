@@ -196,4 +196,30 @@ describe('IPv6 end to end', { skip }, () => {
       assert.ok((tunnel?.forwarded ?? 0) > 0, `${g.id}: the v6 tunnel forwarded connections`);
     }
   });
+
+  test('after a partition the v6 broker keeps its address, knocks again and serves over IPv6', async () => {
+    const opens = (g: GatewayNode) =>
+      g.guard.jsonLines().filter((l) => l.outcome === 'opened' && l.src === v6Broker.host.ip6).length;
+    const before = tt.gateways.map(opens);
+    await tt.setLink(v6Broker.host, 'public', false);
+    // Longer than the broker's keepalives allow: its tunnels drop and must be rebuilt.
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    await tt.setLink(v6Broker.host, 'public', true);
+    const addresses = await v6Broker.host.check('ip', ['-6', '-o', 'addr', 'show', 'dev', 'pub0']);
+    assert.ok(
+      addresses.includes(`${v6Broker.host.ip6}/64`),
+      `${v6Broker.id} lost its v6 address:\n${addresses}`,
+    );
+    for (const g of tt.gateways) {
+      await eventually(
+        async () => (await tt.request(g.id, { path: '/notes?limit=1', family: 6 })).status === 200,
+        60_000,
+        500,
+      );
+    }
+    assert.ok(
+      tt.gateways.every((g, i) => opens(g) > before[i]!),
+      'it knocked every gateway again over IPv6',
+    );
+  });
 });
