@@ -298,7 +298,8 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         lap(`${pass} converge (ansible-playbook site.yml, 3 hosts)`);
       }
     },
-    { timeout: 900_000 },
+    // The bundle and two converges of three hosts: over 15 minutes on a busy 2-core machine.
+    { timeout: 1_800_000 },
   );
 
   after(async () => {
