@@ -156,7 +156,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         `@${varsFile}`,
         'site.yml',
       ],
-      { cwd: ANSIBLE_DIR, env, timeoutMs: 400_000 },
+      { cwd: ANSIBLE_DIR, env, timeoutMs: 900_000 }, // a converge took 400 s with three others running
     );
   };
 
