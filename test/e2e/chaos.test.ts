@@ -4,12 +4,13 @@
 // acknowledged without effect, took effect twice, or never got a definite answer fails the suite.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
 import { ThreeTier } from '../../world/three-tier.js';
 import { worldSkipReason, type HostProcess } from '../../world/world.js';
+import { adminCli, redisOf } from '../world/broker-probes.js';
 import type { ChaosResult } from '../world/chaos-client.js';
+import { sigkillRedis, startRedisAgain } from '../world/redis-faults.js';
 
 const skip = worldSkipReason();
 const CHAOS_CLIENT = 'dist/test/world/chaos-client.js';
@@ -90,7 +91,17 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
       await tt.setLink(victim.host, 'public', true);
     });
     await phase('core restart', () => tt.restartCore());
+    // A clean restart of the busiest broker's Redis: brokers keep nothing on disk, so its queue
+    // is gone too; every request it held is answered 503/504 or reset, and the client retries.
     await phase('Redis restart', async () => tt.restartRedis(await busiestBroker(tt)));
+    await phase('Redis SIGKILL', async () => {
+      // Every Redis of the busiest broker (each gateway's), killed at once with what it held.
+      const victim = await busiestBroker(tt);
+      const killed = await sigkillRedis(tt, victim);
+      t.diagnostic(`Redis SIGKILL: ${killed} Redis process(es) of ${victim}`);
+      await sleep(OUTAGE_MS);
+      await startRedisAgain(tt, victim);
+    });
     await phase('gateway restart', () => tt.restartGateway(gw2!.id));
     await phase('mixed', async () => {
       // Everything at once: no broker is reachable for a while, then all heal together.
@@ -214,12 +225,12 @@ async function waitForEmptyQueues(tt: ThreeTier, timeoutMs: number): Promise<Rec
       for (const g of tt.gateways) {
         for (const state of ['wait', 'active', 'delayed', 'prioritized', 'paused']) {
           const key = `nonstop:gw-${g.id}:${state}`;
-          const type = (await redisCli(tt, b.id, ['TYPE', key])).trim();
+          const type = (await redisCli(tt, b.id, g.id, ['TYPE', key])).trim();
           const len =
             type === 'list'
-              ? await redisCli(tt, b.id, ['LLEN', key])
+              ? await redisCli(tt, b.id, g.id, ['LLEN', key])
               : type === 'zset'
-                ? await redisCli(tt, b.id, ['ZCARD', key])
+                ? await redisCli(tt, b.id, g.id, ['ZCARD', key])
                 : '0';
           counts[`${b.id}/${g.id}/${state}`] = Number(len.trim());
         }
@@ -230,10 +241,10 @@ async function waitForEmptyQueues(tt: ThreeTier, timeoutMs: number): Promise<Rec
   }
 }
 
-async function redisCli(tt: ThreeTier, brokerId: string, args: string[]): Promise<string> {
+/** redis-cli as the admin of the Redis that holds `gatewayId`'s queue on `brokerId`. */
+function redisCli(tt: ThreeTier, brokerId: string, gatewayId: string, args: string[]): Promise<string> {
   const b = tt.broker(brokerId);
-  const password = readFileSync(b.adminPasswordFile, 'utf8').trim();
-  return b.host.check('redis-cli', ['--no-auth-warning', '--user', b.adminUser, '--pass', password, ...args]);
+  return adminCli(b, redisOf(b, gatewayId), args);
 }
 
 async function countEffects(dataDir: string, pattern: string): Promise<Map<string, number>> {
