@@ -119,7 +119,7 @@ try {
         gateway: gw.gateway.pid,
         sshd: gw.sshd.pid,
         broker: carrier.process.pid,
-        redis: carrier.redis.pid,
+        redis: carrier.redis[gw.id]!.process.pid,
         core: tt.core.process.pid,
         guard: gw.guard.pid,
       }),

@@ -1,11 +1,12 @@
-// Starts a broker: one worker per configured gateway queue, sharing the route validators,
-// the core client and the connection that delivers replies; and a tunnel to each gateway
-// that has an `ssh` section, through which that gateway reaches this side's Redis.
-import type { BrokerConfig } from '../config/schemas/broker.js';
+// Starts a broker: one worker per configured gateway queue, sharing the route validators and
+// the core client; each gateway's worker and reply connection go to that gateway's own Redis.
+// And a tunnel to each gateway that has an `ssh` section, through which that gateway reaches
+// its Redis on this broker.
+import { gatewayRedis, type BrokerConfig } from '../config/schemas/broker.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import type { Logger } from '../lib/log.js';
 import { loadQueueScripts } from '../lib/queue-scripts.js';
-import { createRedis } from '../lib/redis.js';
+import { createRedis, type Redis } from '../lib/redis.js';
 import { CoreClient } from './core-client.js';
 import { GatewayWorker } from './gateway-worker.js';
 import type { Knocker } from './knocker.js';
@@ -30,20 +31,28 @@ export function startBroker(
 ): Broker {
   const validator = new RequestValidator(config.routes, routes);
   const core = new CoreClient(config.core, log);
-  const replies = createRedis(config.redis, 'blocking', `nonstop-broker-${config.id}-replies`, log);
-  // Gateways call BullMQ's scripts by hash only; a Redis that restarted has forgotten them.
-  replies.on('ready', () => {
-    loadQueueScripts(replies).then(
-      (n) => log.debug({ scripts: n }, 'queue scripts loaded'),
-      (err: unknown) =>
-        log.error(
-          { err: err instanceof Error ? err.message : String(err) },
-          'loading the queue scripts failed',
-        ),
-    );
-  });
   const workers = new Map<string, GatewayWorker>();
+  const connections: Redis[] = [];
   for (const gw of config.gateways) {
+    const gwLog = log.child({ gatewayId: gw.id });
+    const replies = createRedis(
+      gatewayRedis(config, gw.id),
+      'blocking',
+      `nonstop-broker-${config.id}-${gw.id}-replies`,
+      gwLog,
+    );
+    // Gateways call BullMQ's scripts by hash only; a Redis that restarted has forgotten them.
+    replies.on('ready', () => {
+      loadQueueScripts(replies).then(
+        (n) => gwLog.debug({ scripts: n }, 'queue scripts loaded'),
+        (err: unknown) =>
+          gwLog.error(
+            { err: err instanceof Error ? err.message : String(err) },
+            'loading the queue scripts failed',
+          ),
+      );
+    });
+    connections.push(replies);
     workers.set(gw.id, new GatewayWorker({ config, gatewayId: gw.id, validator, core, replies, log }));
   }
   const tunnels = new TunnelManager(config, log, options.knocker);
@@ -62,7 +71,7 @@ export function startBroker(
       }
       await tunnels.close();
       core.close();
-      replies.disconnect();
+      for (const c of connections) c.disconnect();
     },
   };
 }

@@ -2,7 +2,7 @@
 // reply goes onto the waiting gateway process's reply list. A job that is not a valid
 // envelope for this gateway is logged and dropped; the worker keeps running.
 import { Worker, type Job } from 'bullmq';
-import type { BrokerConfig } from '../config/schemas/broker.js';
+import { gatewayRedis, type BrokerConfig } from '../config/schemas/broker.js';
 import {
   idMatchesKind,
   parseEnvelope,
@@ -26,6 +26,7 @@ export interface GatewayWorkerDeps {
   readonly gatewayId: string;
   readonly validator: RequestValidator;
   readonly core: CoreClient;
+  /** The reply connection, to this gateway's own Redis. */
   readonly replies: Redis;
   readonly log: Logger;
 }
@@ -48,7 +49,7 @@ export class GatewayWorker {
     const { config, gatewayId } = deps;
     this.log = deps.log.child({ gatewayId });
     this.connection = createRedis(
-      config.redis,
+      gatewayRedis(config, gatewayId),
       'blocking',
       `nonstop-broker-${config.id}-${gatewayId}`,
       this.log,

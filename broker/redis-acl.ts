@@ -1,6 +1,7 @@
 // Redis ACL users for the broker side's Redis, rendered in `aclfile` format: one user per
 // gateway confined to its own queue's keys, one worker user for brokers, an admin user, and
-// the default user switched off. Passwords are random, kept in 0600 files, and only their
+// the default user switched off. Each gateway's own Redis (broker/redis-config.ts) gets an ACL
+// of one gateway, so its worker and admin passwords open that gateway's Redis only. Passwords are random, kept in 0600 files, and only their
 // SHA-256 appears in the ACL file.
 //
 // The command lists were derived from MONITOR and ACL LOG against a real redis-server while
@@ -16,10 +17,11 @@ import { queueName } from '../lib/envelope.js';
 /**
  * What the gateway's connections send themselves: the connection handshake, Queue.add's
  * script by hash only (EVALSHA; no EVAL, so no Lua of its own: lib/queue-scripts.ts), the
- * queue's meta hash (HSET at Queue start) and the reply list read (BLMPOP). The gateway connects without INFO (no ready
- * check, no BullMQ version check): INFO would tell it about every other gateway's traffic.
+ * queue's meta hash (HSET at Queue start), the reply list read (BLMPOP) and the idle heartbeat
+ * (PING, lib/redis.ts). The gateway connects without INFO (no ready check, no BullMQ version
+ * check): INFO would tell it about every other gateway's traffic.
  */
-export const GATEWAY_CLIENT_COMMANDS = ['hello', 'client|setname', 'evalsha', 'hset', 'blmpop'];
+export const GATEWAY_CLIENT_COMMANDS = ['hello', 'client|setname', 'evalsha', 'hset', 'blmpop', 'ping'];
 
 /** What BullMQ's addStandardJob script calls (every branch, not just those a test takes). */
 export const GATEWAY_SCRIPT_COMMANDS = [
@@ -52,10 +54,12 @@ export const GATEWAY_SCRIPT_COMMANDS = [
 /**
  * What a broker's connections send themselves: the handshake and BullMQ's version check
  * (INFO), the worker's blocking marker read (BZPOPMIN), its scripts, loading every BullMQ
- * script for the gateways (SCRIPT LOAD), and the reply delivery (MULTI LPUSH PEXPIRE EXEC).
+ * script for the gateways (SCRIPT LOAD), the reply delivery (MULTI LPUSH PEXPIRE EXEC) and the
+ * idle heartbeat (PING).
  */
 export const WORKER_CLIENT_COMMANDS = [
   'hello',
+  'ping',
   'client|setname',
   'info',
   'evalsha',
@@ -134,6 +138,27 @@ export const WORKER_SCRIPT_COMMANDS = [
   'zscore',
 ];
 
+/**
+ * What the admin user may not do: anything that writes to disk (brokers store nothing), turns
+ * this Redis into a replica (which writes the master's data to disk) or changes its config.
+ */
+export const ADMIN_DENIED_COMMANDS = [
+  'acl|save',
+  'bgrewriteaof',
+  'bgsave',
+  'config|rewrite',
+  'config|set',
+  'debug',
+  'failover',
+  'module',
+  'psync',
+  'replicaof',
+  'save',
+  'shutdown',
+  'slaveof',
+  'sync',
+];
+
 export const ADMIN_USER = 'nonstop-admin';
 export const DEFAULT_WORKER_USER = 'nonstop-broker';
 
@@ -190,7 +215,7 @@ export function aclUsers(plan: AclPlan, passwordFor: (user: string) => string): 
   users.push({
     name: ADMIN_USER,
     password: passwordFor(ADMIN_USER),
-    rules: 'allkeys allchannels +@all',
+    rules: `allkeys allchannels +@all ${ADMIN_DENIED_COMMANDS.map((c) => `-${c}`).join(' ')}`,
   });
   return users;
 }
@@ -215,7 +240,7 @@ export function newPassword(): string {
 export interface WrittenAcl {
   readonly aclFile: string;
   readonly passwordFiles: Readonly<Record<string, string>>;
-  /** Files created this time (password files already there are kept). */
+  /** Files created or changed this time (password files already there are kept). */
   readonly written: readonly string[];
 }
 
@@ -237,7 +262,13 @@ export function writeAcl(dir: string, plan: AclPlan): WrittenAcl {
     return password;
   });
   const aclFile = join(dir, 'users.acl');
-  writeFileSync(aclFile, renderAclFile(users), { mode: 0o600 });
-  written.push(aclFile);
+  if (writeIfChanged(aclFile, renderAclFile(users))) written.push(aclFile);
   return { aclFile, passwordFiles, written };
+}
+
+/** Writes `text` (a new file: mode 0600) unless the file already holds it; true if it wrote. */
+export function writeIfChanged(file: string, text: string): boolean {
+  if (existsSync(file) && readFileSync(file, 'utf8') === text) return false;
+  writeFileSync(file, text, { mode: 0o600 });
+  return true;
 }

@@ -1,5 +1,6 @@
-// All of a broker's tunnels: one per gateway that has an `ssh` section, each run on its own.
-import type { BrokerConfig } from '../config/schemas/broker.js';
+// All of a broker's tunnels: one per gateway that has an `ssh` section, each run on its own,
+// each leading to that gateway's own Redis.
+import { gatewayRedis, type BrokerConfig } from '../config/schemas/broker.js';
 import type { Logger } from '../lib/log.js';
 import { knockerFor, type Knocker } from './knocker.js';
 import { GatewayTunnel, type TunnelStatus } from './tunnel.js';
@@ -10,9 +11,10 @@ export class TunnelManager {
   /** `knocker` replaces every gateway's configured knock (tests). */
   constructor(config: BrokerConfig, log: Logger, knocker?: Knocker) {
     const tunnels = new Map<string, GatewayTunnel>();
-    const target = { host: config.redis.host, port: config.redis.port };
     for (const gw of config.gateways) {
       if (gw.ssh === undefined) continue;
+      const { host, port } = gatewayRedis(config, gw.id);
+      const target = { host, port };
       const knock = knocker ?? knockerFor(gw.id, gw.ssh.knock);
       tunnels.set(gw.id, new GatewayTunnel(gw.id, gw.ssh, target, config.tunnels, knock, log));
     }

@@ -1,36 +1,46 @@
-// `nonstop redis-acl --config BROKER.json --out DIR`: the broker side's Redis users.
-import { writeAcl } from '../broker/redis-acl.js';
+// `nonstop redis-acl --config BROKER.json --out DIR`: every gateway's own Redis on this broker,
+// its redis.conf and its ACL users (broker/redis-config.ts; the world renders the same way).
+import { redisInstance, renderBrokerRedis } from '../broker/redis-config.js';
 import { loadConfig } from '../config/load.js';
 import { parseCommandArgs, UsageError, type Command } from './command.js';
 
 export const redisAclCommand: Command = {
   name: 'redis-acl',
-  summary: "render the broker side's Redis ACL file: one confined user per gateway, a worker user",
-  help: `Usage: nonstop redis-acl --config FILE --out DIR [--gateways IDS]
+  summary: "render each gateway's own Redis on this broker: redis.conf, ACL users, passwords",
+  help: `Usage: nonstop redis-acl --config FILE --out DIR [--install-dir DIR] [--systemd]
 
-Writes DIR/users.acl (Redis "aclfile" format; point redis.conf's aclfile at it) and a
-password file per user, DIR/<user>.password, mode 0600:
+For each gateway of the broker config, one Redis server of its own. Writes into DIR/<gateway>/:
 
-  nonstop-gw-<id>   one per gateway: only its own queue's keys (<prefix>:gw-<id>:*) and
-                    the commands BullMQ's Queue.add and the reply read need; no Pub/Sub
-  <worker user>     the brokers: every listed gateway's keys, the commands BullMQ's
-                    Worker needs (redis.username of the broker config, else nonstop-broker)
-  nonstop-admin     administration (all commands, all keys)
-  default           switched off
+  redis.conf        start it with: redis-server DIR/<gateway>/redis.conf. Loopback only, on the
+                    port of gateways[].redis.port (else redis.port); its own maxmemory
+                    (noeviction), maxclients, client buffer limits, idle timeout and
+                    proto-max-bulk-len (the config's redisServer section); no RDB, no AOF.
+  users.acl         its ACL (Redis "aclfile" format; only SHA-256 of the passwords):
+    nonstop-gw-<id>   that gateway: only its own queue's keys (<prefix>:gw-<id>:*) and the
+                      commands BullMQ's Queue.add and the reply read need; no Pub/Sub
+    <worker user>     this broker's worker for that gateway (gateways[].redis.username, else
+                      redis.username, else nonstop-broker)
+    nonstop-admin     administration (all keys; nothing that writes to disk or changes config)
+    default           switched off
+  <user>.password   each user's password, mode 0600
 
-Existing password files are kept, so running it again after adding a gateway changes no
-one else's password. Then: redis-cli ACL LOAD (as nonstop-admin), or restart Redis.
+Every password is that Redis's own, so it opens no other gateway's Redis. Existing password
+files are kept (put a gateway's password there first to choose it); files that would not
+change are not rewritten, and each file written is printed.
 
 Options:
-  -c, --config FILE   broker config file: its redis.prefix, redis.username and gateways
-  --out DIR           folder to write into (created mode 0700 if missing)
-  --gateways IDS      comma-separated gateway ids to add to the config's
-  -h, --help          show this help`,
+  -c, --config FILE    broker config file: redis, redisServer and gateways
+  --out DIR            folder to write into (created mode 0700 if missing)
+  --install-dir DIR    where the files will be on the host, when not DIR (paths in redis.conf)
+  --systemd            for Debian's redis-server@.service, instance nonstop-<gateway>
+                       (/etc/redis/redis-nonstop-<gateway>.conf: this redis.conf)
+  -h, --help           show this help`,
   run(argv) {
     const { values } = parseCommandArgs(argv, {
       config: { type: 'string', short: 'c' },
       out: { type: 'string' },
-      gateways: { type: 'string' },
+      'install-dir': { type: 'string' },
+      systemd: { type: 'boolean' },
     });
     if (values.help) {
       console.log(this.help);
@@ -39,21 +49,16 @@ Options:
     if (values.config === undefined) throw new UsageError('redis-acl needs --config FILE');
     if (values.out === undefined) throw new UsageError('redis-acl needs --out DIR');
     const config = loadConfig('broker', values.config);
-    const extra = (values.gateways ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s !== '');
-    for (const id of extra) {
-      if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(id))
-        throw new UsageError(`--gateways: "${id}" is not a gateway id`);
-    }
-    const gatewayIds = [...new Set([...config.gateways.map((g) => g.id), ...extra])];
-    const result = writeAcl(values.out, {
-      prefix: config.redis.prefix,
-      gatewayIds,
-      ...(config.redis.username === undefined ? {} : { workerUser: config.redis.username }),
+    const installDir = values['install-dir'];
+    const servers = renderBrokerRedis(config, values.out, {
+      ...(installDir === undefined ? {} : { installDir }),
+      systemd: values.systemd === true,
     });
-    for (const file of result.written) console.log(`wrote ${file}`);
+    for (const s of servers) {
+      for (const file of s.written) console.log(`wrote ${file}`);
+      if (values.systemd === true)
+        console.log(`gateway ${s.gatewayId}: redis-server@${redisInstance(s.gatewayId)} on port ${s.port}`);
+    }
     return Promise.resolve(0);
   },
 };

@@ -36,6 +36,13 @@ export interface RedisExtras {
   readonly readyCheck?: boolean;
 }
 
+/**
+ * How often every connection sends PING. A gateway's Redis closes clients idle longer than its
+ * `timeout` (broker/redis-config.ts); a queue connection with no traffic must not be one of them,
+ * or the next request could meet it reconnecting.
+ */
+export const REDIS_HEARTBEAT_MS = 60_000;
+
 /** The longest wait between two reconnect attempts. */
 export const RECONNECT_MAX_DELAY_MS = 250;
 
@@ -77,6 +84,11 @@ export function createRedis(
       : { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null };
   const redis = new Redis(options);
   let up = false;
+  const heartbeat = setInterval(() => {
+    if (redis.status === 'ready') redis.ping().catch(() => {});
+  }, REDIS_HEARTBEAT_MS);
+  heartbeat.unref();
+  redis.once('end', () => clearInterval(heartbeat));
   redis.on('ready', () => {
     up = true;
     log.info({ connection: name }, 'redis connected');

@@ -1,13 +1,16 @@
 // The whole system in network namespaces: an internet host, gateways (nftables guard with
-// rotating knocks, real sshd, `nonstop gateway` on 80/443), brokers (their own Redis with the
-// rendered ACL, SSH tunnels out to every gateway, listening on nothing) and a core (embedded
+// rotating knocks, real sshd, `nonstop gateway` on 80/443), brokers (one Redis per gateway,
+// started from the redis.conf and ACL `nonstop redis-acl` renders, storing nothing; SSH tunnels
+// out to every gateway, listening on nothing) and a core (embedded
 // database) on a private segment. `nonstop demo`, the chaos and attack suites and the benchmarks
 // all drive this one world. Every process runs by pid inside the world; `close()` leaves nothing.
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, writeAcl } from '../broker/redis-acl.js';
+import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, newPassword } from '../broker/redis-acl.js';
+import { renderBrokerRedis, type WrittenRedisServer } from '../broker/redis-config.js';
+import { validateConfig } from '../config/load.js';
 import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
 import { newKnockSecret } from '../knock/rotating.js';
 import { generatePki } from '../lib/pki.js';
@@ -22,6 +25,8 @@ const PREFIX = 'nonstop';
 const CORE_PORT = 8443;
 const STATUS_PORT = 9100;
 const FIRST_TUNNEL_PORT = 16001;
+/** Gateway i's Redis on every broker listens on FIRST_REDIS_PORT + i (loopback). */
+const FIRST_REDIS_PORT = 6401;
 const ROTATION = { portMin: 20000, portMax: 29999, length: 4, stepSeconds: 30 } as const;
 export const ADMIN_CLIENT = 'admin';
 
@@ -65,21 +70,31 @@ export interface GatewayNode {
   gateway: HostProcess;
 }
 
+/** One gateway's own Redis on one broker (loopback only, nothing on disk). */
+export interface RedisNode {
+  readonly gatewayId: string;
+  readonly port: number;
+  /** The redis.conf it was started from (`redis-server <configFile>`). */
+  readonly configFile: string;
+  readonly aclFile: string;
+  /** Its ACL's admin user (all keys; nothing that writes to disk), for operators and ledgers. */
+  readonly adminUser: string;
+  readonly adminPasswordFile: string;
+  /** The broker's worker user in this Redis (its password opens this Redis only). */
+  readonly workerUser: string;
+  readonly workerPasswordFile: string;
+  process: HostProcess;
+}
+
 export interface BrokerNode {
   readonly id: string;
   readonly host: Host;
   readonly dir: string;
-  readonly redisPort: number;
   readonly statusPort: number;
   readonly configFile: string;
-  readonly aclFile: string;
-  readonly workerUser: string;
-  readonly workerPasswordFile: string;
-  /** The Redis ACL's admin user (all keys, all commands), for operators and ledgers. */
-  readonly adminUser: string;
-  readonly adminPasswordFile: string;
+  /** Each gateway's own Redis on this broker, by gateway id. */
+  readonly redis: Readonly<Record<string, RedisNode>>;
   readonly sshKey: SshKey;
-  redis: HostProcess;
   process: HostProcess;
 }
 
@@ -258,11 +273,39 @@ export class ThreeTier {
     this.core.process = await startCore(this.core.host, this.core.configFile);
   }
 
-  /** A clean Redis restart: its append-only file keeps the queue. */
-  async restartRedis(brokerId: string): Promise<void> {
+  redis(brokerId: string, gatewayId: string): RedisNode {
+    const r = this.broker(brokerId).redis[gatewayId];
+    if (r === undefined) throw new Error(`broker ${brokerId} has no Redis for gateway ${gatewayId}`);
+    return r;
+  }
+
+  /** SIGKILL of one gateway's Redis on a broker: what it held (nothing on disk) is gone. */
+  async killRedis(brokerId: string, gatewayId: string): Promise<void> {
+    const r = this.redis(brokerId, gatewayId);
+    r.process.child.kill('SIGKILL');
+    await r.process.exited;
+  }
+
+  /** Starts one gateway's Redis on a broker again, empty, from its rendered redis.conf. */
+  async startRedis(brokerId: string, gatewayId: string): Promise<void> {
+    const r = this.redis(brokerId, gatewayId);
+    r.process = await startRedis(this.broker(brokerId).host, r);
+  }
+
+  /**
+   * A clean restart of one gateway's Redis on a broker, or of all of that broker's. Redis keeps
+   * nothing: the jobs it held are lost, and the clients' retries (Idempotency-Key) recover them.
+   */
+  async restartRedis(brokerId: string, gatewayId?: string): Promise<void> {
     const b = this.broker(brokerId);
-    await b.redis.stop(10_000);
-    b.redis = await startRedis(b.host, b.dir, b.aclFile);
+    const ids = gatewayId === undefined ? Object.keys(b.redis) : [gatewayId];
+    await Promise.all(
+      ids.map(async (id) => {
+        const r = this.redis(brokerId, id);
+        await r.process.stop(10_000);
+        r.process = await startRedis(b.host, r);
+      }),
+    );
   }
 
   /** Takes a host's link to a segment down (a partition) or up again. */
@@ -300,7 +343,13 @@ export class ThreeTier {
         ),
         ...this.brokers.map((b) =>
           host(b.host, 'broker', [
-            { name: 'redis', bind: '127.0.0.1', port: b.redisPort, public: false },
+            ...Object.values(b.redis).map((r) => ({
+              name: `redis-${r.gatewayId}`,
+              bind: '127.0.0.1',
+              port: r.port,
+              public: false,
+              note: `${r.gatewayId}'s own Redis (${r.configFile})`,
+            })),
             { name: 'status', bind: '127.0.0.1', port: b.statusPort, public: false },
           ]),
         ),
@@ -364,7 +413,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   const coreHost = await world.addHost('core', { private: 1 });
   const coreIp = coreHost.addresses.private.v4[0]!;
 
-  progress('generating certificates, SSH keys, knock secrets and the Redis ACL');
+  progress("generating certificates, SSH keys, knock secrets, and each gateway's Redis on each broker");
   const dir = world.dir;
   const pki = await generatePki({
     dir: join(dir, 'pki'),
@@ -373,7 +422,6 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     coreNames: ['core', coreIp],
     gatewayNames: [...gatewayHosts.values()].map((h) => h.ip4),
   });
-  const acl = writeAcl(join(dir, 'acl'), { prefix: PREFIX, gatewayIds });
   const brokerKeys = new Map<string, SshKey>();
   for (const b of brokerIds) brokerKeys.set(b, await sshKeygen(dir, `broker-${b}`));
   // A knock secret per (client, gateway): one leaked secret opens one gateway to one client.
@@ -422,13 +470,75 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   });
   const coreStarting = startCore(coreHost, coreConfig);
 
+  const hostKeys = new Map<string, SshKey>();
+  for (const id of gatewayIds) {
+    mkdirSync(join(dir, id), { recursive: true });
+    hostKeys.set(id, await sshKeygen(join(dir, id), 'ssh_host_ed25519_key'));
+  }
+  // Each broker's config, and from it (as Ansible does, with `nonstop redis-acl`) each gateway's
+  // Redis on that broker. A gateway has one Redis password, the same on every broker (put there
+  // first, as the vault's is); the worker and admin passwords are each Redis's own.
+  const redisPorts = Object.fromEntries(gatewayIds.map((g, i) => [g, FIRST_REDIS_PORT + i]));
+  const gatewayPasswords = new Map<string, string>();
+  for (const g of gatewayIds) {
+    const file = join(dir, g, 'redis-password');
+    writeFileSync(file, `${newPassword()}\n`, { mode: 0o600 });
+    gatewayPasswords.set(g, file);
+  }
+  const brokerConfigs = new Map<string, { file: string; servers: WrittenRedisServer[] }>();
+  for (const id of brokerIds) {
+    const bdir = join(dir, id);
+    const redisDir = join(bdir, 'redis');
+    mkdirSync(redisDir, { recursive: true, mode: 0o700 });
+    const doc = {
+      kind: 'broker',
+      id,
+      routes,
+      redis: { host: '127.0.0.1', port: FIRST_REDIS_PORT, prefix: PREFIX, username: DEFAULT_WORKER_USER },
+      gateways: gatewayIds.map((g) => ({
+        id: g,
+        redis: {
+          port: redisPorts[g],
+          passwordFile: join(redisDir, g, `${DEFAULT_WORKER_USER}.password`),
+        },
+        ssh: {
+          host: gatewayHosts.get(g)!.ip4,
+          port: 22,
+          user: 'root',
+          hostKeyFingerprint: hostKeys.get(g)!.fingerprint,
+          privateKey: brokerKeys.get(id)!.privateKeyFile,
+          remotePort: remotePorts[id],
+          knock: { rotating: { ...ROTATION, client: id, secretFile: secrets.get(`${id}/${g}`)!.file } },
+        },
+      })),
+      tunnels: { backoffInitialMs: 100, backoffMaxMs: 1000, keepaliveIntervalMs: 1000 },
+      status: { port: STATUS_PORT },
+      core: {
+        url: `https://${coreIp}:${CORE_PORT}`,
+        ca: pki.ca.cert,
+        cert: pki.brokers[id]!.cert,
+        key: pki.brokers[id]!.key,
+        serverName: 'core',
+      },
+    };
+    const file = join(bdir, 'broker.json');
+    writeJson(file, doc);
+    for (const g of gatewayIds) {
+      mkdirSync(join(redisDir, g), { recursive: true, mode: 0o700 });
+      copyFileSync(gatewayPasswords.get(g)!, join(redisDir, g, `${gatewayUser(g)}.password`));
+    }
+    brokerConfigs.set(id, {
+      file,
+      servers: renderBrokerRedis(validateConfig('broker', file, doc), redisDir),
+    });
+  }
+
   const gateways: GatewayNode[] = [];
   for (const id of gatewayIds) {
     const host = gatewayHosts.get(id)!;
     progress(`${id}: sshd and the knock guard on ${host.ip4}:22, the gateway on :80 and :443`);
     const gdir = join(dir, id);
-    mkdirSync(gdir, { recursive: true });
-    const hostKey = await sshKeygen(gdir, 'ssh_host_ed25519_key');
+    const hostKey = hostKeys.get(id)!;
     const tunnelBrokers = brokerIds.map((b) => ({
       id: b,
       publicKey: brokerKeys.get(b)!.publicKey,
@@ -480,7 +590,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       redis: {
         prefix: PREFIX,
         username: redisUser,
-        passwordFile: acl.passwordFiles[redisUser],
+        passwordFile: gatewayPasswords.get(id),
         endpoints: brokerIds.map((b) => ({ host: '127.0.0.1', port: remotePorts[b] })),
       },
       limits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000, ...options.gatewayLimits },
@@ -497,7 +607,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       sshPort: 22,
       hostKey,
       redisUser,
-      redisPasswordFile: acl.passwordFiles[redisUser]!,
+      redisPasswordFile: gatewayPasswords.get(id)!,
       remotePorts,
       configFile,
       sshdConfig,
@@ -512,59 +622,33 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   const brokers: BrokerNode[] = [];
   for (const id of brokerIds) {
     const host = brokerHosts.get(id)!;
-    progress(`${id}: Redis on its loopback, then the broker (knocks, tunnels out, listens on nothing)`);
-    const bdir = join(dir, id);
-    mkdirSync(bdir, { recursive: true });
-    const redis = await startRedis(host, bdir, acl.aclFile);
-    const configFile = join(bdir, 'broker.json');
-    writeJson(configFile, {
-      kind: 'broker',
-      id,
-      routes,
-      redis: {
-        host: '127.0.0.1',
-        port: 6379,
-        prefix: PREFIX,
-        username: DEFAULT_WORKER_USER,
-        passwordFile: acl.passwordFiles[DEFAULT_WORKER_USER],
-      },
-      gateways: gateways.map((g) => ({
-        id: g.id,
-        ssh: {
-          host: g.ip,
-          port: g.sshPort,
-          user: 'root',
-          hostKeyFingerprint: g.hostKey.fingerprint,
-          privateKey: brokerKeys.get(id)!.privateKeyFile,
-          remotePort: remotePorts[id],
-          knock: { rotating: { ...ROTATION, client: id, secretFile: secrets.get(`${id}/${g.id}`)!.file } },
-        },
-      })),
-      tunnels: { backoffInitialMs: 100, backoffMaxMs: 1000, keepaliveIntervalMs: 1000 },
-      status: { port: STATUS_PORT },
-      core: {
-        url: `https://${coreIp}:${CORE_PORT}`,
-        ca: pki.ca.cert,
-        cert: pki.brokers[id]!.cert,
-        key: pki.brokers[id]!.key,
-        serverName: 'core',
-      },
-    });
+    progress(
+      `${id}: a Redis per gateway on its loopback, then the broker (knocks, tunnels out, listens on nothing)`,
+    );
+    const { file: configFile, servers } = brokerConfigs.get(id)!;
+    const redis: Record<string, RedisNode> = {};
+    for (const r of servers) {
+      redis[r.gatewayId] = {
+        gatewayId: r.gatewayId,
+        port: r.port,
+        configFile: r.configFile,
+        aclFile: r.aclFile,
+        adminUser: ADMIN_USER,
+        adminPasswordFile: r.passwordFiles[ADMIN_USER]!,
+        workerUser: DEFAULT_WORKER_USER,
+        workerPasswordFile: r.passwordFiles[DEFAULT_WORKER_USER]!,
+        process: await startRedis(host, r),
+      };
+    }
     const broker = host.node(CLI, ['broker', '--config', configFile]);
     brokers.push({
       id,
       host,
-      dir: bdir,
-      redisPort: 6379,
+      dir: join(dir, id),
       statusPort: STATUS_PORT,
       configFile,
-      aclFile: acl.aclFile,
-      workerUser: DEFAULT_WORKER_USER,
-      workerPasswordFile: acl.passwordFiles[DEFAULT_WORKER_USER]!,
-      adminUser: ADMIN_USER,
-      adminPasswordFile: acl.passwordFiles[ADMIN_USER]!,
-      sshKey: brokerKeys.get(id)!,
       redis,
+      sshKey: brokerKeys.get(id)!,
       process: broker,
     });
   }
@@ -650,29 +734,12 @@ async function startCore(host: Host, config: string): Promise<HostProcess> {
   return core;
 }
 
-async function startRedis(host: Host, dir: string, aclFile: string): Promise<HostProcess> {
-  // Append-only with fsync every second: a clean restart keeps every queued job. A memory cap
-  // that refuses writes (BullMQ must never lose keys to eviction) bounds what a gateway can fill.
-  const redis = host.spawn('redis-server', [
-    '--maxmemory',
-    '256mb',
-    '--maxmemory-policy',
-    'noeviction',
-    '--port',
-    '6379',
-    '--bind',
-    '127.0.0.1',
-    '--save',
-    '',
-    '--appendonly',
-    'yes',
-    '--appendfsync',
-    'everysec',
-    '--dir',
-    dir,
-    '--aclfile',
-    aclFile,
-  ]);
-  await waitForPort(host, 6379, redis, 'redis-server');
-  return redis;
+/** `redis-server <its rendered redis.conf>`: nothing on its command line but the file. */
+async function startRedis(
+  host: Host,
+  redis: Pick<RedisNode, 'gatewayId' | 'port' | 'configFile'>,
+): Promise<HostProcess> {
+  const process = host.spawn('redis-server', [redis.configFile]);
+  await waitForPort(host, redis.port, process, `redis-server of ${redis.gatewayId}`);
+  return process;
 }

@@ -3,6 +3,44 @@ import { rotationSchema, staticSequenceSchema, type RotationParams } from './kno
 import { ID_PATTERN, logSchema, pathSchema, redisSchema } from './common.js';
 import type { RedisConfig } from './gateway.js';
 
+/**
+ * A gateway's own Redis on this broker (its queue, its limits): where the broker's worker for
+ * that gateway connects and where that gateway's tunnel leads. Each field left out is taken
+ * from the top-level `redis` (so one local Redis still serves every gateway in a test).
+ */
+const gatewayRedisSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    host: { type: 'string', minLength: 1, maxLength: 253 },
+    port: { type: 'integer', minimum: 1, maximum: 65535 },
+    username: { type: 'string', minLength: 1, maxLength: 128 },
+    passwordFile: pathSchema,
+  },
+} as const;
+
+/**
+ * The bounds of every gateway's Redis server, as `nonstop redis-acl` renders its redis.conf.
+ * One gateway's worst behaviour hits these limits of its own Redis only.
+ */
+const redisServerSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    // Data and client buffers; past it writes are refused (noeviction: BullMQ keeps every key).
+    maxMemoryMb: { type: 'integer', minimum: 8, maximum: 65536, default: 256 },
+    // That gateway's processes (2 connections each: queue, replies) + the broker's 3 + admin.
+    maxClients: { type: 'integer', minimum: 8, maximum: 10000, default: 32 },
+    // The largest job (a serialized envelope) Redis accepts: proto-max-bulk-len. The query and
+    // output buffer limits follow from it. Keep it above the gateway's limits.maxBodyBytes plus
+    // the envelope (headers, path, query: well under 1 MiB).
+    maxJobBytes: { type: 'integer', minimum: 1048576, maximum: 536870912, default: 4194304 },
+    // Idle clients are closed after this; every connection of ours sends PING each minute.
+    idleTimeoutSeconds: { type: 'integer', minimum: 120, maximum: 86400, default: 300 },
+  },
+  default: {},
+} as const;
+
 export const brokerSchema = {
   $id: 'nonstop/broker',
   type: 'object',
@@ -14,6 +52,7 @@ export const brokerSchema = {
     routes: pathSchema,
     logLevel: logSchema,
     redis: redisSchema,
+    redisServer: redisServerSchema,
     gateways: {
       type: 'array',
       minItems: 1,
@@ -24,6 +63,7 @@ export const brokerSchema = {
         required: ['id'],
         properties: {
           id: { type: 'string', pattern: ID_PATTERN },
+          redis: gatewayRedisSchema,
           // No ssh section: this gateway reaches the broker's Redis directly, as on one machine.
           ssh: {
             type: 'object',
@@ -125,6 +165,7 @@ export interface BrokerConfig {
   readonly routes: string;
   readonly logLevel: string;
   readonly redis: RedisConfig;
+  readonly redisServer: RedisServerLimits;
   readonly gateways: readonly GatewayLink[];
   readonly tunnels: TunnelOptions;
   readonly status?: { readonly host: string; readonly port: number };
@@ -160,7 +201,38 @@ export interface GatewayKnock {
 
 export interface GatewayLink {
   readonly id: string;
+  readonly redis?: GatewayRedisEndpoint;
   readonly ssh?: GatewaySsh;
+}
+
+export interface GatewayRedisEndpoint {
+  readonly host?: string;
+  readonly port?: number;
+  readonly username?: string;
+  readonly passwordFile?: string;
+}
+
+export interface RedisServerLimits {
+  readonly maxMemoryMb: number;
+  readonly maxClients: number;
+  readonly maxJobBytes: number;
+  readonly idleTimeoutSeconds: number;
+}
+
+/** The Redis of one gateway: its own endpoint, the rest (prefix, …) from the top-level `redis`. */
+export function gatewayRedis(config: BrokerConfig, gatewayId: string): RedisConfig {
+  const link = config.gateways.find((g) => g.id === gatewayId);
+  if (link === undefined) throw new Error(`broker ${config.id} serves no gateway "${gatewayId}"`);
+  const own = link.redis ?? {};
+  const username = own.username ?? config.redis.username;
+  const passwordFile = own.passwordFile ?? config.redis.passwordFile;
+  return {
+    host: own.host ?? config.redis.host,
+    port: own.port ?? config.redis.port,
+    prefix: config.redis.prefix,
+    ...(username === undefined ? {} : { username }),
+    ...(passwordFile === undefined ? {} : { passwordFile }),
+  };
 }
 
 export interface TunnelOptions {

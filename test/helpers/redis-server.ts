@@ -7,7 +7,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
-import { ADMIN_USER, writeAcl, type AclPlan, type WrittenAcl } from '../../broker/redis-acl.js';
+import {
+  ADMIN_USER,
+  DEFAULT_WORKER_USER,
+  writeAcl,
+  type AclPlan,
+  type WrittenAcl,
+} from '../../broker/redis-acl.js';
+import { writeRedisServers, type WrittenRedisServer } from '../../broker/redis-config.js';
+import type { RedisServerLimits } from '../../config/schemas/broker.js';
 import { freePort } from '../../lib/free-port.js';
 
 export interface PrivateRedis {
@@ -35,19 +43,37 @@ export async function startPrivateRedis(options: { aclFile?: string } = {}): Pro
     ...(options.aclFile === undefined ? [] : [`aclfile ${options.aclFile}`]),
   ];
   writeFileSync(join(dir, 'redis.conf'), `${conf.join('\n')}\n`);
-  const child: ChildProcess = spawn('redis-server', [join(dir, 'redis.conf')], { stdio: 'ignore' });
+  return startRedisFromFile(
+    join(dir, 'redis.conf'),
+    port,
+    () => rmSync(dir, { recursive: true, force: true }),
+    dir,
+  );
+}
+
+/**
+ * `redis-server FILE` (a rendered redis.conf, as the world and the hosts start it) on `port`,
+ * the port that file names; killed by pid in `stop()`, which then runs `cleanup`.
+ */
+export async function startRedisFromFile(
+  file: string,
+  port: number,
+  cleanup: () => void = () => {},
+  dir = '',
+): Promise<PrivateRedis> {
+  const child: ChildProcess = spawn('redis-server', [file], { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await exited;
-    rmSync(dir, { recursive: true, force: true });
+    cleanup();
   };
   // Wait until it answers (an error such as NOAUTH is an answer: it is up).
   const end = Date.now() + 5000;
   while (!(await answers(port))) {
     if (Date.now() > end || child.exitCode !== null) {
       await stop();
-      throw new Error(`redis-server on port ${port} did not start`);
+      throw new Error(`redis-server on port ${port} (${file}) did not start`);
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -186,6 +212,49 @@ export function useAclRedis(plan: AclPlan): AclRedis {
   after(async () => {
     for (const c of clients) c.disconnect();
     await ctx.redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return ctx;
+}
+
+/** Gateways' own Redis servers, from the redis.conf and ACL `nonstop redis-acl` renders. */
+export interface RenderedRedis {
+  readonly servers: ReadonlyMap<string, WrittenRedisServer & { readonly redis: PrivateRedis }>;
+  readonly password: (gatewayId: string, user: string) => string;
+  /** A new connection to `gatewayId`'s Redis as `user` (with that Redis's password for it). */
+  readonly as: (gatewayId: string, user: string, password?: string) => Redis;
+}
+
+/** Inside a describe: renders and starts a Redis per gateway before the tests, stops them after. */
+export function useRenderedRedis(
+  gatewayIds: readonly string[],
+  limits: RedisServerLimits,
+  prefix = 'rendered',
+): RenderedRedis {
+  let dir = '';
+  const clients: Redis[] = [];
+  const servers = new Map<string, WrittenRedisServer & { redis: PrivateRedis }>();
+  const ctx: RenderedRedis = {
+    servers,
+    password: (g, user) => readFileSync(servers.get(g)!.passwordFiles[user]!, 'utf8').trim(),
+    as: (g, user, password) => {
+      const client = servers.get(g)!.redis.connect(user, password ?? ctx.password(g, user));
+      clients.push(client);
+      return client;
+    },
+  };
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'nonstop-redis-'));
+    const plans = [];
+    for (const g of gatewayIds)
+      plans.push({ gatewayId: g, port: await freePort(), prefix, workerUser: DEFAULT_WORKER_USER });
+    for (const w of writeRedisServers(dir, plans, limits)) {
+      servers.set(w.gatewayId, { ...w, redis: await startRedisFromFile(w.configFile, w.port) });
+    }
+  });
+  after(async () => {
+    for (const c of clients) c.disconnect();
+    for (const s of servers.values()) await s.redis.stop();
     rmSync(dir, { recursive: true, force: true });
   });
   return ctx;

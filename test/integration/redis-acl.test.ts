@@ -13,7 +13,7 @@ import { testCoreConfig } from '../helpers/core.js';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
 import { useTestSchema } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
-import { startPrivateRedis, useAclRedis } from '../helpers/redis-server.js';
+import { freePort, startRedisFromFile, useAclRedis } from '../helpers/redis-server.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir, writeJson } from '../helpers/files.js';
 
@@ -55,7 +55,7 @@ describe('redis ACL users', () => {
   test('rendering again keeps every existing password', () => {
     const before = Object.fromEntries(Object.keys(ctx.acl.passwordFiles).map((u) => [u, password(u)]));
     const again = writeAcl(dirname(ctx.acl.aclFile), { prefix: PREFIX, gatewayIds: ['gwa', 'gwb'] });
-    assert.deepEqual(again.written, [again.aclFile]);
+    assert.deepEqual(again.written, [], 'nothing changed, so nothing is rewritten');
     for (const [user, pw] of Object.entries(before)) assert.equal(password(user), pw);
   });
 
@@ -192,8 +192,9 @@ describe('redis ACL users', () => {
     assert.deepEqual(await denials(), []);
   });
 
-  test('`nonstop redis-acl` renders users from a broker config, and redis-server loads them', async (t) => {
+  test('`nonstop redis-acl` renders a Redis per gateway from a broker config, and redis-server runs it', async (t) => {
     const out = tempDir(t);
+    const [eastPort, westPort] = [await freePort(), await freePort()];
     const config = writeJson(
       out,
       'broker.json',
@@ -201,46 +202,46 @@ describe('redis ACL users', () => {
         prefix: 'rendered',
         corePort: 1,
         gateways: ['east', 'west'],
-        extra: { redis: { prefix: 'rendered', username: 'brokers' } },
+        extra: {
+          redis: { prefix: 'rendered', username: 'brokers' },
+          gateways: [
+            { id: 'east', redis: { port: eastPort } },
+            { id: 'west', redis: { port: westPort, username: 'west-worker' } },
+          ],
+        },
       }),
     );
-    const run = await runCli([
-      'redis-acl',
-      '--config',
-      config,
-      '--out',
-      join(out, 'acl'),
-      '--gateways',
-      'north',
-    ]);
+    const run = await runCli(['redis-acl', '--config', config, '--out', join(out, 'redis')]);
     assert.equal(run.code, 0, run.stderr);
-    const text = readFileSync(join(out, 'acl', 'users.acl'), 'utf8');
-    for (const id of ['east', 'west', 'north']) {
-      assert.match(
-        text,
-        new RegExp(`^user nonstop-gw-${id} on #[0-9a-f]{64} resetkeys ~rendered:gw-${id}:\\* `, 'm'),
-      );
-    }
+    const east = readFileSync(join(out, 'redis', 'east', 'users.acl'), 'utf8');
+    assert.match(east, /^user nonstop-gw-east on #[0-9a-f]{64} resetkeys ~rendered:gw-east:\* /m);
+    assert.match(east, /^user brokers on #[0-9a-f]{64} resetkeys ~rendered:gw-east:\* resetchannels /m);
+    assert.doesNotMatch(east, /west/, "east's Redis knows nothing of west");
+    const west = readFileSync(join(out, 'redis', 'west', 'users.acl'), 'utf8');
+    assert.match(west, /^user west-worker on #[0-9a-f]{64} resetkeys ~rendered:gw-west:\* /m);
     assert.match(
-      text,
-      /^user brokers on #[0-9a-f]{64} resetkeys ~rendered:gw-east:\* ~rendered:gw-west:\* ~rendered:gw-north:\* /m,
+      readFileSync(join(out, 'redis', 'west', 'redis.conf'), 'utf8'),
+      new RegExp(`^port ${westPort}$`, 'm'),
     );
-    const server = await startPrivateRedis({ aclFile: join(out, 'acl', 'users.acl') });
+    const server = await startRedisFromFile(join(out, 'redis', 'east', 'redis.conf'), eastPort);
     t.after(() => server.stop());
-    const pw = readFileSync(join(out, 'acl', 'nonstop-gw-east.password'), 'utf8').trim();
-    const east = server.connect('nonstop-gw-east', pw);
-    t.after(() => east.disconnect());
-    await east.hset('rendered:gw-east:meta', 'x', '1');
-    await assert.rejects(east.hset('rendered:gw-west:meta', 'x', '1'), /NOPERM/);
-    const bad = await runCli([
-      'redis-acl',
-      '--config',
-      config,
-      '--out',
-      join(out, 'x'),
-      '--gateways',
-      'Bad!',
-    ]);
-    assert.equal(bad.code, 2);
+    const pw = readFileSync(join(out, 'redis', 'east', 'nonstop-gw-east.password'), 'utf8').trim();
+    const client = server.connect('nonstop-gw-east', pw);
+    t.after(() => client.disconnect());
+    await client.hset('rendered:gw-east:meta', 'x', '1');
+    await assert.rejects(client.hset('rendered:gw-west:meta', 'x', '1'), /NOPERM/);
+    // Running it again changes nothing and writes nothing.
+    const again = await runCli(['redis-acl', '--config', config, '--out', join(out, 'redis')]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(again.stdout.trim(), '');
+    // Two gateways on one port is refused, with the field to fix.
+    const shared = writeJson(
+      out,
+      'shared.json',
+      brokerConfigDoc(pki(), { prefix: 'rendered', corePort: 1, gateways: ['east', 'west'] }),
+    );
+    const bad = await runCli(['redis-acl', '--config', shared, '--out', join(out, 'x')]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /gateways\[\]\.redis\.port/);
   });
 });

@@ -1,0 +1,148 @@
+// Each gateway's own Redis, started from the redis.conf `nonstop redis-acl` renders, holds its
+// bounds against that gateway's worst: a value over proto-max-bulk-len, output it never reads,
+// one connection too many; a gateway's credentials open no other gateway's Redis; and nothing
+// can make it write to disk. (A default redis-server, as every broker ran before, fails each.)
+import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { describe, test } from 'node:test';
+import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser } from '../../broker/redis-acl.js';
+import type { Redis } from '../../lib/redis.js';
+import { useRenderedRedis } from '../helpers/redis-server.js';
+
+const MB = 1024 * 1024;
+const LIMITS = { maxMemoryMb: 64, maxClients: 8, maxJobBytes: MB, idleTimeoutSeconds: 120 };
+
+/** A RESP command, as a client puts it on the wire. */
+function resp(...args: string[]): string {
+  return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`;
+}
+
+/** A raw connection (no client library between the test and Redis), closed by the caller. */
+function rawSocket(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    socket.once('error', reject);
+  });
+}
+
+async function clientNames(admin: Redis): Promise<string[]> {
+  const list = (await admin.call('CLIENT', 'LIST')) as string;
+  return [...list.matchAll(/ name=(\S*)/g)].map((m) => m[1]!);
+}
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > end) assert.fail(`${what} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe("a gateway's own Redis, from the rendered redis.conf", () => {
+  const ctx = useRenderedRedis(['gwa', 'gwb'], LIMITS);
+  const key = (k: string) => `rendered:gw-gwa:${k}`;
+
+  test('a value over proto-max-bulk-len is refused; one at the bound is stored', async () => {
+    const worker = ctx.as('gwa', DEFAULT_WORKER_USER);
+    assert.equal(await worker.set(key('at-bound'), 'x'.repeat(LIMITS.maxJobBytes)), 'OK');
+    await assert.rejects(worker.set(key('over'), 'x'.repeat(LIMITS.maxJobBytes + 1)), /invalid bulk length/);
+    const admin = ctx.as('gwa', ADMIN_USER);
+    assert.equal(await admin.exists(key('over')), 0);
+  });
+
+  test('a client that never reads its answers is disconnected; one that reads is served', async () => {
+    const admin = ctx.as('gwa', ADMIN_USER);
+    await admin.hset(key('blob'), 'f', 'y'.repeat(LIMITS.maxJobBytes));
+    const gwPassword = ctx.password('gwa', gatewayUser('gwa'));
+    const port = ctx.servers.get('gwa')!.port;
+
+    const reader = await rawSocket(port);
+    let read = 0;
+    reader.on('data', (d: Buffer) => (read += d.length));
+    reader.write(resp('AUTH', gatewayUser('gwa'), gwPassword));
+    for (let i = 0; i < 4; i++) reader.write(resp('HGET', key('blob'), 'f'));
+    await until('the reader got its four answers', () => Promise.resolve(read >= 4 * LIMITS.maxJobBytes));
+    reader.destroy();
+
+    const hog = await rawSocket(port);
+    hog.pause(); // reads nothing: the answers pile up in Redis
+    hog.write(resp('AUTH', gatewayUser('gwa'), gwPassword));
+    hog.write(resp('CLIENT', 'SETNAME', 'hog'));
+    assert.ok((await clientNames(admin)).length > 0);
+    for (let i = 0; i < 64; i++) hog.write(resp('HGET', key('blob'), 'f'));
+    await until('Redis dropped the client that does not read', async () => {
+      const names = await clientNames(admin);
+      return !names.includes('hog');
+    });
+    const info = (await admin.info('memory')) as string;
+    const clientsMemory = Number(/^mem_clients_normal:(\d+)/m.exec(info)?.[1]);
+    assert.ok(clientsMemory < 16 * MB, `client buffers hold ${clientsMemory} bytes after the drop`);
+    hog.destroy();
+  });
+
+  test("a gateway's credentials, its worker's and its admin's open no other gateway's Redis", async () => {
+    for (const user of [gatewayUser('gwa'), DEFAULT_WORKER_USER, ADMIN_USER]) {
+      const own = ctx.as('gwa', user);
+      assert.equal(await own.ping(), 'PONG', `${user} in gwa's Redis`);
+      const elsewhere = ctx.as('gwb', user, ctx.password('gwa', user));
+      await assert.rejects(elsewhere.ping(), /WRONGPASS|NOAUTH/, `${user} of gwa in gwb's Redis`);
+    }
+    assert.notEqual(ctx.password('gwa', DEFAULT_WORKER_USER), ctx.password('gwb', DEFAULT_WORKER_USER));
+  });
+
+  test('nothing is written to disk, and no user can make it write', async () => {
+    const admin = ctx.as('gwa', ADMIN_USER);
+    assert.deepEqual(await admin.config('GET', 'save'), ['save', '']);
+    assert.deepEqual(await admin.config('GET', 'appendonly'), ['appendonly', 'no']);
+    for (const args of [
+      ['SAVE'],
+      ['BGSAVE'],
+      ['BGREWRITEAOF'],
+      ['CONFIG', 'SET', 'appendonly', 'yes'],
+      ['CONFIG', 'REWRITE'],
+      ['ACL', 'SAVE'],
+      ['REPLICAOF', '127.0.0.1', '1'],
+      ['SHUTDOWN', 'SAVE'],
+      ['DEBUG', 'RELOAD'],
+    ]) {
+      await assert.rejects(admin.call(args[0]!, ...args.slice(1)), /NOPERM|not allowed/, args.join(' '));
+    }
+    await admin.set(key('marker'), 'written');
+    const dir = dirname(ctx.servers.get('gwa')!.configFile);
+    assert.deepEqual(readdirSync(dir).sort(), [
+      `${ADMIN_USER}.password`,
+      `${DEFAULT_WORKER_USER}.password`,
+      `${gatewayUser('gwa')}.password`,
+      'redis.conf',
+      'users.acl',
+    ]);
+  });
+});
+
+describe("a gateway's own Redis caps its connections", () => {
+  const ctx = useRenderedRedis(['gwc'], LIMITS, 'capped');
+
+  test('the (maxclients + 1)th connection is refused', async () => {
+    const clients = Array.from({ length: LIMITS.maxClients }, () => ctx.as('gwc', ADMIN_USER));
+    for (const c of clients) assert.equal(await c.ping(), 'PONG');
+    const extra = await rawSocket(ctx.servers.get('gwc')!.port);
+    const answer = await new Promise<string>((resolve) => {
+      extra.once('data', (d: Buffer) => resolve(d.toString()));
+      extra.once('close', () => resolve('(closed without a word)'));
+    });
+    extra.destroy();
+    assert.match(answer, /max number of clients reached/);
+    // One leaves: the next one is served again.
+    clients[0]!.disconnect();
+    await until('a slot is free again', async () => (await clients[1]!.call('CLIENT', 'LIST')) !== '');
+    const next = ctx.as('gwc', ADMIN_USER);
+    await until('the next connection is served', () =>
+      next.ping().then(
+        (p) => p === 'PONG',
+        () => false,
+      ),
+    );
+  });
+});
