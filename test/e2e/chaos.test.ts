@@ -10,7 +10,6 @@ import { ThreeTier } from '../../world/three-tier.js';
 import { worldSkipReason, type HostProcess } from '../../world/world.js';
 import { adminCli, redisOf } from '../world/broker-probes.js';
 import type { ChaosResult } from '../world/chaos-client.js';
-import { sigkillRedis, startRedisAgain } from '../world/redis-faults.js';
 
 const skip = worldSkipReason();
 const CHAOS_CLIENT = 'dist/test/world/chaos-client.js';
@@ -91,16 +90,16 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
       await tt.setLink(victim.host, 'public', true);
     });
     await phase('core restart', () => tt.restartCore());
-    // A clean restart of the busiest broker's Redis: brokers keep nothing on disk, so its queue
-    // is gone too; every request it held is answered 503/504 or reset, and the client retries.
+    // A clean restart of every Redis of the busiest broker: brokers keep nothing on disk, so the
+    // queues are gone too; every request they held is answered 503/504 or reset, and retried.
     await phase('Redis restart', async () => tt.restartRedis(await busiestBroker(tt)));
     await phase('Redis SIGKILL', async () => {
       // Every Redis of the busiest broker (each gateway's), killed at once with what it held.
       const victim = await busiestBroker(tt);
-      const killed = await sigkillRedis(tt, victim);
-      t.diagnostic(`Redis SIGKILL: ${killed} Redis process(es) of ${victim}`);
+      await Promise.all(tt.gateways.map((g) => tt.killRedis(victim, g.id)));
+      t.diagnostic(`Redis SIGKILL: the Redis of ${tt.gateways.map((g) => g.id).join(', ')} on ${victim}`);
       await sleep(OUTAGE_MS);
-      await startRedisAgain(tt, victim);
+      await Promise.all(tt.gateways.map((g) => tt.startRedis(victim, g.id)));
     });
     await phase('gateway restart', () => tt.restartGateway(gw2!.id));
     await phase('mixed', async () => {
