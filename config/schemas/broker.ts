@@ -117,6 +117,12 @@ export const brokerSchema = {
         backoffMaxMs: { type: 'integer', minimum: 10, maximum: 3600000, default: 30000 },
         // At shutdown, after the last reply is pushed, before the tunnels close.
         drainMs: { type: 'integer', minimum: 0, maximum: 60000, default: 1000 },
+        // Channels (= Redis connections) one gateway may hold open through its tunnel; more are
+        // refused. A gateway process needs two (its queue and its reply connection). Each costs
+        // a file descriptor and, at worst (a stalled reader on either side), ~4.5 MiB of memory
+        // (ssh2's 2 MiB window and 2 MiB read buffer, 256 KiB pumped each way): size the
+        // broker's LimitNOFILE and MemoryMax from maxChannels × gateways.
+        maxChannels: { type: 'integer', minimum: 1, maximum: 4096, default: 64 },
       },
       default: {},
     },
@@ -242,4 +248,5 @@ export interface TunnelOptions {
   readonly backoffInitialMs: number;
   readonly backoffMaxMs: number;
   readonly drainMs: number;
+  readonly maxChannels: number;
 }
