@@ -106,6 +106,7 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
       // Everything at once: no broker is reachable for a while, then all heal together.
       const victim = await busiestBroker(tt);
       const other = tt.brokers.find((b) => b.id !== victim)!;
+      // The other broker's Redis, every gateway's, restarted (emptied) in the same moment.
       await Promise.all([tt.killBroker(victim), tt.killSshd(gw1!.id), tt.restartRedis(other.id)]);
       await tt.setLink(other.host, 'public', false);
       await sleep(OUTAGE_MS);
