@@ -1,9 +1,9 @@
 // A compromised gateway contains only itself. gw1 is the attacker, holding everything gw1 holds
 // (its Redis ACL user and password, its tunnel ports into every broker's Redis), running each
 // attack from inside its namespace; meanwhile gw2's clients send the same steady stream as just
-// before the attack. gw2 must go on being served: every answer 2xx, p99 at most 1.5 × the p99
-// without the attack. Prints a table: attack, gw2 served, p99 without/with, broker RSS peak,
-// memory of the Redis attacked.
+// before and just after the attack. gw2 must go on being served: every answer 2xx, p99 at most
+// 1.5 × the p99 without the attack (the mean of the runs before and after). Prints a table:
+// attack, gw2 served, p99 without/with, broker RSS peak, memory of the Redis attacked.
 //
 // Fairness on one shared machine: everything that would run on gw1's own host in production
 // (the attacker, gw1's sshd and its sessions, gw1's gateway) runs at nice 19 while it attacks, so
@@ -24,14 +24,21 @@ const run = promisify(execFile);
 const STEADY = 'dist/test/world/steady-client.js';
 const ATTACKER = 'dist/test/world/gateway-attacker.js';
 const PREFIX = 'nonstop';
-/** gw2's stream: constant rate, enough samples for a p99 (the 6th–7th slowest of 640). */
-const RATE = 80;
+/**
+ * gw2's stream: a constant rate the world sustains with room to spare on a loaded machine (an
+ * open loop past capacity queues, and its p99 then measures the queue), 480 samples a run.
+ */
+const RATE = 60;
 const SECONDS = 8;
 const P99_FACTOR = 1.5;
 
 interface Row {
   readonly attack: string;
-  readonly without: SteadyResult;
+  /** gw2's stream right before the attack, and once the attacker has gone and cleaned up. */
+  readonly before: SteadyResult;
+  readonly after: SteadyResult;
+  /** The p99 without the attack: the mean of `before` and `after`. */
+  readonly withoutP99: number;
   readonly with: SteadyResult;
   readonly brokerRssPeak: number;
   readonly redisUsedPeak: number;
@@ -86,7 +93,7 @@ describe('a compromised gateway contains only itself', { skip }, () => {
   }
 
   async function attack(name: string): Promise<Row> {
-    const without = await stream(`${name}-without`);
+    const before = await stream(`${name}-before`);
     const redises = tt.brokers.map((b) => ({ b, v: redisOf(b, gw1.id) }));
     for (const b of tt.brokers) resetPeakRss(b.process.pid);
     let redisUsedPeak = 0;
@@ -140,9 +147,12 @@ describe('a compromised gateway contains only itself', { skip }, () => {
     const brokerRssPeak = Math.max(...tt.brokers.map((b) => peakRss(b.process.pid)));
     await cleanGw1();
     await tt.waitUntilServing(90_000);
+    const after = await stream(`${name}-after`);
     const row = {
       attack: name,
-      without,
+      before,
+      after,
+      withoutP99: Math.round(((before.p99 + after.p99) / 2) * 10) / 10,
       with: withAttack,
       brokerRssPeak,
       redisUsedPeak,
@@ -165,25 +175,19 @@ describe('a compromised gateway contains only itself', { skip }, () => {
       const row = await attack(name);
       trials.push(row);
       t.diagnostic(`trial ${trials.length} attacker: ${JSON.stringify(row.attacker)}`);
-      t.diagnostic(`trial ${trials.length} gw2 without: ${JSON.stringify(row.without)}`);
+      t.diagnostic(`trial ${trials.length} gw2 before: ${JSON.stringify(row.before)}`);
       t.diagnostic(`trial ${trials.length} gw2 with: ${JSON.stringify(row.with)}`);
-      if (
-        row.with.ok !== row.with.sent ||
-        row.with.p99 <= P99_FACTOR * row.without.p99 ||
-        trials.length === 2
-      )
+      t.diagnostic(`trial ${trials.length} gw2 after: ${JSON.stringify(row.after)}`);
+      if (row.with.ok !== row.with.sent || row.with.p99 <= P99_FACTOR * row.withoutP99 || trials.length === 2)
         break;
     }
-    const ratio = (r: Row) => r.with.p99 / r.without.p99;
+    const ratio = (r: Row) => r.with.p99 / r.withoutP99;
     const best = trials.reduce((a, b) => (ratio(b) < ratio(a) ? b : a));
     rows.push({ ...best, trials: trials.length });
     for (const row of trials) {
       check?.(row);
-      assert.equal(
-        row.without.ok,
-        row.without.sent,
-        `gw2 before the attack: ${JSON.stringify(row.without.statuses)}`,
-      );
+      for (const quiet of [row.before, row.after])
+        assert.equal(quiet.ok, quiet.sent, `gw2 without the attack: ${JSON.stringify(quiet.statuses)}`);
       assert.equal(
         row.with.ok,
         row.with.sent,
@@ -191,8 +195,8 @@ describe('a compromised gateway contains only itself', { skip }, () => {
       );
     }
     assert.ok(
-      best.with.p99 <= P99_FACTOR * best.without.p99,
-      `gw2 p99 during ${name}: ${trials.map((r) => `${r.with.p99} ms vs ${r.without.p99} ms without`).join('; ')} ` +
+      best.with.p99 <= P99_FACTOR * best.withoutP99,
+      `gw2 p99 during ${name}: ${trials.map((r) => `${r.with.p99} ms vs ${r.withoutP99} ms without`).join('; ')} ` +
         `(> ${P99_FACTOR}×)`,
     );
   }
@@ -257,7 +261,7 @@ describe('a compromised gateway contains only itself', { skip }, () => {
         '|---|---|---|---|---|---|',
         ...rows.map(
           (r) =>
-            `| ${r.attack}${r.trials === 2 ? ' (2nd trial)' : ''} | ${served(r.with)} | ${r.without.p99} ms | ${r.with.p99} ms | ${mib(r.brokerRssPeak)} | ` +
+            `| ${r.attack}${r.trials === 2 ? ' (2nd trial)' : ''} | ${served(r.with)} | ${r.withoutP99} ms | ${r.with.p99} ms | ${mib(r.brokerRssPeak)} | ` +
             `${mib(r.redisUsedPeak)} / ${mib(r.redisRssPeak)} (${mib(r.redisMax)}) |`,
         ),
       ].join('\n'),
