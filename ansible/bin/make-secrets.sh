@@ -5,7 +5,7 @@
 # DIR/pki      CAs, keys, certificates (`nonstop keygen`)
 # DIR/ssh      broker tunnel keys and gateway host keys (ssh-keygen, Ed25519)
 # DIR/knock    a knock secret per (gateway, broker) (`nonstop knock-secret`)
-# DIR/redis    a Redis password per gateway, one for the brokers' worker user, one for admin
+# DIR/redis    a Redis password per gateway (the worker's and admin's are made on each broker)
 # DIR/secrets.json   all of it as the vault_* variables the inventory refers to.
 # Existing files are kept, so running it again after adding a host only adds that host's.
 # Then: ansible-vault encrypt DIR/secrets.json, and keep DIR offline.
@@ -35,8 +35,6 @@ password() { [ -f "$1" ] || openssl rand -base64 33 | tr -d '\n' >"$1"; }
 for b in $(ifs_list "$brokers"); do
   [ -f "$out/ssh/broker-$b" ] || ssh-keygen -q -t ed25519 -N '' -C "nonstop-broker-$b" -f "$out/ssh/broker-$b"
 done
-password "$out/redis/worker"
-password "$out/redis/admin"
 for g in $(ifs_list "$gateways"); do
   [ -f "$out/ssh/gateway-$g" ] || ssh-keygen -q -t ed25519 -N '' -C "nonstop-gateway-$g" -f "$out/ssh/gateway-$g"
   password "$out/redis/gw-$g"
@@ -66,8 +64,6 @@ const vars = {
     each(brokers, (b) => JSON.parse(read(`knock/${g}-${b}.json`)).guardClient.secret),
   ),
   vault_redis_passwords: {
-    worker: read("redis/worker"),
-    admin: read("redis/admin"),
     gateways: each(gateways, (g) => read(`redis/gw-${g}`)),
   },
 };

@@ -85,7 +85,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
   let set: RootfsSet;
   const roots = {} as Record<HostRole, string>;
   let secrets: {
-    vault_redis_passwords: { worker: string; admin: string; gateways: Record<string, string> };
+    vault_redis_passwords: { gateways: Record<string, string> };
   };
   const converges: CommandResult[] = [];
   let bundle = '';
@@ -415,7 +415,8 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       ['gateway', 'etc/nonstop/redis-password'],
       ['broker', 'etc/nonstop/ssh/id_ed25519'],
       ['broker', 'etc/nonstop/tls/broker.key'],
-      ['broker', 'etc/redis/users.acl'],
+      ['broker', 'etc/nonstop/redis/gw1/users.acl'],
+      ['broker', 'etc/nonstop/redis/gw1/nonstop-broker.password'],
       ['core', 'etc/nonstop/tls/core.key'],
     ];
     for (const [host, file] of expect) {
@@ -424,16 +425,29 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     }
   });
 
-  test('broker: Redis on loopback, default user off, each gateway confined to its own keys', async () => {
-    const conf = readFileSync(join(roots.broker, 'etc/redis/redis.conf'), 'utf8');
+  test("broker: gw1's own Redis on loopback, storing nothing, default user off, gw1 confined to its keys", async () => {
+    const conf = readFileSync(join(roots.broker, 'etc/redis/redis-nonstop-gw1.conf'), 'utf8');
+    assert.equal(conf, readFileSync(join(roots.broker, 'etc/nonstop/redis/gw1/redis.conf'), 'utf8'));
     assert.match(conf, /^bind 127\.0\.0\.1 -::1$/m);
     assert.match(conf, /^protected-mode yes$/m);
-    assert.match(conf, /^aclfile \/etc\/redis\/users\.acl$/m);
-    assert.match(conf, /^appendonly yes$/m);
+    assert.match(conf, /^port 6401$/m);
+    assert.match(conf, /^aclfile \/etc\/nonstop\/redis\/gw1\/users\.acl$/m);
+    assert.match(conf, /^appendonly no$/m);
+    assert.match(conf, /^save ""$/m);
     assert.match(conf, /^maxmemory 256mb$/m);
     assert.match(conf, /^maxmemory-policy noeviction$/m);
-    // The real config and ACL file, on a Unix socket only, in a network namespace of its own
-    // (without its append-only file: root must not leave files redis-server's user cannot write).
+    assert.match(conf, /^maxclients 32$/m);
+    assert.match(conf, /^pidfile \/run\/redis-nonstop-gw1\/redis-server\.pid$/m);
+    const dropIn = readFileSync(
+      join(roots.broker, 'etc/systemd/system/redis-server@.service.d/nonstop.conf'),
+      'utf8',
+    );
+    assert.match(dropIn, /^LimitCORE=0$/m);
+    const workerPassword = readFileSync(
+      join(roots.broker, 'etc/nonstop/redis/gw1/nonstop-broker.password'),
+      'utf8',
+    ).trim();
+    // The real config and ACL file, on a Unix socket only, in a network namespace of its own.
     const sock = '/tmp/redis-acl-test.sock';
     const child = spawn(
       'unshare',
@@ -442,7 +456,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         'chroot',
         roots.broker,
         'redis-server',
-        '/etc/redis/redis.conf',
+        '/etc/redis/redis-nonstop-gw1.conf',
         '--port',
         '0',
         '--unixsocket',
@@ -475,7 +489,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
                 user,
                 '--pass',
                 user === 'nonstop-broker'
-                  ? secrets.vault_redis_passwords.worker
+                  ? workerPassword
                   : (secrets.vault_redis_passwords.gateways[user.slice('nonstop-gw-'.length)] ?? ''),
                 '--no-auth-warning',
               ];
@@ -502,6 +516,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       redis: { username: string };
       gateways: {
         id: string;
+        redis: Record<string, unknown>;
         ssh: Record<string, unknown> & { knock: { rotating: Record<string, unknown> } };
       }[];
     };
@@ -541,17 +556,24 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     assert.equal(st.mode & 0o777, 0o600);
     const owner = await chroot('broker', ['stat', '-c', '%U', '/etc/nonstop/knock/gw1.secret']);
     assert.equal(owner.stdout.trim(), 'nonstop-broker');
-    // users.acl is exactly what `nonstop redis-acl` makes from broker.json and the vault's passwords.
+    // gw1's users.acl is exactly what `nonstop redis-acl` makes from broker.json, the vault's
+    // gateway password and the worker and admin passwords made on the broker.
     assert.equal(config.redis.username, DEFAULT_WORKER_USER);
+    assert.deepEqual(gw.redis, {
+      port: 6401,
+      passwordFile: '/etc/nonstop/redis/gw1/nonstop-broker.password',
+    });
+    const hostPassword = (user: string) =>
+      readFileSync(join(roots.broker, `etc/nonstop/redis/gw1/${user}.password`), 'utf8').trim();
     const passwords: Record<string, string> = {
-      [DEFAULT_WORKER_USER]: secrets.vault_redis_passwords.worker,
-      [ADMIN_USER]: secrets.vault_redis_passwords.admin,
+      [DEFAULT_WORKER_USER]: hostPassword(DEFAULT_WORKER_USER),
+      [ADMIN_USER]: hostPassword(ADMIN_USER),
       [gatewayUser('gw1')]: secrets.vault_redis_passwords.gateways.gw1 ?? '',
     };
     const expected = renderAclFile(
       aclUsers({ prefix: 'nonstop', gatewayIds: ['gw1'] }, (user) => passwords[user] ?? 'missing'),
     );
-    assert.equal(readFileSync(join(roots.broker, 'etc/redis/users.acl'), 'utf8'), expected);
+    assert.equal(readFileSync(join(roots.broker, 'etc/nonstop/redis/gw1/users.acl'), 'utf8'), expected);
     // The gateway logs in as the matching user, with the matching password.
     const gateway = JSON.parse(readFileSync(join(roots.gateway, 'etc/nonstop/gateway.json'), 'utf8')) as {
       redis: { username: string; passwordFile: string; endpoints: { port: number }[] };
@@ -662,7 +684,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
 
         const expectActive: Record<HostRole, string[]> = {
           gateway: ['nftables.service', 'nonstop-guard.service', 'ssh.service', 'nonstop-gateway.service'],
-          broker: ['redis-server.service', 'nonstop-broker.service'],
+          broker: ['redis-server@nonstop-gw1.service', 'nonstop-broker.service'],
           core: ['postgresql@15-main.service', 'nonstop-core.service'],
         };
         for (const [host, units] of Object.entries(expectActive) as [HostRole, string[]][]) {
@@ -755,7 +777,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         // broker, and the path works again through the restarted units.
         const units = {
           gateway: ['nonstop-guard.service', 'nonstop-gateway.service', 'ssh.service'],
-          broker: ['nonstop-broker.service', 'redis-server.service'],
+          broker: ['nonstop-broker.service', 'redis-server@nonstop-gw1.service'],
           core: ['nonstop-core.service', 'postgresql@15-main.service'],
         } as const;
         const invocations = async () => {
