@@ -155,7 +155,7 @@ export class TunnelChannels {
     // until then it holds a channel id, so it holds its slot.
     channel.on('close', () => {
       done();
-      this.carried.delete(id);
+      if (this.carried.get(id) === c) this.carried.delete(id);
     });
     pump(channel, redis);
     pump(redis, channel);
@@ -165,7 +165,6 @@ export class TunnelChannels {
     if (c.closing) return;
     c.closing = true;
     c.redis.destroy();
-    c.channel.unpipe();
     c.channel.removeAllListeners('data');
     // ssh2's destroy() sends EOF and CLOSE; what is buffered or still arrives is discarded.
     c.channel.destroy();

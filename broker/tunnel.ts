@@ -1,6 +1,7 @@
 // One broker→gateway tunnel: knock, SSH in (host key pinned by fingerprint, modern
 // algorithms only, keepalives on), ask the gateway's sshd to listen on 127.0.0.1:<remotePort>
-// and carry each connection made there to the broker side's Redis. Any drop: back off
+// and carry each connection made there to the broker side's Redis (at most tunnels.maxChannels
+// at once, each held to the window it was given: tunnel-channels.ts). Any drop: back off
 // (exponential, jittered, capped), knock again, reconnect, forward again, until closed.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -42,6 +42,14 @@ export interface HostileGateway {
    * the broker closed the channel.
    */
   overshoot(channel: ssh2.ServerChannel, bytes: number, chunk?: number): Promise<number>;
+  /**
+   * Sends up to `bytes` on a channel within the broker's window, as an honest sshd would:
+   * stops when the broker has not widened the window for `stallMs`. Resolves with the bytes
+   * handed to the channel.
+   */
+  sendWithinWindow(channel: ssh2.ServerChannel, bytes: number, stallMs?: number): Promise<number>;
+  /** Never widens the window it gave the broker on this channel, and drops what arrives. */
+  withholdWindow(channel: ssh2.ServerChannel): void;
 }
 
 export async function startHostileGateway(
@@ -162,6 +170,29 @@ export async function startHostileGateway(
         await new Promise<void>((r) => setImmediate(r));
       }
       return sent;
+    },
+    async sendWithinWindow(channel, bytes, stallMs = 1000) {
+      channel.resume();
+      // One buffer, written again and again: what waits on this side is references to it.
+      const data = Buffer.alloc(32 * 1024, 0x2b);
+      let sent = 0;
+      while (sent < bytes) {
+        sent += data.length;
+        if (channel.write(data)) continue;
+        const drained = await Promise.race([
+          new Promise<boolean>((r) => channel.once('drain', () => r(true))),
+          new Promise<boolean>((r) => setTimeout(() => r(false), stallMs)),
+        ]);
+        if (!drained) break;
+      }
+      return sent;
+    },
+    withholdWindow(channel) {
+      // ssh2 widens a window only after a push() that returned true, or a read: report every
+      // push as not taken, and keep nothing.
+      const internals = channel as unknown as { push: (chunk: Buffer | null) => boolean };
+      const push = internals.push.bind(channel);
+      internals.push = (chunk) => (chunk === null ? push(null) : false);
     },
   };
 }

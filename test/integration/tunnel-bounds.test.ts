@@ -20,6 +20,14 @@ const MiB = 1024 * 1024;
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
+/** A reply without end, written as fast as the broker takes it (one buffer, written again). */
+async function flood(socket: Socket): Promise<void> {
+  const data = Buffer.alloc(64 * 1024, 0x2d);
+  while (!socket.destroyed) {
+    if (!socket.write(data)) await new Promise((r) => socket.once('drain', r).once('close', r));
+  }
+}
+
 /** Heap and Buffer memory once what is in flight has landed and the garbage is collected. */
 async function settledMemory(): Promise<number> {
   await new Promise((r) => setTimeout(r, 500));
@@ -31,7 +39,7 @@ async function settledMemory(): Promise<number> {
 }
 
 /** A stand-in for the broker side's Redis: counts connections; answers PING, or reads nothing. */
-async function fakeRedis(t: TestContext, mode: 'answer' | 'stall') {
+async function fakeRedis(t: TestContext, mode: 'answer' | 'stall' | 'flood') {
   const sockets = new Set<Socket>();
   let connections = 0;
   const server = createServer((socket) => {
@@ -40,6 +48,7 @@ async function fakeRedis(t: TestContext, mode: 'answer' | 'stall') {
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     if (mode === 'stall') socket.pause();
+    else if (mode === 'flood') void flood(socket);
     else socket.on('data', () => socket.write('+PONG\r\n'));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -169,4 +178,39 @@ test('a connection that keeps overshooting is dropped, and the broker reconnects
   const next = await gw.session();
   assert.notEqual(next, session);
   assert.equal(gw.connections, 2);
+});
+
+test('a slow Redis holds back an honest gateway: ssh2 widens the window only as Redis reads', async (t) => {
+  const gw = await startHostileGateway(t, tempDir(t));
+  const redis = await fakeRedis(t, 'stall');
+  const { tunnel } = tunnelTo(t, gw, redis.target, 8);
+  const channel = await gw.openChannel(await gw.session());
+  await until('the channel to reach Redis', () => redis.connections === 1);
+
+  const before = await settledMemory();
+  const sent = await gw.sendWithinWindow(channel, 64 * MiB);
+  const after = await settledMemory();
+  t.diagnostic(
+    `offered ${(sent / MiB).toFixed(1)} MiB, broker memory grew ${((after - before) / MiB).toFixed(1)} MiB`,
+  );
+  assert.ok(sent < 32 * MiB, `the gateway was held back (${(sent / MiB).toFixed(1)} MiB)`);
+  assert.ok(after - before < 16 * MiB, `memory grew by ${((after - before) / MiB).toFixed(1)} MiB`);
+  assert.equal(tunnel.status().channels, 1, 'an honest gateway keeps its channel');
+  assert.equal(tunnel.status().refused, 0);
+});
+
+test('a gateway that stops reading makes the broker hold at most ~320 KiB per channel of Redis replies', async (t) => {
+  const gw = await startHostileGateway(t, tempDir(t));
+  const redis = await fakeRedis(t, 'flood');
+  const { tunnel } = tunnelTo(t, gw, redis.target, 16);
+  const session = await gw.session();
+  const before = await settledMemory();
+  for (let i = 0; i < 16; i++) gw.withholdWindow(await gw.openChannel(session));
+  await until('every channel to reach Redis', () => redis.connections === 16);
+  const after = await settledMemory();
+  const grown = after - before;
+  t.diagnostic(`16 channels, broker memory grew ${(grown / MiB).toFixed(1)} MiB`);
+  // ssh2's own high-water mark would let each hold 2 MiB (32 MiB here).
+  assert.ok(grown < 12 * MiB, `memory grew by ${(grown / MiB).toFixed(1)} MiB`);
+  assert.equal(tunnel.status().channels, 16);
 });
