@@ -58,7 +58,8 @@ const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
   knock: [],
 };
 
-const ajv = createAjv({ useDefaults: true });
+// Every mistake in a config file at once: the operator fixes them in one go.
+const ajv = createAjv({ useDefaults: true, allErrors: true });
 const validators = new Map<ConfigKind, ValidateFunction>();
 
 function validatorFor(kind: ConfigKind): ValidateFunction {

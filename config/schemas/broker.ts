@@ -64,6 +64,18 @@ export const brokerSchema = {
         properties: {
           id: { type: 'string', pattern: ID_PATTERN },
           redis: gatewayRedisSchema,
+          // What this gateway is configured with (defaults: the gateway's own), so that the
+          // broker can bound what it queues: a deadline at most the reply timeout (or the
+          // route's timeoutMs) away, a body within its limit, only the headers it forwards.
+          replyTimeoutMs: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
+          maxBodyBytes: { type: 'integer', minimum: 0, maximum: 67108864, default: 65536 },
+          forwardHeaders: {
+            type: 'array',
+            maxItems: 64,
+            uniqueItems: true,
+            items: { type: 'string', pattern: '^[a-z0-9-]{1,64}$' },
+            default: ['accept-language', 'user-agent'],
+          },
           // No ssh section: this gateway reaches the broker's Redis directly, as on one machine.
           ssh: {
             type: 'object',
@@ -208,6 +220,10 @@ export interface GatewayKnock {
 export interface GatewayLink {
   readonly id: string;
   readonly redis?: GatewayRedisEndpoint;
+  /** The gateway's replyTimeoutMs, limits.maxBodyBytes and forwardHeaders. */
+  readonly replyTimeoutMs: number;
+  readonly maxBodyBytes: number;
+  readonly forwardHeaders: readonly string[];
   readonly ssh?: GatewaySsh;
 }
 
