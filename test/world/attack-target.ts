@@ -12,8 +12,11 @@ export interface Target {
   readonly gateway: string;
   readonly user: string;
   readonly password: string;
-  /** A new connection as the gateway's user; closed at the end. */
-  connect(): Redis;
+  /**
+   * A new connection as the gateway's user; closed at the end. `once`: a command whose
+   * connection drops fails instead of being sent again (for values Redis refuses by closing).
+   */
+  connect(options?: { once?: boolean }): Redis;
   stopping(): boolean;
   /** Resolves when the attacker is told to stop (stdin closed). */
   readonly stopped: Promise<void>;

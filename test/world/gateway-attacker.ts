@@ -48,14 +48,15 @@ function target(port: number, report: Record<string, unknown>): Target {
     gateway: options.gateway,
     user: options.user,
     password,
-    connect() {
+    connect(how = {}) {
       const r = new Redis({
         host: '127.0.0.1',
         port,
         username: options.user,
         password,
         enableReadyCheck: false,
-        maxRetriesPerRequest: 2,
+        maxRetriesPerRequest: how.once === true ? 0 : 2,
+        autoResendUnfulfilledCommands: how.once !== true,
         retryStrategy: () => (stopping ? null : 200),
       });
       r.on('error', () => {});

@@ -7,8 +7,8 @@ import { queueName } from '../../lib/envelope.js';
 import { callScriptsByHash } from '../../lib/queue-scripts.js';
 import { kind, sleep, type Target } from './attack-target.js';
 
-function queueOf(t: Target): Queue {
-  const connection = t.connect();
+function queueOf(t: Target, once = false): Queue {
+  const connection = t.connect({ once });
   callScriptsByHash(connection);
   const queue = new Queue(queueName(t.gateway), {
     connection,
@@ -112,8 +112,8 @@ export async function forged(t: Target, ready: () => void): Promise<void> {
 
 /** (f) A job of hundreds of MB and a job name of 50 MB, offered again every few seconds. */
 export async function oversized(t: Target, ready: () => void): Promise<void> {
-  const r = t.connect();
-  const queue = queueOf(t);
+  const r = t.connect({ once: true });
+  const queue = queueOf(t, true);
   const accepted: string[] = [];
   const offer = async (): Promise<void> => {
     for (const mib of [400, 200, 100, 50]) {
@@ -144,8 +144,11 @@ export async function oversized(t: Target, ready: () => void): Promise<void> {
       t.count(`name 50 MiB: ${kind(err)}`);
     }
   };
-  await offer();
+  // Under way once the first offer is answered (or has had 20 s): from then on, one every 3 s.
+  const first = offer();
+  await Promise.race([first, sleep(20_000)]);
   ready();
+  await first;
   while (!t.stopping()) {
     await Promise.race([sleep(3000), t.stopped]);
     if (!t.stopping()) await offer();
