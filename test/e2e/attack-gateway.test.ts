@@ -12,6 +12,7 @@
 // not to a CPU that the attacker would never share with gw2 in production.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
@@ -64,24 +65,19 @@ describe('a compromised gateway contains only itself', { skip }, () => {
   const rows: Row[] = [];
 
   before(async () => {
+    // Every process of the world and gw2's clients inherit it from this one.
+    setPriority(WORLD_NICE);
     tt = await ThreeTier.start();
     gw1 = tt.gateway('gw1');
     gw2 = tt.gateway('gw2');
-    await renice(WORLD_NICE, worldPids());
     await stream('warm-up', 2); // connections and JIT warm before the first baseline
   });
   after(() => tt?.close());
 
   async function stream(tag: string, seconds = SECONDS): Promise<SteadyResult> {
-    const r = await tt.inet.exec(
-      'nice',
-      [
-        '-n',
-        String(WORLD_NICE),
-        process.execPath,
-        join(packageRoot(), STEADY),
-        JSON.stringify({ url: gw2.httpUrl, rate: RATE, seconds, timeoutMs: 10_000, tag: `attack-${tag}` }),
-      ],
+    const r = await tt.inet.runNode(
+      STEADY,
+      [JSON.stringify({ url: gw2.httpUrl, rate: RATE, seconds, timeoutMs: 10_000, tag: `attack-${tag}` })],
       { timeoutMs: (seconds + 30) * 1000 },
     );
     const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
@@ -89,12 +85,6 @@ describe('a compromised gateway contains only itself', { skip }, () => {
     return JSON.parse(line) as SteadyResult;
   }
 
-  /** Every process of the world: its hosts stand in for machines of their own. */
-  const worldPids = () => [
-    ...tt.gateways.flatMap((g) => [g.sshd.pid, ...descendants(g.sshd.pid), g.gateway.pid, g.guard.pid]),
-    ...tt.brokers.flatMap((b) => [b.process.pid, ...Object.values(b.redis).map((r) => r.process.pid)]),
-    tt.core.process.pid,
-  ];
   /** gw1's own host: its sshd and sessions, its gateway, its guard. */
   const gw1Pids = () => [gw1.sshd.pid, ...descendants(gw1.sshd.pid), gw1.gateway.pid, gw1.guard.pid];
   const renice = (n: number, pids: readonly number[]) =>
@@ -132,10 +122,7 @@ describe('a compromised gateway contains only itself', { skip }, () => {
       }
     })();
     await renice(19, gw1Pids());
-    const attacker: HostProcess = gw1.host.spawn('nice', [
-      '-n',
-      '19',
-      process.execPath,
+    const attacker: HostProcess = gw1.host.spawn(process.execPath, [
       join(packageRoot(), ATTACKER),
       JSON.stringify({
         attack: name,
@@ -147,6 +134,7 @@ describe('a compromised gateway contains only itself', { skip }, () => {
         otherGateway: gw2.id,
       }),
     ]);
+    await renice(19, [attacker.pid]);
     let withAttack: SteadyResult;
     let report: unknown;
     try {
