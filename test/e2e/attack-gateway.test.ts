@@ -231,14 +231,6 @@ describe('a compromised gateway contains only itself', { skip }, () => {
     },
   );
 
-  test(
-    '(c) O(N) stalls: LRANGE of a list of millions, DEL of a hash of a million fields',
-    { timeout: 300_000 },
-    async (t) => {
-      await contained(t, 'o-n-stalls');
-    },
-  );
-
   test('(d) channel flood: thousands of connections to its tunnel ports', { timeout: 300_000 }, async (t) => {
     await contained(t, 'channel-flood');
   });
@@ -256,6 +248,16 @@ describe('a compromised gateway contains only itself', { skip }, () => {
     { timeout: 300_000 },
     async (t) => {
       await contained(t, 'oversized');
+    },
+  );
+
+  // Last: its harm to gw2 outlasted the attacker (every later baseline timed out), which would
+  // otherwise be charged to the attacks measured after it.
+  test(
+    '(c) O(N) stalls: LRANGE of a list of millions, DEL of a hash of a million fields',
+    { timeout: 300_000 },
+    async (t) => {
+      await contained(t, 'o-n-stalls');
     },
   );
 
