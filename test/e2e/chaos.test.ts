@@ -4,6 +4,7 @@
 // acknowledged without effect, took effect twice, or never got a definite answer fails the suite.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { setPriority } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { PGlite } from '@electric-sql/pglite';
 import { ThreeTier } from '../../world/three-tier.js';
@@ -45,6 +46,9 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
   const phases: Phase[] = [];
 
   before(async () => {
+    // The world stands in for machines of their own: the machine's other builds must not starve
+    // its bring-up (every process it starts inherits this priority).
+    setPriority(-10);
     // A short reply deadline, so a client whose reply was lost hears 504 soon and retries.
     tt = await ThreeTier.start({ replyTimeoutMs: 3000 });
   });
