@@ -53,7 +53,10 @@ export function startBroker(
       );
     });
     connections.push(replies);
-    workers.set(gw.id, new GatewayWorker({ config, gatewayId: gw.id, validator, core, replies, log }));
+    workers.set(
+      gw.id,
+      new GatewayWorker({ config, gatewayId: gw.id, routes, validator, core, replies, log }),
+    );
   }
   const tunnels = new TunnelManager(config, log, options.knocker);
   tunnels.start();

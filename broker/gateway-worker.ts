@@ -11,10 +11,14 @@ import {
   type Envelope,
   type Reply,
 } from '../lib/envelope.js';
+import type { RoutesConfig } from '../config/schemas/routes.js';
 import { errors, isNonstopError, type NonstopError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { clip } from '../lib/log-fields.js';
 import { createRedis, type Redis } from '../lib/redis.js';
 import type { CoreClient } from './core-client.js';
+import { EnvelopeBounds, maxJobDataBytes } from './envelope-bounds.js';
+import { JobScreen, screenedBackend } from './job-screen.js';
 import { UnreadableJobSweeper } from './unreadable-jobs.js';
 import type { RequestValidator } from './validator.js';
 
@@ -24,6 +28,7 @@ const REPLY_TTL_MS = 60_000;
 export interface GatewayWorkerDeps {
   readonly config: BrokerConfig;
   readonly gatewayId: string;
+  readonly routes: RoutesConfig;
   readonly validator: RequestValidator;
   readonly core: CoreClient;
   /** The reply connection, to this gateway's own Redis. */
@@ -37,6 +42,8 @@ export class GatewayWorker {
   private readonly worker: Worker;
   private readonly connection: Redis;
   private readonly unreadable: UnreadableJobSweeper;
+  private readonly screen: JobScreen;
+  private readonly bounds: EnvelopeBounds;
   private readonly log: Logger;
   readonly counts: Record<JobOutcome, number> = { answered: 0, invalid: 0, tampered: 0, expired: 0 };
 
@@ -54,17 +61,30 @@ export class GatewayWorker {
       `nonstop-broker-${config.id}-${gatewayId}`,
       this.log,
     );
-    this.worker = new Worker(queueName(gatewayId), (job) => this.process(job), {
-      connection: this.connection,
-      prefix: config.redis.prefix,
-      concurrency: config.concurrency,
-      lockDuration: config.lockDurationMs,
-      stalledInterval: config.stalledIntervalMs,
-      maxStalledCount: 1,
-      // Nothing about a request stays behind (a job's own options are overridden in process()).
-      removeOnComplete: { count: 0 },
-      removeOnFail: { count: 0 },
+    const link = config.gateways.find((g) => g.id === gatewayId);
+    if (link === undefined) throw new Error(`gateway "${gatewayId}" is not in the broker's config`);
+    this.bounds = new EnvelopeBounds(deps.routes, link);
+    // Every job BullMQ fetches is screened first: its options replaced, the fields BullMQ would
+    // act on removed, oversized values refused unread (broker/job-screen.ts).
+    this.screen = new JobScreen(this.connection, `${config.redis.prefix}:${queueName(gatewayId)}`, {
+      maxDataBytes: maxJobDataBytes(link),
     });
+    this.worker = new Worker(
+      queueName(gatewayId),
+      (job: Job) => this.process(job),
+      {
+        connection: this.connection,
+        prefix: config.redis.prefix,
+        concurrency: config.concurrency,
+        lockDuration: config.lockDurationMs,
+        stalledInterval: config.stalledIntervalMs,
+        maxStalledCount: 1,
+        // Nothing about a request stays behind (the screen also gives each job these options).
+        removeOnComplete: { count: 0 },
+        removeOnFail: { count: 0 },
+      },
+      screenedBackend(this.screen),
+    );
     this.unreadable = new UnreadableJobSweeper(
       this.connection,
       config.redis.prefix,
@@ -73,7 +93,8 @@ export class GatewayWorker {
       this.log,
     );
     this.worker.on('error', (err) => {
-      this.log.warn({ err: err.message }, 'worker error');
+      // BullMQ's messages may quote what a gateway wrote (a job id, a parse error's excerpt).
+      this.log.warn({ err: clip(err.message) }, 'worker error');
       this.unreadable.notice(err);
     });
   }
@@ -86,9 +107,8 @@ export class GatewayWorker {
   }
 
   private async process(job: Job): Promise<JobOutcome> {
-    // A job's own options override the worker's when BullMQ finishes it, and a compromised
-    // gateway writes its own options: without this, `removeOnComplete: false` would keep a
-    // forged job (and its data) in Redis for ever.
+    // A job's own options override the worker's when BullMQ finishes it; the screen has set
+    // them already, and this keeps a forged job from staying in Redis should it ever not have.
     job.opts.removeOnComplete = true;
     job.opts.removeOnFail = true;
     const outcome = await this.handle(job);
@@ -96,24 +116,34 @@ export class GatewayWorker {
     return outcome;
   }
 
-  private async handle(job: Job): Promise<JobOutcome> {
+  /** The envelope in a job, or why the job is not a request this gateway could have queued. */
+  private tampering(job: Job): { reason: string } | { envelope: Envelope } {
+    const refusal = this.screen.takeRefusal(job.id ?? '');
+    if (refusal !== undefined) return { reason: refusal };
     const parsed = parseEnvelope(job.data as unknown);
-    if (
-      !parsed.ok ||
-      parsed.value.gatewayId !== this.deps.gatewayId ||
-      parsed.value.id !== job.id ||
-      !idMatchesKind(parsed.value)
-    ) {
-      const reason = !parsed.ok
-        ? parsed.error
-        : idMatchesKind(parsed.value)
-          ? 'gateway id or job id does not match the queue'
-          : 'the idempotent flag does not match the request id (keyed ids are UUID version 8)';
-      this.log.warn({ jobId: job.id, jobName: job.name, reason }, 'rejected a tampered job');
+    if (!parsed.ok) return { reason: parsed.error };
+    const envelope = parsed.value;
+    if (envelope.gatewayId !== this.deps.gatewayId || envelope.id !== job.id) {
+      return { reason: 'gateway id or job id does not match the queue' };
+    }
+    if (!idMatchesKind(envelope)) {
+      return { reason: 'the idempotent flag does not match the request id (keyed ids are UUID version 8)' };
+    }
+    const outOfBounds = this.bounds.check(envelope, Date.now());
+    return outOfBounds === undefined ? { envelope } : { reason: outOfBounds };
+  }
+
+  private async handle(job: Job): Promise<JobOutcome> {
+    const checked = this.tampering(job);
+    if ('reason' in checked) {
+      this.log.warn(
+        { jobId: clip(job.id), jobName: clip(job.name), reason: clip(checked.reason) },
+        'rejected a tampered job',
+      );
       return 'tampered';
     }
-    const envelope = parsed.value;
-    const log = this.log.child({ requestId: envelope.id, route: envelope.route });
+    const envelope = checked.envelope;
+    const log = this.log.child({ requestId: envelope.id, route: clip(envelope.route) });
     if (Date.now() >= envelope.deadline) {
       log.warn('job expired before it was taken; the gateway has answered 504');
       return 'expired';

@@ -1,6 +1,7 @@
 // One broker→gateway tunnel: knock, SSH in (host key pinned by fingerprint, modern
 // algorithms only, keepalives on), ask the gateway's sshd to listen on 127.0.0.1:<remotePort>
-// and carry each connection made there to the broker side's Redis. Any drop: back off
+// and carry each connection made there to the broker side's Redis (at most tunnels.maxChannels
+// at once, each held to the window it was given: tunnel-channels.ts). Any drop: back off
 // (exponential, jittered, capped), knock again, reconnect, forward again, until closed.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -10,6 +11,7 @@ import type { GatewaySsh, TunnelOptions } from '../config/schemas/broker.js';
 import { errors, isNonstopError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Knocker } from './knocker.js';
+import { channelWarnings, TunnelChannels, type ChannelWarnings } from './tunnel-channels.js';
 
 export type TunnelState = 'connecting' | 'up' | 'backing-off' | 'closed';
 export const TUNNEL_STATES: readonly TunnelState[] = ['connecting', 'up', 'backing-off', 'closed'];
@@ -26,6 +28,10 @@ export interface TunnelStatus {
   readonly reconnects: number;
   /** Connections carried to Redis so far. */
   readonly forwarded: number;
+  /** Channels carried to Redis now (at most `tunnels.maxChannels`). */
+  readonly channels: number;
+  /** Channels refused over the cap, or closed for breaking the protocol, so far. */
+  readonly refused: number;
 }
 
 /** What ssh2 may negotiate: the intersection of OpenSSH 9.2's modern set and ssh2's. */
@@ -53,9 +59,12 @@ export class GatewayTunnel {
   private lastError: string | null = null;
   private reconnects = 0;
   private forwarded = 0;
+  private refused = 0;
   private closed = false;
   private client: ssh2.Client | undefined;
-  private readonly sockets = new Set<Socket>();
+  /** The current connection's channels. */
+  private channels: TunnelChannels | undefined;
+  private readonly warnings: ChannelWarnings;
   private wake: () => void = () => {};
   private loop: Promise<void> | undefined;
   private readonly log: Logger;
@@ -70,6 +79,7 @@ export class GatewayTunnel {
     log: Logger,
   ) {
     this.log = log.child({ gatewayId, gateway: `${ssh.host}:${ssh.port}`, remotePort: ssh.remotePort });
+    this.warnings = channelWarnings(this.log);
     try {
       this.privateKey = readFileSync(ssh.privateKey);
     } catch (err) {
@@ -94,7 +104,9 @@ export class GatewayTunnel {
       since: this.since.toISOString(),
       lastError: this.lastError,
       reconnects: this.reconnects,
-      forwarded: this.forwarded,
+      forwarded: this.forwarded + (this.channels?.forwarded ?? 0),
+      channels: this.channels?.open ?? 0,
+      refused: this.refused + (this.channels?.refused ?? 0),
     };
   }
 
@@ -102,7 +114,7 @@ export class GatewayTunnel {
     this.closed = true;
     this.wake();
     this.client?.end();
-    for (const s of this.sockets) s.destroy();
+    this.channels?.closeAll();
     await this.loop;
     this.setState('closed');
   }
@@ -148,7 +160,10 @@ export class GatewayTunnel {
         }
       }
       if (this.closed) break;
-      failures = wasUp ? 0 : failures + 1;
+      // A gateway that broke the channel protocol gets no quick retry for having been up.
+      const abusive = this.channels?.abusive === true;
+      this.retireChannels();
+      failures = wasUp && !abusive ? 0 : failures + 1;
       this.reconnects += 1;
       this.setState('backing-off');
       await this.sleep(this.backoff(failures));
@@ -173,15 +188,40 @@ export class GatewayTunnel {
     });
   }
 
+  /** Folds the last connection's counts into the totals and closes what is left of it. */
+  private retireChannels(): void {
+    const channels = this.channels;
+    if (channels === undefined) return;
+    channels.closeAll();
+    this.forwarded += channels.forwarded;
+    this.refused += channels.refused;
+    this.channels = undefined;
+  }
+
   private connect(): Promise<ssh2.Client> {
+    this.retireChannels();
     return new Promise((resolve, reject) => {
       const client = new ssh2.Client();
       this.client = client;
       let mismatch: Error | undefined;
+      const channels = new TunnelChannels(
+        client,
+        this.options.maxChannels,
+        () => this.openRedis(),
+        this.warnings,
+        this.log,
+        (reason) => {
+          this.lastError = reason;
+          this.log.warn({ err: reason }, 'dropping the connection to a gateway that breaks the SSH protocol');
+          client.destroy();
+        },
+      );
+      this.channels = channels;
       client.on('tcp connection', (info, accept, rejectConnection) => {
         if (info.destPort !== this.ssh.remotePort) return rejectConnection();
-        this.carry(accept());
+        channels.offer(accept, rejectConnection);
       });
+      client.once('close', () => channels.closeAll());
       client.once('ready', () => {
         // Small writes go out at once: with Nagle's algorithm on, a request and its reply over
         // the multiplexed connection wait on delayed ACKs (tens of ms each at low traffic).
@@ -216,28 +256,15 @@ export class GatewayTunnel {
         keepaliveInterval: this.options.keepaliveIntervalMs,
         keepaliveCountMax: this.options.keepaliveCountMax,
       });
+      channels.guard();
     });
   }
 
-  /** One connection made on the gateway's port, carried to Redis. */
-  private carry(channel: ssh2.ClientChannel): void {
-    this.forwarded += 1;
+  /** A connection to the broker side's Redis for one channel the gateway opened. */
+  private openRedis(): Socket {
     const redis = tcpConnect(this.target.port, this.target.host);
     redis.setNoDelay(true);
-    this.sockets.add(redis);
-    const done = () => {
-      this.sockets.delete(redis);
-      redis.destroy();
-      channel.destroy();
-    };
-    redis.on('error', (err) => {
-      this.log.warn({ err: err.message }, 'redis unreachable for a tunnelled connection');
-      done();
-    });
-    redis.on('close', done);
-    channel.on('error', done);
-    channel.on('close', done);
-    channel.pipe(redis).pipe(channel);
+    return redis;
   }
 }
 

@@ -7,6 +7,7 @@
 // finds none.
 import { Queue } from 'bullmq';
 import type { Logger } from '../lib/log.js';
+import { clip } from '../lib/log-fields.js';
 import type { Redis } from '../lib/redis.js';
 
 export class UnreadableJobSweeper {
@@ -53,7 +54,7 @@ export class UnreadableJobSweeper {
         this.queue ??= new Queue(this.name, { connection: this.redis, prefix: this.prefix });
         if ((await this.queue.remove(id, { removeChildren: false })) === 1) {
           this.removed += 1;
-          this.log.warn({ jobId: id }, 'removed a tampered job that BullMQ cannot read');
+          this.log.warn({ jobId: clip(id) }, 'removed a tampered job that BullMQ cannot read');
         }
       }
       if (unreadable === 0) {
@@ -61,7 +62,7 @@ export class UnreadableJobSweeper {
         this.timer = undefined;
       }
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'could not sweep unreadable jobs; will retry');
+      this.log.warn({ err: clip((err as Error).message) }, 'could not sweep unreadable jobs; will retry');
     } finally {
       this.sweeping = false;
     }

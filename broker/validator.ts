@@ -2,11 +2,14 @@
 // query arrive as strings, so they are checked as copies coerced to the declared types; the
 // envelope keeps the client's strings, which is what the envelope schema (and the core)
 // accept. The body is checked in place, so the core receives it with schema defaults filled in.
+// Validators stop at each part's first error (config/ajv.ts), so a refusal costs as little as
+// it says: at most one problem for each of params, query and body, fields clipped in length.
 import { compileRoutes, type RouteValidators } from '../config/routes.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import type { ErrorObject } from 'ajv';
 import { describeErrors } from '../config/errors-format.js';
 import type { Envelope } from '../lib/envelope.js';
+import { clip } from '../lib/log-fields.js';
 
 export interface SchemaProblem {
   /** Which part of the request: params, query or body. */
@@ -17,7 +20,10 @@ export interface SchemaProblem {
 
 export type Validation = { readonly ok: true } | { readonly ok: false; readonly problems: SchemaProblem[] };
 
-const MAX_PROBLEMS = 20;
+/** Problems in one refusal (each part stops at its first: three at most today). */
+const MAX_PROBLEMS = 3;
+/** A field's name as a problem quotes it (a body's unknown key may be as long as the body). */
+const MAX_FIELD_CHARS = 200;
 
 export class RequestValidator {
   private readonly validators: ReadonlyMap<string, RouteValidators>;
@@ -34,7 +40,9 @@ export class RequestValidator {
     if (v === undefined || this.methods.get(envelope.route) !== envelope.method) {
       return {
         ok: false,
-        problems: [{ in: 'route', field: envelope.route, problem: 'is not a known route' }],
+        problems: [
+          { in: 'route', field: clip(envelope.route, MAX_FIELD_CHARS), problem: 'is not a known route' },
+        ],
       };
     }
     const problems: SchemaProblem[] = [];
@@ -48,7 +56,7 @@ export class RequestValidator {
 function describe(part: SchemaProblem['in'], errs: ErrorObject[] | null | undefined): SchemaProblem[] {
   return describeErrors(errs).map((p) => ({
     in: part,
-    field: p.field === '(top level)' ? part : p.field,
+    field: p.field === '(top level)' ? part : clip(p.field, MAX_FIELD_CHARS),
     problem: p.expected,
   }));
 }

@@ -1,4 +1,7 @@
-// `nonstop keygen`: the CAs, keys and certificates a deployment needs, made with openssl.
+// `nonstop keygen`: the CAs, keys and certificates a deployment needs, made with openssl, and
+// the gateways' shared idempotency secret.
+import { join } from 'node:path';
+import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
 import { DEFAULT_CORE_NAMES, generatePki } from '../lib/pki.js';
 import { parseCommandArgs, UsageError, type Command } from './command.js';
 
@@ -16,8 +19,10 @@ Creates EC P-256 keys and certificates with the openssl CLI:
   public-ca.crt, public-ca.key   a separate CA for gateway server certificates
   gateway-<id>.crt, .key         a server certificate per gateway, signed by the public CA,
                                  so it can never pass as a broker client certificate
+  idempotency.secret             32 random bytes (base64) that every gateway of the deployment
+                                 shares (gateway config "idempotency.secretFile")
 
-Private keys are written mode 0600. Existing files are kept (run it again to add a broker
+Private keys and the secret are written mode 0600. Existing files are kept (run it again to add a broker
 or a gateway); --force replaces everything. A CA made anew re-issues every cert it signs.
 
 Options:
@@ -59,8 +64,11 @@ Options:
       days,
       force: values.force === true,
     });
-    if (pki.written.length === 0) console.log(`${values.out}: every file already exists; nothing written`);
-    for (const file of pki.written) console.log(`wrote ${file}`);
+    const secret = join(values.out, 'idempotency.secret');
+    const written = [...pki.written];
+    if (writeIdempotencySecret(secret, { keep: values.force !== true })) written.push(secret);
+    if (written.length === 0) console.log(`${values.out}: every file already exists; nothing written`);
+    for (const file of written) console.log(`wrote ${file}`);
     return 0;
   },
 };

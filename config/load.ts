@@ -42,6 +42,7 @@ const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
     ['https', 'key'],
     ['redis', 'passwordFile'],
     ['redis', 'endpoints', '*', 'passwordFile'],
+    ['idempotency', 'secretFile'],
   ],
   broker: [
     ['routes'],
@@ -58,7 +59,8 @@ const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
   knock: [],
 };
 
-const ajv = createAjv({ useDefaults: true });
+// Every mistake in a config file at once: the operator fixes them in one go.
+const ajv = createAjv({ useDefaults: true, allErrors: true });
 const validators = new Map<ConfigKind, ValidateFunction>();
 
 function validatorFor(kind: ConfigKind): ValidateFunction {

@@ -1,6 +1,8 @@
 // What makes two keyed requests "the same request": SHA-256 over a canonical serialization of
-// method, route, params, query and body (object keys sorted at every depth, so the order a
-// client wrote its JSON in does not matter). Headers, client address and gateway do not count.
+// method, route, params, query, body and the client's identity digest (object keys sorted at
+// every depth, so the order a client wrote its JSON in does not matter). The identity is the
+// gateway's keyed digest of the identity headers, never their values; other headers, the
+// client address and the gateway do not count.
 import { createHash } from 'node:crypto';
 import type { Envelope } from '../lib/envelope.js';
 
@@ -12,6 +14,7 @@ export function requestFingerprint(envelope: Envelope): string {
     params: envelope.params,
     query: envelope.query,
     body: envelope.body,
+    identity: envelope.identity,
   });
   return createHash('sha256').update('nonstop/request-fingerprint/v1\0').update(canonical).digest('hex');
 }

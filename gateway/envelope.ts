@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteDefinition } from '../config/schemas/routes.js';
 import { ENVELOPE_VERSION, type Envelope } from '../lib/envelope.js';
-import { requestIdForKey } from './idempotency-key.js';
+import type { KeyedRequest } from './idempotency-key.js';
 
 export const MAX_QUERY_PARAMS = 64;
 
@@ -20,15 +20,16 @@ export interface EnvelopeInput {
   readonly replyTo: string;
   readonly now: number;
   readonly timeoutMs: number;
-  /** The client's Idempotency-Key, already checked; the request id is derived from it. */
-  readonly idempotencyKey?: string | undefined;
+  /** Derived from the client's Idempotency-Key and identity (`IdempotencyScope.keyed`). */
+  readonly keyed?: KeyedRequest | undefined;
 }
 
 export function buildEnvelope(input: EnvelopeInput): Envelope {
   return {
     v: ENVELOPE_VERSION,
-    id: input.idempotencyKey === undefined ? randomUUID() : requestIdForKey(input.idempotencyKey),
-    idempotent: input.idempotencyKey !== undefined,
+    id: input.keyed?.id ?? randomUUID(),
+    idempotent: input.keyed !== undefined,
+    ...(input.keyed === undefined ? {} : { identity: input.keyed.identity }),
     route: input.route.name,
     method: input.route.method,
     path: input.path,

@@ -6,7 +6,12 @@ import { errors, isNonstopError, type NonstopError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { isJsonContentType, MAX_JSON_DEPTH, nestedDeeperThan, readBody } from './body.js';
 import { buildEnvelope, parseQuery } from './envelope.js';
-import { IDEMPOTENCY_KEY_HEADER, parseIdempotencyKey } from './idempotency-key.js';
+import {
+  IDEMPOTENCY_KEY_HEADER,
+  parseIdempotencyKey,
+  type IdempotencyScope,
+  type KeyedRequest,
+} from './idempotency-key.js';
 import { RateLimiter } from './rate-limit.js';
 import type { ReplyWaiter } from './reply-waiter.js';
 import type { JobQueue } from './queue-set.js';
@@ -26,6 +31,8 @@ export interface HandlerDeps {
   readonly replies: ReplyWaiter;
   readonly instanceId: string;
   readonly log: Logger;
+  /** From `idempotency.secretFile`; without it, requests with an Idempotency-Key are refused. */
+  readonly idempotency?: IdempotencyScope | undefined;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -33,7 +40,13 @@ export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void
 export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   const { config, router, queue, replies, log } = deps;
   const limits = config.limits;
-  const limiter = new RateLimiter(limits.ratePerSecond, limits.rateBurst, limits.maxTrackedClients);
+  const limiter = new RateLimiter(
+    limits.ratePerSecond,
+    limits.rateBurst,
+    limits.maxTrackedClients,
+    Date.now,
+    limits.ipv6PrefixLength,
+  );
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
@@ -77,6 +90,13 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     }
     const route = match.route;
     const idempotencyKey = parseIdempotencyKey(req.headers[IDEMPOTENCY_KEY_HEADER]);
+    // Scoped to the client's identity headers: the same key from another identity is another
+    // request, never the stored answer of this one.
+    let keyed: KeyedRequest | undefined;
+    if (idempotencyKey !== undefined) {
+      if (deps.idempotency === undefined) return refuse(res, errors.IDEMPOTENCY_UNAVAILABLE());
+      keyed = deps.idempotency.keyed(idempotencyKey, req.headers);
+    }
 
     const query = parseQuery(search);
     if (query === null) return refuse(res, errors.BAD_REQUEST('Too many query parameters'));
@@ -123,7 +143,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       replyTo: deps.instanceId,
       now: started,
       timeoutMs,
-      idempotencyKey,
+      keyed,
     });
     // A keyed request whose twin is in flight: its reply goes to the twin's waiter, not to us.
     const inFlight = () => {

@@ -1,5 +1,8 @@
-// Per-client-IP token buckets. Memory is bounded: past `maxTracked` addresses the least
-// recently seen one is forgotten (a Map iterates in insertion order; a hit re-inserts).
+// Per-client token buckets: one per IPv4 address, one per IPv6 prefix (`lib/ip-prefix.ts`), so
+// that the 2^64 addresses of one /64 are one client and cannot push other clients' buckets out.
+// Memory is bounded: past `maxTracked` clients the least recently seen one is forgotten (a Map
+// iterates in insertion order; a hit re-inserts).
+import { sourceKey } from '../lib/ip-prefix.js';
 
 interface Bucket {
   tokens: number;
@@ -20,10 +23,12 @@ export class RateLimiter {
     private readonly burst: number,
     private readonly maxTracked: number,
     private readonly now: () => number = Date.now,
+    private readonly ipv6PrefixLength = 64,
   ) {}
 
-  take(ip: string): RateDecision {
+  take(address: string): RateDecision {
     const now = this.now();
+    const ip = sourceKey(address, this.ipv6PrefixLength);
     let bucket = this.buckets.get(ip);
     if (bucket === undefined) {
       bucket = { tokens: this.burst, updatedAt: now };

@@ -12,10 +12,13 @@ import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { createRedis } from '../lib/redis.js';
 import { createRequestHandler, type RequestHandler } from './handler.js';
+import { IdempotencyScope } from './idempotency-key.js';
+import { readIdempotencySecret } from './idempotency-secret.js';
 import { ReplyWaiter } from './reply-waiter.js';
 import { QueueSet } from './queue-set.js';
 import { RequestQueue } from './request-queue.js';
 import { Router } from './router.js';
+import { hstsHeader, tlsProfileOptions } from './tls-profile.js';
 
 export interface Gateway {
   readonly instanceId: string;
@@ -34,6 +37,19 @@ export async function startGateway(
   if (config.http.mode === 'redirect' && config.https === undefined) {
     throw errors.CONFIG_INVALID(
       'gateway: field "http.mode" is "redirect" but no "https" listener is configured',
+    );
+  }
+  // Config problems first, before any connection is made.
+  const hsts = config.https === undefined ? '' : hstsHeader(config.https.hsts);
+  const secretFile = config.idempotency.secretFile;
+  const idempotency =
+    secretFile === undefined
+      ? undefined
+      : new IdempotencyScope(readIdempotencySecret(secretFile), config.idempotency.identityHeaders);
+  if (idempotency === undefined) {
+    log.warn(
+      { field: 'idempotency.secretFile' },
+      'no idempotency secret configured: requests with an Idempotency-Key are refused (501)',
     );
   }
   const instanceId = randomUUID();
@@ -60,6 +76,7 @@ export async function startGateway(
     replies,
     instanceId,
     log,
+    idempotency,
   });
 
   const serverOptions = {
@@ -80,9 +97,9 @@ export async function startGateway(
     if (config.https !== undefined) {
       const tls = config.https;
       httpsServer = https.createServer(
-        { ...serverOptions, ...readTls(tls.cert, tls.key), minVersion: 'TLSv1.2' },
+        { ...serverOptions, ...tlsProfileOptions(tls.profile), ...readTls(tls.cert, tls.key) },
         (req, res) => {
-          res.setHeader('strict-transport-security', 'max-age=31536000');
+          res.setHeader('strict-transport-security', hsts);
           handler(req, res);
         },
       );
@@ -110,7 +127,10 @@ export async function startGateway(
     reloadTls() {
       if (httpsServer === undefined || config.https === undefined) return;
       try {
-        httpsServer.setSecureContext(readTls(config.https.cert, config.https.key));
+        httpsServer.setSecureContext({
+          ...tlsProfileOptions(config.https.profile),
+          ...readTls(config.https.cert, config.https.key),
+        });
         log.info({ cert: config.https.cert }, 'TLS certificate reloaded');
       } catch (err) {
         log.error({ err: (err as Error).message }, 'TLS reload failed; keeping the previous certificate');

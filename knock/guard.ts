@@ -44,6 +44,7 @@ export class KnockGuard {
     this.#tracker = new KnockTracker(this.#catalog, {
       timeoutMs: config.sequenceTimeoutMs,
       maxSources: config.maxTrackedSources,
+      ipv6PrefixLength: config.ipv6PrefixLength,
     });
     this.failed = new Promise((resolve) => (this.#failed = resolve));
   }

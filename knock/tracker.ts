@@ -5,8 +5,11 @@
 // is the next step advances; a repeat of the step just matched (a retransmitted SYN) is ignored;
 // anything else drops that attempt, and the knock may start a new one. An attempt must finish
 // within `timeoutMs` of its first knock. At most `maxSources` sources are tracked; the one
-// touched longest ago is evicted first.
+// touched longest ago is evicted first. An IPv6 source is its prefix (`ipv6PrefixLength`, /64 by
+// default): the addresses of one /64 share one state, so they cannot fill the table and evict
+// other sources; the window opens for the address whose knock completed the sequence.
 import type { KnockStep } from '../config/knock.js';
+import { sourceKey } from '../lib/ip-prefix.js';
 
 export interface Sequence {
   /** Stable id: the static sequence's name, or `client@step` for rotating ones. */
@@ -35,6 +38,8 @@ interface Attempt {
 interface SourceState {
   attempts: Attempt[];
   lastMs: number;
+  /** The address that knocked last (an IPv6 state stands for a whole prefix). */
+  lastAddress: string;
 }
 
 export interface KnockOutcome {
@@ -49,6 +54,8 @@ export interface TrackerOptions {
   readonly maxSources: number;
   /** Attempts kept per source (several sequences may share a first port). */
   readonly maxAttemptsPerSource?: number;
+  /** IPv6 sources are tracked per prefix of this length (default 64). */
+  readonly ipv6PrefixLength?: number;
 }
 
 const sameStep = (a: KnockStep, b: KnockStep | undefined) =>
@@ -59,6 +66,7 @@ export class KnockTracker {
   readonly #timeoutMs: number;
   readonly #maxSources: number;
   readonly #maxAttempts: number;
+  readonly #ipv6PrefixLength: number;
   #evicted = 0;
 
   constructor(
@@ -68,6 +76,7 @@ export class KnockTracker {
     this.#timeoutMs = options.timeoutMs;
     this.#maxSources = options.maxSources;
     this.#maxAttempts = options.maxAttemptsPerSource ?? 8;
+    this.#ipv6PrefixLength = options.ipv6PrefixLength ?? 64;
   }
 
   get size(): number {
@@ -81,10 +90,11 @@ export class KnockTracker {
   /** Feeds one knock; returns what it completed, broke or let expire (usually nothing). */
   knock(source: string, step: KnockStep, nowMs: number): KnockOutcome[] {
     const out: KnockOutcome[] = [];
-    const state = this.#sources.get(source);
+    const key = sourceKey(source, this.#ipv6PrefixLength);
+    const state = this.#sources.get(key);
     const next: Attempt[] = [];
     if (state !== undefined) {
-      this.#sources.delete(source); // re-inserted below: Map order doubles as LRU order
+      this.#sources.delete(key); // re-inserted below: Map order doubles as LRU order
       for (const a of state.attempts) {
         if (nowMs - a.startedMs > this.#timeoutMs) {
           out.push({ kind: 'expired', source, seq: a.seq, reason: 'sequence timeout' });
@@ -120,7 +130,7 @@ export class KnockTracker {
       next.push({ seq, matched: 1, startedMs: nowMs });
     }
     if (next.length > 0) {
-      this.#sources.set(source, { attempts: next, lastMs: nowMs });
+      this.#sources.set(key, { attempts: next, lastMs: nowMs, lastAddress: source });
       this.#evictOverflow();
     }
     return out;
@@ -129,20 +139,21 @@ export class KnockTracker {
   /** Ends attempts past their timeout; call now and then so they are audited even if silent. */
   sweep(nowMs: number): KnockOutcome[] {
     const out: KnockOutcome[] = [];
-    for (const [source, state] of this.#sources) {
+    for (const [key, state] of this.#sources) {
       if (nowMs - state.lastMs <= this.#timeoutMs) continue;
       const live = state.attempts.filter((a) => nowMs - a.startedMs <= this.#timeoutMs);
+      const source = state.lastAddress;
       for (const a of state.attempts) {
         if (!live.includes(a)) out.push({ kind: 'expired', source, seq: a.seq, reason: 'sequence timeout' });
       }
-      if (live.length === 0) this.#sources.delete(source);
+      if (live.length === 0) this.#sources.delete(key);
       else state.attempts = live;
     }
     return out;
   }
 
   forget(source: string): void {
-    this.#sources.delete(source);
+    this.#sources.delete(sourceKey(source, this.#ipv6PrefixLength));
   }
 
   #evictOverflow(): void {

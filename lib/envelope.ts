@@ -1,6 +1,7 @@
 // What crosses the tiers: the envelope a gateway queues for each request, the reply a broker
 // sends back, and the names of the Redis keys both sides use. Data read from Redis is
 // `unknown` until `parseEnvelope`/`parseReply` accept it.
+import { isIP } from 'node:net';
 import { createAjv } from '../config/ajv.js';
 import type { HttpMethod } from '../config/schemas/routes.js';
 
@@ -15,6 +16,11 @@ export interface Envelope {
    * then replays its answer to the same request from any gateway. Absent means false.
    */
   readonly idempotent?: boolean;
+  /**
+   * Keyed requests only: hex HMAC of the client's identity headers under the deployment's
+   * secret. Part of the core's request fingerprint; the values themselves never leave the gateway.
+   */
+  readonly identity?: string;
   readonly route: string;
   readonly method: HttpMethod;
   readonly path: string;
@@ -70,6 +76,7 @@ const envelopeSchema = {
     v: { const: ENVELOPE_VERSION },
     id: { type: 'string', pattern: UUID },
     idempotent: { type: 'boolean' },
+    identity: { type: 'string', pattern: '^[0-9a-f]{64}$' },
     route: { type: 'string', maxLength: 128 },
     method: { enum: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] },
     path: { type: 'string', maxLength: 8192 },
@@ -97,7 +104,7 @@ const envelopeSchema = {
       additionalProperties: { type: 'string', maxLength: 8192 },
     },
     body: {},
-    clientIp: { type: 'string', maxLength: 64 },
+    clientIp: { type: 'string', minLength: 2, maxLength: 64 },
     gatewayId: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
     replyTo: { type: 'string', pattern: TOKEN },
     receivedAt: { type: 'integer', minimum: 0 },
@@ -125,14 +132,18 @@ const replySchema = {
 
 // Envelopes are checked without schema strictness for `body: {}` (any JSON); its content is
 // checked against the route's own schema afterwards.
-const ajv = createAjv({ strict: false, allErrors: false });
+const ajv = createAjv({ strict: false });
 const validateEnvelope = ajv.compile<Envelope>(envelopeSchema);
 const validateReply = ajv.compile<Reply>(replySchema);
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
 export function parseEnvelope(data: unknown): Parsed<Envelope> {
-  if (validateEnvelope(data)) return { ok: true, value: data };
+  if (validateEnvelope(data)) {
+    // The gateway's view of its client's socket: an IPv4 or IPv6 address, nothing else.
+    if (isIP(data.clientIp) === 0) return { ok: false, error: '/clientIp is not an IP address' };
+    return { ok: true, value: data };
+  }
   const e = validateEnvelope.errors?.[0];
   return { ok: false, error: e ? `${e.instancePath || '(envelope)'} ${e.message ?? e.keyword}` : 'invalid' };
 }

@@ -68,6 +68,11 @@ export const errors = {
     'A request with this Idempotency-Key is still being processed; retry after a second to get its answer',
     409,
   ),
+  IDEMPOTENCY_UNAVAILABLE: createError(
+    'NONSTOP_ERR_IDEMPOTENCY_UNAVAILABLE',
+    'This gateway is not configured for Idempotency-Key (idempotency.secretFile); send the request without it',
+    501,
+  ),
   REPLY_TIMEOUT: createError('NONSTOP_ERR_REPLY_TIMEOUT', 'No reply from the backend in time', 504),
 
   INTERNAL: createError('NONSTOP_ERR_INTERNAL', 'Internal error', 500),

@@ -1,6 +1,8 @@
 // A tiny HTTP(S) client the world runs inside a host (the internet host, usually): sends the
 // requests given as JSON in argv[2], one after another, and prints one JSON line per answer
 // ({ status, headers, body, ms } or { status: 0, error }). Used by `nonstop demo` and the tests.
+// An IPv6 gateway is given as a URL with the address in brackets: `https://[2001:2:0:1::b]/notes`
+// (node:http connects to the bare address and sends `host: [2001:2:0:1::b]`; TLS checks the IP SAN).
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -22,7 +24,13 @@ const agents = { http: new http.Agent({ keepAlive: true }), https: new https.Age
 
 function send(r: Spec['requests'][number]): Promise<Record<string, unknown>> {
   const started = Date.now();
-  const url = new URL(r.url);
+  let url: URL;
+  try {
+    url = new URL(r.url);
+  } catch {
+    // One bad URL (a bare IPv6 address, say) is that request's answer, not the end of the run.
+    return Promise.resolve({ status: 0, headers: {}, body: '', ms: 0, error: `invalid URL ${r.url}` });
+  }
   const lib = url.protocol === 'https:' ? https : http;
   const headers: Record<string, string> = { ...r.headers };
   if (r.body !== undefined && headers['content-type'] === undefined)

@@ -11,7 +11,9 @@ import { promisify } from 'node:util';
 import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, newPassword } from '../broker/redis-acl.js';
 import { renderBrokerRedis, type WrittenRedisServer } from '../broker/redis-config.js';
 import { validateConfig } from '../config/load.js';
+import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
 import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
+import { worldGatewaySshd } from './gateway-sshd.js';
 import { newKnockSecret } from '../knock/rotating.js';
 import { generatePki } from '../lib/pki.js';
 import { descendants, packageRoot, World, type Host, type HostProcess } from './world.js';
@@ -25,6 +27,7 @@ const PREFIX = 'nonstop';
 const CORE_PORT = 8443;
 const STATUS_PORT = 9100;
 const FIRST_TUNNEL_PORT = 16001;
+const DUAL_STACK = '::';
 /** Gateway i's Redis on every broker listens on FIRST_REDIS_PORT + i (loopback). */
 const FIRST_REDIS_PORT = 6401;
 const ROTATION = { portMin: 20000, portMax: 29999, length: 4, stepSeconds: 30 } as const;
@@ -55,6 +58,10 @@ export interface GatewayNode {
   readonly ip: string;
   readonly httpUrl: string;
   readonly httpsUrl: string;
+  /** Its public IPv6 address and URLs: 80, 443 and SSH listen on both families. */
+  readonly ip6: string;
+  readonly httpUrl6: string;
+  readonly httpsUrl6: string;
   readonly dir: string;
   readonly sshPort: number;
   readonly hostKey: SshKey;
@@ -95,6 +102,8 @@ export interface BrokerNode {
   /** Each gateway's own Redis on this broker, by gateway id. */
   readonly redis: Readonly<Record<string, RedisNode>>;
   readonly sshKey: SshKey;
+  /** The address family its tunnels dial the gateways on (and knock them over). */
+  readonly tunnelFamily: 4 | 6;
   process: HostProcess;
 }
 
@@ -117,6 +126,8 @@ export interface ClientRequest {
   readonly body?: string;
   readonly headers?: Readonly<Record<string, string>>;
   readonly https?: boolean;
+  /** To the gateway's IPv6 address (6) or its IPv4 address (4, the default). */
+  readonly family?: 4 | 6;
   readonly timeoutMs?: number;
 }
 
@@ -183,7 +194,7 @@ export class ThreeTier {
     const g = this.gateway(gatewayId);
     const spec = requests.map((r) => ({
       method: r.method ?? 'GET',
-      url: `${r.https === true ? g.httpsUrl : g.httpUrl}${r.path}`,
+      url: `${baseUrl(g, r)}${r.path}`,
       body: r.body,
       headers: r.headers ?? {},
       timeoutMs: r.timeoutMs ?? 15_000,
@@ -329,9 +340,15 @@ export class ThreeTier {
         host(this.inet, 'internet', []),
         ...this.gateways.map((g) =>
           host(g.host, 'gateway', [
-            { name: 'http', bind: '0.0.0.0', port: 80, public: true },
-            { name: 'https', bind: '0.0.0.0', port: 443, public: true },
-            { name: 'ssh', bind: '0.0.0.0', port: g.sshPort, public: false, note: 'filtered until a knock' },
+            { name: 'http', bind: DUAL_STACK, port: 80, public: true, note: 'IPv4 and IPv6' },
+            { name: 'https', bind: DUAL_STACK, port: 443, public: true, note: 'IPv4 and IPv6' },
+            {
+              name: 'ssh',
+              bind: DUAL_STACK,
+              port: g.sshPort,
+              public: false,
+              note: 'on 0.0.0.0 and ::; filtered until a knock',
+            },
             ...this.brokers.map((b) => ({
               name: `tunnel-${b.id}`,
               bind: '127.0.0.1',
@@ -420,7 +437,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     brokers: brokerIds,
     gateways: gatewayIds,
     coreNames: ['core', coreIp],
-    gatewayNames: [...gatewayHosts.values()].map((h) => h.ip4),
+    gatewayNames: [...gatewayHosts.values()].flatMap((h) => [h.ip4, h.ip6]),
   });
   const brokerKeys = new Map<string, SshKey>();
   for (const b of brokerIds) brokerKeys.set(b, await sshKeygen(dir, `broker-${b}`));
@@ -502,7 +519,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
           passwordFile: join(redisDir, g, `${DEFAULT_WORKER_USER}.password`),
         },
         ssh: {
-          host: gatewayHosts.get(g)!.ip4,
+          host: tunnelFamilyOf(id, brokerIds) === 6 ? gatewayHosts.get(g)!.ip6 : gatewayHosts.get(g)!.ip4,
           port: 22,
           user: 'root',
           hostKeyFingerprint: hostKeys.get(g)!.fingerprint,
@@ -536,7 +553,9 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   const gateways: GatewayNode[] = [];
   for (const id of gatewayIds) {
     const host = gatewayHosts.get(id)!;
-    progress(`${id}: sshd and the knock guard on ${host.ip4}:22, the gateway on :80 and :443`);
+    progress(
+      `${id}: sshd and the knock guard on ${host.ip4} and ${host.ip6} port 22, the gateway on :80 and :443`,
+    );
     const gdir = join(dir, id);
     const hostKey = hostKeys.get(id)!;
     const tunnelBrokers = brokerIds.map((b) => ({
@@ -549,19 +568,16 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     const sshdConfig = join(gdir, 'sshd_config');
     writeFileSync(
       sshdConfig,
-      renderSshdConfig({
-        port: 22,
-        listenAddresses: ['0.0.0.0'],
-        hostKeys: [hostKey.privateKeyFile],
-        pidFile: join(gdir, 'sshd.pid'),
-        // The world runs as root; the rendered Match block confines the tunnel user.
-        tunnelUser: 'root',
-        tunnelAuthorizedKeysFile: authorizedKeys,
-        authorizedKeysFile: 'none',
-        brokers: tunnelBrokers,
-        permitRootLogin: 'prohibit-password',
-        strictModes: false,
-      }),
+      renderSshdConfig(
+        worldGatewaySshd({
+          dir: gdir,
+          hostKeyFile: hostKey.privateKeyFile,
+          authorizedKeysFile: authorizedKeys,
+          brokers: tunnelBrokers,
+          // Both families, as deployed (sshd binds `::` IPv6-only, so IPv4 needs its own line).
+          listenAddresses: ['0.0.0.0', '::'],
+        }),
+      ),
     );
     const sshd = await startSshd(host, sshdConfig);
     const guardConfig = join(gdir, 'guard.json');
@@ -585,8 +601,9 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       kind: 'gateway',
       id,
       routes,
-      http: { host: '0.0.0.0', port: 80, mode: 'serve' },
-      https: { host: '0.0.0.0', port: 443, cert: pki.gateways[id]!.cert, key: pki.gateways[id]!.key },
+      // `::` is dual-stack (IPv6 and IPv4-mapped IPv4), as the Ansible role binds it.
+      http: { host: DUAL_STACK, port: 80, mode: 'serve' },
+      https: { host: DUAL_STACK, port: 443, cert: pki.gateways[id]!.cert, key: pki.gateways[id]!.key },
       redis: {
         prefix: PREFIX,
         username: redisUser,
@@ -595,6 +612,9 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       },
       limits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000, ...options.gatewayLimits },
       ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
+      // One secret for the deployment (the first gateway writes it, the others keep it): every
+      // gateway derives the same request id from a client's Idempotency-Key.
+      idempotency: { secretFile: idempotencySecret(join(dir, 'idempotency.secret')) },
     });
     const gateway = await startGateway(host, configFile);
     gateways.push({
@@ -603,6 +623,9 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       ip: host.ip4,
       httpUrl: `http://${host.ip4}`,
       httpsUrl: `https://${host.ip4}`,
+      ip6: host.ip6,
+      httpUrl6: `http://[${host.ip6}]`,
+      httpsUrl6: `https://[${host.ip6}]`,
       dir: gdir,
       sshPort: 22,
       hostKey,
@@ -649,6 +672,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       configFile,
       redis,
       sshKey: brokerKeys.get(id)!,
+      tunnelFamily: tunnelFamilyOf(id, brokerIds),
       process: broker,
     });
   }
@@ -669,6 +693,20 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     adminKnockProfiles,
     publicCaFile: pki.publicCa.cert,
   });
+}
+
+/**
+ * The last broker of two or more knocks and tunnels over IPv6, the others over IPv4: every world
+ * carries requests over both families (production gateways are reached over either).
+ */
+function tunnelFamilyOf(id: string, brokerIds: readonly string[]): 4 | 6 {
+  return brokerIds.length > 1 && id === brokerIds.at(-1) ? 6 : 4;
+}
+
+/** Where a request goes: HTTP or HTTPS, to the gateway's IPv4 or IPv6 address. */
+function baseUrl(g: GatewayNode, r: ClientRequest): string {
+  if (r.family === 6) return r.https === true ? g.httpsUrl6 : g.httpUrl6;
+  return r.https === true ? g.httpsUrl : g.httpUrl;
 }
 
 function ids(prefix: string, count: number): string[] {
@@ -742,4 +780,9 @@ async function startRedis(
   const process = host.spawn('redis-server', [redis.configFile]);
   await waitForPort(host, redis.port, process, `redis-server of ${redis.gatewayId}`);
   return process;
+}
+
+function idempotencySecret(file: string): string {
+  writeIdempotencySecret(file, { keep: true });
+  return file;
 }

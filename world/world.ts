@@ -166,9 +166,13 @@ export class Host {
     return r.stdout;
   }
 
-  /** Starts a long-running process in this host; the world stops it at close. */
+  /**
+   * Starts a long-running process in this host; the world stops it at close. No core dumps
+   * (the world's daemons hold requests and keys in memory): prlimit sets the limit, soft and
+   * hard, then execs `ip`, which execs the command, so the child's pid is the command's.
+   */
   spawn(command: string, args: readonly string[] = [], env: NodeJS.ProcessEnv = {}): HostProcess {
-    const child = spawn('ip', ['netns', 'exec', this.ns, command, ...args], {
+    const child = spawn('prlimit', ['--core=0', '--', 'ip', 'netns', 'exec', this.ns, command, ...args], {
       stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, ...env },
     });

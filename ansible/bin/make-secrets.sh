@@ -2,7 +2,7 @@
 # Makes every secret a deployment needs and writes them as one variables file for Ansible:
 #   ansible/bin/make-secrets.sh --out DIR --gateways gw1,gw2 --brokers broker1
 #                               [--core-names N,..] [--gateway-names N,..]
-# DIR/pki      CAs, keys, certificates (`nonstop keygen`)
+# DIR/pki      CAs, keys, certificates, the gateways' shared idempotency secret (`nonstop keygen`)
 # DIR/ssh      broker tunnel keys and gateway host keys (ssh-keygen, Ed25519)
 # DIR/knock    a knock secret per (gateway, broker) (`nonstop knock-secret`)
 # DIR/redis    a Redis password per gateway (the worker's and admin's are made on each broker)
@@ -58,6 +58,7 @@ const vars = {
     brokers: each(brokers, (b) => ({ cert: read(`pki/broker-${b}.crt`), key: read(`pki/broker-${b}.key`) })),
     gateways: each(gateways, (g) => ({ cert: read(`pki/gateway-${g}.crt`), key: read(`pki/gateway-${g}.key`) })),
   },
+  vault_idempotency_secret: read("pki/idempotency.secret").trim(),
   vault_gateway_host_keys: each(gateways, (g) => pair(`ssh/gateway-${g}`)),
   vault_broker_ssh_keys: each(brokers, (b) => pair(`ssh/broker-${b}`)),
   vault_knock_secrets: each(gateways, (g) =>

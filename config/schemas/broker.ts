@@ -64,6 +64,18 @@ export const brokerSchema = {
         properties: {
           id: { type: 'string', pattern: ID_PATTERN },
           redis: gatewayRedisSchema,
+          // What this gateway is configured with (defaults: the gateway's own), so that the
+          // broker can bound what it queues: a deadline at most the reply timeout (or the
+          // route's timeoutMs) away, a body within its limit, only the headers it forwards.
+          replyTimeoutMs: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
+          maxBodyBytes: { type: 'integer', minimum: 0, maximum: 67108864, default: 65536 },
+          forwardHeaders: {
+            type: 'array',
+            maxItems: 64,
+            uniqueItems: true,
+            items: { type: 'string', pattern: '^[a-z0-9-]{1,64}$' },
+            default: ['accept-language', 'user-agent'],
+          },
           // No ssh section: this gateway reaches the broker's Redis directly, as on one machine.
           ssh: {
             type: 'object',
@@ -117,6 +129,12 @@ export const brokerSchema = {
         backoffMaxMs: { type: 'integer', minimum: 10, maximum: 3600000, default: 30000 },
         // At shutdown, after the last reply is pushed, before the tunnels close.
         drainMs: { type: 'integer', minimum: 0, maximum: 60000, default: 1000 },
+        // Channels (= Redis connections) one gateway may hold open through its tunnel; more are
+        // refused. A gateway process needs two (its queue and its reply connection). Each costs
+        // a file descriptor and, at worst (a stalled reader on either side), ~4.5 MiB of memory
+        // (ssh2's 2 MiB window and 2 MiB read buffer, 256 KiB pumped each way): size the
+        // broker's LimitNOFILE and MemoryMax from maxChannels × gateways.
+        maxChannels: { type: 'integer', minimum: 1, maximum: 4096, default: 32 },
       },
       default: {},
     },
@@ -202,6 +220,10 @@ export interface GatewayKnock {
 export interface GatewayLink {
   readonly id: string;
   readonly redis?: GatewayRedisEndpoint;
+  /** The gateway's replyTimeoutMs, limits.maxBodyBytes and forwardHeaders. */
+  readonly replyTimeoutMs: number;
+  readonly maxBodyBytes: number;
+  readonly forwardHeaders: readonly string[];
   readonly ssh?: GatewaySsh;
 }
 
@@ -242,4 +264,5 @@ export interface TunnelOptions {
   readonly backoffInitialMs: number;
   readonly backoffMaxMs: number;
   readonly drainMs: number;
+  readonly maxChannels: number;
 }

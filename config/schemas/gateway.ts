@@ -28,6 +28,20 @@ export const gatewaySchema = {
         ...listenSchema({ host: '0.0.0.0', port: 443 }).properties,
         cert: pathSchema,
         key: pathSchema,
+        // Mozilla's server-side TLS profiles: "intermediate" (TLS 1.2 with AEAD, forward-secret
+        // suites, and TLS 1.3) or "modern" (TLS 1.3 only).
+        profile: { type: 'string', enum: ['intermediate', 'modern'], default: 'intermediate' },
+        // Strict-Transport-Security on every HTTPS answer (never on plain HTTP, RFC 6797 7.2).
+        hsts: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            maxAge: { type: 'integer', minimum: 0, maximum: 63072000, default: 31536000 },
+            includeSubDomains: { type: 'boolean', default: false },
+            preload: { type: 'boolean', default: false },
+          },
+          default: {},
+        },
       },
     },
     redis: {
@@ -64,6 +78,9 @@ export const gatewaySchema = {
         ratePerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 1000000, default: 50 },
         rateBurst: { type: 'integer', minimum: 1, maximum: 1000000, default: 100 },
         maxTrackedClients: { type: 'integer', minimum: 16, maximum: 10000000, default: 100000 },
+        // IPv6 sources share a bucket per prefix of this length (one subscriber usually holds a
+        // whole /64); IPv4 ones have a bucket per address.
+        ipv6PrefixLength: { type: 'integer', minimum: 32, maximum: 128, default: 64 },
         maxPending: { type: 'integer', minimum: 1, maximum: 1000000, default: 10000 },
         headersTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 10000 },
         requestTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 30000 },
@@ -78,6 +95,25 @@ export const gatewaySchema = {
       uniqueItems: true,
       items: { type: 'string', pattern: '^[a-z0-9-]{1,64}$' },
       default: ['accept-language', 'user-agent'],
+    },
+    idempotency: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        // The deployment's secret (the same file on every gateway): request ids are an HMAC
+        // of the client's key under it. Without it, requests with an Idempotency-Key are
+        // refused (501), since their ids could not match across gateways.
+        secretFile: pathSchema,
+        // Headers whose values name the client: a key is that client's key only.
+        identityHeaders: {
+          type: 'array',
+          maxItems: 16,
+          uniqueItems: true,
+          items: { type: 'string', pattern: '^[a-z0-9-]{1,64}$' },
+          default: ['authorization', 'cookie'],
+        },
+      },
+      default: {},
     },
   },
 } as const;
@@ -97,6 +133,12 @@ export interface GatewayConfig {
     readonly port: number;
     readonly cert: string;
     readonly key: string;
+    readonly profile: 'intermediate' | 'modern';
+    readonly hsts: {
+      readonly maxAge: number;
+      readonly includeSubDomains: boolean;
+      readonly preload: boolean;
+    };
   };
   readonly redis: GatewayRedisConfig;
   readonly limits: {
@@ -106,6 +148,7 @@ export interface GatewayConfig {
     readonly ratePerSecond: number;
     readonly rateBurst: number;
     readonly maxTrackedClients: number;
+    readonly ipv6PrefixLength: number;
     readonly maxPending: number;
     readonly headersTimeoutMs: number;
     readonly requestTimeoutMs: number;
@@ -113,6 +156,7 @@ export interface GatewayConfig {
   };
   readonly replyTimeoutMs: number;
   readonly forwardHeaders: readonly string[];
+  readonly idempotency: { readonly secretFile?: string; readonly identityHeaders: readonly string[] };
 }
 
 export interface RedisConfig {

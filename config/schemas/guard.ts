@@ -25,6 +25,8 @@ export const guardSchema = {
     windowSeconds: { type: 'integer', minimum: 1, maximum: 3600, default: 30 },
     sequenceTimeoutMs: { type: 'integer', minimum: 100, maximum: 120000, default: 10000 },
     maxTrackedSources: { type: 'integer', minimum: 16, maximum: 10000000, default: 10000 },
+    /** IPv6 sources are tracked per prefix of this length: one /64 holds one knock state. */
+    ipv6PrefixLength: { type: 'integer', minimum: 32, maximum: 128, default: 64 },
     icmpEcho: { type: 'boolean', default: true },
     removeTableOnExit: { type: 'boolean', default: false },
     statsIntervalSeconds: { type: 'integer', minimum: 0, maximum: 86400, default: 300 },
@@ -83,6 +85,7 @@ export interface GuardConfig {
   readonly windowSeconds: number;
   readonly sequenceTimeoutMs: number;
   readonly maxTrackedSources: number;
+  readonly ipv6PrefixLength: number;
   readonly icmpEcho: boolean;
   readonly removeTableOnExit: boolean;
   readonly statsIntervalSeconds: number;

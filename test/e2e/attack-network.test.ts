@@ -8,25 +8,11 @@ import { gatewayUser } from '../../broker/redis-acl.js';
 import { queueName, replyKey } from '../../lib/envelope.js';
 import { ThreeTier, type GatewayNode } from '../../world/three-tier.js';
 import { worldSkipReason, type Host } from '../../world/world.js';
-import { nmap, type Scan } from '../world/nmap.js';
+import { nmap, openPorts, portStates as states, scanLine } from '../world/nmap.js';
 
 const skip = worldSkipReason();
 const AGENT = 'dist/test/world/agent.js';
 const PREFIX = 'nonstop';
-
-function openPorts(scan: Scan, addr: string): number[] {
-  const ports = scan.ports.get(addr);
-  assert.ok(ports, `nmap reported nothing for ${addr}: ${scan.raw.slice(0, 2000)}`);
-  return [...ports].filter(([, s]) => s === 'open').map(([p]) => p);
-}
-
-/** Every state nmap saw on `addr`, listed or collapsed, with its count. */
-function states(scan: Scan, addr: string): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const s of scan.ports.get(addr)?.values() ?? []) out[s] = (out[s] ?? 0) + 1;
-  for (const [s, n] of scan.collapsed.get(addr) ?? []) out[s] = (out[s] ?? 0) + n;
-  return out;
-}
 
 async function probe(from: Host, addr: string, port: number, timeoutMs = 1500): Promise<string> {
   const r = await from.runNode(AGENT, ['probe', addr, String(port), '--timeout', String(timeoutMs)]);
@@ -45,38 +31,49 @@ describe('network attacks on the three-tier world', { skip }, () => {
   });
   after(() => tt?.close());
 
-  test('from inet, a full TCP scan: gateways show only 80 and 443, brokers and core nothing', async (t) => {
-    const gateways = tt.gateways.map((g) => g.ip);
-    const brokers = tt.brokers.map((b) => b.host.ip4);
+  test('from inet, full TCP scans over IPv4 and IPv6: gateways show only 80 and 443, brokers and core nothing', async (t) => {
+    const gateways = tt.gateways.flatMap((g) => [g.ip, g.ip6].map((addr) => ({ name: g.id, addr })));
+    const brokers = tt.brokers.flatMap((b) => [b.host.ip4, b.host.ip6].map((addr) => ({ name: b.id, addr })));
     const started = Date.now();
-    const scan = await nmap(tt.inet, [...gateways, ...brokers], '1-65535');
+    const scan = await nmap(
+      tt.inet,
+      [...gateways, ...brokers].map((x) => x.addr),
+      '1-65535',
+    );
     t.diagnostic(
-      `nmap -sS -p 1-65535 of ${gateways.length + brokers.length} hosts: ${Date.now() - started} ms`,
+      `nmap -sS -p 1-65535 of ${gateways.length + brokers.length} addresses: ${Date.now() - started} ms`,
     );
-    for (const ip of gateways) {
-      assert.deepEqual(openPorts(scan, ip), [80, 443], `gateway ${ip}`);
+    for (const { name, addr } of gateways) {
+      t.diagnostic(scanLine(scan, 'gateway', name, addr));
+      assert.deepEqual(openPorts(scan, addr), [80, 443], `gateway ${name} ${addr}`);
       // Everything else, the SSH port included, is filtered: no RST, no ICMP.
-      assert.deepEqual(states(scan, ip), { open: 2, filtered: 65533 }, `gateway ${ip}`);
+      assert.deepEqual(states(scan, addr), { open: 2, filtered: 65533 }, `gateway ${name} ${addr}`);
     }
-    for (const ip of brokers) {
-      t.diagnostic(`broker ${ip} from inet: ${JSON.stringify(states(scan, ip))}`);
-      assert.deepEqual(openPorts(scan, ip), [], `broker ${ip} has no open port`);
-      assert.equal(states(scan, ip).open ?? 0, 0);
+    for (const { name, addr } of brokers) {
+      t.diagnostic(`${scanLine(scan, 'broker', name, addr)} ${JSON.stringify(states(scan, addr))}`);
+      assert.deepEqual(openPorts(scan, addr), [], `broker ${name} ${addr} has no open port`);
     }
-    // The core is on the private segment only: inet has no route to it at all.
-    const core = await Promise.all(
-      [tt.core.port, 22, 5432, 6379, 80, 443].map((p) => probe(tt.inet, tt.core.ip, p)),
-    );
-    t.diagnostic(`core ${tt.core.ip} from inet: ${core.join(', ')}`);
-    assert.deepEqual(
-      core.filter((s) => s === 'open'),
-      [],
-      `core from inet: ${core.join(', ')}`,
-    );
+    // The core is on the private segment only: inet has no route to it at all, in either family.
+    for (const addr of [tt.core.ip, tt.core.host.addresses.private.v6[0]!]) {
+      const core = await Promise.all(
+        [tt.core.port, 22, 5432, 6379, 80, 443].map((p) => probe(tt.inet, addr, p)),
+      );
+      t.diagnostic(`core ${addr} from inet: ${core.join(', ')}`);
+      assert.deepEqual(
+        core.filter((s) => s === 'open'),
+        [],
+        `core ${addr} from inet: ${core.join(', ')}`,
+      );
+    }
   });
 
-  test('from inet, SSH to a gateway without a knock times out (filtered)', async () => {
+  test('from inet, SSH to a gateway without a knock times out (filtered), over IPv4 and IPv6', async () => {
     for (const g of [gw1, gw2]) {
+      assert.equal(
+        await probe(tt.inet, g.ip6, g.sshPort, 3000),
+        'filtered',
+        `${g.id} [${g.ip6}]:${g.sshPort}`,
+      );
       assert.equal(await probe(tt.inet, g.ip, g.sshPort, 3000), 'filtered', `${g.id}:${g.sshPort}`);
       const ssh = await tt.inet.exec(
         'ssh',
@@ -102,7 +99,7 @@ describe('network attacks on the three-tier world', { skip }, () => {
   });
 
   test('a compromised gateway reaches no broker port and not the core', async (t) => {
-    const brokers = tt.brokers.map((b) => b.host.ip4);
+    const brokers = tt.brokers.flatMap((b) => [b.host.ip4, b.host.ip6]);
     const started = Date.now();
     const scan = await nmap(gw1.host, brokers, '1-65535');
     t.diagnostic(`nmap from gw1 of the brokers: ${Date.now() - started} ms`);
@@ -116,10 +113,10 @@ describe('network attacks on the three-tier world', { skip }, () => {
         `broker ${ip}: every port closed or filtered ${JSON.stringify(seen)}`,
       );
     }
-    // Nor over IPv6, nor at the brokers' private addresses (not on the gateway's network).
+    // Nor at the brokers' private addresses (not on the gateway's network).
     const SERVICE_PORTS = [22, 80, 443, 6379, tt.core.port, 9100, 16001, 16002];
     const targets = tt.brokers.flatMap((b) =>
-      [...b.host.addresses.public.v6, ...b.host.addresses.private.v4].map((addr) => ({ id: b.id, addr })),
+      [...b.host.addresses.private.v4, ...b.host.addresses.private.v6].map((addr) => ({ id: b.id, addr })),
     );
     await Promise.all(
       targets.map(async ({ id, addr }) => {
@@ -132,18 +129,20 @@ describe('network attacks on the three-tier world', { skip }, () => {
         );
       }),
     );
-    // The core is not on the gateway's network: no route, so nothing can even be tried.
-    const core = await Promise.all(
-      [tt.core.port, 22, 5432, 6379, 80, 443, 9100].map((p) => probe(gw1.host, tt.core.ip, p)),
-    );
-    t.diagnostic(`core ${tt.core.ip} from gw1: ${core.join(', ')}`);
-    assert.deepEqual(
-      core.filter((s) => s === 'open' || s === 'closed'),
-      [],
-      `core from gw1: ${core.join(', ')}`,
-    );
-    const route = await gw1.host.exec('ip', ['route', 'get', tt.core.ip]);
-    assert.notEqual(route.code, 0, `gw1 has a route to the core: ${route.stdout}`);
+    // The core is not on the gateway's network: no route in either family, so nothing can even be tried.
+    for (const addr of [tt.core.ip, tt.core.host.addresses.private.v6[0]!]) {
+      const core = await Promise.all(
+        [tt.core.port, 22, 5432, 6379, 80, 443, 9100].map((p) => probe(gw1.host, addr, p)),
+      );
+      t.diagnostic(`core ${addr} from gw1: ${core.join(', ')}`);
+      assert.deepEqual(
+        core.filter((s) => s === 'open' || s === 'closed'),
+        [],
+        `core ${addr} from gw1: ${core.join(', ')}`,
+      );
+      const route = await gw1.host.exec('ip', ['route', 'get', addr]);
+      assert.notEqual(route.code, 0, `gw1 has a route to the core's ${addr}: ${route.stdout}`);
+    }
   });
 
   test('through the tunnel a compromised gateway is its own Redis user and nothing more', async () => {

@@ -171,6 +171,42 @@ describe('knock guard', { skip }, () => {
     assert.ok(gw.audit().some((l) => l.outcome === 'opened' && l.src === v6a));
   });
 
+  test('IPv6: nonstop knock --then-ssh opens the v6 port and logs in over v6', async () => {
+    const v6c = inet.addresses.public.v6[2]!;
+    const r = await inet.runNode(CLI, [
+      'knock',
+      '--bind',
+      v6c,
+      '--profiles',
+      profiles,
+      '--profile',
+      'ops',
+      gw.host.ip6,
+      '--then-ssh',
+      '--user',
+      'root',
+      '--',
+      '-i',
+      gw.clientKey,
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      'ConnectTimeout=5',
+      '-o',
+      'LogLevel=ERROR',
+      'echo',
+      '$SSH_CONNECTION',
+    ]);
+    // sshd saw the session come from the v6 source that knocked, to the gateway's v6 address.
+    assert.equal(r.stdout.trim().split(' ')[0], v6c, r.stderr);
+    assert.equal(r.stdout.trim().split(' ')[2], gw.host.ip6, r.stderr);
+    assert.ok(gw.audit().some((l) => l.outcome === 'opened' && l.src === v6c && l.sequence === 'ops'));
+  });
+
   test('--then-ssh logs in over the opened port', async () => {
     const r = await inet.runNode(CLI, [
       'knock',

@@ -2,6 +2,7 @@
 // gateway's port; a wrong pinned host key refused with both fingerprints in the log; back by
 // themselves after the gateway's sshd dies and returns; the status endpoint follows along.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { describe, test, type TestContext } from 'node:test';
 import { Redis } from 'ioredis';
 import { startBroker } from '../../broker/broker.js';
@@ -173,6 +174,25 @@ describe('broker tunnels', () => {
     assert.equal(up.reconnects, 2);
     const warned = w.log.lines().filter((l) => l.err === 'knock port unreachable');
     assert.equal(warned.length, 2);
+  });
+
+  test("values far past ssh2's 2 MiB window go both ways through OpenSSH; no channel counts as a breach", async (t) => {
+    const w = await world(t);
+    await w.until('gw1', 'up');
+    const key = (i: number) => `${w.redis.prefix}:gw-gw1:big-${i}`;
+    // Three connections at once, each 8 MiB up and 8 MiB down: windows adjusted many times.
+    const value = randomBytes(6 * 1024 * 1024).toString('base64');
+    await Promise.all(
+      [0, 1, 2].map(async (i) => {
+        const gatewaySide = throughTunnel(t, w.ports.gw1);
+        await gatewaySide.set(key(i), value);
+        assert.equal(await gatewaySide.get(key(i)), value);
+      }),
+    );
+    const s = await w.statusOf('gw1');
+    assert.equal(s.refused, 0);
+    assert.equal(s.state, 'up');
+    assert.equal(s.reconnects, 0);
   });
 
   test('closing the broker closes its tunnels: the gateway port stops listening', async (t) => {

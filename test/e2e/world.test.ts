@@ -46,8 +46,13 @@ describe('test world', { skip }, () => {
       const core = await world.addHost('core', { private: 1 });
       assert.match(inet.ip4, /^198\.18\./);
       assert.match(core.ip4, /^198\.19\./);
-      await broker.node(AGENT, ['http', '8080']).waitForLine((l) => l === 'ready');
+      const agent = broker.node(AGENT, ['http', '8080']);
+      await agent.waitForLine((l) => l === 'ready');
       await core.node(AGENT, ['http', '8080']).waitForLine((l) => l === 'ready');
+      // The world's processes dump no core (soft and hard limit 0), and the pid the world stops
+      // them by is the process itself, not a wrapper.
+      assert.match(readFileSync(`/proc/${agent.pid}/limits`, 'utf8'), /^Max core file size +0 +0 +bytes/m);
+      assert.ok(readFileSync(`/proc/${agent.pid}/cmdline`, 'utf8').includes(AGENT));
       const probe = async (from: Host, to: string) =>
         (await from.runNode(AGENT, ['probe', to, '8080', '--timeout', '500'])).stdout.trim();
       assert.equal(await probe(inet, broker.ip4), 'open');

@@ -6,6 +6,7 @@ import type { GatewayConfig } from '../../config/schemas/gateway.js';
 import { startGateway, type Gateway } from '../../gateway/server.js';
 import { silentLogger } from '../../lib/log.js';
 import { exampleRoutesFile } from './files.js';
+import { testIdempotencySecretFile } from './idempotency.js';
 import { REDIS_HOST, REDIS_PORT } from './redis.js';
 
 export interface TestGateway {
@@ -25,6 +26,7 @@ export async function startTestGateway(
     http: { host: '127.0.0.1', port: 0, mode: 'serve' },
     redis: { host: REDIS_HOST, port: options.redisPort ?? REDIS_PORT, prefix: options.prefix },
     replyTimeoutMs: 3000,
+    idempotency: { secretFile: testIdempotencySecretFile() },
     ...options.overrides,
   });
   const gateway = await startGateway(config, loadRoutes(config.routes), silentLogger());

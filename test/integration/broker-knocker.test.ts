@@ -14,7 +14,12 @@ import { deriveSequence, newKnockSecret, timeStep } from '../../knock/rotating.j
 import { tempDir } from '../helpers/files.js';
 
 /** Records, in order, which of the given TCP ports saw a connection attempt. */
-async function tcpRecorder(t: TestContext, ports: number[], seen: string[]): Promise<void> {
+async function tcpRecorder(
+  t: TestContext,
+  ports: number[],
+  seen: string[],
+  host = '127.0.0.1',
+): Promise<void> {
   const servers: Server[] = [];
   for (const port of ports) {
     const server = createServer((socket) => {
@@ -23,7 +28,7 @@ async function tcpRecorder(t: TestContext, ports: number[], seen: string[]): Pro
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, '127.0.0.1', resolve);
+      server.listen(port, host, resolve);
     });
     servers.push(server);
   }
@@ -44,6 +49,21 @@ test('a static sequence is sent step by step, TCP and UDP, in order', async (t) 
   await knockerFor('gw1', { delayMs: 20, sequence: [`${a}`, `${b}:udp`, `${c}:tcp`] }).knock('127.0.0.1');
   await settle();
   assert.deepEqual(seen, [`${a}/tcp`, `${b}/udp`, `${c}/tcp`]);
+});
+
+test('an IPv6 gateway address is knocked over IPv6, TCP and UDP', async (t) => {
+  const [a, b, c] = [await freePort(), await freePort(), await freePort()];
+  const seen: string[] = [];
+  // Listeners on ::1 only (IPv6-only): a knock sent over IPv4 would reach none of them.
+  await tcpRecorder(t, [a, c], seen, '::1');
+  const udp = createSocket({ type: 'udp6', ipv6Only: true });
+  udp.on('message', (_msg, from) => seen.push(`${b}/udp from ${from.address}`));
+  await new Promise<void>((resolve) => udp.bind(b, '::1', resolve));
+  t.after(() => udp.close());
+
+  await knockerFor('gw1', { delayMs: 20, sequence: [`${a}`, `${b}:udp`, `${c}`] }).knock('::1');
+  await settle();
+  assert.deepEqual(seen, [`${a}/tcp`, `${b}/udp from ::1`, `${c}/tcp`]);
 });
 
 test('a rotating sequence sends the ports the guard derives for this broker and time step', async (t) => {

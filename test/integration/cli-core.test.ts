@@ -1,10 +1,11 @@
 // `nonstop core` and `nonstop keygen` as an operator runs them.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
+import { readIdempotencySecret } from '../../gateway/idempotency-secret.js';
 import { EXAMPLE_ROUTES_FILE } from '../helpers/core.js';
 import { finished, runCli, startCli, waitForLogLine } from '../helpers/cli.js';
 import { httpsJson } from '../helpers/https.js';
@@ -84,11 +85,17 @@ describe('nonstop keygen', () => {
     for (const name of ['ca', 'core', 'broker-b1', 'broker-b2', 'public-ca', 'gateway-gw1']) {
       assert.ok(existsSync(join(out, `${name}.crt`)) && existsSync(join(out, `${name}.key`)), name);
     }
-    assert.equal(first.stdout.match(/^wrote /gm)?.length, 12);
+    assert.equal(first.stdout.match(/^wrote /gm)?.length, 13);
     assert.doesNotMatch(first.stdout + first.stderr, /PRIVATE KEY/);
+    // The gateways' shared idempotency secret: 0600, and what a gateway accepts.
+    const secret = join(out, 'idempotency.secret');
+    assert.equal(statSync(secret).mode & 0o777, 0o600);
+    assert.equal(readIdempotencySecret(secret).length, 32);
+    const secretBefore = readFileSync(secret, 'utf8');
     const second = await runCli(['keygen', '--out', out, '--brokers', 'b1,b2', '--gateways', 'gw1']);
     assert.equal(second.code, 0);
     assert.match(second.stdout, /nothing written/);
+    assert.equal(readFileSync(secret, 'utf8'), secretBefore, 'kept: a new one would split retries');
   });
 
   test('refuses a bad id with exit code 1 and a usage error with exit code 2', async (t) => {

@@ -5,7 +5,7 @@ import { notesApplication } from '../../core/app/notes/index.js';
 import type { Application } from '../../core/application.js';
 import type { Database } from '../../core/db/database.js';
 import { Executor } from '../../core/executor.js';
-import { requestIdForKey } from '../../gateway/idempotency-key.js';
+import { keyedId } from '../helpers/idempotency.js';
 import { isNonstopError } from '../../lib/errors.js';
 import { silentLogger } from '../../lib/log.js';
 import { DATABASE_KINDS, openTestDatabase } from '../helpers/core.js';
@@ -115,7 +115,7 @@ for (const kind of DATABASE_KINDS) {
     test('a keyed id replays to any gateway for the same request, 422 for another', async (t) => {
       const db = await openTestDatabase(t, kind);
       const executor = new Executor(db, notesApplication, silentLogger());
-      const keyed = { id: requestIdForKey(`key-${kind}`), idempotent: true };
+      const keyed = { id: keyedId(`key-${kind}`), idempotent: true };
       const envelope = makeEnvelope({ ...notes.create({ title: 'keyed', tags: ['a'] }), ...keyed });
       const first = await executor.execute(envelope);
       assert.equal(first.replayed, false);
@@ -152,7 +152,7 @@ for (const kind of DATABASE_KINDS) {
       const executor = new Executor(db, notesApplication, silentLogger());
       const envelope = makeEnvelope({
         ...notes.create({ title: 'race' }),
-        id: requestIdForKey(`race-${kind}`),
+        id: keyedId(`race-${kind}`),
         idempotent: true,
       });
       const results = await Promise.all(

@@ -1,14 +1,18 @@
 // Client Idempotency-Key on the whole path: gateways → Redis (BullMQ) → broker → core.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { Queue } from 'bullmq';
 import type { Application } from '../../core/application.js';
 import { startCore } from '../../core/server.js';
-import { requestIdForKey } from '../../gateway/idempotency-key.js';
+import { writeIdempotencySecret } from '../../gateway/idempotency-secret.js';
+import { keyedId } from '../helpers/idempotency.js';
 import { queueName } from '../../lib/envelope.js';
 import { silentLogger } from '../../lib/log.js';
 import { brokerConfigDoc, startTestBroker } from '../helpers/broker.js';
 import { slowNotes, testCoreConfig } from '../helpers/core.js';
+import { tempDir } from '../helpers/files.js';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
 import { sql, useTestSchema } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
@@ -18,6 +22,7 @@ interface World {
   /** gw1, gw2: two gateways; gw1b: a second process of gw1 (as after a restart). */
   readonly urls: { gw1: string; gw2: string; gw1b: string };
   readonly prefix: string;
+  readonly schema: string;
   count(table: 'notes' | 'nonstop_requests'): Promise<number>;
   queue(gatewayId: string): Queue;
 }
@@ -32,11 +37,12 @@ async function send(
   url: string,
   key: string | undefined,
   body: unknown,
-  init: { method?: string; path?: string } = {},
+  init: { method?: string; path?: string; headers?: Record<string, string> } = {},
 ): Promise<Answer> {
   const res = await fetch(`${url}${init.path ?? '/notes'}`, {
     method: init.method ?? 'POST',
     headers: {
+      ...init.headers,
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
       ...(key === undefined ? {} : { 'idempotency-key': key }),
     },
@@ -79,6 +85,7 @@ describe('Idempotency-Key', () => {
     return {
       urls: { gw1: gw1.url, gw2: gw2.url, gw1b: gw1b.url },
       prefix: redis.prefix,
+      schema,
       count: async (table) => {
         const result = await sql(`SELECT count(*) AS n FROM ${schema}.${table}`);
         return Number((result.rows[0] as { n: string }).n);
@@ -103,7 +110,7 @@ describe('Idempotency-Key', () => {
     const w = await world(t);
     const first = await send(w.urls.gw1, 'order-1', { title: 'once', tags: ['a'] });
     assert.equal(first.status, 201);
-    assert.equal(first.headers.get('x-request-id'), requestIdForKey('order-1'));
+    assert.equal(first.headers.get('x-request-id'), keyedId('order-1'));
     assert.equal(first.headers.get('x-nonstop-replayed'), null);
 
     const again = await send(w.urls.gw1, 'order-1', { tags: ['a'], title: 'once' });
@@ -177,7 +184,7 @@ describe('Idempotency-Key', () => {
       assert.equal(busy.status, 409, url);
       assert.equal(code(busy), 'NONSTOP_ERR_IDEMPOTENCY_KEY_IN_FLIGHT');
       assert.equal(busy.headers.get('retry-after'), '1');
-      assert.equal(busy.headers.get('x-request-id'), requestIdForKey('order-4'));
+      assert.equal(busy.headers.get('x-request-id'), keyedId('order-4'));
     }
     const done = await first;
     assert.equal(done.status, 201);
@@ -209,5 +216,62 @@ describe('Idempotency-Key', () => {
     assert.deepEqual(counts, { wait: 0, active: 0, completed: 0, failed: 0, delayed: 0 });
     assert.equal(await w.count('nonstop_requests'), 0, 'the core never saw any of them');
     assert.equal(await w.count('notes'), 0);
+  });
+
+  test('the same key and body from another identity is never the stored answer', async (t) => {
+    const w = await world(t);
+    const alice = { authorization: 'Bearer alice-token' };
+    const first = await send(w.urls.gw1, 'order-5', { title: 'mine' }, { headers: alice });
+    assert.equal(first.status, 201);
+    assert.equal(first.headers.get('x-request-id'), keyedId('order-5', alice));
+    // Another Authorization, another cookie, or none: a request of its own, run for that client.
+    const others: Record<string, string>[] = [
+      { authorization: 'Bearer mallory-token' },
+      { ...alice, cookie: 'session=mallory' },
+      {},
+    ];
+    const ids = new Set([first.headers.get('x-request-id')]);
+    for (const headers of others) {
+      const other = await send(w.urls.gw2, 'order-5', { title: 'mine' }, { headers });
+      assert.equal(other.status, 201, JSON.stringify(headers));
+      assert.equal(other.headers.get('x-nonstop-replayed'), null, "not the replay of alice's answer");
+      assert.notDeepEqual(other.body, first.body);
+      ids.add(other.headers.get('x-request-id'));
+    }
+    assert.equal(ids.size, 4, 'each identity has its own request id for the key');
+    // Alice's retry, through the other gateway, still gets her stored answer.
+    const retry = await send(w.urls.gw2, 'order-5', { title: 'mine' }, { headers: alice });
+    assert.equal(retry.status, 201);
+    assert.deepEqual(retry.body, first.body);
+    assert.equal(retry.headers.get('x-nonstop-replayed'), '1');
+    assert.equal(await w.count('notes'), 4);
+    // The core keeps no identity header value.
+    const stored = await sql(`SELECT * FROM ${w.schema}.nonstop_requests`);
+    assert.ok(!JSON.stringify(stored.rows).includes('alice-token'), 'no identity in clear in the core');
+  });
+
+  test('the request id is not a function of the key alone; without a secret keys are refused', async (t) => {
+    const w = await world(t);
+    const dir = tempDir(t);
+    const otherSecret = join(dir, 'idempotency.secret');
+    writeIdempotencySecret(otherSecret);
+    const other = await startTestGateway(t, {
+      prefix: w.prefix,
+      id: 'gw2',
+      overrides: { idempotency: { secretFile: otherSecret } },
+    });
+    const none = await startTestGateway(t, { prefix: w.prefix, id: 'gw2', overrides: { idempotency: {} } });
+    await untilReady(other.url);
+    const a = await send(w.urls.gw1, 'order-6', { title: 'six' });
+    const b = await send(other.url, 'order-6', { title: 'six' });
+    assert.equal(a.status, 201);
+    assert.equal(b.status, 201);
+    assert.notEqual(a.headers.get('x-request-id'), b.headers.get('x-request-id'), 'another secret');
+    const plainHash = createHash('sha256').update('nonstop/idempotency-key/v1\0order-6').digest('hex');
+    assert.notEqual(a.headers.get('x-request-id')?.slice(0, 8), plainHash.slice(0, 8));
+    const refused = await send(none.url, 'order-6', { title: 'six' });
+    assert.equal(refused.status, 501);
+    assert.equal(code(refused), 'NONSTOP_ERR_IDEMPOTENCY_UNAVAILABLE');
+    assert.equal((await send(none.url, undefined, { title: 'plain' })).status, 201, 'unkeyed is served');
   });
 });

@@ -26,6 +26,7 @@ test('a config without ssh or status still loads, with tunnel defaults', () => {
     backoffInitialMs: 500,
     backoffMaxMs: 30000,
     drainMs: 1000,
+    maxChannels: 32,
   });
 });
 

@@ -1,9 +1,14 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadRoutes } from '../../config/routes.js';
 import { canonicalJson, requestFingerprint } from '../../core/fingerprint.js';
 import { buildEnvelope } from '../../gateway/envelope.js';
-import { parseIdempotencyKey, requestIdForKey } from '../../gateway/idempotency-key.js';
+import { IdempotencyScope, parseIdempotencyKey } from '../../gateway/idempotency-key.js';
+import { readIdempotencySecret, writeIdempotencySecret } from '../../gateway/idempotency-secret.js';
 import { idMatchesKind, parseEnvelope, uuidVersion } from '../../lib/envelope.js';
 import { isNonstopError } from '../../lib/errors.js';
 import { makeEnvelope } from '../helpers/envelope.js';
@@ -55,18 +60,84 @@ test('invalid keys are 400 NONSTOP_ERR_IDEMPOTENCY_KEY_INVALID with a message th
   assert.match(refusal(['a', 'b']).message, /one Idempotency-Key header/);
 });
 
-test('a key maps to a fixed version 8 UUID, the same on every gateway', () => {
-  // Computed independently: SHA-256("nonstop/idempotency-key/v1\0order-42"), first 16 bytes,
-  // version and variant bits set. Changing the derivation would split retries across versions.
-  assert.equal(requestIdForKey('order-42'), '0f7d5e0d-5dcd-84b6-8235-eebce3d86356');
+const SECRET = Buffer.from(Array.from({ length: 32 }, (_, i) => i + 1));
+
+test('a key maps to a fixed version 8 UUID, the same on every gateway holding the secret', () => {
+  // Computed independently with openssl: identity = HMAC-SHA256(secret,
+  // "nonstop/idempotency-identity/v1\0" + '[["authorization",null],["cookie",null]]'), id =
+  // HMAC-SHA256(secret, "nonstop/idempotency-key/v2\0" + identity + "\0order-42"), first 16
+  // bytes, version and variant bits set. Changing the derivation would split retries.
+  const scope = new IdempotencyScope(SECRET);
+  const anonymous = scope.keyed('order-42', {});
+  assert.equal(anonymous.identity, '120b3158a3729bef1b12df6aa2457296b0c7a6332b60d7dd0d5fb3a3ca2bd705');
+  assert.equal(anonymous.id, 'd3088021-025f-83c5-886f-eb23e7f15033');
+  assert.equal(
+    scope.identity({ authorization: 'Bearer alice' }),
+    'f2a7d0c6fc698d767d6d2fa79742e9797ab9414f6ce89d9f851ec22c444d83b4',
+  );
   const ids = new Set<string>();
   for (const key of ['a', 'b', 'A', 'order-42', 'order-43', 'k'.repeat(128)]) {
-    const id = requestIdForKey(key);
+    const id = scope.keyed(key, {}).id;
     assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    assert.equal(requestIdForKey(key), id);
+    assert.equal(new IdempotencyScope(Buffer.from(SECRET)).keyed(key, {}).id, id, 'another gateway');
     ids.add(id);
   }
   assert.equal(ids.size, 6, 'different keys, different ids');
+});
+
+test('the id is not a function of the key alone: it needs the deployment secret', () => {
+  const key = 'order-42';
+  const id = new IdempotencyScope(SECRET).keyed(key, {}).id;
+  // The old derivation anyone could recompute offline: SHA-256(domain ‖ key).
+  const plain = createHash('sha256').update(`nonstop/idempotency-key/v1\0${key}`).digest('hex');
+  assert.notEqual(id.replaceAll('-', '').slice(0, 8), plain.slice(0, 8));
+  const otherSecret = new IdempotencyScope(Buffer.alloc(32, 0xaa)).keyed(key, {}).id;
+  assert.notEqual(otherSecret, id, 'another deployment, another id');
+  assert.throws(() => new IdempotencyScope(Buffer.alloc(31)), /at least 32 bytes/);
+});
+
+test('the same key from another identity is another request id; the identity is not in clear', () => {
+  const scope = new IdempotencyScope(SECRET);
+  const alice = scope.keyed('order-42', { authorization: 'Bearer alice' });
+  const bob = scope.keyed('order-42', { authorization: 'Bearer bob' });
+  const cookie = scope.keyed('order-42', { authorization: 'Bearer alice', cookie: 'sid=1' });
+  const none = scope.keyed('order-42', {});
+  const emptyAuth = scope.keyed('order-42', { authorization: '' });
+  const ids = new Set([alice.id, bob.id, cookie.id, none.id, emptyAuth.id]);
+  assert.equal(ids.size, 5, 'each identity has its own id for the key');
+  assert.equal(scope.keyed('order-42', { authorization: 'Bearer alice' }).id, alice.id, 'stable');
+  // Headers outside the identity set do not matter.
+  assert.equal(scope.keyed('order-42', { authorization: 'Bearer alice', 'user-agent': 'x' }).id, alice.id);
+  assert.match(alice.identity, /^[0-9a-f]{64}$/);
+  assert.ok(!alice.identity.includes(Buffer.from('alice').toString('hex')));
+  // A configured set replaces the default one.
+  const authOnly = new IdempotencyScope(SECRET, ['authorization']);
+  assert.equal(
+    authOnly.keyed('k', { authorization: 'a', cookie: 'one' }).id,
+    authOnly.keyed('k', { authorization: 'a', cookie: 'two' }).id,
+  );
+});
+
+test('the secret file: base64 of 32 bytes or more, readable by the gateway alone', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'nonstop-idem-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'secret');
+  assert.equal(writeIdempotencySecret(file), true);
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  assert.equal(readIdempotencySecret(file).length, 32);
+  const before = readFileSync(file, 'utf8');
+  assert.equal(writeIdempotencySecret(file, { keep: true }), false, 'kept');
+  assert.equal(readFileSync(file, 'utf8'), before);
+  chmodSync(file, 0o640);
+  assert.equal(readIdempotencySecret(file).length, 32, "0640 for the gateway's group is fine");
+  chmodSync(file, 0o644);
+  assert.throws(() => readIdempotencySecret(file), /idempotency\.secretFile: .* mode 0644/);
+  writeFileSync(file, 'c2hvcnQ=\n', { mode: 0o600 });
+  chmodSync(file, 0o600);
+  assert.throws(() => readIdempotencySecret(file), /at least 32 random bytes/);
+  writeFileSync(file, 'not base64 at all, not at all, not at all, no\n');
+  assert.throws(() => readIdempotencySecret(file), /base64/);
+  assert.throws(() => readIdempotencySecret(join(dir, 'missing')), /cannot read .*ENOENT/);
 });
 
 test('the envelope carries the derived id and idempotent: true; without a key it stays random', () => {
@@ -84,13 +155,16 @@ test('the envelope carries the derived id and idempotent: true; without a key it
     now: 1_000,
     timeoutMs: 5_000,
   };
-  const a = buildEnvelope({ ...input, gatewayId: 'gw1', idempotencyKey: 'order-42' });
-  const b = buildEnvelope({ ...input, gatewayId: 'gw2', idempotencyKey: 'order-42' });
-  assert.equal(a.id, requestIdForKey('order-42'));
+  const keyed = new IdempotencyScope(SECRET).keyed('order-42', {});
+  const a = buildEnvelope({ ...input, gatewayId: 'gw1', keyed });
+  const b = buildEnvelope({ ...input, gatewayId: 'gw2', keyed });
+  assert.equal(a.id, keyed.id);
   assert.equal(b.id, a.id, 'not per gateway');
   assert.equal(a.idempotent, true);
+  assert.equal(a.identity, keyed.identity);
   const plain = buildEnvelope({ ...input, gatewayId: 'gw1' });
   assert.equal(plain.idempotent, false);
+  assert.equal(plain.identity, undefined);
   assert.equal(uuidVersion(plain.id), 4);
   for (const e of [a, plain]) {
     assert.ok(parseEnvelope(JSON.parse(JSON.stringify(e))).ok);
@@ -102,7 +176,10 @@ test('an envelope whose flag and id version disagree is recognised', () => {
   const base = { route: 'notes.create', method: 'POST', path: '/notes' } as const;
   assert.ok(idMatchesKind(makeEnvelope(base)), 'absent flag, random id');
   assert.ok(!idMatchesKind(makeEnvelope({ ...base, idempotent: true })), 'flag on a random id');
-  assert.ok(!idMatchesKind(makeEnvelope({ ...base, id: requestIdForKey('x') })), 'keyed id without flag');
+  assert.ok(
+    !idMatchesKind(makeEnvelope({ ...base, id: new IdempotencyScope(SECRET).keyed('x', {}).id })),
+    'keyed id without flag',
+  );
   assert.ok(!parseEnvelope({ ...makeEnvelope(base), idempotent: 'yes' }).ok, 'the flag is a boolean');
 });
 
@@ -124,6 +201,8 @@ test('the request fingerprint ignores key order and the delivering gateway, not 
     { body: { title: 't', tags: ['a', 'b'], meta: { x: 1, y: 2 } }, query: { a: '1' } },
     { body: { title: 't', tags: ['a', 'b'], meta: { x: 1, y: 2 } }, params: { id: '1' } },
     { body: { title: 't', tags: ['a', 'b'], meta: { x: 1, y: 2 } }, route: 'notes.update' },
+    // Another identity (its digest; the header values never reach the core).
+    { body: { title: 't', tags: ['a', 'b'], meta: { x: 1, y: 2 } }, identity: 'ab'.repeat(32) },
   ];
   for (const v of variants) {
     assert.notEqual(

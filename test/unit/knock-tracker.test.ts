@@ -129,3 +129,44 @@ test('several sequences sharing a first step are followed side by side', () => {
   assert.deepEqual(kinds(out), ['failed', 'opened']);
   assert.equal(out[1]!.seq.name, 'b');
 });
+
+test('the addresses of one IPv6 /64 share one state and cannot evict other sources', () => {
+  const { t } = tracker();
+  t.knock('198.18.0.1', tcp(7000), 0);
+  t.knock('2001:db8:0:9::1', tcp(7000), 0);
+  for (let i = 0; i < 10_000; i++)
+    t.knock(
+      `2001:db8:0:1:${((i >> 16) & 0xffff).toString(16)}:${(i & 0xffff).toString(16)}::1`,
+      tcp(7000),
+      1,
+    );
+  assert.equal(t.size, 3, 'one state for the whole /64');
+  assert.equal(t.evicted, 0);
+  // The others' progress survived.
+  assert.deepEqual(t.knock('198.18.0.1', udp(8000), 2), []);
+  assert.deepEqual(kinds(t.knock('198.18.0.1', tcp(9000), 3)), ['opened']);
+  t.knock('2001:db8:0:9::1', udp(8000), 4);
+  const out = t.knock('2001:db8:0:9::1', tcp(9000), 5);
+  assert.deepEqual(kinds(out), ['opened']);
+  assert.equal(out[0]!.source, '2001:db8:0:9::1', 'the window is for the address that knocked');
+});
+
+test('IPv4-mapped IPv6 is the IPv4 source; the prefix length is configurable', () => {
+  const { t } = tracker();
+  t.knock('::ffff:198.18.0.1', tcp(7000), 0);
+  t.knock('198.18.0.1', udp(8000), 1);
+  assert.deepEqual(kinds(t.knock('::ffff:198.18.0.1', tcp(9000), 2)), ['opened']);
+  const per128 = new KnockTracker(source(ops), { timeoutMs: 1000, maxSources: 16, ipv6PrefixLength: 128 });
+  per128.knock('2001:db8::1', tcp(7000), 0);
+  per128.knock('2001:db8::2', tcp(7000), 0);
+  assert.equal(per128.size, 2, 'per address at /128');
+});
+
+test('a sweep reports an expired IPv6 state under the address that knocked last', () => {
+  const { t } = tracker();
+  t.knock('2001:db8::7', tcp(7000), 0);
+  const out = t.sweep(5000);
+  assert.deepEqual(kinds(out), ['expired']);
+  assert.equal(out[0]!.source, '2001:db8::7');
+  assert.equal(t.size, 0);
+});

@@ -55,6 +55,18 @@ test('keygen signs gateway certs with the public CA only, never the internal one
   }
 });
 
+test("keygen puts a gateway's IPv4 and IPv6 addresses into its cert as IP SANs", async (t) => {
+  const pki = await generatePki({ dir: await freshDir(t), gatewayNames: ['198.18.0.11', '2001:2:0:1::b'] });
+  const cert = x509(pki.gateways.gw1!.cert);
+  assert.equal(
+    cert.subjectAltName,
+    'DNS:localhost, IP Address:127.0.0.1, IP Address:198.18.0.11, IP Address:2001:2:0:1:0:0:0:B',
+  );
+  assert.equal(cert.checkIP('2001:2:0:1::b'), '2001:2:0:1::b');
+  assert.equal(cert.checkIP('2001:2:0:1::c'), undefined);
+  assert.equal(cert.checkIP('198.18.0.11'), '198.18.0.11');
+});
+
 test('keygen gives the core a serverAuth cert with the requested names, IPs as IP SANs', async (t) => {
   const pki = await generatePki({ dir: await freshDir(t), coreNames: ['core.internal', '10.0.0.5', '::1'] });
   const cert = x509(pki.core.cert);
@@ -115,6 +127,8 @@ test('keygen refuses ids and names that are not safe in a subject or SAN', async
     { brokers: ['b1/OU=x'] },
     { gateways: ['GW'] },
     { coreNames: ['bad name'] },
+    // An IPv6 address is given bare, not as it is written in a URL.
+    { gatewayNames: ['[2001:2:0:1::b]'] },
     { brokers: ['b1', 'b1'] },
   ]) {
     await assert.rejects(

@@ -5,7 +5,7 @@ import { checkExecuteHeaders, parseExecuteBody } from '../../core/protocol.js';
 import { toStoredResponse } from '../../core/response.js';
 import { isNonstopError } from '../../lib/errors.js';
 import { exampleRoutes } from '../helpers/core.js';
-import { requestIdForKey } from '../../gateway/idempotency-key.js';
+import { keyedId } from '../helpers/idempotency.js';
 import { makeEnvelope } from '../helpers/envelope.js';
 
 const routes = new Map<string, RouteDefinition>(exampleRoutes().routes.map((r) => [r.name, r]));
@@ -84,12 +84,12 @@ test('a handler response is normalised: lowercase headers, JSON body, null for n
 
 test('an envelope marked idempotent must carry a key-derived (version 8) id, and only then', () => {
   const base = { route: 'notes.list', method: 'GET', path: '/notes' } as const;
-  const keyed = makeEnvelope({ ...base, id: requestIdForKey('k'), idempotent: true });
+  const keyed = makeEnvelope({ ...base, id: keyedId('k'), idempotent: true });
   assert.deepEqual(parseExecuteBody(Buffer.from(JSON.stringify(keyed)), keyed.id, routes), keyed);
   for (const bad of [
     makeEnvelope({ ...base, idempotent: true }),
-    makeEnvelope({ ...base, id: requestIdForKey('k') }),
-    makeEnvelope({ ...base, id: requestIdForKey('k'), idempotent: false }),
+    makeEnvelope({ ...base, id: keyedId('k') }),
+    makeEnvelope({ ...base, id: keyedId('k'), idempotent: false }),
   ]) {
     assert.throws(
       () => parseExecuteBody(Buffer.from(JSON.stringify(bad)), bad.id, routes),

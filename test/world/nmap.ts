@@ -1,5 +1,7 @@
-// nmap from inside a world host, its XML read into port states per target address.
+// nmap from inside a world host, its XML read into port states per target address. IPv4 and
+// IPv6 targets may be mixed: nmap scans one family per run, so each family gets its own run.
 import assert from 'node:assert/strict';
+import { isIP } from 'node:net';
 import type { Host } from '../../world/world.js';
 
 export interface Scan {
@@ -11,18 +13,38 @@ export interface Scan {
 }
 
 export interface ScanOptions {
+  /** Scan over IPv6 (implied for IPv6 addresses). */
   readonly ipv6?: boolean;
   /** -sS (TCP SYN, the default) or -sU (UDP). */
   readonly type?: '-sS' | '-sU';
   readonly timeoutMs?: number;
 }
 
-/** One scan of every target in one nmap run: fast timing, one retry, no DNS, no ping. */
+/** One scan of every target, one nmap run per address family: fast timing, one retry, no DNS, no ping. */
 export async function nmap(
   from: Host,
   targets: readonly string[],
   ports: string,
   options: ScanOptions = {},
+): Promise<Scan> {
+  const v6 = targets.filter((t) => options.ipv6 === true || isIP(t) === 6);
+  const v4 = targets.filter((t) => !v6.includes(t));
+  // One run after the other: two scans at --min-rate at once would lose packets to each other.
+  const runs: Scan[] = [];
+  if (v4.length > 0) runs.push(await nmapFamily(from, v4, ports, { ...options, ipv6: false }));
+  if (v6.length > 0) runs.push(await nmapFamily(from, v6, ports, { ...options, ipv6: true }));
+  return {
+    ports: new Map(runs.flatMap((r) => [...r.ports])),
+    collapsed: new Map(runs.flatMap((r) => [...r.collapsed])),
+    raw: runs.map((r) => r.raw).join('\n'),
+  };
+}
+
+async function nmapFamily(
+  from: Host,
+  targets: readonly string[],
+  ports: string,
+  options: ScanOptions,
 ): Promise<Scan> {
   const args = [
     ...(options.ipv6 === true ? ['-6'] : []),
@@ -69,4 +91,27 @@ export async function nmapOne(
   const [only] = scan.ports.keys();
   assert.ok(only !== undefined, `nmap reported nothing for ${target}: ${scan.raw.slice(0, 2000)}`);
   return { ports: scan.ports.get(only)!, collapsed: scan.collapsed.get(only)!, raw: scan.raw };
+}
+
+/** Every port `addr` showed open, in order. */
+export function openPorts(scan: Scan, addr: string): number[] {
+  const ports = scan.ports.get(addr);
+  assert.ok(ports, `nmap reported nothing for ${addr}: ${scan.raw.slice(0, 2000)}`);
+  return [...ports]
+    .filter(([, s]) => s === 'open')
+    .map(([p]) => p)
+    .sort((a, b) => a - b);
+}
+
+/** Every state nmap saw on `addr`, listed or collapsed, with its count. */
+export function portStates(scan: Scan, addr: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of scan.ports.get(addr)?.values() ?? []) out[s] = (out[s] ?? 0) + 1;
+  for (const [s, n] of scan.collapsed.get(addr) ?? []) out[s] = (out[s] ?? 0) + n;
+  return out;
+}
+
+/** One line per scanned address: `scan <role> <host> <address>: open [<ports>]` (issue 11's form). */
+export function scanLine(scan: Scan, role: string, host: string, addr: string): string {
+  return `scan ${role} ${host} ${addr}: open [${openPorts(scan, addr).join(',')}]`;
 }
