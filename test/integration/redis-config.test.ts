@@ -8,7 +8,7 @@ import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { describe, test } from 'node:test';
 import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser } from '../../broker/redis-acl.js';
-import type { Redis } from '../../lib/redis.js';
+import { createRedis, REDIS_HEARTBEAT_MS, type Redis } from '../../lib/redis.js';
 import { startCore } from '../../core/server.js';
 import { silentLogger } from '../../lib/log.js';
 import { brokerConfigDoc, startTestBroker } from '../helpers/broker.js';
@@ -223,5 +223,36 @@ describe("each gateway's worker, replies and scripts on that gateway's own Redis
       [DEFAULT_WORKER_USER]: 3,
       [ADMIN_USER]: 1,
     });
+  });
+});
+
+describe("our connections stay inside a gateway Redis's idle timeout", () => {
+  const ctx = useRenderedRedis(['gwd'], LIMITS, 'heartbeat');
+
+  test('every connection createRedis makes sends PING each REDIS_HEARTBEAT_MS', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval'] });
+    const s = ctx.servers.get('gwd')!;
+    const redis = createRedis(
+      {
+        host: '127.0.0.1',
+        port: s.port,
+        prefix: 'heartbeat',
+        username: gatewayUser('gwd'),
+        passwordFile: s.passwordFiles[gatewayUser('gwd')]!,
+      },
+      'fail-fast',
+      'heartbeat-probe',
+      silentLogger(),
+      { readyCheck: false },
+    );
+    t.after(() => redis.disconnect());
+    await new Promise((resolve) => redis.once('ready', resolve));
+    const admin = ctx.as('gwd', ADMIN_USER);
+    const lastCommand = async () =>
+      /name=heartbeat-probe .*? cmd=(\S+)/.exec((await admin.call('CLIENT', 'LIST')) as string)?.[1];
+    assert.notEqual(await lastCommand(), 'ping');
+    t.mock.timers.tick(REDIS_HEARTBEAT_MS);
+    await until('the heartbeat PING arrived', async () => (await lastCommand()) === 'ping');
+    assert.ok(REDIS_HEARTBEAT_MS * 2 <= LIMITS.idleTimeoutSeconds * 1000);
   });
 });
