@@ -8,7 +8,14 @@ import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { describe, test } from 'node:test';
 import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser } from '../../broker/redis-acl.js';
-import type { Redis } from '../../lib/redis.js';
+import { createRedis, REDIS_HEARTBEAT_MS, type Redis } from '../../lib/redis.js';
+import { startCore } from '../../core/server.js';
+import { silentLogger } from '../../lib/log.js';
+import { brokerConfigDoc, startTestBroker } from '../helpers/broker.js';
+import { testCoreConfig } from '../helpers/core.js';
+import { startTestGateway, untilReady } from '../helpers/gateway.js';
+import { useTestSchema } from '../helpers/pg.js';
+import { usePki } from '../helpers/pki.js';
 import { useRenderedRedis } from '../helpers/redis-server.js';
 
 const MB = 1024 * 1024;
@@ -145,5 +152,107 @@ describe("a gateway's own Redis caps its connections", () => {
         () => false,
       ),
     );
+  });
+});
+
+describe("each gateway's worker, replies and scripts on that gateway's own Redis", () => {
+  const pki = usePki({ brokers: ['b1'] });
+  const ctx = useRenderedRedis(['gwa', 'gwb'], { ...LIMITS, maxClients: 32 });
+
+  test('the real broker and gateways serve through their own Redis, within its connection budget', async (t) => {
+    const { url: dbUrl, schema } = await useTestSchema(t);
+    const core = await startCore(testCoreConfig(pki(), { url: dbUrl, schema }), silentLogger());
+    t.after(() => core.close());
+    const own = (g: string) => ({ host: '127.0.0.1', port: ctx.servers.get(g)!.port });
+    startTestBroker(
+      t,
+      brokerConfigDoc(pki(), {
+        prefix: 'rendered',
+        corePort: core.address.port,
+        extra: {
+          redis: { prefix: 'rendered', username: DEFAULT_WORKER_USER },
+          gateways: ['gwa', 'gwb'].map((g) => ({
+            id: g,
+            redis: {
+              port: own(g).port,
+              passwordFile: ctx.servers.get(g)!.passwordFiles[DEFAULT_WORKER_USER],
+            },
+          })),
+        },
+      }),
+    );
+    // Two processes of gwa, one of gwb: each on its own gateway's Redis only.
+    for (const g of ['gwa', 'gwa', 'gwb']) {
+      const { url } = await startTestGateway(t, {
+        prefix: 'rendered',
+        id: g,
+        overrides: {
+          redis: {
+            ...own(g),
+            prefix: 'rendered',
+            username: gatewayUser(g),
+            passwordFile: ctx.servers.get(g)!.passwordFiles[gatewayUser(g)],
+          },
+        },
+      });
+      await untilReady(url);
+      // Gateways call BullMQ's scripts by hash only: served means the broker loaded them there.
+      const res = await fetch(`${url}/notes`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ title: `via ${g}` }),
+      });
+      assert.equal(res.status, 201, await res.text());
+    }
+    const byUser = async (g: string) => {
+      const list = (await ctx.as(g, ADMIN_USER).call('CLIENT', 'LIST')) as string;
+      const counts: Record<string, number> = {};
+      for (const m of list.matchAll(/ user=(\S+)/g)) counts[m[1]!] = (counts[m[1]!] ?? 0) + 1;
+      return counts;
+    };
+    // Measured: 2 connections per gateway process (queue, replies), 3 for the broker (worker,
+    // its blocking connection, replies), and the admin asking. maxclients 32 leaves room for 13
+    // gateway processes with a couple of admin connections.
+    assert.deepEqual(await byUser('gwa'), {
+      [gatewayUser('gwa')]: 4,
+      [DEFAULT_WORKER_USER]: 3,
+      [ADMIN_USER]: 1,
+    });
+    assert.deepEqual(await byUser('gwb'), {
+      [gatewayUser('gwb')]: 2,
+      [DEFAULT_WORKER_USER]: 3,
+      [ADMIN_USER]: 1,
+    });
+  });
+});
+
+describe("our connections stay inside a gateway Redis's idle timeout", () => {
+  const ctx = useRenderedRedis(['gwd'], LIMITS, 'heartbeat');
+
+  test('every connection createRedis makes sends PING each REDIS_HEARTBEAT_MS', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval'] });
+    const s = ctx.servers.get('gwd')!;
+    const redis = createRedis(
+      {
+        host: '127.0.0.1',
+        port: s.port,
+        prefix: 'heartbeat',
+        username: gatewayUser('gwd'),
+        passwordFile: s.passwordFiles[gatewayUser('gwd')]!,
+      },
+      'fail-fast',
+      'heartbeat-probe',
+      silentLogger(),
+      { readyCheck: false },
+    );
+    t.after(() => redis.disconnect());
+    await new Promise((resolve) => redis.once('ready', resolve));
+    const admin = ctx.as('gwd', ADMIN_USER);
+    const lastCommand = async () =>
+      /name=heartbeat-probe .*? cmd=(\S+)/.exec((await admin.call('CLIENT', 'LIST')) as string)?.[1];
+    assert.notEqual(await lastCommand(), 'ping');
+    t.mock.timers.tick(REDIS_HEARTBEAT_MS);
+    await until('the heartbeat PING arrived', async () => (await lastCommand()) === 'ping');
+    assert.ok(REDIS_HEARTBEAT_MS * 2 <= LIMITS.idleTimeoutSeconds * 1000);
   });
 });
