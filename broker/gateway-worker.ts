@@ -7,6 +7,7 @@ import {
   idMatchesKind,
   parseEnvelope,
   queueName,
+  MAX_REPLY_BYTES,
   replyKey,
   type Envelope,
   type Reply,
@@ -193,6 +194,21 @@ export class GatewayWorker {
 
   private async reply(envelope: Envelope, reply: Reply): Promise<void> {
     const key = replyKey(this.deps.config.redis.prefix, envelope.gatewayId, envelope.replyTo);
-    await this.deps.replies.multi().lpush(key, JSON.stringify(reply)).pexpire(key, REPLY_TTL_MS).exec();
+    let text = JSON.stringify(reply);
+    if (Buffer.byteLength(text) > MAX_REPLY_BYTES) {
+      // The gateway's reply read is sized for MAX_REPLY_BYTES (lib/envelope.ts).
+      const err = errors.ANSWER_TOO_LARGE();
+      this.log.warn(
+        { requestId: envelope.id, bytes: Buffer.byteLength(text) },
+        'reply too large; answered 502',
+      );
+      text = JSON.stringify({
+        id: envelope.id,
+        status: 502,
+        headers: {},
+        body: { error: { code: err.code, message: err.message } },
+      } satisfies Reply);
+    }
+    await this.deps.replies.multi().lpush(key, text).pexpire(key, REPLY_TTL_MS).exec();
   }
 }

@@ -6,6 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { gatewayRedis, type BrokerConfig, type RedisServerLimits } from '../config/schemas/broker.js';
+import { MAX_REPLY_BYTES, REPLY_BATCH } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 import { REDIS_HEARTBEAT_MS } from '../lib/redis.js';
 import { DEFAULT_WORKER_USER, writeAcl, writeIfChanged, type WrittenAcl } from './redis-acl.js';
@@ -24,9 +25,12 @@ export interface RedisServerPlan {
   readonly pidFile?: string;
 }
 
-/** The output buffer a client may leave unread: room for two of the largest replies. */
+/**
+ * The output buffer a client may leave unread: room for two of the largest jobs (a worker
+ * fetching) and for a gateway's whole batch of the largest replies (its reply read).
+ */
 export function outputBufferHardBytes(limits: RedisServerLimits): number {
-  return Math.max(8 * MB, 2 * limits.maxJobBytes);
+  return Math.max(8 * MB, 2 * limits.maxJobBytes, REPLY_BATCH * MAX_REPLY_BYTES);
 }
 
 /** The query buffer: one whole job (a bulk argument is read into it) and its command around it. */

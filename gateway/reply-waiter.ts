@@ -3,11 +3,10 @@
 // request. This avoids `job.waitUntilFinished`, whose event stream misses replies under load.
 // With several Redis endpoints (several brokers' Redis) one such loop reads each: a reply
 // comes back on the Redis its job was queued on.
-import { parseReply, type Reply } from '../lib/envelope.js';
+import { parseReply, REPLY_BATCH, type Reply } from '../lib/envelope.js';
 import type { Logger } from '../lib/log.js';
 import type { Redis } from '../lib/redis.js';
 
-const BATCH = 512;
 const BLOCK_SECONDS = 1;
 
 interface Waiter {
@@ -108,7 +107,7 @@ export class ReplyWaiter {
       }
       let result: unknown;
       try {
-        result = await redis.call('BLMPOP', BLOCK_SECONDS, 1, this.key, 'LEFT', 'COUNT', BATCH);
+        result = await redis.call('BLMPOP', BLOCK_SECONDS, 1, this.key, 'LEFT', 'COUNT', REPLY_BATCH);
       } catch (err) {
         if (!this.running) return;
         this.log.warn({ err: (err as Error).message }, 'reply list unreachable; retrying');

@@ -173,6 +173,15 @@ export function queueName(gatewayId: string): string {
  * The Redis list a gateway process reads its replies from. It lies inside the gateway's own
  * queue key space (`<prefix>:gw-<id>:*`), so one ACL pattern confines a gateway to its keys.
  */
+/**
+ * A gateway process pops at most this many replies per read, and no reply is larger than
+ * MAX_REPLY_BYTES (the broker answers 502 instead): together they size the output buffer a
+ * gateway's Redis lets one client hold (broker/redis-config.ts), so a batch of legitimate
+ * replies can never get the reading connection dropped.
+ */
+export const REPLY_BATCH = 16;
+export const MAX_REPLY_BYTES = 5 * 1024 * 1024;
+
 export function replyKey(prefix: string, gatewayId: string, replyTo: string): string {
   return `${prefix}:${queueName(gatewayId)}:reply:${replyTo}`;
 }

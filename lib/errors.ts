@@ -84,6 +84,7 @@ export const errors = {
     400,
   ),
   ENVELOPE_INVALID: createError('NONSTOP_ERR_ENVELOPE_INVALID', 'Queued job is not a valid envelope', 400),
+  ANSWER_TOO_LARGE: createError('NONSTOP_ERR_ANSWER_TOO_LARGE', 'The answer is too large to carry back', 502),
   CORE_UNAVAILABLE: createError('NONSTOP_ERR_CORE_UNAVAILABLE', 'The core did not answer in time', 504),
   TUNNEL_HOST_KEY_MISMATCH: createError(
     'NONSTOP_ERR_TUNNEL_HOST_KEY_MISMATCH',

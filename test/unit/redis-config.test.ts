@@ -1,5 +1,6 @@
 // The redis.conf of a gateway's own Redis: every bound is there and derived from the limits,
 // nothing persists, and `nonstop redis-acl`'s plans refuse what would share or expose a Redis.
+import { MAX_REPLY_BYTES, REPLY_BATCH } from '../../lib/envelope.js';
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { redisServerPlans, renderRedisConfig, type RedisServerPlan } from '../../broker/redis-config.js';
@@ -37,7 +38,7 @@ test('every bound is set, from the limits', () => {
   assert.equal(get('maxclients'), '40');
   assert.equal(get('proto-max-bulk-len'), String(16 * MB));
   assert.equal(get('client-query-buffer-limit'), String(17 * MB), 'a whole job fits in the query buffer');
-  assert.equal(get('client-output-buffer-limit normal'), `normal ${32 * MB} ${16 * MB} 10`);
+  assert.equal(get('client-output-buffer-limit normal'), `normal ${80 * MB} ${40 * MB} 10`);
   assert.equal(get('client-output-buffer-limit pubsub'), 'pubsub 1mb 1mb 0');
   assert.equal(get('timeout'), '300');
   assert.equal(get('aclfile'), plan.aclFile);
@@ -54,14 +55,13 @@ test('every bound is set, from the limits', () => {
   assert.equal(get('enable-protected-configs'), 'no');
 });
 
-test('small jobs still get the floor of 8 MiB of output buffer', () => {
-  const d = directives(renderRedisConfig({ ...plan, limits: { ...plan.limits, maxJobBytes: MB } }));
-  assert.deepEqual(d.get('client-output-buffer-limit normal'), [
-    'normal',
-    String(8 * MB),
-    String(4 * MB),
-    '10',
-  ]);
+test("the output buffer holds a gateway's whole batch of the largest replies, and two of the largest jobs", () => {
+  for (const maxJobBytes of [MB, 16 * MB, 64 * MB]) {
+    const d = directives(renderRedisConfig({ ...plan, limits: { ...plan.limits, maxJobBytes } }));
+    const hard = Number(d.get('client-output-buffer-limit normal')?.[1]);
+    assert.ok(hard >= REPLY_BATCH * MAX_REPLY_BYTES, `${hard} for a batch of replies`);
+    assert.ok(hard >= 2 * maxJobBytes, `${hard} for two jobs of ${maxJobBytes}`);
+  }
 });
 
 test('nothing persists: no RDB, no AOF, no log file, a pid file only under systemd', () => {
