@@ -27,7 +27,14 @@ const HOSTS: Record<Role, string> = {
 };
 // The example inventory's addresses, added to the world's segments.
 const ADDRESS: Record<Role, string> = { gateway: '198.51.100.10', broker: '192.0.2.20', core: '10.0.0.30' };
-const OPS_SEQUENCE = ['7000', '8000:udp', '9000'];
+// The broker's private address (nonstop_broker_private_addresses): the only source the core lets in.
+const BROKER_PRIVATE = '10.0.0.20';
+// The admin's knocks of the example's host_vars (gateway_knock_static, broker_guard_static), as
+// the operator's profiles: one per host, named as the inventory names it.
+const PROFILES = {
+  [HOSTS.gateway]: { sequence: ['7000', '8000:udp', '9000'] },
+  [HOSTS.broker]: { sequence: ['7101', '8101:udp', '9101'] },
+};
 
 const skip = rootfsSkipReason(['ansible-playbook', 'mmdebstrap', 'systemd-nspawn', 'nsenter', 'nmap', 'ssh']);
 const log = (msg: string) => process.stderr.write(`# ansible-ssh: ${msg}\n`);
@@ -88,7 +95,9 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
       await hosts.broker.check('ip', ['addr', 'add', `${ADDRESS.broker}/32`, 'dev', 'pub0']);
       await hosts.core.check('ip', ['addr', 'add', `${ADDRESS.core}/32`, 'dev', 'priv0']);
       await hosts.broker.check('ip', ['route', 'add', `${ADDRESS.gateway}/32`, 'dev', 'pub0']);
-      await hosts.broker.check('ip', ['route', 'add', `${ADDRESS.core}/32`, 'dev', 'priv0']);
+      await hosts.broker.check('ip', ['addr', 'add', `${BROKER_PRIVATE}/32`, 'dev', 'priv0']);
+      await hosts.broker.check('ip', ['route', 'add', `${ADDRESS.core}/32`, 'dev', 'priv0', 'src', BROKER_PRIVATE]);
+      await hosts.core.check('ip', ['route', 'add', `${BROKER_PRIVATE}/32`, 'dev', 'priv0']);
       await inet.check('ip', ['route', 'add', `${ADDRESS.gateway}/32`, 'dev', 'pub0']);
       await inet.check('ip', ['route', 'add', `${ADDRESS.broker}/32`, 'dev', 'pub0']);
       // inet and the gateway route the private network through the broker, as an attacker next
@@ -106,8 +115,13 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
           netns: hosts.gateway.ns,
           capabilities: ['CAP_NET_ADMIN'],
         }).then((h) => (booted.gateway = h)),
-        BootedHost.boot('broker', roots.broker, { netns: hosts.broker.ns }).then((h) => (booted.broker = h)),
-        BootedHost.boot('core', roots.core, { netns: hosts.core.ns }).then((h) => (booted.core = h)),
+        // The broker's guard and the core's firewall load nftables too.
+        BootedHost.boot('broker', roots.broker, { netns: hosts.broker.ns, capabilities: ['CAP_NET_ADMIN'] }).then(
+          (h) => (booted.broker = h),
+        ),
+        BootedHost.boot('core', roots.core, { netns: hosts.core.ns, capabilities: ['CAP_NET_ADMIN'] }).then(
+          (h) => (booted.core = h),
+        ),
       ]);
       for (const b of boots) if (b.status === 'rejected') throw b.reason;
       for (const role of Object.keys(HOSTS) as Role[]) {
@@ -121,7 +135,7 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
       const knockProfiles = join(set.dir, 'knock.json');
       writeFileSync(
         knockProfiles,
-        JSON.stringify({ kind: 'knock', profiles: { ops: { sequence: OPS_SEQUENCE } } }),
+        JSON.stringify({ kind: 'knock', profiles: PROFILES }),
       );
       const varsFile = join(set.dir, 'vars.json');
       writeFileSync(
@@ -130,7 +144,6 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
           common_release_bundle: bundle,
           common_apt_cache_valid_time: 10 * 365 * 86400,
           common_admin_users: [{ name: 'admin', keys: [secrets.adminPublicKey] }],
-          gateway_knock_static: [{ name: 'ops', sequence: OPS_SEQUENCE }],
           ansible_ssh_private_key_file: secrets.adminKey,
           // For the jump's own ssh too; the hosts' keys are new to this controller each run.
           nonstop_admin_ssh_args: `-i ${secrets.adminKey} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null`,
@@ -215,13 +228,18 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
       assert.equal(h.changed, 0, `${name} changed again:\n${changedTasks(r.stdout, name).join('\n')}`);
       assert.equal(h.failed + h.unreachable, 0);
     }
-    // The guard opened SSH for inet after the ops knock (the ProxyCommand), and only then.
-    const guard = await on('gateway').journal('nonstop-guard.service');
-    assert.match(
-      guard,
-      new RegExp(`"outcome":"opened","src":"${inet.ip4.replaceAll('.', '\\.')}","sequence":"ops"`),
-      guard,
-    );
+    // Each guard opened SSH for inet after the admin's knock (the ProxyCommand), the core's SSH
+    // saw admin only from the broker's private address (the jump).
+    const opened = (journal: string) =>
+      new RegExp(`"outcome":"opened","src":"${inet.ip4.replaceAll('.', '\\.')}","sequence":"ops"`).test(journal);
+    for (const role of ['gateway', 'broker'] as const) {
+      const guard = await on(role).journal('nonstop-guard.service');
+      assert.ok(opened(guard), `${role}: no knock from inet opened SSH:\n${guard.slice(-3000)}`);
+    }
+    const coreSsh = await on('core').journal('ssh.service');
+    const from = [...coreSsh.matchAll(/Accepted publickey for admin from (\S+) /g)].map((m) => m[1]);
+    assert.ok(from.length > 0, coreSsh.slice(-3000));
+    assert.deepEqual([...new Set(from)], [BROKER_PRIVATE]);
   });
 
   test('every unit runs and a request from inet answers 201 through the provisioned hosts', async () => {
