@@ -12,6 +12,7 @@ import { knockSecretCommand } from './knock-secret.js';
 import { knockCommand } from './knock.js';
 import { localCommand } from './local.js';
 import { redisAclCommand } from './redis-acl.js';
+import { renderCommand } from './render.js';
 
 const COMMANDS: readonly Command[] = [
   gatewayCommand,
@@ -24,6 +25,7 @@ const COMMANDS: readonly Command[] = [
   localCommand,
   keygenCommand,
   redisAclCommand,
+  renderCommand,
   checkConfigCommand,
 ];
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, writeAcl } from '../broker/redis-acl.js';
 import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
+import { worldGatewaySshd } from './gateway-sshd.js';
 import { newKnockSecret } from '../knock/rotating.js';
 import { generatePki } from '../lib/pki.js';
 import { descendants, packageRoot, World, type Host, type HostProcess } from './world.js';
@@ -439,19 +440,14 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     const sshdConfig = join(gdir, 'sshd_config');
     writeFileSync(
       sshdConfig,
-      renderSshdConfig({
-        port: 22,
-        listenAddresses: ['0.0.0.0'],
-        hostKeys: [hostKey.privateKeyFile],
-        pidFile: join(gdir, 'sshd.pid'),
-        // The world runs as root; the rendered Match block confines the tunnel user.
-        tunnelUser: 'root',
-        tunnelAuthorizedKeysFile: authorizedKeys,
-        authorizedKeysFile: 'none',
-        brokers: tunnelBrokers,
-        permitRootLogin: 'prohibit-password',
-        strictModes: false,
-      }),
+      renderSshdConfig(
+        worldGatewaySshd({
+          dir: gdir,
+          hostKeyFile: hostKey.privateKeyFile,
+          authorizedKeysFile: authorizedKeys,
+          brokers: tunnelBrokers,
+        }),
+      ),
     );
     const sshd = await startSshd(host, sshdConfig);
     const guardConfig = join(gdir, 'guard.json');

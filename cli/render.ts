@@ -1,0 +1,145 @@
+// `nonstop render <artefact> --input FILE.json [--out FILE]`: a host's sshd_config, the gateway
+// tunnel user's authorized_keys, the core's nftables table, from one JSON document that Ansible
+// writes from the inventory. The world renders the same artefacts with the same functions.
+import { renameSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { ValidateFunction } from 'ajv';
+import { createAjv } from '../config/ajv.js';
+import { describeErrors, formatProblems } from '../config/errors-format.js';
+import { deepFreeze, parseJson, readConfigText } from '../config/load.js';
+import {
+  nftablesInputSchema,
+  sshdInputSchema,
+  type NftablesInput,
+  type SshdInput,
+} from '../config/schemas/render.js';
+import { renderCoreRuleset } from '../core/firewall.js';
+import { renderSshdConfig, renderTunnelAuthorizedKeys, type SshdOptions } from '../gateway/sshd-config.js';
+import { errors } from '../lib/errors.js';
+import { parseCommandArgs, UsageError, type Command } from './command.js';
+
+const ajv = createAjv({ useDefaults: true });
+const validateSshd = ajv.compile(sshdInputSchema);
+const validateNftables = ajv.compile(nftablesInputSchema);
+
+function validated<T>(validate: ValidateFunction, file: string, doc: unknown): T {
+  const copy = structuredClone(doc);
+  if (!validate(copy)) {
+    const problems = describeErrors(validate.errors);
+    throw errors.CONFIG_INVALID(formatProblems(file, problems), problems);
+  }
+  return deepFreeze(copy) as T;
+}
+
+const GATEWAY_ONLY = ['tunnelUser', 'tunnelAuthorizedKeysFile', 'brokers'] as const;
+
+/** The schema's input as the renderer's options; the role decides which fields belong. */
+export function sshdOptions(file: string, input: SshdInput): SshdOptions {
+  const fail = (field: string, expected: string) =>
+    errors.CONFIG_INVALID(`${file}: field "${field}" ${expected}`);
+  const common = {
+    port: input.port,
+    listenAddresses: input.listenAddresses,
+    hostKeys: input.hostKeys,
+    allowGroups: input.allowGroups,
+    ...(input.authorizedKeysFile === undefined ? {} : { authorizedKeysFile: input.authorizedKeysFile }),
+  };
+  if (input.role === 'gateway') {
+    for (const field of GATEWAY_ONLY)
+      if (input[field] === undefined) throw fail(field, 'is required for role "gateway"');
+    if (input.jumpTargets !== undefined) throw fail('jumpTargets', 'is for role "broker" only');
+    return {
+      ...common,
+      role: 'gateway',
+      tunnelUser: input.tunnelUser!,
+      tunnelAuthorizedKeysFile: input.tunnelAuthorizedKeysFile!,
+      brokers: input.brokers!,
+    };
+  }
+  for (const field of GATEWAY_ONLY)
+    if (input[field] !== undefined) throw fail(field, 'is for role "gateway" only');
+  if (input.role === 'core' && input.jumpTargets !== undefined)
+    throw fail('jumpTargets', 'is for role "broker" only');
+  return {
+    ...common,
+    role: input.role,
+    ...(input.jumpTargets === undefined ? {} : { jumpTargets: input.jumpTargets }),
+  };
+}
+
+const ARTEFACTS: Record<string, (file: string, doc: unknown) => string> = {
+  sshd: (file, doc) => renderSshdConfig(sshdOptions(file, validated<SshdInput>(validateSshd, file, doc))),
+  'tunnel-authorized-keys': (file, doc) => {
+    const options = sshdOptions(file, validated<SshdInput>(validateSshd, file, doc));
+    if (options.role !== 'gateway' && options.role !== undefined)
+      throw errors.CONFIG_INVALID(`${file}: field "role" must be "gateway" for tunnel-authorized-keys`);
+    return renderTunnelAuthorizedKeys(options.brokers);
+  },
+  nftables: (file, doc) => renderCoreRuleset(validated<NftablesInput>(validateNftables, file, doc)),
+};
+
+/** Renders `artefact` from a parsed input document; `file` names it in errors. */
+export function renderArtefact(artefact: string, file: string, doc: unknown): string {
+  const render = ARTEFACTS[artefact];
+  if (render === undefined)
+    throw new UsageError(`render: unknown artefact "${artefact}" (${Object.keys(ARTEFACTS).join(', ')})`);
+  return render(file, doc);
+}
+
+function readInput(file: string): string {
+  return file === '-' ? readConfigText('/dev/stdin') : readConfigText(file);
+}
+
+/** Writes next to the target, then renames: a reader never sees half a file. */
+function writeAtomically(file: string, text: string): void {
+  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
+  writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' });
+  renameSync(tmp, file);
+}
+
+export const renderCommand: Command = {
+  name: 'render',
+  summary: "render a host's sshd_config, the tunnel user's authorized_keys or the core's nftables table",
+  help: `Usage: nonstop render <artefact> --input FILE [--out FILE]
+
+Renders one artefact from a JSON input document (FILE, or - for stdin) to stdout or --out.
+Ansible writes the input from the inventory; the test world renders with the same code.
+
+Artefacts and their input:
+  sshd                     the whole sshd_config of a host: {"role": "gateway"|"broker"|"core",
+                           "port", "listenAddresses" ([] = every address), "hostKeys",
+                           "allowGroups", "authorizedKeysFile"; gateway: "tunnelUser",
+                           "tunnelAuthorizedKeysFile", "brokers": [{"id", "publicKey", "port"}];
+                           broker: "jumpTargets" (host:port admins may ProxyJump to)}
+  tunnel-authorized-keys   the gateway tunnel user's authorized_keys, from the same document
+  nftables                 the core's table inet nonstop_host: {"role": "core", "addresses",
+                           "brokers" (their private addresses), "listenPort" (9443), "sshPort"
+                           (22), "icmpEcho" (true), "egress": [{"protocol", "ports", "to"}]}
+                           Gateways and brokers load the guard's: nonstop guard --print-ruleset.
+
+Options:
+  --input FILE   the input document (- reads stdin)
+  --out FILE     write here (atomically, mode 0644) instead of stdout
+  -h, --help     show this help`,
+  run(argv) {
+    const { values, positionals } = parseCommandArgs(
+      argv,
+      { input: { type: 'string', short: 'i' }, out: { type: 'string', short: 'o' } },
+      true,
+    );
+    if (values.help) {
+      console.log(this.help);
+      return Promise.resolve(0);
+    }
+    const [artefact, ...extra] = positionals;
+    if (artefact === undefined)
+      throw new UsageError(`render needs an artefact (${Object.keys(ARTEFACTS).join(', ')})`);
+    if (extra.length > 0) throw new UsageError(`render: unexpected argument "${extra[0]}"`);
+    if (values.input === undefined) throw new UsageError('render needs --input FILE');
+    const name = values.input === '-' ? '(stdin)' : values.input;
+    const text = renderArtefact(artefact, name, parseJson(name, readInput(values.input)));
+    if (values.out === undefined) process.stdout.write(text);
+    else writeAtomically(values.out, text);
+    return Promise.resolve(0);
+  },
+};
