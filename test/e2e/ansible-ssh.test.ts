@@ -152,6 +152,8 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
           common_apt_cache_valid_time: 10 * 365 * 86400,
           common_admin_users: [{ name: 'admin', keys: [secrets.adminPublicKey] }],
           ansible_ssh_private_key_file: secrets.adminKey,
+          // On a loaded test machine starting node for the ProxyCommand alone can take seconds.
+          ansible_timeout: 120,
           // For the jump's own ssh too; the hosts' keys are new to this controller each run.
           nonstop_admin_ssh_args: `-i ${secrets.adminKey} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null`,
         }),
