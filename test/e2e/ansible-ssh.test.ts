@@ -189,13 +189,13 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
               `@${varsFile}`,
               'site.yml',
             ],
-            { cwd: ANSIBLE_DIR, env, timeoutMs: 600_000 },
+            { cwd: ANSIBLE_DIR, env, timeoutMs: 1_200_000 },
           ),
         );
         lap(`${pass} converge over SSH from inet (ansible-playbook site.yml, 3 hosts)`);
       }
     },
-    { timeout: 1_500_000 },
+    { timeout: 2_700_000 },
   );
 
   after(async () => {
