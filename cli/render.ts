@@ -1,7 +1,7 @@
 // `nonstop render <artefact> --input FILE.json [--out FILE]`: a host's sshd_config, the gateway
 // tunnel user's authorized_keys, the core's nftables table, from one JSON document that Ansible
 // writes from the inventory. The world renders the same artefacts with the same functions.
-import { renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { createAjv } from '../config/ajv.js';
@@ -86,8 +86,15 @@ export function renderArtefact(artefact: string, file: string, doc: unknown): st
   return render(file, doc);
 }
 
+/** FILE, or fd 0 for `-` (not /dev/stdin: a chroot, where Ansible runs it too, may lack /proc). */
 function readInput(file: string): string {
-  return file === '-' ? readConfigText('/dev/stdin') : readConfigText(file);
+  if (file !== '-') return readConfigText(file);
+  try {
+    return readFileSync(0, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw errors.CONFIG_UNREADABLE(`(stdin): cannot read the input (${reason})`, undefined, { cause: err });
+  }
 }
 
 /** Writes next to the target, then renames: a reader never sees half a file. */

@@ -12,6 +12,8 @@ export interface WorldSshdFiles {
   readonly brokers: readonly TunnelBroker[];
   readonly listenAddresses?: readonly string[];
   readonly port?: number;
+  /** Default root (the world runs as root). */
+  readonly tunnelUser?: string;
 }
 
 /** The settings in which the world's sshd may differ from a deployed one (sshd -T keys). */
@@ -34,7 +36,7 @@ export function worldGatewaySshd(files: WorldSshdFiles): GatewaySshdOptions {
     listenAddresses: files.listenAddresses ?? ['0.0.0.0'],
     hostKeys: [files.hostKeyFile],
     pidFile: `${files.dir}/sshd.pid`,
-    tunnelUser: 'root',
+    tunnelUser: files.tunnelUser ?? 'root',
     tunnelAuthorizedKeysFile: files.authorizedKeysFile,
     authorizedKeysFile: 'none',
     brokers: files.brokers,

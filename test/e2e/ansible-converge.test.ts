@@ -33,6 +33,10 @@ import { baseImage, RootfsSet, rootfsSkipReason, run, type CommandResult } from 
 import { AGENT } from './gateway.js';
 import { changedTasks, recap } from './ansible-run.js';
 import { BootedHost, mainProcess } from './nspawn.js';
+import { renderSshdConfig } from '../../gateway/sshd-config.js';
+import { worldGatewaySshd } from '../../world/gateway-sshd.js';
+import { sshKeygen } from '../../world/three-tier.js';
+import { parseSshdT, sshdDifferences, sshdEffective } from '../helpers/sshd-profile.js';
 
 const ROOT = packageRoot();
 const ANSIBLE_DIR = join(ROOT, 'ansible');
@@ -44,11 +48,13 @@ const HOSTS = { gateway: 'gw1.example.net', broker: 'broker1.example.net', core:
 const UNITS = [
   { host: 'gateway', unit: 'nonstop-gateway.service' },
   { host: 'gateway', unit: 'nonstop-guard.service' },
+  { host: 'broker', unit: 'nonstop-guard.service' },
   { host: 'broker', unit: 'nonstop-broker.service' },
   { host: 'core', unit: 'nonstop-core.service' },
 ] as const;
 type HostRole = keyof typeof HOSTS;
 const OLD_RELEASES = ['a', 'b', 'c', 'd'].map((c) => c.repeat(40));
+const BROKER_PRIVATE = '10.0.0.20';
 
 const skip = rootfsSkipReason([
   'ansible-playbook',
@@ -156,7 +162,10 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       await gw.check('ip', ['addr', 'add', `${gwAddress}/32`, 'dev', 'pub0']);
       for (const h of [inet, br]) await h.check('ip', ['route', 'add', `${gwAddress}/32`, 'dev', 'pub0']);
       await core.check('ip', ['addr', 'add', `${coreAddress}/32`, 'dev', 'priv0']);
-      await br.check('ip', ['route', 'add', `${coreAddress}/32`, 'dev', 'priv0']);
+      // The broker's inventory address (nonstop_broker_private_addresses): the core lets in no other.
+      await br.check('ip', ['addr', 'add', `${BROKER_PRIVATE}/32`, 'dev', 'priv0']);
+      await br.check('ip', ['route', 'add', `${coreAddress}/32`, 'dev', 'priv0', 'src', BROKER_PRIVATE]);
+      await core.check('ip', ['route', 'add', `${BROKER_PRIVATE}/32`, 'dev', 'priv0']);
       return { world, inet, gw, br, core, gwAddress, coreAddress, remotePort };
     } catch (err) {
       await world.close();
@@ -262,7 +271,8 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         lap(`${pass} converge (ansible-playbook site.yml, 3 hosts)`);
       }
     },
-    { timeout: 900_000 },
+    // The bundle and two converges of three hosts: over 15 minutes on a busy 2-core machine.
+    { timeout: 1_800_000 },
   );
 
   after(async () => {
@@ -326,7 +336,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         `user=${user},host=b,addr=198.18.0.20`,
       ]);
       assert.equal(r.code, 0, r.stderr);
-      return new Map(r.stdout.split('\n').map((l) => [l.split(' ')[0] ?? '', l.slice(l.indexOf(' ') + 1)]));
+      return parseSshdT(r.stdout);
     };
     const tunnel = await effective('nonstop-tunnel');
     assert.equal(tunnel.get('allowtcpforwarding'), 'remote');
@@ -337,14 +347,36 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     assert.equal(tunnel.get('x11forwarding'), 'no');
     assert.equal(tunnel.get('permitlisten'), '127.0.0.1:6380');
     assert.equal(tunnel.get('authorizedkeysfile'), '/etc/ssh/authorized_keys/%u');
+    assert.equal(tunnel.get('maxsessions'), '0');
     const admin = await effective('admin');
+    // One source: the world's gateway sshd agrees with the deployed one on every other key.
+    const dir = join(set.dir, 'world-sshd');
+    mkdirSync(dir, { recursive: true });
+    const hostKey = await sshKeygen(dir, 'host');
+    const worldConfig = join(dir, 'sshd_config');
+    writeFileSync(
+      worldConfig,
+      renderSshdConfig(
+        worldGatewaySshd({
+          dir,
+          hostKeyFile: hostKey.privateKeyFile,
+          authorizedKeysFile: join(dir, 'k'),
+          brokers: [],
+        }),
+      ),
+    );
+    assert.deepEqual(sshdDifferences(tunnel, await sshdEffective(worldConfig, 'root')), []);
+    assert.deepEqual(sshdDifferences(admin, await sshdEffective(worldConfig, 'admin')), []);
+    assert.equal(tunnel.get('allowgroups'), 'nonstop-ssh nonstop-tunnel');
+    const groups = readFileSync(join(roots.gateway, 'etc/group'), 'utf8');
+    assert.doesNotMatch(groups, /^nonstop-ssh:.*\bnonstop-tunnel\b/m, 'the tunnel user is no admin');
     assert.equal(admin.get('allowtcpforwarding'), 'no');
     assert.equal(admin.get('forcecommand'), 'none');
     for (const cfg of [tunnel, admin]) {
       assert.equal(cfg.get('passwordauthentication'), 'no');
       assert.equal(cfg.get('kbdinteractiveauthentication'), 'no');
       assert.equal(cfg.get('permitrootlogin'), 'no');
-      assert.equal(cfg.get('hostkeyalgorithms'), 'ssh-ed25519,ssh-ed25519-cert-v01@openssh.com');
+      assert.equal(cfg.get('hostkeyalgorithms'), 'ssh-ed25519');
       assert.doesNotMatch(cfg.get('kexalgorithms') ?? '', /sha1|nistp|group14|group-exchange/);
       assert.doesNotMatch(cfg.get('ciphers') ?? '', /cbc|ctr/);
       assert.doesNotMatch(cfg.get('macs') ?? '', /sha1|md5|umac-64|(^|,)hmac-sha2-(256|512)(,|$)/);
@@ -363,6 +395,40 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       pinned,
     );
     assert.ok(!existsSync(join(roots.gateway, 'etc/ssh/ssh_host_rsa_key')), 'no RSA host key');
+  });
+
+  test('broker and core: nft -c and input policy drop, no public port; sshd: core private, broker jumps', async () => {
+    for (const host of ['broker', 'core'] as const) {
+      const r = await chroot(host, ['nft', '-c', '-f', '/etc/nftables.conf']);
+      assert.equal(r.code, 0, `${host}: ${r.stderr}`);
+      assert.equal((await chroot(host, ['/usr/sbin/sshd', '-t'])).code, 0, host);
+    }
+    const broker = readFileSync(join(roots.broker, 'etc/nftables.conf'), 'utf8');
+    assert.match(broker, /^table inet nonstop \{$/m);
+    assert.match(broker, /type filter hook input priority filter; policy drop;/);
+    assert.doesNotMatch(broker, /\b(80|443)\b/, 'a broker serves no port');
+    assert.match(broker, /tcp dport 22 ip saddr @ssh_open4 accept/);
+    const core = readFileSync(join(roots.core, 'etc/nftables.conf'), 'utf8');
+    assert.match(core, /^table inet nonstop_host \{$/m);
+    for (const hook of ['input', 'forward', 'output'])
+      assert.match(core, new RegExp(`hook ${hook} priority filter; policy drop;`), hook);
+    for (const port of [9443, 22])
+      assert.match(
+        core,
+        new RegExp(
+          `tcp dport ${port} ip saddr \\{ 10\\.0\\.0\\.20 \\} ip daddr \\{ 10\\.0\\.0\\.30 \\} accept`,
+        ),
+      );
+    const effective = async (host: HostRole, user: string) => {
+      const r = await chroot(host, ['/usr/sbin/sshd', '-T', '-C', `user=${user},host=b,addr=10.0.0.20`]);
+      assert.equal(r.code, 0, r.stderr);
+      return parseSshdT(r.stdout);
+    };
+    assert.equal((await effective('core', 'admin')).get('listenaddress'), '10.0.0.30:22');
+    const jump = await effective('broker', 'admin');
+    assert.equal(jump.get('allowtcpforwarding'), 'local');
+    assert.equal(jump.get('permitopen'), '10.0.0.30:22');
+    assert.equal(jump.get('allowgroups'), 'nonstop-ssh');
   });
 
   test('every rendered config passes nonstop check-config on its host', async () => {
@@ -616,8 +682,13 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
           BootedHost.boot('gateway', roots.gateway, { netns: gw.ns, capabilities: ['CAP_NET_ADMIN'] }).then(
             (h) => (booted.gateway = h),
           ),
-          BootedHost.boot('broker', roots.broker, { netns: hosts.br.ns }).then((h) => (booted.broker = h)),
-          BootedHost.boot('core', roots.core, { netns: hosts.core.ns }).then((h) => (booted.core = h)),
+          BootedHost.boot('broker', roots.broker, {
+            netns: hosts.br.ns,
+            capabilities: ['CAP_NET_ADMIN'],
+          }).then((h) => (booted.broker = h)),
+          BootedHost.boot('core', roots.core, { netns: hosts.core.ns, capabilities: ['CAP_NET_ADMIN'] }).then(
+            (h) => (booted.core = h),
+          ),
         ]);
         for (const b of boots) if (b.status === 'rejected') throw b.reason;
         const on = (host: HostRole) => {
@@ -635,8 +706,13 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
 
         const expectActive: Record<HostRole, string[]> = {
           gateway: ['nftables.service', 'nonstop-guard.service', 'ssh.service', 'nonstop-gateway.service'],
-          broker: ['redis-server.service', 'nonstop-broker.service'],
-          core: ['postgresql@15-main.service', 'nonstop-core.service'],
+          broker: [
+            'nftables.service',
+            'nonstop-guard.service',
+            'redis-server.service',
+            'nonstop-broker.service',
+          ],
+          core: ['nftables.service', 'postgresql@15-main.service', 'nonstop-core.service'],
         };
         for (const [host, units] of Object.entries(expectActive) as [HostRole, string[]][]) {
           const r = await on(host).systemctl('is-active', ...units);

@@ -3,14 +3,19 @@
 // ssh2 client the broker uses) can do exactly one thing: listen on 127.0.0.1:<its port>.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import ssh2 from 'ssh2';
 import { freePort } from '../helpers/redis-server.js';
 import { spawn } from 'node:child_process';
-import { repoRoot, tempDir } from '../helpers/files.js';
+import { repoRoot, tempDir, writeJson } from '../helpers/files.js';
+import { runCli } from '../helpers/cli.js';
+import { sshdDifferences, sshdEffective } from '../helpers/sshd-profile.js';
+import { renderSshdConfig } from '../../gateway/sshd-config.js';
+import { worldGatewaySshd } from '../../world/gateway-sshd.js';
 import { SSHD, sshKeygen, startTestSshd, type SshKey, type TestSshd } from '../helpers/sshd.js';
 
 const run = promisify(execFile);
@@ -232,5 +237,111 @@ describe('gateway sshd config', () => {
     t.diagnostic(`the frozen session's listener was freed after ${took} ms`);
     assert.ok(took > 0 && took <= 30_000, `the listener was freed within 30 s (${took} ms)`);
     assert.ok(took >= 10_000, `not before the keepalive probes ran out (${took} ms)`);
+  });
+});
+
+// What Ansible deploys (`nonstop render sshd`, from the input the common role writes for the
+// example inventory) and what the world runs (world/gateway-sshd.ts) are one profile: sshd -T
+// of both agrees on every key but the few a namespace world must change.
+describe('one sshd profile for the world and the deployed hosts', () => {
+  const deployedInput = (dir: string, role: 'gateway' | 'broker' | 'core', publicKey: string) => ({
+    role,
+    port: 22,
+    listenAddresses: role === 'core' ? ['10.0.0.30'] : [],
+    hostKeys: [join(dir, 'host_ed25519')],
+    allowGroups: role === 'gateway' ? ['nonstop-ssh', 'nonstop-tunnel'] : ['nonstop-ssh'],
+    authorizedKeysFile: '.ssh/authorized_keys',
+    ...(role === 'gateway'
+      ? {
+          tunnelUser: 'nonstop-tunnel',
+          tunnelAuthorizedKeysFile: '/etc/ssh/authorized_keys/%u',
+          brokers: [{ id: 'broker1', publicKey, port: 6380 }],
+        }
+      : {}),
+    ...(role === 'broker' ? { jumpTargets: ['10.0.0.30:22'] } : {}),
+  });
+
+  async function rendered(t: TestContext) {
+    const dir = tempDir(t);
+    const hostKey = await sshKeygen(dir, 'host_ed25519');
+    const brokerKey = await sshKeygen(dir, 'broker1');
+    const deployed: Record<string, string> = {};
+    for (const role of ['gateway', 'broker', 'core'] as const) {
+      const input = writeJson(dir, `${role}.json`, deployedInput(dir, role, brokerKey.publicKey));
+      deployed[role] = join(dir, `${role}_sshd_config`);
+      const r = await runCli(['render', 'sshd', '--input', input, '--out', deployed[role]]);
+      assert.equal(r.code, 0, r.stderr);
+      await run(SSHD, ['-t', '-f', deployed[role]]);
+    }
+    const world = join(dir, 'world_sshd_config');
+    writeFileSync(
+      world,
+      renderSshdConfig(
+        worldGatewaySshd({
+          dir,
+          hostKeyFile: hostKey.privateKeyFile,
+          authorizedKeysFile: join(dir, 'keys'),
+          brokers: [{ id: 'broker1', publicKey: brokerKey.publicKey, port: 6380 }],
+        }),
+      ),
+    );
+    await run(SSHD, ['-t', '-f', world]);
+    return { deployed, world };
+  }
+
+  test('the gateway: tunnel user and admins get the same settings in both', async (t) => {
+    const { deployed, world } = await rendered(t);
+    const tunnel = await sshdEffective(deployed.gateway!, 'nonstop-tunnel');
+    assert.deepEqual(sshdDifferences(tunnel, await sshdEffective(world, 'root')), []);
+    const admin = await sshdEffective(deployed.gateway!, 'admin');
+    assert.deepEqual(sshdDifferences(admin, await sshdEffective(world, 'admin')), []);
+    // The values the two used to disagree on (issue 11, finding 3), now one choice.
+    assert.equal(tunnel.get('maxsessions'), '0');
+    assert.equal(tunnel.get('clientaliveinterval'), '3');
+    assert.equal(tunnel.get('clientalivecountmax'), '3');
+    assert.equal(admin.get('clientaliveinterval'), '15');
+    assert.equal(admin.get('maxsessions'), '4');
+    for (const s of [tunnel, admin]) {
+      assert.equal(s.get('usepam'), 'yes');
+      assert.equal(s.get('compression'), 'no');
+      assert.equal(s.get('macs'), 'hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com');
+      assert.equal(s.get('pubkeyacceptedalgorithms'), 'ssh-ed25519,sk-ssh-ed25519@openssh.com');
+      assert.equal(s.get('allowgroups'), 'nonstop-ssh nonstop-tunnel');
+    }
+    assert.equal(tunnel.get('permitlisten'), '127.0.0.1:6380');
+    assert.equal(admin.get('permitlisten'), 'none');
+  });
+
+  test("broker and core: the gateway admins' profile; the core listens privately, the broker jumps to it", async (t) => {
+    const { deployed } = await rendered(t);
+    const gatewayAdmin = await sshdEffective(deployed.gateway!, 'admin');
+    const broker = await sshdEffective(deployed.broker!, 'admin');
+    const core = await sshdEffective(deployed.core!, 'admin');
+    const roleKeys = ['listenaddress', 'allowgroups'];
+    assert.deepEqual(sshdDifferences(broker, gatewayAdmin, roleKeys), []);
+    assert.deepEqual(sshdDifferences(core, gatewayAdmin, roleKeys), []);
+    assert.equal(core.get('listenaddress'), '10.0.0.30:22');
+    assert.equal(broker.get('listenaddress'), '[::]:22 0.0.0.0:22');
+    // `admin` is in no group here; a member of the admins' group gets the jump (a group the
+    // test machine has: the same file with root's group as the admins').
+    assert.equal(broker.get('allowtcpforwarding'), 'no');
+    const dir = tempDir(t);
+    const input = writeJson(dir, 'broker.json', {
+      role: 'broker',
+      port: 22,
+      hostKeys: ['/etc/ssh/ssh_host_ed25519_key'],
+      allowGroups: ['root'],
+      jumpTargets: ['10.0.0.30:22'],
+    });
+    const r = await runCli(['render', 'sshd', '--input', input]);
+    assert.equal(r.code, 0, r.stderr);
+    writeFileSync(join(dir, 'sshd_config'), r.stdout);
+    const member = await sshdEffective(join(dir, 'sshd_config'), 'root');
+    assert.equal(member.get('allowtcpforwarding'), 'local');
+    assert.equal(member.get('permitopen'), '10.0.0.30:22');
+    assert.equal(member.get('permitlisten'), 'none');
+    const other = await sshdEffective(join(dir, 'sshd_config'), 'nobody');
+    assert.equal(other.get('allowtcpforwarding'), 'no');
+    assert.equal(other.get('permitopen'), 'none');
   });
 });

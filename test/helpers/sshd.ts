@@ -13,6 +13,7 @@ import {
   type TunnelBroker,
 } from '../../gateway/sshd-config.js';
 import { freePort } from './redis-server.js';
+import { worldGatewaySshd } from '../../world/gateway-sshd.js';
 import { sshKeygen, type SshKey } from '../../world/three-tier.js';
 import { descendants } from '../../world/world.js';
 
@@ -46,19 +47,18 @@ export async function startTestSshd(
   const configFile = join(dir, 'sshd_config');
   writeFileSync(
     configFile,
-    renderSshdConfig({
-      port,
-      listenAddresses: ['127.0.0.1'],
-      hostKeys: [hostKey.privateKeyFile],
-      pidFile: join(dir, 'sshd.pid'),
-      tunnelUser: user,
-      tunnelAuthorizedKeysFile: authorizedKeys,
-      // Nobody else may log in to this test server.
-      authorizedKeysFile: 'none',
-      brokers,
-      permitRootLogin: 'prohibit-password',
-      strictModes: false,
-    }),
+    // The world's profile, on loopback and a free port.
+    renderSshdConfig(
+      worldGatewaySshd({
+        dir,
+        port,
+        listenAddresses: ['127.0.0.1'],
+        hostKeyFile: hostKey.privateKeyFile,
+        authorizedKeysFile: authorizedKeys,
+        brokers,
+        tunnelUser: user,
+      }),
+    ),
   );
   let child: ChildProcess | undefined;
   // The per-connection processes sshd forks outlive their parent, so they go too: a killed

@@ -61,3 +61,18 @@ test('opening a window re-adds the element with a fresh timeout, v4 or v6', () =
   );
   assert.match(renderOpenWindow('2001:2:0:1::a', 5), /ssh_open6 \{ 2001:2:0:1::a timeout 5s \}/);
 });
+
+test('a broker guard (publicTcpPorts []) accepts no port but SSH for knocked sources', () => {
+  const rules = render({ publicTcpPorts: [], static: [{ name: 'ops', sequence: ['7101', '8101:udp'] }] });
+  const input = /chain input \{\n([\s\S]*?)\n {2}\}/.exec(rules)?.[1] ?? '';
+  assert.match(input, /policy drop;/);
+  const ports = input
+    .split('\n')
+    .filter((l) => /dport/.test(l))
+    .map((l) => l.trim());
+  assert.deepEqual(ports, [
+    'tcp dport 22 ip saddr @ssh_open4 accept',
+    'tcp dport 22 ip6 saddr @ssh_open6 accept',
+  ]);
+  assert.doesNotMatch(rules, /\b(80|443)\b/);
+});
