@@ -4,8 +4,15 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatKnockStep, loadKnockConfig, parseKnockSequence, type KnockProfile } from '../config/knock.js';
-import { profileSequence, resolveGateway, sendKnock } from '../knock/client.js';
-import { errors } from '../lib/errors.js';
+import {
+  carry,
+  connectAfterKnock,
+  parseProxyTarget,
+  profileSequence,
+  resolveGateway,
+  sendKnock,
+} from '../knock/client.js';
+import { errors, isNonstopError } from '../lib/errors.js';
 import { parseCommandArgs, UsageError, type Command } from './command.js';
 
 export function defaultProfilesFile(): string {
@@ -14,8 +21,10 @@ export function defaultProfilesFile(): string {
 
 export const knockCommand: Command = {
   name: 'knock',
-  summary: 'send the knock sequence for a gateway (profile or static sequence), optionally then ssh',
+  summary:
+    'send the knock sequence for a gateway (profile or static sequence), then ssh or carry a connection',
   help: `Usage: nonstop knock [GATEWAY] (--profile NAME | --sequence SEQ) [options] [-- SSH-ARGS...]
+       nonstop knock [GATEWAY] (--profile NAME | --sequence SEQ) --proxy HOST:PORT [options]
 
 Sends one SYN per TCP step (an abandoned connect, no root needed) and one datagram per UDP step.
 A rotating profile computes the current sequence from its secret and the clock.
@@ -29,9 +38,15 @@ A rotating profile computes the current sequence from its secret and the clock.
   --ssh-port N       SSH port (default: the profile's sshPort, else 22)
   --user NAME        SSH user (default: the profile's sshUser)
   --wait MS          pause between the last knock and ssh (default 200)
+  --proxy HOST:PORT  knock, connect to HOST:PORT and carry the connection on stdin/stdout (an
+                     ssh ProxyCommand: ProxyCommand nonstop knock %h --profile ops --proxy %h:%p);
+                     HOST may be an IPv6 address, bare or in brackets
+  --attempts N       with --proxy: knock and connect up to N times (default 5)
+  --connect-timeout MS  with --proxy: how long one connect may take (default 3000)
   --dry-run          print what would be sent (and the ssh command), send nothing
 
-GATEWAY defaults to the profile's host. Arguments after "--" go to ssh.`,
+GATEWAY defaults to the profile's host. Arguments after "--" go to ssh. With --proxy nothing but
+the connection's bytes goes to stdout; what goes wrong is said on stderr.`,
   async run(argvAll) {
     const dashes = argvAll.indexOf('--');
     const argv = dashes === -1 ? argvAll : argvAll.slice(0, dashes);
@@ -49,6 +64,9 @@ GATEWAY defaults to the profile's host. Arguments after "--" go to ssh.`,
         user: { type: 'string' },
         wait: { type: 'string' },
         'dry-run': { type: 'boolean' },
+        proxy: { type: 'string' },
+        attempts: { type: 'string' },
+        'connect-timeout': { type: 'string' },
       },
       true,
     );
@@ -80,6 +98,21 @@ GATEWAY defaults to the profile's host. Arguments after "--" go to ssh.`,
     const sshPort = intOption('--ssh-port', values['ssh-port']) ?? profile?.sshPort ?? 22;
     const waitMs = intOption('--wait', values.wait) ?? 200;
     const user = values.user ?? profile?.sshUser;
+    let proxy: { host: string; port: number } | undefined;
+    if (values.proxy !== undefined) {
+      if (values['then-ssh'] || sshArgs.length > 0)
+        throw new UsageError(
+          '--proxy carries a connection for ssh; it does not run ssh (no --then-ssh, no "--")',
+        );
+      try {
+        proxy = parseProxyTarget(values.proxy);
+      } catch (err) {
+        throw new UsageError(`--proxy: ${(err as Error).message}`);
+      }
+    }
+    const attempts = intOption('--attempts', values.attempts) ?? 5;
+    if (attempts < 1) throw new UsageError('--attempts must be at least 1');
+    const connectTimeoutMs = intOption('--connect-timeout', values['connect-timeout']) ?? 3000;
 
     const address = await resolveGateway(host);
     const ssh = [
@@ -90,18 +123,26 @@ GATEWAY defaults to the profile's host. Arguments after "--" go to ssh.`,
       ...sshArgs,
     ];
     if (values['dry-run']) {
-      console.log(`knock ${address}: ${steps.map(formatKnockStep).join(' ')}`);
-      if (values['then-ssh']) console.log(`then: ssh ${ssh.join(' ')}`);
+      // With --proxy, stdout is ssh's connection: say it on stderr.
+      const say = proxy !== undefined ? console.error : console.log;
+      say(`knock ${address}: ${steps.map(formatKnockStep).join(' ')}`);
+      if (values['then-ssh']) say(`then: ssh ${ssh.join(' ')}`);
+      if (proxy !== undefined) say(`then: connect ${proxy.host} port ${proxy.port}`);
       return 0;
     }
-    try {
-      await sendKnock(address, steps, {
-        delayMs,
-        ...(values.bind !== undefined ? { localAddress: values.bind } : {}),
-      });
-    } catch (err) {
-      throw errors.KNOCK_FAILED(`knock ${address}: ${(err as Error).message}`, undefined, { cause: err });
-    }
+    const localAddress = values.bind !== undefined ? { localAddress: values.bind } : {};
+    const knock = async () => {
+      // A rotating profile's sequence is recomputed for every knock (the step may have moved on).
+      const now = values.sequence !== undefined ? steps : profileSequence(profile!);
+      try {
+        await sendKnock(address, now, { delayMs, ...localAddress });
+      } catch (err) {
+        throw errors.KNOCK_FAILED(`knock ${address}: ${(err as Error).message}`, undefined, { cause: err });
+      }
+    };
+    if (proxy !== undefined)
+      return proxyConnection(proxy, { attempts, connectTimeoutMs, waitMs, knock, ...localAddress });
+    await knock();
     if (!values['then-ssh']) return 0;
     await sleep(waitMs);
     return new Promise<number>((resolve) => {
@@ -114,6 +155,37 @@ GATEWAY defaults to the profile's host. Arguments after "--" go to ssh.`,
     });
   },
 };
+
+/** Knocks, connects and carries the connection on stdin/stdout until either side closes. */
+async function proxyConnection(
+  target: { host: string; port: number },
+  options: Parameters<typeof connectAfterKnock>[2],
+): Promise<number> {
+  const where = target.host.includes(':')
+    ? `[${target.host}]:${target.port}`
+    : `${target.host}:${target.port}`;
+  let socket;
+  try {
+    socket = await connectAfterKnock(target.host, target.port, {
+      ...options,
+      onRetry: (attempt, err) =>
+        console.error(
+          `nonstop: knock --proxy: ${where}: attempt ${attempt} failed (${err.message}); knocking again`,
+        ),
+    });
+  } catch (err) {
+    if (isNonstopError(err)) throw err;
+    console.error(
+      `nonstop: knock --proxy: cannot connect to ${where} after ${options?.attempts ?? 5} attempts: ${(err as Error).message}`,
+    );
+    return 1;
+  }
+  const failure = await carry(socket, process.stdin, process.stdout);
+  process.stdin.destroy();
+  if (failure === undefined) return 0;
+  console.error(`nonstop: knock --proxy: ${where}: ${failure.message}`);
+  return 1;
+}
 
 function intOption(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;

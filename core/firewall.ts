@@ -123,6 +123,10 @@ export function renderCoreRuleset(o: CoreFirewallOptions): string {
     'oif lo accept',
     // Replies on the brokers' connections, and ICMP errors about them (path MTU).
     'ct state established,related accept',
+    // Replies from the core's own listeners to the brokers even where conntrack has not seen the
+    // connection begin: the SSH session that loads this table is one of them.
+    ...fromTo(`tcp sport ${o.listenPort}`, own, brokers),
+    ...fromTo(`tcp sport ${o.sshPort}`, own, brokers),
     'ct state invalid drop',
     // Neighbour discovery and the multicast listener reports it relies on.
     'icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, mld2-listener-report } accept',

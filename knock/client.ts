@@ -4,6 +4,7 @@
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP, Socket } from 'node:net';
+import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseKnockSequence, type KnockProfile, type KnockStep } from '../config/knock.js';
 import { deriveSequence, timeStep } from './rotating.js';
@@ -66,5 +67,96 @@ function sendDatagram(address: string, port: number, localAddress: string | unde
     });
     if (localAddress !== undefined) socket.bind({ address: localAddress, port: 0 }, send);
     else send();
+  });
+}
+
+/** Where `nonstop knock --proxy` connects: HOST:PORT, [V6]:PORT, or a bare V6 address then :PORT. */
+export function parseProxyTarget(text: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:([0-9]{1,5})$/.exec(text) ?? /^([^[\]]+):([0-9]{1,5})$/.exec(text);
+  const port = Number(m?.[2]);
+  if (m === null || m[1] === '' || !(port >= 1 && port <= 65535))
+    throw new Error(`expected HOST:PORT or [IPV6]:PORT with a port 1-65535, got "${text}"`);
+  const host = m[1]!;
+  // An unbracketed host with colons must be a whole IPv6 address (ssh's %h:%p for a v6 host).
+  if (host.includes(':') && isIP(host) !== 6) throw new Error(`"${host}" is not an IPv6 address`);
+  return { host, port };
+}
+
+export interface ProxyConnectOptions {
+  /** Connection attempts before giving up (each after a fresh knock, when `knock` is given). */
+  readonly attempts?: number;
+  /** How long one attempt may take: a filtered port drops the SYN, it never refuses. */
+  readonly connectTimeoutMs?: number;
+  /** Pause before every attempt: the guard opens its window a moment after the last step. */
+  readonly waitMs?: number;
+  readonly localAddress?: string;
+  /** Sends the knock; called before every attempt. */
+  readonly knock?: () => Promise<void>;
+  /** Told about each failed attempt (the CLI writes it on stderr). */
+  readonly onRetry?: (attempt: number, err: Error) => void;
+}
+
+/** Knocks and connects, again up to `attempts` times; resolves with the connected socket. */
+export async function connectAfterKnock(
+  host: string,
+  port: number,
+  options: ProxyConnectOptions = {},
+): Promise<Socket> {
+  const attempts = options.attempts ?? 5;
+  let last: Error = new Error('no attempt made');
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    await options.knock?.();
+    await sleep(options.waitMs ?? 200);
+    try {
+      return await connectOnce(host, port, options.connectTimeoutMs ?? 3000, options.localAddress);
+    } catch (err) {
+      last = err as Error;
+      if (attempt < attempts) options.onRetry?.(attempt, last);
+    }
+  }
+  throw last;
+}
+
+function connectOnce(host: string, port: number, timeoutMs: number, localAddress?: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = new Socket();
+    const fail = (err: Error) => {
+      socket.destroy();
+      reject(err);
+    };
+    socket.setTimeout(timeoutMs, () => fail(new Error(`no answer within ${timeoutMs} ms`)));
+    socket.once('error', fail);
+    socket.connect({ host, port, ...(localAddress !== undefined ? { localAddress } : {}) }, () => {
+      socket.setTimeout(0);
+      socket.off('error', fail);
+      resolve(socket);
+    });
+  });
+}
+
+/**
+ * Carries a connection on a pair of streams, as `nc` does for ssh's ProxyCommand: input to the
+ * socket, the socket to output. End of input half-closes the socket; the socket's close (or an
+ * error on either side) ends it. Resolves with the error that ended it, if one did.
+ */
+export function carry(socket: Socket, input: Readable, output: Writable): Promise<Error | undefined> {
+  return new Promise((resolve) => {
+    let failure: Error | undefined;
+    const stop = (err?: Error) => {
+      failure ??= err;
+      input.unpipe(socket);
+      socket.destroy();
+    };
+    socket.once('close', () => {
+      input.unpipe(socket);
+      input.pause();
+      resolve(failure);
+    });
+    socket.on('error', (err) => stop(err));
+    output.on('error', (err) => stop(err));
+    input.on('error', (err) => stop(err));
+    // pipe() ends the socket (a FIN) when input ends; the peer then closes its side.
+    input.pipe(socket);
+    socket.pipe(output, { end: false });
   });
 }

@@ -31,6 +31,7 @@ import {
 import { packageRoot, World, type Host } from '../../world/world.js';
 import { baseImage, RootfsSet, rootfsSkipReason, run, type CommandResult } from './rootfs.js';
 import { AGENT } from './gateway.js';
+import { changedTasks, recap } from './ansible-run.js';
 import { BootedHost, mainProcess } from './nspawn.js';
 import { renderSshdConfig } from '../../gateway/sshd-config.js';
 import { worldGatewaySshd } from '../../world/gateway-sshd.js';
@@ -63,27 +64,6 @@ const skip = rootfsSkipReason([
   'systemd-nspawn',
   'nsenter',
 ]);
-
-interface Recap {
-  ok: number;
-  changed: number;
-  unreachable: number;
-  failed: number;
-}
-
-function recap(output: string): Map<string, Recap> {
-  const hosts = new Map<string, Recap>();
-  const re = /^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)/gm;
-  for (const m of output.matchAll(re)) {
-    hosts.set(m[1] ?? '', {
-      ok: +(m[2] ?? 0),
-      changed: +(m[3] ?? 0),
-      unreachable: +(m[4] ?? 0),
-      failed: +(m[5] ?? 0),
-    });
-  }
-  return hosts;
-}
 
 const log = (msg: string) => process.stderr.write(`# ansible-converge: ${msg}\n`);
 
@@ -159,13 +139,6 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
       { cwd: ANSIBLE_DIR, env, timeoutMs: 900_000 }, // a converge took 400 s with three others running
     );
   };
-
-  /** The tasks and handlers that report `changed` on `host`, by their headers. */
-  const changedTasks = (output: string, host: string) =>
-    output
-      .split('\n\n')
-      .filter((block) => block.includes(`changed: [${host}]`))
-      .map((block) => /^(?:TASK|RUNNING HANDLER) \[([^\]]+)\]/m.exec(block)?.[1] ?? block.slice(0, 200));
 
   /**
    * The test world with a namespace per provisioned host: `inet`, the gateway at the inventory's

@@ -37,6 +37,7 @@ export const PACKAGES = [
   'python3-apt',
   'python3-psycopg2',
   'redis-server',
+  'sudo',
   'systemd',
   'systemd-timesyncd',
 ];
