@@ -9,13 +9,17 @@ import { profileSequence, resolveGateway, sendKnock } from '../knock/client.js';
 import type { KnockProfile } from '../config/knock.js';
 
 export interface Knocker {
-  /** Resolves once the knock is sent; rejects if it could not be. */
-  knock(gatewayHost: string): Promise<void>;
+  /**
+   * Resolves once the knock is sent, with the address it went to (the one to connect to: a name
+   * with both A and AAAA records must not be knocked over one family and dialled over the
+   * other); rejects if it could not be sent.
+   */
+  knock(gatewayHost: string): Promise<string>;
 }
 
 /** For gateways whose SSH port is open to brokers without a knock. */
 export const noKnock: Knocker = {
-  knock: () => Promise.resolve(),
+  knock: (gatewayHost) => Promise.resolve(gatewayHost),
 };
 
 /** The knocker for one gateway; the secret is read once, here, so a missing file fails at start. */
@@ -43,6 +47,7 @@ export function knockerFor(gatewayId: string, knock: GatewayKnock | undefined): 
     async knock(gatewayHost) {
       const address = await resolveGateway(gatewayHost);
       await sendKnock(address, profileSequence(profile), { delayMs: profile.delayMs });
+      return address;
     },
   };
 }

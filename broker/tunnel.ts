@@ -131,8 +131,8 @@ export class GatewayTunnel {
       this.setState('connecting');
       let wasUp = false;
       try {
-        await this.knocker.knock(this.ssh.host);
-        const client = await this.connect();
+        const address = await this.knocker.knock(this.ssh.host);
+        const client = await this.connect(address);
         if (this.closed) {
           client.end();
           break;
@@ -198,7 +198,7 @@ export class GatewayTunnel {
     this.channels = undefined;
   }
 
-  private connect(): Promise<ssh2.Client> {
+  private connect(address: string): Promise<ssh2.Client> {
     this.retireChannels();
     return new Promise((resolve, reject) => {
       const client = new ssh2.Client();
@@ -233,7 +233,7 @@ export class GatewayTunnel {
         reject(mismatch ?? err);
       });
       client.connect({
-        host: this.ssh.host,
+        host: address,
         port: this.ssh.port,
         username: this.ssh.user,
         privateKey: this.privateKey,

@@ -132,7 +132,7 @@ describe('broker tunnels', () => {
 
   test("the tunnel comes back by itself after the gateway's sshd dies and returns, knocking first", async (t) => {
     const knocks: string[] = [];
-    const w = await world(t, { knocker: { knock: (host) => Promise.resolve(void knocks.push(host)) } });
+    const w = await world(t, { knocker: { knock: (host) => (knocks.push(host), Promise.resolve(host)) } });
     await w.until('gw1', 'up');
     assert.deepEqual(knocks, ['127.0.0.1'], 'one knock before the first connection');
     await w.sshd.kill();
@@ -165,8 +165,8 @@ describe('broker tunnels', () => {
     let attempts = 0;
     const w = await world(t, {
       knocker: {
-        knock: () =>
-          ++attempts < 3 ? Promise.reject(new Error('knock port unreachable')) : Promise.resolve(),
+        knock: (host) =>
+          ++attempts < 3 ? Promise.reject(new Error('knock port unreachable')) : Promise.resolve(host),
       },
     });
     const up = await w.until('gw1', 'up');

@@ -66,6 +66,18 @@ test('an IPv6 gateway address is knocked over IPv6, TCP and UDP', async (t) => {
   assert.deepEqual(seen, [`${a}/tcp`, `${b}/udp from ::1`, `${c}/tcp`]);
 });
 
+test('a gateway name is knocked at one of its addresses, and that address is what the tunnel dials', async (t) => {
+  const port = await freePort();
+  const seen: string[] = [];
+  await tcpRecorder(t, [port], seen, '127.0.0.1');
+  const dialled = await knockerFor('gw1', { delayMs: 0, sequence: [`${port}`] }).knock('localhost');
+  // localhost may resolve to ::1 first; whichever was knocked is the one returned.
+  assert.ok(['127.0.0.1', '::1'].includes(dialled), dialled);
+  await settle();
+  if (dialled === '127.0.0.1') assert.deepEqual(seen, [`${port}/tcp`]);
+  else assert.deepEqual(seen, [], 'knocked over IPv6: nothing reached the IPv4 listener');
+});
+
 test('a rotating sequence sends the ports the guard derives for this broker and time step', async (t) => {
   const dir = tempDir(t);
   const secret = newKnockSecret();

@@ -15,7 +15,7 @@ import { startHostileGateway, type HostileGateway } from '../helpers/hostile-gat
 import { captureLogger } from '../helpers/log.js';
 import { freePort } from '../../lib/free-port.js';
 
-const noKnock: Knocker = { knock: () => Promise.resolve() };
+const noKnock: Knocker = { knock: (host) => Promise.resolve(host) };
 const MiB = 1024 * 1024;
 
 setFlagsFromString('--expose-gc');
