@@ -1,6 +1,14 @@
 // Schema of a broker's config file (`"kind": "broker"`).
 import { rotationSchema, staticSequenceSchema, type RotationParams } from './knock-common.js';
-import { ID_PATTERN, logSchema, pathSchema, redisSchema } from './common.js';
+import {
+  forwardHeadersSchema,
+  ID_PATTERN,
+  logSchema,
+  maxBodyBytesSchema,
+  pathSchema,
+  redisSchema,
+  replyTimeoutSchema,
+} from './common.js';
 import type { RedisConfig } from './gateway.js';
 
 /**
@@ -67,15 +75,9 @@ export const brokerSchema = {
           // What this gateway is configured with (defaults: the gateway's own), so that the
           // broker can bound what it queues: a deadline at most the reply timeout (or the
           // route's timeoutMs) away, a body within its limit, only the headers it forwards.
-          replyTimeoutMs: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
-          maxBodyBytes: { type: 'integer', minimum: 0, maximum: 67108864, default: 65536 },
-          forwardHeaders: {
-            type: 'array',
-            maxItems: 64,
-            uniqueItems: true,
-            items: { type: 'string', pattern: '^[a-z0-9-]{1,64}$' },
-            default: ['accept-language', 'user-agent'],
-          },
+          replyTimeoutMs: replyTimeoutSchema,
+          maxBodyBytes: maxBodyBytesSchema,
+          forwardHeaders: forwardHeadersSchema,
           // No ssh section: this gateway reaches the broker's Redis directly, as on one machine.
           ssh: {
             type: 'object',

@@ -15,6 +15,20 @@ export const redisSchema = {
   default: {},
 } as const;
 
+/**
+ * A gateway's reply timeout, body limit and forwarded headers: in its own config and, the same
+ * schemas and defaults, in each broker's entry for it (the broker bounds envelopes by them).
+ */
+export const replyTimeoutSchema = { type: 'integer', minimum: 100, maximum: 600000, default: 10000 } as const;
+export const maxBodyBytesSchema = { type: 'integer', minimum: 0, maximum: 67108864, default: 65536 } as const;
+export const forwardHeadersSchema = {
+  type: 'array',
+  maxItems: 64,
+  uniqueItems: true,
+  items: { type: 'string', pattern: '^[a-z0-9-]{1,64}$' },
+  default: ['accept-language', 'user-agent'],
+} as const;
+
 export const pathSchema = { type: 'string', minLength: 1, maxLength: 4096 } as const;
 
 export const listenSchema = (defaults: { host: string; port: number }) =>

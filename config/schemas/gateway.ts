@@ -1,5 +1,14 @@
 // Schema of a gateway's config file (`"kind": "gateway"`).
-import { ID_PATTERN, listenSchema, logSchema, pathSchema, redisSchema } from './common.js';
+import {
+  forwardHeadersSchema,
+  ID_PATTERN,
+  listenSchema,
+  logSchema,
+  maxBodyBytesSchema,
+  pathSchema,
+  redisSchema,
+  replyTimeoutSchema,
+} from './common.js';
 
 export const gatewaySchema = {
   $id: 'nonstop/gateway',
@@ -72,7 +81,7 @@ export const gatewaySchema = {
       type: 'object',
       additionalProperties: false,
       properties: {
-        maxBodyBytes: { type: 'integer', minimum: 0, maximum: 67108864, default: 65536 },
+        maxBodyBytes: maxBodyBytesSchema,
         maxHeaders: { type: 'integer', minimum: 4, maximum: 500, default: 64 },
         maxHeaderBytes: { type: 'integer', minimum: 1024, maximum: 65536, default: 16384 },
         ratePerSecond: { type: 'number', exclusiveMinimum: 0, maximum: 1000000, default: 50 },
@@ -88,14 +97,8 @@ export const gatewaySchema = {
       },
       default: {},
     },
-    replyTimeoutMs: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
-    forwardHeaders: {
-      type: 'array',
-      maxItems: 64,
-      uniqueItems: true,
-      items: { type: 'string', pattern: '^[a-z0-9-]{1,64}$' },
-      default: ['accept-language', 'user-agent'],
-    },
+    replyTimeoutMs: replyTimeoutSchema,
+    forwardHeaders: forwardHeadersSchema,
     idempotency: {
       type: 'object',
       additionalProperties: false,
