@@ -158,18 +158,20 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
           nonstop_admin_ssh_args: `-i ${secrets.adminKey} -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null`,
         }),
       );
-      const env = {
+      const env = (pass: string) => ({
         ...process.env,
         ANSIBLE_NOCOLOR: '1',
         ANSIBLE_FORCE_COLOR: '0',
         ANSIBLE_PIPELINING: '1',
         ANSIBLE_HOST_KEY_CHECKING: 'False',
-        ANSIBLE_SSH_CONTROL_PATH_DIR: join(set.dir, 'cp'),
+        // A control folder per run: the second run opens its own connections, so it must knock
+        // (the first run's masters, ControlPersist, would otherwise carry it past the guard).
+        ANSIBLE_SSH_CONTROL_PATH_DIR: join(set.dir, `cp-${pass}`),
         ANSIBLE_LOCAL_TEMP: join(set.dir, 'ansible-tmp'),
         NONSTOP_KNOCK_PROFILES: knockProfiles,
         // The example's ProxyCommand runs `node`: this test's.
         PATH: `${join(process.execPath, '..')}:${process.env.PATH ?? ''}`,
-      };
+      });
       for (const pass of ['first', 'second']) {
         converges.push(
           await run(
@@ -189,7 +191,7 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
               `@${varsFile}`,
               'site.yml',
             ],
-            { cwd: ANSIBLE_DIR, env, timeoutMs: 1_200_000 },
+            { cwd: ANSIBLE_DIR, env: env(pass), timeoutMs: 1_200_000 },
           ),
         );
         lap(`${pass} converge over SSH from inet (ansible-playbook site.yml, 3 hosts)`);
@@ -260,8 +262,14 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
   test('every unit runs and a request from inet answers 201 through the provisioned hosts', async () => {
     const expectActive: Record<Role, string[]> = {
       gateway: ['nftables.service', 'nonstop-guard.service', 'ssh.service', 'nonstop-gateway.service'],
-      broker: ['redis-server.service', 'nonstop-broker.service', 'ssh.service'],
-      core: ['postgresql@15-main.service', 'nonstop-core.service', 'ssh.service'],
+      broker: [
+        'nftables.service',
+        'nonstop-guard.service',
+        'redis-server@nonstop-gw1.service',
+        'nonstop-broker.service',
+        'ssh.service',
+      ],
+      core: ['nftables.service', 'postgresql@15-main.service', 'nonstop-core.service', 'ssh.service'],
     };
     for (const [role, units] of Object.entries(expectActive) as [Role, string[]][]) {
       const r = await on(role).systemctl('is-active', ...units);
