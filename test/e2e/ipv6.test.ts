@@ -115,6 +115,7 @@ describe('IPv6 end to end', { skip }, () => {
       tt.inet,
       targets.map((x) => x.addr),
       '1-65535',
+      { minRate: 20_000 },
     );
     for (const { role, name, addr } of targets) {
       t.diagnostic(scanLine(scan, role, name, addr));

@@ -18,6 +18,8 @@ export interface ScanOptions {
   /** -sS (TCP SYN, the default) or -sU (UDP). */
   readonly type?: '-sS' | '-sU';
   readonly timeoutMs?: number;
+  /** Probes per second at the least (nmap --min-rate); default 5000. */
+  readonly minRate?: number;
 }
 
 /** One scan of every target, one nmap run per address family: fast timing, one retry, no DNS, no ping. */
@@ -55,7 +57,7 @@ async function nmapFamily(
     '--max-retries',
     '1',
     '--min-rate',
-    '5000',
+    String(options.minRate ?? 5000),
     '--reason',
     '-p',
     ports,
