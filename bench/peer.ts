@@ -133,6 +133,8 @@ export async function startPeer(o: PeerOptions): Promise<Peer> {
       `      proxy_ssl_certificate_key ${o.internal.key};`,
       `      proxy_ssl_trusted_certificate ${o.internal.ca};`,
       '      proxy_ssl_verify on;',
+      // The core speaks TLS 1.3 only; nginx 1.22 (Debian 12) offers up to 1.2 unless told.
+      '      proxy_ssl_protocols TLSv1.3;',
       `      proxy_ssl_name ${o.core.serverName};`,
       '      proxy_ssl_server_name on;',
       '      proxy_ssl_session_reuse on;',

@@ -218,7 +218,11 @@ describe('network attacks on the three-tier world', { skip }, () => {
         .map((l) => l.trim().split(/\s+/)[3]!);
     for (const b of tt.brokers) {
       const tcp = await locals(b.host, '-ltnH');
-      assert.ok(tcp.includes('127.0.0.1:6379'), `${b.id}: its Redis listens (${tcp.join(' ')})`);
+      for (const r of Object.values(b.redis))
+        assert.ok(
+          tcp.includes(`127.0.0.1:${r.port}`),
+          `${b.id}: ${r.gatewayId}'s Redis listens (${tcp.join(' ')})`,
+        );
       for (const local of [...tcp, ...(await locals(b.host, '-lunH'))])
         assert.match(local, /^(127\.\d+\.\d+\.\d+|\[::1\]):\d+$/, `${b.id}: ${local} is not loopback`);
     }
