@@ -5,8 +5,9 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-# Debian packages (binaries the tests drive for real). Installed only when missing.
-APT_PACKAGES="openssl curl nftables openssh-server openssh-client knockd nmap iproute2 redis-server ansible ansible-lint mmdebstrap systemd systemd-container nginx"
+# Debian packages (binaries the tests drive for real; a compiler for the native npm addons,
+# raw-socket's). Installed only when missing.
+APT_PACKAGES="g++ make python3 openssl curl nftables openssh-server openssh-client knockd nmap iproute2 redis-server postgresql ansible ansible-lint mmdebstrap systemd systemd-container nginx"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
@@ -18,7 +19,7 @@ if [ -n "$missing" ]; then
   fi
   echo "setup: installing Debian packages:$missing"
   # Installing must not start the packages' system services (nginx on port 80, redis-server,
-  # sshd): nonstop runs its own daemons inside network namespaces. policy-rc.d is Debian's
+  # PostgreSQL, sshd): nonstop runs its own daemons inside network namespaces. policy-rc.d is Debian's
   # switch for that; one already there is left alone.
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d

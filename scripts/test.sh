@@ -9,6 +9,9 @@ npx eslint --max-warnings=0 .
 echo "== format"
 npx prettier --check --log-level=warn .
 
+# A Redis and a PostgreSQL of the run's own (unless NONSTOP_TEST_* point elsewhere).
+. scripts/test-services.sh
+
 suites=""
 for dir in dist/test/unit dist/test/integration; do
   if [ -d "$dir" ]; then suites="$suites $dir"; fi

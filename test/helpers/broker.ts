@@ -3,12 +3,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import { fileURLToPath } from 'node:url';
 import { startBroker, type Broker } from '../../broker/broker.js';
 import { validateConfig } from '../../config/load.js';
 import { loadRoutes } from '../../config/routes.js';
 import type { BrokerConfig } from '../../config/schemas/broker.js';
 import { DEFAULT_WORKER_USER } from '../../broker/redis-acl.js';
+import { queueName } from '../../lib/envelope.js';
 import { silentLogger } from '../../lib/log.js';
 import { exampleRoutesFile } from './files.js';
 import type { TestPki } from './pki.js';
@@ -82,6 +85,28 @@ export function startTestBroker(t: TestContext, doc: Record<string, unknown>): B
   const broker = startBroker(config, loadRoutes(config.routes), silentLogger());
   t.after(() => broker.close());
   return broker;
+}
+
+/**
+ * Waits until a worker of `prefix`'s queue for `gatewayId` is connected to `redis` (BullMQ
+ * names its connections; CLIENT LIST shows them): a broker in a process of its own is slower to
+ * start than the gateway, the more so on a loaded machine.
+ */
+export async function untilWorker(
+  redis: Redis,
+  prefix: string,
+  gatewayId = 'gw1',
+  timeoutMs = 30_000,
+): Promise<void> {
+  const queue = new Queue(queueName(gatewayId), { connection: redis, prefix, skipVersionCheck: true });
+  try {
+    for (const deadline = Date.now() + timeoutMs; (await queue.getWorkers()).length === 0;) {
+      if (Date.now() > deadline) throw new Error(`no worker of ${gatewayId}'s queue within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await queue.close();
+  }
 }
 
 const CLI = fileURLToPath(new URL('../../cli/index.js', import.meta.url));

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { startCore } from '../../core/server.js';
 import { silentLogger } from '../../lib/log.js';
-import { brokerConfigDoc, spawnBroker } from '../helpers/broker.js';
+import { brokerConfigDoc, spawnBroker, untilWorker } from '../helpers/broker.js';
 import { testCoreConfig } from '../helpers/core.js';
 import { tempDir } from '../helpers/files.js';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
@@ -65,6 +65,8 @@ describe('gateway over several Redis endpoints', () => {
     t.after(() => a.disconnect());
     const b = redisB.connect();
     t.after(() => b.disconnect());
+    await untilWorker(a, PREFIX);
+    await untilWorker(b, PREFIX);
     const created = await post(url, 'first');
     assert.equal(created.status, 201, await created.text());
     // The job went through the first endpoint: only A's queue has events.

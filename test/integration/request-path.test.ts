@@ -14,7 +14,7 @@ import { sql, useTestSchema } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
 import { makeEnvelope } from '../helpers/envelope.js';
 import { notes } from '../helpers/execute.js';
-import { testRedis, type TestRedis } from '../helpers/redis.js';
+import { REDIS_HOST, REDIS_PORT, testRedis, type TestRedis } from '../helpers/redis.js';
 
 interface World {
   readonly url: string;
@@ -106,7 +106,7 @@ describe('request path', () => {
     const core = await startCore(testCoreConfig(pki(), { url: dbUrl, schema }), silentLogger());
     t.after(() => core.close());
     const queue = new Queue(queueName('gw1'), {
-      connection: { host: '127.0.0.1', port: 6379 },
+      connection: { host: REDIS_HOST, port: REDIS_PORT },
       prefix: redis.prefix,
     });
     t.after(() => queue.close());
@@ -160,7 +160,7 @@ describe('request path', () => {
   test('a job delivered twice has one effect; the second delivery gets the stored answer', async (t) => {
     const w = await world(t);
     const queue = new Queue(queueName('gw1'), {
-      connection: { host: '127.0.0.1', port: 6379 },
+      connection: { host: REDIS_HOST, port: REDIS_PORT },
       prefix: w.prefix,
     });
     t.after(() => queue.close());
@@ -244,7 +244,7 @@ describe('request path', () => {
     );
     const answer = post(url, { title: 'survives a broker crash' });
     const queue = new Queue(queueName('gw1'), {
-      connection: { host: '127.0.0.1', port: 6379 },
+      connection: { host: REDIS_HOST, port: REDIS_PORT },
       prefix: redis.prefix,
     });
     t.after(() => queue.close());
@@ -284,7 +284,7 @@ describe('request path', () => {
     const { url } = await startTestGateway(t, { prefix: redis.prefix, overrides: { replyTimeoutMs: 10000 } });
     await untilReady(url);
     const queue = new Queue(queueName('gw1'), {
-      connection: { host: '127.0.0.1', port: 6379 },
+      connection: { host: REDIS_HOST, port: REDIS_PORT },
       prefix: redis.prefix,
     });
     t.after(() => queue.close());
