@@ -1,7 +1,10 @@
 // `nonstop local`: the three roles on loopback, sample requests traced through them.
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseCommandArgs, untilSignal, type Command } from './command.js';
 import { hops, SAMPLES, send } from './local-samples.js';
+import { startLocalRedis } from './local-redis.js';
 import { buildLocalWorld, type LocalWorld } from './local-world.js';
 
 const READY_TIMEOUT_MS = 30_000;
@@ -13,37 +16,47 @@ export const localCommand: Command = {
 
 Brings up the three tiers on this machine, each as its own process on loopback:
 a core (embedded PGlite database in DIR/data), a broker and a gateway (HTTPS, with
-HTTP redirecting to it), using the Redis at --redis. Keys and certificates are made
+HTTP redirecting to it), using the Redis at --redis (default: a redis-server of its own on
+a free loopback port, nothing on disk, stopped with the rest). Keys and certificates are made
 in DIR/pki on first run, configs are written to DIR, logs to DIR/logs/<role>.log.
 Then it sends sample requests (valid, invalid, unknown route) through the gateway
 and shows what each tier did with each one.
 
 Options:
   --dir DIR           working folder (default .local)
-  --redis HOST:PORT   the Redis the gateway queues into (default 127.0.0.1:6379)
+  --redis HOST:PORT   the Redis the gateway queues into (default: its own)
   --once              exit after the samples: 0 when every answer was as expected
   -h, --help          show this help`,
   async run(argv) {
     const { values } = parseCommandArgs(argv, {
       dir: { type: 'string', default: '.local' },
-      redis: { type: 'string', default: '127.0.0.1:6379' },
+      redis: { type: 'string' },
       once: { type: 'boolean', default: false },
     });
     if (values.help) {
       console.log(this.help);
       return 0;
     }
-    const [host, port] = values.redis.split(':');
     console.log('nonstop local: making keys and configs, starting core, broker and gateway…');
-    const world = await buildLocalWorld(values.dir, {
-      host: host || '127.0.0.1',
-      port: Number(port ?? 6379),
-    });
+    mkdirSync(values.dir, { recursive: true });
+    const own = values.redis === undefined ? await startLocalRedis(resolve(values.dir)) : undefined;
+    const [host, port] = (values.redis ?? '').split(':');
+    const redis = own ?? { host: host || '127.0.0.1', port: Number(port || 6379) };
+    let world: LocalWorld;
+    try {
+      world = await buildLocalWorld(values.dir, { host: redis.host, port: redis.port });
+    } catch (err) {
+      await own?.stop();
+      throw err;
+    }
     try {
       await untilUp(world);
       console.log(`  gateway  ${world.gatewayUrl}  (HTTP ${world.httpUrl} redirects here)`);
       console.log(`  broker   no listener; works queue gw-gw1`);
       console.log(`  core     ${world.coreUrl}  (mutual TLS, brokers only)`);
+      console.log(
+        `  redis    ${redis.host}:${redis.port}${own === undefined ? '' : ' (its own, nothing on disk)'}`,
+      );
       console.log(`  logs     ${world.dir}/logs/\n`);
       const ok = await runSamples(world);
       if (values.once) return ok ? 0 : 1;
@@ -58,6 +71,7 @@ Press Ctrl-C to stop.`);
     } finally {
       console.log('nonstop local: stopping gateway, broker and core…');
       await world.stop();
+      await own?.stop();
     }
   },
 };

@@ -12,11 +12,11 @@ missing=""
 for pkg in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
 done
-if [ -n "$missing" ]; then
-  if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: these Debian packages are missing:$missing; run as root (or install them) first" >&2
-    exit 1
-  fi
+if [ -n "$missing" ] && [ "$(id -u)" -ne 0 ]; then
+  # Without root nothing can be installed; what runs without them still runs (`npm run local`
+  # needs only redis-server, and the compiler on a first npm install), the rest fails naming them.
+  echo "setup: these Debian packages are missing:$missing; run this as root to install them" >&2
+elif [ -n "$missing" ]; then
   echo "setup: installing Debian packages:$missing"
   # Installing must not start the packages' system services (nginx on port 80, redis-server,
   # PostgreSQL, sshd): nonstop runs its own daemons inside network namespaces. policy-rc.d is Debian's

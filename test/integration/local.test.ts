@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -23,4 +24,14 @@ test('nonstop local --once brings up the three roles and every sample answers as
   );
   assert.match(stdout, /unknown route[^\n]*\n[^\n]*→ 404[^\n]*\n[^\n]*nothing was queued/);
   for (const role of ['core', 'broker', 'gateway']) assert.ok(existsSync(join(dir, 'logs', `${role}.log`)));
+  // No Redis was named: it ran its own, which wrote nothing to disk and is gone with the run.
+  const port = /redis {4}127\.0\.0\.1:(\d+) \(its own, nothing on disk\)/.exec(stdout)?.[1];
+  assert.ok(port !== undefined, stdout);
+  assert.equal(existsSync(join(dir, 'dump.rdb')), false);
+  const refused = await new Promise<boolean>((resolve) => {
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(false)));
+    socket.once('error', () => resolve(true));
+  });
+  assert.ok(refused, `its Redis still answers on ${port} after the run`);
 });
