@@ -57,12 +57,12 @@ describe('IPv6 end to end', { skip }, () => {
       assert.equal(read.status, 200, `${g.id} https://[${g.ip6}]: ${read.error ?? read.body}`);
       assert.equal((JSON.parse(read.body) as { title: string }).title, title);
       // The gateway saw the client's own IPv6 address (rate limits and the envelope use it)...
-      assert.equal(answered(g, created.headers['x-request-id'])?.ip, tt.inet.ip6);
-      assert.equal(answered(g, read.headers['x-request-id'])?.ip, tt.inet.ip6);
+      assert.equal(answered(g, created.headers['x-request-id'])?.clientIp, tt.inet.ip6);
+      assert.equal(answered(g, read.headers['x-request-id'])?.clientIp, tt.inet.ip6);
       // ...and, on the same dual-stack listener, an IPv4 client as plain IPv4, not ::ffff:….
       const v4 = await tt.request(g.id, { path: '/notes?limit=1', https: true });
       assert.equal(v4.status, 200, v4.error ?? v4.body);
-      assert.equal(answered(g, v4.headers['x-request-id'])?.ip, tt.inet.ip4);
+      assert.equal(answered(g, v4.headers['x-request-id'])?.clientIp, tt.inet.ip4);
     }
   });
 
