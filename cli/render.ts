@@ -125,10 +125,13 @@ function readInput(file: string): string {
   }
 }
 
+/** Artefacts that carry secrets (knock secrets): written for their owner only. */
+const SECRET_ARTEFACTS = new Set(['guard', 'knock']);
+
 /** Writes next to the target, then renames: a reader never sees half a file. */
-function writeAtomically(file: string, text: string): void {
+function writeAtomically(file: string, text: string, mode: number): void {
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' });
+  writeFileSync(tmp, text, { mode, flag: 'wx' });
   renameSync(tmp, file);
 }
 
@@ -178,7 +181,7 @@ Artefacts and their input:
 
 Options:
   --input FILE   the input document (- reads stdin)
-  --out FILE     write here (atomically, mode 0644) instead of stdout
+  --out FILE     write here (atomically; mode 0644, guard and knock 0600) instead of stdout
   -h, --help     show this help`,
   run(argv) {
     const { values, positionals } = parseCommandArgs(
@@ -198,7 +201,7 @@ Options:
     const name = values.input === '-' ? '(stdin)' : values.input;
     const text = renderArtefact(artefact, name, parseJson(name, readInput(values.input)));
     if (values.out === undefined) process.stdout.write(text);
-    else writeAtomically(values.out, text);
+    else writeAtomically(values.out, text, SECRET_ARTEFACTS.has(artefact) ? 0o600 : 0o644);
     return Promise.resolve(0);
   },
 };

@@ -2,8 +2,11 @@
 // what would open one, and the world's configs differ from the deployed ones only where
 // world/host-configs.ts declares it.
 import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { renderArtefact } from '../../cli/render.js';
+import { renderArtefact, renderCommand } from '../../cli/render.js';
 import { brokerDocument, type BrokerInput } from '../../config/render/broker.js';
 import { coreDocument, type CoreInput } from '../../config/render/core.js';
 import { gatewayDocument, type GatewayInput } from '../../config/render/gateway.js';
@@ -268,5 +271,27 @@ describe('nonstop render gateway|guard|broker|core|knock', () => {
       { client: 'broker1', gateways: [{ id: 'gw1', address: 'gw1', secret: 'x' }] },
       /field "gateways\[0\]\.secret"/,
     );
+  });
+});
+
+describe('nonstop render --out', () => {
+  test('writes the document atomically; configs with knock secrets for their owner only', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nonstop-render-'));
+    try {
+      const input = join(dir, 'in.json');
+      for (const [artefact, doc, mode] of [
+        ['guard', gatewayGuard, 0o600],
+        ['gateway', gatewayFacts, 0o644],
+      ] as const) {
+        writeFileSync(input, JSON.stringify(doc));
+        const out = join(dir, `${artefact}.json`);
+        assert.equal(await renderCommand.run([artefact, '--input', input, '--out', out]), 0);
+        assert.equal(statSync(out).mode & 0o777, mode, artefact);
+        assert.equal(readFileSync(out, 'utf8'), renderArtefact(artefact, input, doc));
+      }
+      assert.deepEqual(readdirSync(dir).sort(), ['gateway.json', 'guard.json', 'in.json']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
