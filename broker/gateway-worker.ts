@@ -174,7 +174,10 @@ export class GatewayWorker {
         body: answer.body,
         ...(answer.replayed ? { replayed: true } : {}),
       };
-      log.info({ status: answer.status, replayed: answer.replayed, ms: Date.now() - started }, 'executed');
+      log.info(
+        { status: answer.status, replayed: answer.replayed, durationMs: Date.now() - started },
+        'executed',
+      );
     } catch (err) {
       const e: NonstopError = isNonstopError(err) ? err : errors.INTERNAL();
       log.warn(

@@ -23,10 +23,10 @@ Stops cleanly on SIGINT or SIGTERM: stops accepting, finishes in-flight requests
 database.
 
 Options:
-  --config FILE   the core config file
-  -h, --help      show this help`,
+  -c, --config FILE   the core config file
+  -h, --help          show this help`,
   async run(argv) {
-    const { values } = parseCommandArgs(argv, { config: { type: 'string' } });
+    const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c' } });
     if (values.help) {
       console.log(this.help);
       return 0;

@@ -122,9 +122,11 @@ export async function traceRequest(tt: ThreeTier, gatewayId: string, answer: Cli
   }
   const coreLines = find(tt.core.process);
   const lines = [
-    ...gatewayLines.map((l) => `${gatewayId}: ${summarize(l, ['status', 'ms'])}, queued as ${requestId}`),
+    ...gatewayLines.map(
+      (l) => `${gatewayId}: ${summarize(l, ['status', 'durationMs'])}, queued as ${requestId}`,
+    ),
     ...brokerLines.map(
-      ({ id, line }) => `${id}: ${summarize(line, ['status', 'problems', 'replayed', 'ms'])}`,
+      ({ id, line }) => `${id}: ${summarize(line, ['status', 'problems', 'replayed', 'durationMs'])}`,
     ),
     ...(brokerLines.length === 0 ? ['brokers: none took it'] : []),
     ...coreLines.map((l) => `core: ${summarize(l, ['route', 'appStatus', 'durationMs'])}`),

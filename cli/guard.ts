@@ -14,7 +14,7 @@ and opens the SSH port for a source address that sends a valid sequence, for win
 Logs one JSON line per event to stdout, including one audit line per opened, failed and expired
 knock attempt. Needs root (or CAP_NET_ADMIN and CAP_NET_RAW).
 
-  --config FILE      the guard config file
+  -c, --config FILE  the guard config file
   --print-ruleset    print the nftables ruleset the guard would load, and exit`,
   async run(argv) {
     const { values } = parseCommandArgs(argv, {

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // `nonstop`: one CLI, a subcommand per role plus the tools around them.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { brokerCommand } from './broker.js';
 import { checkConfigCommand } from './check-config.js';
 import { reportError, type Command } from './command.js';
@@ -13,6 +15,7 @@ import { knockCommand } from './knock.js';
 import { localCommand } from './local.js';
 import { redisAclCommand } from './redis-acl.js';
 import { renderCommand } from './render.js';
+import { schemasCommand } from './schemas.js';
 
 const COMMANDS: readonly Command[] = [
   gatewayCommand,
@@ -26,6 +29,7 @@ const COMMANDS: readonly Command[] = [
   keygenCommand,
   redisAclCommand,
   renderCommand,
+  schemasCommand,
   checkConfigCommand,
 ];
 
@@ -34,6 +38,7 @@ function overview(): string {
   return `nonstop: serve a web application from machines the internet cannot connect to.
 
 Usage: nonstop <command> [options]
+       nonstop --version
 
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
@@ -41,8 +46,18 @@ ${COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`).join('\n')}
 Run "nonstop <command> --help" for a command's options.`;
 }
 
+/** The version in package.json (two folders up from dist/cli/index.js). */
+function version(): string {
+  const file = fileURLToPath(new URL('../../package.json', import.meta.url));
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V' || name === 'version') {
+    console.log(`nonstop ${version()}`);
+    return 0;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     console.log(overview());
     return name === undefined ? 2 : 0;

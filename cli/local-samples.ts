@@ -76,7 +76,7 @@ export function send(world: LocalWorld, method: string, path: string, body?: str
 
 // The core's own status is that of the broker↔core exchange, not the client's answer.
 const keysFor = (role: Role) =>
-  role === 'core' ? ['replayed', 'durationMs'] : ['status', 'problems', 'replayed', 'ms'];
+  role === 'core' ? ['replayed', 'durationMs'] : ['status', 'problems', 'replayed', 'durationMs'];
 
 /** One line per tier saying what it did with a request, read from its log. */
 export async function hops(world: LocalWorld, requestId: string | undefined): Promise<string[]> {

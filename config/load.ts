@@ -34,6 +34,11 @@ const SCHEMAS: Record<ConfigKind, object> = {
   knock: knockSchema,
 };
 
+/** The JSON Schema (Ajv's draft-07) that a config file of `kind` is validated against. */
+export function configSchema(kind: ConfigKind): object {
+  return SCHEMAS[kind];
+}
+
 /** Fields holding file paths, resolved relative to the config file's folder ('*': each item). */
 const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
   gateway: [

@@ -77,7 +77,7 @@ export async function startCore(
       logger.warn(
         // A cert from an unknown CA passes OpenSSL and is refused by Node just after, so the error
         // itself only says "socket hang up"; authorizationError says why.
-        { remote: socket.remoteAddress, reason: socket.authorizationError?.toString() ?? err.message },
+        { clientIp: socket.remoteAddress, reason: socket.authorizationError?.toString() ?? err.message },
         'TLS handshake rejected',
       ),
     );

@@ -164,9 +164,9 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       return sendError(res, asNonstopError(err), envelope.id, { 'retry-after': RETRY_AFTER_SECONDS });
     }
     const answer = await reply;
-    const ms = Date.now() - started;
+    const durationMs = Date.now() - started;
     if (answer === null) {
-      log.warn({ requestId: envelope.id, route: route.name, ms }, 'no reply before the deadline');
+      log.warn({ requestId: envelope.id, route: route.name, durationMs }, 'no reply before the deadline');
       return sendError(res, errors.REPLY_TIMEOUT(), envelope.id);
     }
     log.info(
@@ -174,8 +174,8 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
         requestId: envelope.id,
         route: route.name,
         status: answer.status,
-        ms,
-        ip: clientIp,
+        durationMs,
+        clientIp,
         ...(envelope.idempotent === true ? { idempotent: true } : {}),
       },
       'answered',

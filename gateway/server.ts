@@ -160,7 +160,7 @@ function harden<S extends http.Server | https.Server>(server: S, config: Gateway
     }
     const status =
       err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    log.debug({ code: err.code, ip: socket.remoteAddress }, 'malformed request');
+    log.debug({ code: err.code, clientIp: socket.remoteAddress }, 'malformed request');
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
     );

@@ -8,6 +8,7 @@ import {
   pathSchema,
   redisSchema,
   replyTimeoutSchema,
+  schemaKeySchema,
 } from './common.js';
 import type { RedisConfig } from './gateway.js';
 
@@ -55,6 +56,7 @@ export const brokerSchema = {
   additionalProperties: false,
   required: ['kind', 'id', 'routes', 'gateways', 'core'],
   properties: {
+    $schema: schemaKeySchema,
     kind: { const: 'broker' },
     id: { type: 'string', pattern: ID_PATTERN },
     routes: pathSchema,

@@ -1,4 +1,5 @@
 // Schema pieces shared by several config file kinds. Defaults live here, next to the schema.
+import { LOG_LEVELS } from '../../lib/log.js';
 
 export const ID_PATTERN = '^[a-z0-9][a-z0-9-]{0,62}$';
 
@@ -42,8 +43,15 @@ export const listenSchema = (defaults: { host: string; port: number }) =>
     default: {},
   }) as const;
 
+/**
+ * A config file may name its JSON Schema (`"$schema": "../schemas/gateway.json"`) so that an
+ * editor completes and checks it; nonstop ignores the value. The schemas are written as files by
+ * `nonstop schemas` (config/schemas/*.json in the repository).
+ */
+export const schemaKeySchema = { type: 'string', minLength: 1, maxLength: 4096 } as const;
+
 export const logSchema = {
   type: 'string',
-  enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+  enum: [...LOG_LEVELS],
   default: 'info',
 } as const;

@@ -1,5 +1,5 @@
 // Schema of a core machine's config file (`"kind": "core"`).
-import { listenSchema, logSchema, pathSchema } from './common.js';
+import { listenSchema, logSchema, pathSchema, schemaKeySchema } from './common.js';
 
 export const coreSchema = {
   $id: 'nonstop/core',
@@ -7,6 +7,7 @@ export const coreSchema = {
   additionalProperties: false,
   required: ['kind', 'routes', 'tls'],
   properties: {
+    $schema: schemaKeySchema,
     kind: { const: 'core' },
     routes: pathSchema,
     logLevel: logSchema,

@@ -8,6 +8,7 @@ import {
   pathSchema,
   redisSchema,
   replyTimeoutSchema,
+  schemaKeySchema,
 } from './common.js';
 
 export const gatewaySchema = {
@@ -16,6 +17,7 @@ export const gatewaySchema = {
   additionalProperties: false,
   required: ['kind', 'id', 'routes'],
   properties: {
+    $schema: schemaKeySchema,
     kind: { const: 'gateway' },
     id: { type: 'string', pattern: ID_PATTERN },
     routes: pathSchema,

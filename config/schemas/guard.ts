@@ -1,5 +1,5 @@
 // Schema of a knock guard's config file (`"kind": "guard"`), read by `nonstop guard`.
-import { ID_PATTERN, logSchema } from './common.js';
+import { ID_PATTERN, logSchema, schemaKeySchema } from './common.js';
 import {
   knockSecretSchema,
   rotationSchema,
@@ -16,6 +16,7 @@ export const guardSchema = {
   additionalProperties: false,
   required: ['kind', 'gateway'],
   properties: {
+    $schema: schemaKeySchema,
     kind: { const: 'guard' },
     /** The gateway's id: part of every rotating sequence, so secrets are per gateway. */
     gateway: { type: 'string', pattern: ID_PATTERN },

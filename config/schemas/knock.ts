@@ -1,5 +1,5 @@
 // Schema of a knock profiles file (`"kind": "knock"`), read by `nonstop knock --profile NAME`.
-import { ID_PATTERN } from './common.js';
+import { ID_PATTERN, schemaKeySchema } from './common.js';
 import {
   knockSecretSchema,
   rotationSchema,
@@ -13,6 +13,7 @@ export const knockSchema = {
   additionalProperties: false,
   required: ['kind', 'profiles'],
   properties: {
+    $schema: schemaKeySchema,
     kind: { const: 'knock' },
     profiles: {
       type: 'object',

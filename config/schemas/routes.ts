@@ -1,4 +1,5 @@
 // Schema of the route table (`"kind": "routes"`), read by gateway, broker and core alike.
+import { schemaKeySchema } from './common.js';
 
 export const routesSchema = {
   $id: 'nonstop/routes',
@@ -6,6 +7,7 @@ export const routesSchema = {
   additionalProperties: false,
   required: ['kind', 'routes'],
   properties: {
+    $schema: schemaKeySchema,
     kind: { const: 'routes' },
     routes: {
       type: 'array',

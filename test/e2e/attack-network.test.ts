@@ -9,15 +9,13 @@ import { queueName, replyKey } from '../../lib/envelope.js';
 import { ThreeTier, type GatewayNode } from '../../world/three-tier.js';
 import { worldSkipReason, type Host } from '../../world/world.js';
 import { nmap, openPorts, portStates as states, scanLine } from '../world/nmap.js';
+import { probe as probeFrom } from './gateway.js';
 
 const skip = worldSkipReason();
-const AGENT = 'dist/test/world/agent.js';
 const PREFIX = 'nonstop';
 
-async function probe(from: Host, addr: string, port: number, timeoutMs = 1500): Promise<string> {
-  const r = await from.runNode(AGENT, ['probe', addr, String(port), '--timeout', String(timeoutMs)]);
-  return r.stdout.trim();
-}
+const probe = (from: Host, addr: string, port: number, timeoutMs = 1500) =>
+  probeFrom(from, addr, port, { timeoutMs });
 
 describe('network attacks on the three-tier world', { skip }, () => {
   let tt: ThreeTier;

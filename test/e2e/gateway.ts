@@ -8,6 +8,36 @@ import type { Host, HostProcess, World } from '../../world/world.js';
 export const AGENT = 'dist/test/world/agent.js';
 export const CLI = 'dist/cli/index.js';
 
+/**
+ * ssh's options for a test login: never prompts, trusts and records no host key (every world
+ * has fresh ones), gives up after 5 s and prints only errors.
+ */
+export const BATCH_SSH_OPTIONS: readonly string[] = [
+  '-o',
+  'BatchMode=yes',
+  '-o',
+  'StrictHostKeyChecking=no',
+  '-o',
+  'UserKnownHostsFile=/dev/null',
+  '-o',
+  'ConnectTimeout=5',
+  '-o',
+  'LogLevel=ERROR',
+];
+
+/** What a TCP connect from `from` to `addr`:`port` sees: "open", "closed" or "filtered". */
+export async function probe(
+  from: Host,
+  addr: string,
+  port: number,
+  options: { bind?: string; timeoutMs?: number } = {},
+): Promise<string> {
+  const bind = options.bind === undefined ? [] : ['--bind', options.bind];
+  const timeout = String(options.timeoutMs ?? 700);
+  const r = await from.runNode(AGENT, ['probe', addr, String(port), ...bind, '--timeout', timeout]);
+  return r.stdout.trim();
+}
+
 export interface Gateway {
   readonly host: Host;
   readonly dir: string;

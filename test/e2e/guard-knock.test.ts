@@ -8,7 +8,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { KnockStep } from '../../config/knock.js';
 import { deriveSequence, newKnockSecret, timeStep } from '../../knock/rotating.js';
 import { World, worldSkipReason, type Host } from '../../world/world.js';
-import { AGENT, CLI, eventually, startGateway, type Gateway } from './gateway.js';
+import {
+  AGENT,
+  BATCH_SSH_OPTIONS,
+  CLI,
+  eventually,
+  probe as probeFrom,
+  startGateway,
+  type Gateway,
+} from './gateway.js';
 
 const skip = worldSkipReason();
 const ROTATION = { portMin: 20000, portMax: 29999, length: 4, stepSeconds: 60 };
@@ -57,18 +65,8 @@ describe('knock guard', { skip }, () => {
   });
   after(() => world?.close());
 
-  const probe = async (from: string, port = 22, timeoutMs = 700) =>
-    (
-      await inet.runNode(AGENT, [
-        'probe',
-        gw.host.ip4,
-        String(port),
-        '--bind',
-        from,
-        '--timeout',
-        String(timeoutMs),
-      ])
-    ).stdout.trim();
+  const probe = (from: string, port = 22, timeoutMs = 700) =>
+    probeFrom(inet, gw.host.ip4, port, { bind: from, timeoutMs });
   const knock = (from: string, args: string[]) =>
     inet.runNode(CLI, ['knock', gw.host.ip4, '--bind', from, '--profiles', profiles, ...args]);
 
@@ -160,10 +158,7 @@ describe('knock guard', { skip }, () => {
 
   test('IPv6: a knock over v6 opens SSH over v6 for that address only', async () => {
     const [v6a, v6b] = inet.addresses.public.v6 as [string, string];
-    const probe6 = async (from: string) =>
-      (
-        await inet.runNode(AGENT, ['probe', gw.host.ip6, '22', '--bind', from, '--timeout', '300'])
-      ).stdout.trim();
+    const probe6 = (from: string) => probeFrom(inet, gw.host.ip6, 22, { bind: from, timeoutMs: 300 });
     assert.equal(await probe6(v6a), 'filtered');
     await inet.runNode(CLI, ['knock', gw.host.ip6, '--bind', v6a, '--sequence', '7000,8000:udp,9000']);
     await eventually(async () => (await probe6(v6a)) === 'open', 1000, 20);
@@ -188,16 +183,7 @@ describe('knock guard', { skip }, () => {
       '--',
       '-i',
       gw.clientKey,
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'StrictHostKeyChecking=no',
-      '-o',
-      'UserKnownHostsFile=/dev/null',
-      '-o',
-      'ConnectTimeout=5',
-      '-o',
-      'LogLevel=ERROR',
+      ...BATCH_SSH_OPTIONS,
       'echo',
       '$SSH_CONNECTION',
     ]);
@@ -223,16 +209,7 @@ describe('knock guard', { skip }, () => {
       '--',
       '-i',
       gw.clientKey,
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'StrictHostKeyChecking=no',
-      '-o',
-      'UserKnownHostsFile=/dev/null',
-      '-o',
-      'ConnectTimeout=5',
-      '-o',
-      'LogLevel=ERROR',
+      ...BATCH_SSH_OPTIONS,
       'echo',
       'knocked-in',
     ]);

@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { ThreeTier, type BrokerNode, type GatewayNode } from '../../world/three-tier.js';
 import { worldSkipReason } from '../../world/world.js';
 import { nmap, openPorts, portStates, scanLine } from '../world/nmap.js';
-import { AGENT, CLI, eventually } from './gateway.js';
+import { CLI, eventually, probe as probeFrom } from './gateway.js';
 
 const skip = worldSkipReason();
 /** A second IPv6 source on inet that never knocks. */
@@ -35,18 +35,8 @@ describe('IPv6 end to end', { skip }, () => {
   });
   after(() => tt?.close());
 
-  const probe = async (from: string, to: string, port: number, timeoutMs = 700) =>
-    (
-      await tt.inet.runNode(AGENT, [
-        'probe',
-        to,
-        String(port),
-        '--bind',
-        from,
-        '--timeout',
-        String(timeoutMs),
-      ])
-    ).stdout.trim();
+  const probe = (from: string, to: string, port: number, timeoutMs = 700) =>
+    probeFrom(tt.inet, to, port, { bind: from, timeoutMs });
   /** The gateway's log line for one answered request. */
   const answered = (g: GatewayNode, requestId: string | undefined) =>
     g.gateway.jsonLines().find((l) => l.requestId === requestId && typeof l.status === 'number');

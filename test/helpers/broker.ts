@@ -8,10 +8,12 @@ import { startBroker, type Broker } from '../../broker/broker.js';
 import { validateConfig } from '../../config/load.js';
 import { loadRoutes } from '../../config/routes.js';
 import type { BrokerConfig } from '../../config/schemas/broker.js';
+import { DEFAULT_WORKER_USER } from '../../broker/redis-acl.js';
 import { silentLogger } from '../../lib/log.js';
 import { exampleRoutesFile } from './files.js';
 import type { TestPki } from './pki.js';
 import { REDIS_HOST, REDIS_PORT } from './redis.js';
+import type { AclRedis } from './redis-server.js';
 
 export function brokerConfigDoc(
   pki: TestPki,
@@ -45,6 +47,34 @@ export function brokerConfigDoc(
     },
     ...options.extra,
   };
+}
+
+/**
+ * A broker whose worker logs into `acl`'s private Redis as the ACL's worker user, with short
+ * lock and stalled intervals (an attack test waits on them); `extra` is laid on top.
+ */
+export function aclBrokerDoc(
+  pki: TestPki,
+  acl: AclRedis,
+  options: { prefix: string; corePort: number; gateways: string[]; extra?: Record<string, unknown> },
+): Record<string, unknown> {
+  return brokerConfigDoc(pki, {
+    prefix: options.prefix,
+    corePort: options.corePort,
+    gateways: options.gateways,
+    extra: {
+      redis: {
+        host: '127.0.0.1',
+        port: acl.redis.port,
+        prefix: options.prefix,
+        username: DEFAULT_WORKER_USER,
+        passwordFile: acl.acl.passwordFiles[DEFAULT_WORKER_USER],
+      },
+      lockDurationMs: 1000,
+      stalledIntervalMs: 500,
+      ...options.extra,
+    },
+  });
 }
 
 export function startTestBroker(t: TestContext, doc: Record<string, unknown>): Broker {

@@ -15,6 +15,7 @@ import { openPostgres } from '../../core/db/postgres.js';
 import { NONSTOP_SCOPE, nonstopMigrations } from '../../core/db/requests.js';
 import { notesApplication } from '../../core/app/notes/index.js';
 import { startCore, type RunningCore } from '../../core/server.js';
+import { captureLogger } from './log.js';
 import { useTestSchema } from './pg.js';
 import type { TestPki } from './pki.js';
 
@@ -88,6 +89,25 @@ export async function startTestCore(
   const core = await startCore(config, logger, application === undefined ? {} : { application });
   t.after(() => core.close());
   return core;
+}
+
+/**
+ * A core on a fresh PostgreSQL schema whose log is kept, to count the execute requests it
+ * answered (`executions`): what an attack test asserts never reached it.
+ */
+export async function startCountingCore(
+  t: TestContext,
+  pki: TestPki,
+): Promise<{ core: RunningCore; schema: string; executions: () => number }> {
+  const { url, schema } = await useTestSchema(t);
+  const log = captureLogger('debug');
+  const core = await startCore(testCoreConfig(pki, { url, schema }), log.logger);
+  t.after(() => core.close());
+  return {
+    core,
+    schema,
+    executions: () => log.lines().filter((l) => 'durationMs' in l && l.msg !== 'health').length,
+  };
 }
 
 /** The notes application, with notes.create holding its transaction open for `ms` after its work. */

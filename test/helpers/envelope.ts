@@ -22,3 +22,26 @@ export function makeEnvelope(
     ...overrides,
   };
 }
+
+/**
+ * What a compromised gateway `gatewayId` queues for POST /notes as a real one would (deadline
+ * within the reply timeout a broker knows for it), with `over` laid on top.
+ */
+export function forgedNotesEnvelope(
+  gatewayId: string,
+  over: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    ...makeEnvelope({
+      route: 'notes.create',
+      method: 'POST',
+      path: '/notes',
+      body: { title: 'forged' },
+      clientIp: '198.18.0.66',
+      gatewayId,
+      replyTo: 'attacker',
+      deadline: Date.now() + 5000,
+    }),
+    ...over,
+  };
+}

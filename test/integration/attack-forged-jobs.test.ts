@@ -7,18 +7,17 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
-import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser } from '../../broker/redis-acl.js';
+import { ADMIN_USER, gatewayUser } from '../../broker/redis-acl.js';
 import type { Broker } from '../../broker/broker.js';
-import { startCore, type RunningCore } from '../../core/server.js';
+import type { RunningCore } from '../../core/server.js';
 import { keyedId } from '../helpers/idempotency.js';
 import { queueName, replyKey } from '../../lib/envelope.js';
 import { callScriptsByHash, loadQueueScripts } from '../../lib/queue-scripts.js';
-import { brokerConfigDoc, startTestBroker } from '../helpers/broker.js';
-import { testCoreConfig } from '../helpers/core.js';
+import { aclBrokerDoc, startTestBroker } from '../helpers/broker.js';
+import { startCountingCore } from '../helpers/core.js';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
-import { makeEnvelope } from '../helpers/envelope.js';
-import { captureLogger } from '../helpers/log.js';
-import { sql, useTestSchema } from '../helpers/pg.js';
+import { forgedNotesEnvelope } from '../helpers/envelope.js';
+import { sql } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
 import { useAclRedis } from '../helpers/redis-server.js';
 
@@ -28,20 +27,7 @@ const OTHER = 'gwb';
 const base = (gw: string) => `${PREFIX}:${queueName(gw)}`;
 
 /** What a real gateway would queue for POST /notes, with `over` laid on top. */
-function envelope(over: Record<string, unknown> = {}): Record<string, unknown> {
-  const real = makeEnvelope({
-    route: 'notes.create',
-    method: 'POST',
-    path: '/notes',
-    body: { title: 'forged' },
-    clientIp: '198.18.0.66',
-    gatewayId: GW,
-    replyTo: 'attacker',
-    // As a real gateway's, within the reply timeout the broker knows for it (10 s by default).
-    deadline: Date.now() + 5000,
-  });
-  return { ...real, ...over };
-}
+const envelope = (over: Record<string, unknown> = {}) => forgedNotesEnvelope(GW, over);
 
 /** JSON text parsed back, so that `__proto__` becomes an own key (as it would off the wire). */
 const own = (json: string): unknown => JSON.parse(json) as unknown;
@@ -221,34 +207,16 @@ describe('a compromised gateway', () => {
     executions: () => number;
     rows: () => Promise<number>;
   }> {
-    const { url: dbUrl, schema } = await useTestSchema(t);
-    const coreLog = captureLogger('debug');
-    const core = await startCore(testCoreConfig(pki(), { url: dbUrl, schema }), coreLog.logger);
-    t.after(() => core.close());
+    const { core, schema, executions } = await startCountingCore(t, pki());
     const broker = startTestBroker(
       t,
-      brokerConfigDoc(pki(), {
-        prefix: PREFIX,
-        corePort: core.address.port,
-        gateways: [GW, OTHER],
-        extra: {
-          redis: {
-            host: '127.0.0.1',
-            port: ctx.redis.port,
-            prefix: PREFIX,
-            username: DEFAULT_WORKER_USER,
-            passwordFile: ctx.acl.passwordFiles[DEFAULT_WORKER_USER],
-          },
-          lockDurationMs: 1000,
-          stalledIntervalMs: 500,
-        },
-      }),
+      aclBrokerDoc(pki(), ctx, { prefix: PREFIX, corePort: core.address.port, gateways: [GW, OTHER] }),
     );
     return {
       broker,
       core,
       // Every execute request the core's dispatcher saw, whatever became of it.
-      executions: () => coreLog.lines().filter((l) => 'durationMs' in l && l.msg !== 'health').length,
+      executions,
       rows: async () =>
         Number(
           ((await sql(`SELECT count(*) AS n FROM ${schema}.nonstop_requests`)).rows[0] as { n: string }).n,

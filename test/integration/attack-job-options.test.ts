@@ -10,19 +10,17 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Queue } from 'bullmq';
 import { startBroker } from '../../broker/broker.js';
 import type { GatewayWorker } from '../../broker/gateway-worker.js';
-import { DEFAULT_WORKER_USER, gatewayUser } from '../../broker/redis-acl.js';
+import { gatewayUser } from '../../broker/redis-acl.js';
 import { validateConfig } from '../../config/load.js';
 import { loadRoutes } from '../../config/routes.js';
 import type { BrokerConfig } from '../../config/schemas/broker.js';
-import { startCore } from '../../core/server.js';
 import { queueName } from '../../lib/envelope.js';
 import { callScriptsByHash, loadQueueScripts } from '../../lib/queue-scripts.js';
-import { brokerConfigDoc } from '../helpers/broker.js';
-import { testCoreConfig } from '../helpers/core.js';
-import { makeEnvelope } from '../helpers/envelope.js';
+import { aclBrokerDoc } from '../helpers/broker.js';
+import { startCountingCore } from '../helpers/core.js';
+import { forgedNotesEnvelope } from '../helpers/envelope.js';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
 import { captureLogger, type CapturedLog } from '../helpers/log.js';
-import { useTestSchema } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
 import { useAclRedis } from '../helpers/redis-server.js';
 
@@ -34,21 +32,7 @@ const base = (gw: string) => `${PREFIX}:${queueName(gw)}`;
 const REPLY_TIMEOUT_MS = 10_000;
 
 /** A well-formed envelope for POST /notes from the compromised gateway. */
-function envelope(over: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    ...makeEnvelope({
-      route: 'notes.create',
-      method: 'POST',
-      path: '/notes',
-      body: { title: 'forged' },
-      clientIp: '198.18.0.66',
-      gatewayId: GW,
-      replyTo: 'attacker',
-      deadline: Date.now() + 5000,
-    }),
-    ...over,
-  };
-}
+const envelope = (over: Record<string, unknown> = {}) => forgedNotesEnvelope(GW, over);
 
 /** The fields BullMQ's addStandardJob writes for a job, as a real gateway's Queue.add does. */
 function jobFields(data: unknown, over: Record<string, string> = {}): Record<string, string> {
@@ -85,28 +69,16 @@ describe('forged job options, oversized values and envelope fields', () => {
     // Each test starts from an empty queue, whatever an earlier one left.
     const stale = await ctx.admin.keys(`${base(GW)}:*`);
     if (stale.length > 0) await ctx.admin.del(...stale);
-    const { url: dbUrl, schema } = await useTestSchema(t);
-    const coreLog = captureLogger('debug');
-    const core = await startCore(testCoreConfig(pki(), { url: dbUrl, schema }), coreLog.logger);
-    t.after(() => core.close());
-    const doc = brokerConfigDoc(pki(), {
+    const { core, executions } = await startCountingCore(t, pki());
+    const doc = aclBrokerDoc(pki(), ctx, {
       prefix: PREFIX,
       corePort: core.address.port,
       gateways: [GW, OTHER],
       extra: {
-        redis: {
-          host: '127.0.0.1',
-          port: ctx.redis.port,
-          prefix: PREFIX,
-          username: DEFAULT_WORKER_USER,
-          passwordFile: ctx.acl.passwordFiles[DEFAULT_WORKER_USER],
-        },
         gateways: [
           { id: GW, replyTimeoutMs: REPLY_TIMEOUT_MS },
           { id: OTHER, replyTimeoutMs: REPLY_TIMEOUT_MS },
         ],
-        lockDurationMs: 1000,
-        stalledIntervalMs: 500,
       },
     });
     const config: BrokerConfig = validateConfig('broker', 'test-broker.json', doc);
@@ -137,7 +109,7 @@ describe('forged job options, oversized values and envelope fields', () => {
       worker,
       log,
       attacker,
-      executions: () => coreLog.lines().filter((l) => 'durationMs' in l && l.msg !== 'health').length,
+      executions,
       async served(what) {
         const res = await fetch(`${url}/notes`, {
           method: 'POST',

@@ -1,6 +1,7 @@
 // `nonstop check-config` and the CLI's usage errors, as a user runs them.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -10,9 +11,15 @@ import { repoRoot, tempDir, writeJson } from '../helpers/files.js';
 const CLI = fileURLToPath(new URL('../../cli/index.js', import.meta.url));
 const run = promisify(execFile);
 
-async function nonstop(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+type Result = { code: number; stdout: string; stderr: string };
+
+const nonstop = (...args: string[]): Promise<Result> => nonstopWith({}, ...args);
+
+async function nonstopWith(env: Record<string, string>, ...args: string[]): Promise<Result> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, ...args]);
+    const { stdout, stderr } = await run(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -57,4 +64,39 @@ test('unknown commands and options are usage errors (exit 2); --help explains', 
   for (const cmd of ['gateway', 'broker', 'core', 'local', 'keygen', 'check-config']) {
     assert.match(help.stdout, new RegExp(`\\n  ${cmd} `));
   }
+});
+
+test('--version prints the package version; every daemon takes -c', async (t) => {
+  const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+  for (const flag of ['--version', '-V']) {
+    const res = await nonstop(flag);
+    assert.equal(res.code, 0);
+    assert.equal(res.stdout, `nonstop ${version}\n`);
+  }
+  const missing = join(tempDir(t), 'missing.json');
+  for (const daemon of ['gateway', 'broker', 'core', 'guard']) {
+    const res = await nonstop(daemon, '-c', missing);
+    assert.equal(res.code, 1, `${daemon} -c: ${res.stderr}`);
+    assert.match(res.stderr, /missing\.json: cannot read config file \(ENOENT\)/, daemon);
+  }
+});
+
+test('a daemon started with an unknown NONSTOP_LOG_LEVEL fails at start, naming the variable', async () => {
+  const file = join(repoRoot, 'config/examples/core.json');
+  const res = await nonstopWith({ NONSTOP_LOG_LEVEL: 'loud' }, 'core', '-c', file);
+  assert.equal(res.code, 1);
+  assert.match(res.stderr, /NONSTOP_LOG_LEVEL must be one of/);
+});
+
+test('schemas --check: 0 for the repository copies; names a stale or missing file and exits 1', async (t) => {
+  assert.equal((await nonstop('schemas', '--check', '--out', join(repoRoot, 'config/schemas'))).code, 0);
+  const dir = tempDir(t);
+  assert.equal((await nonstop('schemas', '--out', dir)).code, 0);
+  writeFileSync(join(dir, 'broker.json'), '{}\n');
+  rmSync(join(dir, 'core.json'));
+  const res = await nonstop('schemas', '--check', '--out', dir);
+  assert.equal(res.code, 1);
+  assert.match(res.stderr, /broker\.json: missing or stale/);
+  assert.match(res.stderr, /core\.json: missing or stale/);
+  assert.doesNotMatch(res.stderr, /gateway\.json/);
 });
