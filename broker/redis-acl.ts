@@ -12,6 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DEFAULT_WORKER_USER, gatewayUser } from '../config/redis-users.js';
 import { queueName } from '../lib/envelope.js';
 
 /**
@@ -160,11 +161,8 @@ export const ADMIN_DENIED_COMMANDS = [
 ];
 
 export const ADMIN_USER = 'nonstop-admin';
-export const DEFAULT_WORKER_USER = 'nonstop-broker';
-
-export function gatewayUser(gatewayId: string): string {
-  return `nonstop-gw-${gatewayId}`;
-}
+// Named in config/ (a gateway's config logs in as its user): one definition for both.
+export { DEFAULT_WORKER_USER, gatewayUser };
 
 /** The key pattern that holds every key of one gateway's queue, its reply lists included. */
 export function gatewayKeyPattern(prefix: string, gatewayId: string): string {

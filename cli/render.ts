@@ -1,13 +1,24 @@
 // `nonstop render <artefact> --input FILE.json [--out FILE]`: a host's sshd_config, the gateway
-// tunnel user's authorized_keys, the core's nftables table, from one JSON document that Ansible
-// writes from the inventory. The world renders the same artefacts with the same functions.
+// tunnel user's authorized_keys, the core's nftables table, and the daemons' configs (gateway,
+// guard, broker, core, knock profiles), from one JSON document that Ansible writes from the
+// inventory. The world renders the same artefacts with the same functions.
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { createAjv } from '../config/ajv.js';
 import { describeErrors, formatProblems } from '../config/errors-format.js';
 import { deepFreeze, parseJson, readConfigText } from '../config/load.js';
+import { brokerDocument, type BrokerInput } from '../config/render/broker.js';
+import { coreDocument, type CoreInput } from '../config/render/core.js';
+import { gatewayDocument, type GatewayInput } from '../config/render/gateway.js';
+import { guardDocument, type GuardInput } from '../config/render/guard.js';
+import { knockProfilesDocument, type KnockProfilesInput } from '../config/render/knock.js';
 import {
+  brokerInputSchema,
+  coreInputSchema,
+  gatewayInputSchema,
+  guardInputSchema,
+  knockInputSchema,
   nftablesInputSchema,
   sshdInputSchema,
   type NftablesInput,
@@ -21,6 +32,18 @@ import { parseCommandArgs, UsageError, type Command } from './command.js';
 const ajv = createAjv({ useDefaults: true });
 const validateSshd = ajv.compile(sshdInputSchema);
 const validateNftables = ajv.compile(nftablesInputSchema);
+// The host configs' inputs fill no defaults: what the input leaves out, the builder decides.
+const strictAjv = createAjv();
+const validateGateway = strictAjv.compile(gatewayInputSchema);
+const validateGuard = strictAjv.compile(guardInputSchema);
+const validateBroker = strictAjv.compile(brokerInputSchema);
+const validateCore = strictAjv.compile(coreInputSchema);
+const validateKnock = strictAjv.compile(knockInputSchema);
+
+/** A config document as its daemon reads it: JSON, two-space indented, one newline at the end. */
+function json(doc: unknown): string {
+  return `${JSON.stringify(doc, null, 2)}\n`;
+}
 
 function validated<T>(validate: ValidateFunction, file: string, doc: unknown): T {
   const copy = structuredClone(doc);
@@ -76,6 +99,11 @@ const ARTEFACTS: Record<string, (file: string, doc: unknown) => string> = {
     return renderTunnelAuthorizedKeys(options.brokers);
   },
   nftables: (file, doc) => renderCoreRuleset(validated<NftablesInput>(validateNftables, file, doc)),
+  gateway: (file, doc) => json(gatewayDocument(validated<GatewayInput>(validateGateway, file, doc))),
+  guard: (file, doc) => json(guardDocument(validated<GuardInput>(validateGuard, file, doc))),
+  broker: (file, doc) => json(brokerDocument(validated<BrokerInput>(validateBroker, file, doc))),
+  core: (file, doc) => json(coreDocument(validated<CoreInput>(validateCore, file, doc))),
+  knock: (file, doc) => json(knockProfilesDocument(validated<KnockProfilesInput>(validateKnock, file, doc))),
 };
 
 /** Renders `artefact` from a parsed input document; `file` names it in errors. */
@@ -97,16 +125,20 @@ function readInput(file: string): string {
   }
 }
 
+/** Artefacts that carry secrets (knock secrets): written for their owner only. */
+const SECRET_ARTEFACTS = new Set(['guard', 'knock']);
+
 /** Writes next to the target, then renames: a reader never sees half a file. */
-function writeAtomically(file: string, text: string): void {
+function writeAtomically(file: string, text: string, mode: number): void {
   const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  writeFileSync(tmp, text, { mode: 0o644, flag: 'wx' });
+  writeFileSync(tmp, text, { mode, flag: 'wx' });
   renameSync(tmp, file);
 }
 
 export const renderCommand: Command = {
   name: 'render',
-  summary: "render a host's sshd_config, the tunnel user's authorized_keys or the core's nftables table",
+  summary:
+    "render a host's sshd_config, nftables table or daemon config (gateway, guard, broker, core, knock)",
   help: `Usage: nonstop render <artefact> --input FILE [--out FILE]
 
 Renders one artefact from a JSON input document (FILE, or - for stdin) to stdout or --out.
@@ -123,10 +155,33 @@ Artefacts and their input:
                            "brokers" (their private addresses), "listenPort" (9443), "sshPort"
                            (22), "icmpEcho" (true), "egress": [{"protocol", "ports", "to"}]}
                            Gateways and brokers load the guard's: nonstop guard --print-ruleset.
+  gateway                  gateway.json: {"id", "configDir" (its routes.json, tls/gateway.crt,
+                           tls/gateway.key, redis-password, idempotency-secret), "tunnels":
+                           [{"broker", "port"}] (each broker's loopback port on it); optional
+                           "listenHost" ("::"), "httpPort", "httpsPort", "httpMode" ("redirect"),
+                           "redisPrefix", "limits", "replyTimeoutMs"}
+  guard                    guard.json of a gateway's or a broker's knock guard: {"role": "gateway"|
+                           "broker", "id", "sshPort", "windowSeconds", "rotation": {"portMin",
+                           "portMax", "length", "stepSeconds"}, "clients": [{"name", "secret"}],
+                           "static": [{"name", "sequence"}]; gateway: "httpPort", "httpsPort"}
+                           A broker's needs a client or a static sequence (its admins' knock).
+  broker                   broker.json: {"id", "configDir" (routes.json, tls/ca.crt, tls/broker.crt,
+                           tls/broker.key, ssh/id_ed25519, knock/<gateway>.secret), "core": {"url",
+                           "serverName"}, "gateways": [{"id", "address", "sshPort", "tunnelUser",
+                           "hostKeyFingerprint", "remotePort", "redisPort", "knock" (true)}];
+                           optional "redisDir" (<configDir>/redis), "redisFirstPort" (6401),
+                           "redisWorkerUser", "redisPrefix", "redisServer", "rotation",
+                           "concurrency", "tunnels", "statusPort"}
+  core                     core.json: {"configDir" (routes.json, tls/ca.crt, tls/core.crt,
+                           tls/core.key), "privateAddress" (the only address it listens on),
+                           "port" (9443), "database": {"postgres": {"user", "database", "port",
+                           "socketDir"}} or {"embedded": {"dataDir"}}, "application", "brokerUnit"}
+  knock                    knock profiles (kind "knock") for one client: {"client", "rotation",
+                           "gateways": [{"id", "address", "sshPort", "secret", "profile"}]}
 
 Options:
   --input FILE   the input document (- reads stdin)
-  --out FILE     write here (atomically, mode 0644) instead of stdout
+  --out FILE     write here (atomically; mode 0644, guard and knock 0600) instead of stdout
   -h, --help     show this help`,
   run(argv) {
     const { values, positionals } = parseCommandArgs(
@@ -146,7 +201,7 @@ Options:
     const name = values.input === '-' ? '(stdin)' : values.input;
     const text = renderArtefact(artefact, name, parseJson(name, readInput(values.input)));
     if (values.out === undefined) process.stdout.write(text);
-    else writeAtomically(values.out, text);
+    else writeAtomically(values.out, text, SECRET_ARTEFACTS.has(artefact) ? 0o600 : 0o644);
     return Promise.resolve(0);
   },
 };

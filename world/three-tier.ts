@@ -6,14 +6,26 @@
 // all drive this one world. Every process runs by pid inside the world; `close()` leaves nothing.
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, newPassword } from '../broker/redis-acl.js';
 import { renderBrokerRedis, type WrittenRedisServer } from '../broker/redis-config.js';
 import { validateConfig } from '../config/load.js';
+import { brokerDocument, brokerFiles } from '../config/render/broker.js';
+import { coreDocument, coreFiles } from '../config/render/core.js';
+import { DUAL_STACK, gatewayDocument, gatewayFiles } from '../config/render/gateway.js';
+import { guardDocument } from '../config/render/guard.js';
+import { knockProfilesDocument } from '../config/render/knock.js';
 import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
 import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
 import { worldGatewaySshd } from './gateway-sshd.js';
+import {
+  WORLD_STATUS_PORT,
+  worldBrokerInput,
+  worldCoreInput,
+  worldGatewayInput,
+  worldGuardInput,
+} from './host-configs.js';
 import { newKnockSecret } from '../knock/rotating.js';
 import { generatePki } from '../lib/pki.js';
 import { descendants, packageRoot, World, type Host, type HostProcess } from './world.js';
@@ -23,13 +35,8 @@ const run = promisify(execFile);
 export const CLI = 'dist/cli/index.js';
 export const CLIENT = 'dist/world/client.js';
 const ROUTES = 'config/examples/routes.json';
-const PREFIX = 'nonstop';
 const CORE_PORT = 8443;
-const STATUS_PORT = 9100;
 const FIRST_TUNNEL_PORT = 16001;
-const DUAL_STACK = '::';
-/** Gateway i's Redis on every broker listens on FIRST_REDIS_PORT + i (loopback). */
-const FIRST_REDIS_PORT = 6401;
 const ROTATION = { portMin: 20000, portMax: 29999, length: 4, stepSeconds: 30 } as const;
 export const ADMIN_CLIENT = 'admin';
 
@@ -443,52 +450,60 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     coreNames: ['core', coreIp],
     gatewayNames: [...gatewayHosts.values()].flatMap((h) => [h.ip4, h.ip6]),
   });
+  // Each host's files where its role puts them under its folder (the builders name them), and
+  // the host's config built from that folder: the world's layout is the deployed one.
+  const hostDir = (id: string, ...sub: string[]) => {
+    const d = join(dir, id, ...sub);
+    mkdirSync(d, { recursive: true, mode: 0o700 });
+    return d;
+  };
+  const place = (from: string, to: string) => {
+    mkdirSync(dirname(to), { recursive: true, mode: 0o700 });
+    copyFileSync(from, to);
+  };
   const brokerKeys = new Map<string, SshKey>();
-  for (const b of brokerIds) brokerKeys.set(b, await sshKeygen(dir, `broker-${b}`));
+  for (const b of brokerIds) brokerKeys.set(b, await sshKeygen(hostDir(b, 'ssh'), 'id_ed25519'));
   // A knock secret per (client, gateway): one leaked secret opens one gateway to one client.
-  const secrets = new Map<string, { secret: string; file: string }>();
+  const secrets = new Map<string, string>();
   for (const client of [...brokerIds, ADMIN_CLIENT]) {
     for (const g of gatewayIds) {
       const secret = newKnockSecret();
-      const file = join(dir, 'knock', `${client}-${g}.secret`);
-      mkdirSync(join(dir, 'knock'), { recursive: true, mode: 0o700 });
-      writeFileSync(file, `${secret}\n`, { mode: 0o600 });
-      secrets.set(`${client}/${g}`, { secret, file });
+      secrets.set(`${client}/${g}`, secret);
+      if (client === ADMIN_CLIENT) continue;
+      hostDir(client, 'knock');
+      writeFileSync(brokerFiles(join(dir, client)).knockSecret(g), `${secret}\n`, { mode: 0o600 });
     }
   }
   const remotePorts = Object.fromEntries(brokerIds.map((b, i) => [b, FIRST_TUNNEL_PORT + i]));
+  mkdirSync(join(dir, 'knock'), { recursive: true, mode: 0o700 });
   const adminKnockProfiles = join(dir, 'knock', 'admin-profiles.json');
-  writeJson(adminKnockProfiles, {
-    kind: 'knock',
-    profiles: Object.fromEntries(
-      gatewayIds.map((g) => [
-        `${ADMIN_CLIENT}-${g}`,
-        {
-          host: gatewayHosts.get(g)!.ip4,
-          sshPort: 22,
-          rotating: {
-            ...ROTATION,
-            gateway: g,
-            client: ADMIN_CLIENT,
-            secret: secrets.get(`admin/${g}`)!.secret,
-          },
-        },
-      ]),
-    ),
-  });
+  writeJson(
+    adminKnockProfiles,
+    knockProfilesDocument({
+      client: ADMIN_CLIENT,
+      rotation: ROTATION,
+      gateways: gatewayIds.map((g) => ({
+        id: g,
+        address: gatewayHosts.get(g)!.ip4,
+        secret: secrets.get(`${ADMIN_CLIENT}/${g}`)!,
+        profile: `${ADMIN_CLIENT}-${g}`,
+      })),
+    }),
+  );
 
   progress(`starting the core on ${coreIp}:${CORE_PORT} (private segment only)`);
-  const coreDir = join(dir, 'core');
-  mkdirSync(coreDir, { recursive: true });
+  const coreDir = hostDir('core');
   const coreConfig = join(coreDir, 'core.json');
-  const dataDir = join(coreDir, 'db');
-  writeJson(coreConfig, {
-    kind: 'core',
-    routes,
-    listen: { host: coreIp, port: CORE_PORT },
-    tls: { ca: pki.ca.cert, cert: pki.core.cert, key: pki.core.key },
-    database: { dataDir },
-  });
+  const coreDoc = coreDocument(
+    worldCoreInput({ configDir: coreDir, privateAddress: coreIp, port: CORE_PORT }),
+  );
+  const coreTls = coreFiles(coreDir);
+  place(routes, coreTls.routes);
+  place(pki.ca.cert, coreTls.ca);
+  place(pki.core.cert, coreTls.cert);
+  place(pki.core.key, coreTls.key);
+  const dataDir = coreDoc.database.dataDir!;
+  writeJson(coreConfig, coreDoc);
   const coreStarting = startCore(coreHost, coreConfig);
 
   const hostKeys = new Map<string, SshKey>();
@@ -499,54 +514,40 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   // Each broker's config, and from it (as Ansible does, with `nonstop redis-acl`) each gateway's
   // Redis on that broker. A gateway has one Redis password, the same on every broker (put there
   // first, as the vault's is); the worker and admin passwords are each Redis's own.
-  const redisPorts = Object.fromEntries(gatewayIds.map((g, i) => [g, FIRST_REDIS_PORT + i]));
   const gatewayPasswords = new Map<string, string>();
   for (const g of gatewayIds) {
-    const file = join(dir, g, 'redis-password');
+    const file = gatewayFiles(join(dir, g)).redisPassword;
     writeFileSync(file, `${newPassword()}\n`, { mode: 0o600 });
     gatewayPasswords.set(g, file);
   }
   const brokerConfigs = new Map<string, { file: string; servers: WrittenRedisServer[] }>();
   for (const id of brokerIds) {
-    const bdir = join(dir, id);
-    const redisDir = join(bdir, 'redis');
-    mkdirSync(redisDir, { recursive: true, mode: 0o700 });
-    const doc = {
-      kind: 'broker',
-      id,
-      routes,
-      redis: { host: '127.0.0.1', port: FIRST_REDIS_PORT, prefix: PREFIX, username: DEFAULT_WORKER_USER },
-      gateways: gatewayIds.map((g) => ({
-        id: g,
-        // What the broker bounds this gateway's envelopes by: the same values its config has.
-        ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
-        ...(options.gatewayLimits?.['maxBodyBytes'] === undefined
-          ? {}
-          : { maxBodyBytes: options.gatewayLimits['maxBodyBytes'] }),
-        redis: {
-          port: redisPorts[g],
-          passwordFile: join(redisDir, g, `${DEFAULT_WORKER_USER}.password`),
-        },
-        ssh: {
-          host: tunnelFamilyOf(id, brokerIds) === 6 ? gatewayHosts.get(g)!.ip6 : gatewayHosts.get(g)!.ip4,
-          port: 22,
-          user: 'root',
+    const bdir = hostDir(id);
+    const redisDir = hostDir(id, 'redis');
+    const doc = brokerDocument(
+      worldBrokerInput({
+        id,
+        configDir: bdir,
+        rotation: ROTATION,
+        gateways: gatewayIds.map((g) => ({
+          id: g,
+          address: tunnelFamilyOf(id, brokerIds) === 6 ? gatewayHosts.get(g)!.ip6 : gatewayHosts.get(g)!.ip4,
           hostKeyFingerprint: hostKeys.get(g)!.fingerprint,
-          privateKey: brokerKeys.get(id)!.privateKeyFile,
-          remotePort: remotePorts[id],
-          knock: { rotating: { ...ROTATION, client: id, secretFile: secrets.get(`${id}/${g}`)!.file } },
-        },
-      })),
-      tunnels: { backoffInitialMs: 100, backoffMaxMs: 1000, keepaliveIntervalMs: 1000 },
-      status: { port: STATUS_PORT },
-      core: {
-        url: `https://${coreIp}:${CORE_PORT}`,
-        ca: pki.ca.cert,
-        cert: pki.brokers[id]!.cert,
-        key: pki.brokers[id]!.key,
-        serverName: 'core',
-      },
-    };
+          remotePort: remotePorts[id]!,
+          // What the broker bounds this gateway's envelopes by: the same values its config has.
+          ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
+          ...(options.gatewayLimits?.['maxBodyBytes'] === undefined
+            ? {}
+            : { maxBodyBytes: options.gatewayLimits['maxBodyBytes'] }),
+        })),
+        core: { url: `https://${coreIp}:${CORE_PORT}`, serverName: 'core' },
+      }),
+    );
+    const files = brokerFiles(bdir);
+    place(routes, files.routes);
+    place(pki.ca.cert, files.ca);
+    place(pki.brokers[id]!.cert, files.cert);
+    place(pki.brokers[id]!.key, files.key);
     const file = join(bdir, 'broker.json');
     writeJson(file, doc);
     for (const g of gatewayIds) {
@@ -590,41 +591,40 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     );
     const sshd = await startSshd(host, sshdConfig);
     const guardConfig = join(gdir, 'guard.json');
-    writeJson(guardConfig, {
-      kind: 'guard',
-      gateway: id,
-      removeTableOnExit: true,
-      rotating: {
-        ...ROTATION,
-        clients: [...brokerIds, ADMIN_CLIENT].map((c) => ({
-          name: c,
-          secret: secrets.get(`${c}/${id}`)!.secret,
-        })),
-      },
-    });
+    writeJson(
+      guardConfig,
+      guardDocument(
+        worldGuardInput({
+          role: 'gateway',
+          id,
+          rotation: ROTATION,
+          clients: [...brokerIds, ADMIN_CLIENT].map((c) => ({ name: c, secret: secrets.get(`${c}/${id}`)! })),
+        }),
+      ),
+    );
     const guard = host.node(CLI, ['guard', '--config', guardConfig]);
     await guard.waitForLine((l) => l.includes('"event":"started"'), 15_000);
     const redisUser = gatewayUser(id);
     const configFile = join(gdir, 'gateway.json');
-    writeJson(configFile, {
-      kind: 'gateway',
-      id,
-      routes,
-      // `::` is dual-stack (IPv6 and IPv4-mapped IPv4), as the Ansible role binds it.
-      http: { host: DUAL_STACK, port: 80, mode: 'serve' },
-      https: { host: DUAL_STACK, port: 443, cert: pki.gateways[id]!.cert, key: pki.gateways[id]!.key },
-      redis: {
-        prefix: PREFIX,
-        username: redisUser,
-        passwordFile: gatewayPasswords.get(id),
-        endpoints: brokerIds.map((b) => ({ host: '127.0.0.1', port: remotePorts[b] })),
-      },
-      limits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000, ...options.gatewayLimits },
-      ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
-      // One secret for the deployment (the first gateway writes it, the others keep it): every
-      // gateway derives the same request id from a client's Idempotency-Key.
-      idempotency: { secretFile: idempotencySecret(join(dir, 'idempotency.secret')) },
-    });
+    const files = gatewayFiles(gdir);
+    place(routes, files.routes);
+    place(pki.gateways[id]!.cert, files.cert);
+    place(pki.gateways[id]!.key, files.key);
+    // One secret for the deployment (the first gateway makes it, the others get a copy): every
+    // gateway derives the same request id from a client's Idempotency-Key.
+    place(idempotencySecret(join(dir, 'idempotency.secret')), files.idempotencySecret);
+    writeJson(
+      configFile,
+      gatewayDocument(
+        worldGatewayInput(
+          { id, configDir: gdir, tunnels: brokerIds.map((b) => ({ broker: b, port: remotePorts[b]! })) },
+          {
+            ...(options.gatewayLimits === undefined ? {} : { limits: options.gatewayLimits }),
+            ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
+          },
+        ),
+      ),
+    );
     const gateway = await startGateway(host, configFile);
     gateways.push({
       id,
@@ -677,7 +677,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       id,
       host,
       dir: join(dir, id),
-      statusPort: STATUS_PORT,
+      statusPort: WORLD_STATUS_PORT,
       configFile,
       redis,
       sshKey: brokerKeys.get(id)!,
@@ -693,9 +693,9 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     url: `https://${coreIp}:${CORE_PORT}`,
     configFile: coreConfig,
     dataDir,
-    caFile: pki.ca.cert,
-    certFile: pki.core.cert,
-    keyFile: pki.core.key,
+    caFile: coreTls.ca,
+    certFile: coreTls.cert,
+    keyFile: coreTls.key,
     process: coreProcess,
   };
   return new ThreeTier(world, inet, gateways, brokers, core, {

@@ -2,7 +2,13 @@
 // inventory), as JSON. The renderers check the rest (one word per address, no newlines).
 import type { EgressRule } from '../../core/firewall.js';
 import type { HostRole, TunnelBroker } from '../../gateway/sshd-config.js';
-import { ID_PATTERN, pathSchema } from './common.js';
+import { brokerSchema } from './broker.js';
+import { ID_PATTERN, maxBodyBytesSchema, pathSchema, redisSchema, replyTimeoutSchema } from './common.js';
+import { coreSchema } from './core.js';
+import { gatewaySchema } from './gateway.js';
+import { guardSchema } from './guard.js';
+import { knockSecretSchema, rotationSchema } from './knock-common.js';
+import { knockSchema } from './knock.js';
 
 const portSchema = { type: 'integer', minimum: 1, maximum: 65535 } as const;
 const NAME_PATTERN = '^[a-z_][a-z0-9_-]{0,31}$';
@@ -107,3 +113,176 @@ export interface NftablesInput {
   readonly icmpEcho: boolean;
   readonly egress: readonly EgressRule[];
 }
+
+// The host configs' inputs: the facts of a deployment and its few tunables. The builders in
+// config/render/ decide the rest. Sub-schemas of the daemons' own schemas are reused so that an
+// input is refused for exactly what the daemon would refuse (their defaults are not applied
+// here: a compiled input schema fills none, and the builder leaves such fields to the daemon).
+const dirSchema = { type: 'string', minLength: 2, maxLength: 4096, pattern: '^/' } as const;
+const hostSchema = { type: 'string', minLength: 1, maxLength: 253, pattern: '^[0-9A-Za-z.:-]+$' } as const;
+const idSchema = { type: 'string', pattern: ID_PATTERN } as const;
+const clientNameSchema = guardSchema.properties.rotating.properties.clients.items.properties.name;
+
+export const gatewayInputSchema = {
+  $id: 'nonstop/render-gateway',
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'configDir', 'tunnels'],
+  properties: {
+    id: idSchema,
+    configDir: dirSchema,
+    tunnels: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 16,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['broker', 'port'],
+        properties: { broker: idSchema, port: portSchema },
+      },
+    },
+    listenHost: hostSchema,
+    httpPort: portSchema,
+    httpsPort: portSchema,
+    httpMode: gatewaySchema.properties.http.properties.mode,
+    redisPrefix: redisSchema.properties.prefix,
+    limits: gatewaySchema.properties.limits,
+    replyTimeoutMs: replyTimeoutSchema,
+  },
+} as const;
+
+export const guardInputSchema = {
+  $id: 'nonstop/render-guard',
+  type: 'object',
+  additionalProperties: false,
+  required: ['role', 'id'],
+  properties: {
+    role: { enum: ['gateway', 'broker'] },
+    id: idSchema,
+    sshPort: portSchema,
+    httpPort: portSchema,
+    httpsPort: portSchema,
+    windowSeconds: guardSchema.properties.windowSeconds,
+    rotation: rotationSchema,
+    clients: guardSchema.properties.rotating.properties.clients,
+    static: guardSchema.properties.static,
+  },
+} as const;
+
+export const brokerInputSchema = {
+  $id: 'nonstop/render-broker',
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'configDir', 'gateways', 'core'],
+  properties: {
+    id: idSchema,
+    configDir: dirSchema,
+    gateways: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 256,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'address', 'hostKeyFingerprint', 'remotePort'],
+        properties: {
+          id: idSchema,
+          address: hostSchema,
+          sshPort: portSchema,
+          tunnelUser: { type: 'string', pattern: NAME_PATTERN },
+          hostKeyFingerprint: { type: 'string', pattern: '^SHA256:[A-Za-z0-9+/]{43}$' },
+          remotePort: portSchema,
+          redisPort: portSchema,
+          knock: { type: 'boolean' },
+          replyTimeoutMs: replyTimeoutSchema,
+          maxBodyBytes: maxBodyBytesSchema,
+        },
+      },
+    },
+    core: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url'],
+      properties: {
+        url: brokerSchema.properties.core.properties.url,
+        serverName: brokerSchema.properties.core.properties.serverName,
+      },
+    },
+    redisDir: dirSchema,
+    redisFirstPort: portSchema,
+    redisWorkerUser: { type: 'string', pattern: NAME_PATTERN },
+    redisPrefix: redisSchema.properties.prefix,
+    redisServer: brokerSchema.properties.redisServer,
+    rotation: rotationSchema,
+    concurrency: brokerSchema.properties.concurrency,
+    tunnels: brokerSchema.properties.tunnels,
+    statusPort: portSchema,
+  },
+} as const;
+
+export const coreInputSchema = {
+  $id: 'nonstop/render-core',
+  type: 'object',
+  additionalProperties: false,
+  required: ['configDir', 'privateAddress', 'database'],
+  properties: {
+    configDir: dirSchema,
+    privateAddress: addressSchema,
+    port: portSchema,
+    database: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      maxProperties: 1,
+      properties: {
+        postgres: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['user', 'database', 'port'],
+          properties: {
+            user: { type: 'string', pattern: NAME_PATTERN },
+            database: { type: 'string', pattern: '^[a-z_][a-z0-9_]{0,62}$' },
+            port: portSchema,
+            socketDir: { ...dirSchema, pattern: '^/[A-Za-z0-9._/-]*$' },
+          },
+        },
+        embedded: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['dataDir'],
+          properties: { dataDir: dirSchema },
+        },
+      },
+    },
+    application: coreSchema.properties.application,
+    brokerUnit: coreSchema.properties.tls.properties.brokerUnit,
+  },
+} as const;
+
+export const knockInputSchema = {
+  $id: 'nonstop/render-knock',
+  type: 'object',
+  additionalProperties: false,
+  required: ['client', 'gateways'],
+  properties: {
+    client: clientNameSchema,
+    rotation: rotationSchema,
+    gateways: {
+      type: 'array',
+      maxItems: 256,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'address', 'secret'],
+        properties: {
+          id: idSchema,
+          address: hostSchema,
+          sshPort: portSchema,
+          secret: knockSecretSchema,
+          profile: { type: 'string', ...knockSchema.properties.profiles.propertyNames },
+        },
+      },
+    },
+  },
+} as const;

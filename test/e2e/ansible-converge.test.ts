@@ -33,9 +33,23 @@ import { baseImage, RootfsSet, rootfsSkipReason, run, type CommandResult } from 
 import { AGENT } from './gateway.js';
 import { changedTasks, recap } from './ansible-run.js';
 import { BootedHost, mainProcess } from './nspawn.js';
+import { brokerDocument } from '../../config/render/broker.js';
+import { coreDocument } from '../../config/render/core.js';
+import { gatewayDocument } from '../../config/render/gateway.js';
+import { guardDocument } from '../../config/render/guard.js';
+import { knockProfilesDocument } from '../../config/render/knock.js';
+import type { ConfigKind } from '../../config/load.js';
 import { renderSshdConfig } from '../../gateway/sshd-config.js';
 import { worldGatewaySshd } from '../../world/gateway-sshd.js';
+import {
+  WORLD_CONFIG_DIFFERENCES,
+  worldBrokerInput,
+  worldCoreInput,
+  worldGatewayInput,
+  worldGuardInput,
+} from '../../world/host-configs.js';
 import { sshKeygen } from '../../world/three-tier.js';
+import { configDifferences, undeclaredDifferences } from '../helpers/config-diff.js';
 import { parseSshdT, sshdDifferences, sshdEffective } from '../helpers/sshd-profile.js';
 
 const ROOT = packageRoot();
@@ -72,6 +86,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
   const roots = {} as Record<HostRole, string>;
   let secrets: {
     vault_redis_passwords: { gateways: Record<string, string> };
+    vault_knock_secrets: Record<string, Record<string, string>>;
   };
   const converges: CommandResult[] = [];
   let bundle = '';
@@ -445,6 +460,103 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     }
     const version = await chroot('gateway', [node, '-p', 'process.versions.node']);
     assert.ok(Number(version.stdout.split('.')[0]) >= 20, version.stdout);
+  });
+
+  // One source: the world's daemon configs, built by the world's code path (world/host-configs.ts)
+  // from this deployment's facts, are the deployed ones but for WORLD_CONFIG_DIFFERENCES.
+  test("the world's gateway, guard, broker and core configs are the deployed ones but for the declared differences", async () => {
+    const deployedText = (host: HostRole, name: string) =>
+      readFileSync(join(roots[host], 'etc/nonstop', name), 'utf8');
+    const fingerprint = await run('ssh-keygen', ['-l', '-f', join(set.dir, 'secrets/ssh/gateway-gw1.pub')]);
+    const brokerSecret = secrets.vault_knock_secrets.gw1?.broker1 ?? '';
+    // The example inventory's facts (group_vars/all.yml, host_vars) and the vault's secrets.
+    const configDir = '/etc/nonstop';
+    const rotation = { portMin: 20000, portMax: 29999, length: 4, stepSeconds: 30 };
+    const gw1 = { id: 'gw1', address: '198.51.100.10' };
+    const compared: {
+      kind: ConfigKind & keyof typeof WORLD_CONFIG_DIFFERENCES;
+      host: HostRole;
+      file: string;
+      world: unknown;
+    }[] = [
+      {
+        kind: 'gateway',
+        host: 'gateway',
+        file: 'gateway.json',
+        world: gatewayDocument(
+          worldGatewayInput({ id: gw1.id, configDir, tunnels: [{ broker: 'broker1', port: 6380 }] }),
+        ),
+      },
+      {
+        kind: 'guard',
+        host: 'gateway',
+        file: 'guard.json',
+        world: guardDocument(
+          worldGuardInput({
+            role: 'gateway',
+            id: gw1.id,
+            rotation,
+            clients: [{ name: 'broker1', secret: brokerSecret }],
+            static: [{ name: 'ops', sequence: ['7000', '8000:udp', '9000'] }],
+          }),
+        ),
+      },
+      {
+        kind: 'broker',
+        host: 'broker',
+        file: 'broker.json',
+        world: brokerDocument(
+          worldBrokerInput({
+            id: 'broker1',
+            configDir,
+            rotation,
+            gateways: [
+              { ...gw1, hostKeyFingerprint: fingerprint.stdout.split(' ')[1] ?? '', remotePort: 6380 },
+            ],
+            core: { url: 'https://10.0.0.30:9443', serverName: 'core' },
+          }),
+        ),
+      },
+      {
+        kind: 'guard',
+        host: 'broker',
+        file: 'guard.json',
+        world: guardDocument(
+          worldGuardInput({
+            role: 'broker',
+            id: 'broker1',
+            rotation,
+            static: [{ name: 'ops', sequence: ['7101', '8101:udp', '9101'] }],
+          }),
+        ),
+      },
+      {
+        kind: 'core',
+        host: 'core',
+        file: 'core.json',
+        world: coreDocument(worldCoreInput({ configDir, privateAddress: '10.0.0.30', port: 9443 })),
+      },
+    ];
+    for (const { kind, host, file, world } of compared) {
+      const text = deployedText(host, file);
+      const deployed = JSON.parse(text) as unknown;
+      // Byte for byte what `nonstop render` printed (not Ansible's re-serialisation of it).
+      assert.equal(text, `${JSON.stringify(deployed, null, 2)}\n`, `${host}:${file} as rendered`);
+      const declared: Readonly<Record<string, string>> = WORLD_CONFIG_DIFFERENCES[kind];
+      assert.deepEqual(undeclaredDifferences(kind, world, deployed, declared), [], `${host}:${file}`);
+      log(
+        `${host}:${file}: the world differs in ${
+          configDifferences(kind, world, deployed)
+            .map((d) => d.path)
+            .join(', ') || 'nothing'
+        }`,
+      );
+    }
+    // The broker's own knock profiles are the builder's from the same facts.
+    assert.deepEqual(
+      JSON.parse(deployedText('broker', 'knock.json')),
+      knockProfilesDocument({ client: 'broker1', rotation, gateways: [{ ...gw1, secret: brokerSecret }] }),
+    );
   });
 
   test('secrets are readable by their daemon only', () => {

@@ -1,0 +1,113 @@
+// A broker's broker.json from the facts of its deployment: `nonstop render broker` (Ansible) and
+// the test world both build it here. Decided once: each gateway's own Redis on this broker's
+// loopback (the n-th gateway on the first port + n) with the worker's password from
+// `nonstop redis-acl`'s folder, a pinned host key and a rotating knock before every tunnel, the
+// broker's mutual-TLS files for the core.
+import { join } from 'node:path';
+import { DEFAULT_WORKER_USER } from '../redis-users.js';
+import type { RedisServerLimits, TunnelOptions } from '../schemas/broker.js';
+import type { RotationParams } from '../schemas/knock-common.js';
+import { checkedDocument, optional } from './document.js';
+
+export interface BrokerGatewayInput {
+  readonly id: string;
+  /** Its public address (a name or an IP): where this broker knocks and dials. */
+  readonly address: string;
+  readonly sshPort?: number;
+  /** Default nonstop-tunnel (the gateway role's tunnel user). */
+  readonly tunnelUser?: string;
+  /** SHA256:… of its SSH host key, as `ssh-keygen -l` prints it. */
+  readonly hostKeyFingerprint: string;
+  /** This broker's loopback port on that gateway (its permitlisten). */
+  readonly remotePort: number;
+  /** Its Redis on this broker; default redisFirstPort + its index. */
+  readonly redisPort?: number;
+  /** Knock before each connection, with the secret in <configDir>/knock/<id>.secret (default true). */
+  readonly knock?: boolean;
+  /** That gateway's replyTimeoutMs and limits.maxBodyBytes, when not the defaults. */
+  readonly replyTimeoutMs?: number;
+  readonly maxBodyBytes?: number;
+}
+
+export interface BrokerInput {
+  readonly id: string;
+  /** The role's folder: routes.json, tls/{ca,broker}.crt, tls/broker.key, ssh/id_ed25519, knock/. */
+  readonly configDir: string;
+  readonly gateways: readonly BrokerGatewayInput[];
+  readonly core: { readonly url: string; readonly serverName?: string };
+  /** Where `nonstop redis-acl` writes each gateway's Redis (<redisDir>/<gateway>/); default <configDir>/redis. */
+  readonly redisDir?: string;
+  readonly redisFirstPort?: number;
+  readonly redisWorkerUser?: string;
+  readonly redisPrefix?: string;
+  readonly redisServer?: Partial<RedisServerLimits>;
+  readonly rotation?: Partial<RotationParams>;
+  readonly concurrency?: number;
+  readonly tunnels?: Partial<TunnelOptions>;
+  /** A status listener on loopback (none by default). */
+  readonly statusPort?: number;
+}
+
+export function brokerFiles(configDir: string) {
+  return {
+    routes: join(configDir, 'routes.json'),
+    ca: join(configDir, 'tls', 'ca.crt'),
+    cert: join(configDir, 'tls', 'broker.crt'),
+    key: join(configDir, 'tls', 'broker.key'),
+    sshKey: join(configDir, 'ssh', 'id_ed25519'),
+    knockSecret: (gatewayId: string) => join(configDir, 'knock', `${gatewayId}.secret`),
+  } as const;
+}
+
+export const DEFAULT_REDIS_FIRST_PORT = 6401;
+
+export function brokerDocument(input: BrokerInput) {
+  const files = brokerFiles(input.configDir);
+  const redisDir = input.redisDir ?? join(input.configDir, 'redis');
+  const firstPort = input.redisFirstPort ?? DEFAULT_REDIS_FIRST_PORT;
+  const worker = input.redisWorkerUser ?? DEFAULT_WORKER_USER;
+  return checkedDocument('broker', `broker.json of ${input.id}`, {
+    kind: 'broker',
+    id: input.id,
+    routes: files.routes,
+    // Loopback only: a gateway reaches its Redis through its tunnel, nothing else reaches it.
+    redis: { host: '127.0.0.1', port: firstPort, username: worker, ...optional('prefix', input.redisPrefix) },
+    ...optional('redisServer', input.redisServer),
+    gateways: input.gateways.map((gw, i) => ({
+      id: gw.id,
+      ...optional('replyTimeoutMs', gw.replyTimeoutMs),
+      ...optional('maxBodyBytes', gw.maxBodyBytes),
+      redis: {
+        port: gw.redisPort ?? firstPort + i,
+        passwordFile: join(redisDir, gw.id, `${worker}.password`),
+      },
+      ssh: {
+        host: gw.address,
+        port: gw.sshPort ?? 22,
+        user: gw.tunnelUser ?? 'nonstop-tunnel',
+        hostKeyFingerprint: gw.hostKeyFingerprint,
+        privateKey: files.sshKey,
+        remotePort: gw.remotePort,
+        ...(gw.knock === false
+          ? {}
+          : {
+              knock: {
+                rotating: { client: input.id, secretFile: files.knockSecret(gw.id), ...input.rotation },
+              },
+            }),
+      },
+    })),
+    ...optional('concurrency', input.concurrency),
+    ...optional('tunnels', input.tunnels),
+    ...(input.statusPort === undefined ? {} : { status: { host: '127.0.0.1', port: input.statusPort } }),
+    core: {
+      url: input.core.url,
+      ca: files.ca,
+      cert: files.cert,
+      key: files.key,
+      ...optional('serverName', input.core.serverName),
+    },
+  } as const);
+}
+
+export type BrokerDocument = ReturnType<typeof brokerDocument>;

@@ -1,0 +1,78 @@
+// The world's daemon configs: built by the deployed builders (config/render/), from the world's
+// facts (ids, addresses, ports, fingerprints, secrets, its folders), with what a namespace world
+// must change and nothing else. Each change is declared below with its reason; the Ansible
+// converge test compares these documents with what the roles wrote, key by key, and
+// test/unit/host-configs.test.ts checks that the list is neither short nor stale.
+import { join } from 'node:path';
+import type { BrokerGatewayInput, BrokerInput } from '../config/render/broker.js';
+import type { CoreInput } from '../config/render/core.js';
+import type { GatewayInput } from '../config/render/gateway.js';
+import type { GuardInput } from '../config/render/guard.js';
+
+/**
+ * Where the world's configs may differ from deployed ones: dotted paths (`[*]`: every item) of
+ * the effective documents (defaults filled), each with the reason. A path covers what is under it.
+ */
+export const WORLD_CONFIG_DIFFERENCES = {
+  gateway: {
+    'http.mode': "the world's clients and readiness checks use plain HTTP too: it serves, not redirects",
+    'limits.ratePerSecond': 'load tests and benchmarks send everything from one source address (inet)',
+    'limits.rateBurst': 'load tests and benchmarks send everything from one source address (inet)',
+  },
+  guard: {},
+  broker: {
+    'gateways[*].ssh.user': 'the world runs as root, and root is its gateways’ tunnel user',
+    'tunnels.backoffInitialMs': 'chaos tests need a tunnel back within a second of its gateway',
+    'tunnels.backoffMaxMs': 'chaos tests need a tunnel back within a second of its gateway',
+    'tunnels.keepaliveIntervalMs': 'a killed sshd must be noticed within seconds, not 15',
+    status: 'tests and benchmarks read each broker’s status on its loopback',
+  },
+  core: {
+    'database.url': "no PostgreSQL server in the world: the embedded database in the core's folder",
+    'database.dataDir': "no PostgreSQL server in the world: the embedded database in the core's folder",
+  },
+} as const satisfies Record<'gateway' | 'guard' | 'broker' | 'core', Record<string, string>>;
+
+/** The world's own tunables (per test); none of them is set in the default world. */
+export interface WorldGatewayOptions {
+  readonly limits?: GatewayInput['limits'];
+  readonly replyTimeoutMs?: number;
+}
+
+export const WORLD_STATUS_PORT = 9100;
+
+/** A gateway's facts: its id, its folder, each broker's tunnel port on it. */
+export type GatewayFacts = Pick<GatewayInput, 'id' | 'configDir' | 'tunnels'>;
+
+export function worldGatewayInput(facts: GatewayFacts, options: WorldGatewayOptions = {}): GatewayInput {
+  return {
+    ...facts,
+    httpMode: 'serve',
+    limits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000, ...options.limits },
+    ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
+  };
+}
+
+/** A guard is the deployed one: the facts (its host, its clients and their secrets) are all. */
+export function worldGuardInput(facts: GuardInput): GuardInput {
+  return facts;
+}
+
+export type BrokerFacts = Pick<BrokerInput, 'id' | 'configDir' | 'core' | 'rotation'> & {
+  readonly gateways: readonly Omit<BrokerGatewayInput, 'tunnelUser'>[];
+};
+
+export function worldBrokerInput(facts: BrokerFacts): BrokerInput {
+  return {
+    ...facts,
+    gateways: facts.gateways.map((g) => ({ ...g, tunnelUser: 'root' })),
+    tunnels: { backoffInitialMs: 100, backoffMaxMs: 1000, keepaliveIntervalMs: 1000 },
+    statusPort: WORLD_STATUS_PORT,
+  };
+}
+
+export type CoreFacts = Omit<CoreInput, 'database'>;
+
+export function worldCoreInput(facts: CoreFacts): CoreInput {
+  return { ...facts, database: { embedded: { dataDir: join(facts.configDir, 'db') } } };
+}
