@@ -2,8 +2,7 @@
 // tunnel user's authorized_keys, the core's nftables table, and the daemons' configs (gateway,
 // guard, broker, core, knock profiles), from one JSON document that Ansible writes from the
 // inventory. The world renders the same artefacts with the same functions.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { ValidateFunction } from 'ajv';
 import { createAjv } from '../config/ajv.js';
 import { describeErrors, formatProblems } from '../config/errors-format.js';
@@ -27,6 +26,7 @@ import {
 import { renderCoreRuleset } from '../core/firewall.js';
 import { renderSshdConfig, renderTunnelAuthorizedKeys, type SshdOptions } from '../gateway/sshd-config.js';
 import { errors } from '../lib/errors.js';
+import { writeAtomically } from '../lib/write-atomically.js';
 import { parseCommandArgs, UsageError, type Command } from './command.js';
 
 const ajv = createAjv({ useDefaults: true });
@@ -127,13 +127,6 @@ function readInput(file: string): string {
 
 /** Artefacts that carry secrets (knock secrets): written for their owner only. */
 const SECRET_ARTEFACTS = new Set(['guard', 'knock']);
-
-/** Writes next to the target, then renames: a reader never sees half a file. */
-function writeAtomically(file: string, text: string, mode: number): void {
-  const tmp = join(dirname(file), `.${basename(file)}.${process.pid}.tmp`);
-  writeFileSync(tmp, text, { mode, flag: 'wx' });
-  renameSync(tmp, file);
-}
 
 export const renderCommand: Command = {
   name: 'render',
