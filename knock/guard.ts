@@ -120,11 +120,11 @@ export class KnockGuard {
   #report(outcomes: readonly KnockOutcome[]): void {
     for (const o of outcomes) {
       this.#counts[o.kind] += 1;
-      // One audit line per attempt; fail2ban can match `"outcome":"failed"` and `"src"`.
+      // One audit line per attempt; fail2ban can match `"outcome":"failed"` and `"clientIp"`.
       const audit = {
         event: 'knock',
         outcome: o.kind,
-        src: o.source,
+        clientIp: o.source,
         [o.seq.kind === 'static' ? 'sequence' : 'client']: o.seq.name,
       };
       if (o.kind === 'opened') {
@@ -141,7 +141,7 @@ export class KnockGuard {
 
   #openWindow(address: string): void {
     if (this.#pendingOpen.size >= MAX_PENDING_WINDOWS) {
-      this.log.error({ event: 'window-error', src: address }, 'too many windows pending; not opened');
+      this.log.error({ event: 'window-error', clientIp: address }, 'too many windows pending; not opened');
       return;
     }
     const idle = this.#pendingOpen.size === 0;
@@ -155,7 +155,7 @@ export class KnockGuard {
         this.log.error(
           {
             event: 'window-error',
-            src: batch.slice(0, 16),
+            clientIps: batch.slice(0, 16),
             count: batch.length,
             err: (err as Error).message,
           },

@@ -903,7 +903,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
           `broker:\n${brokerLog.slice(-3000)}\nguard:\n${guardLog}`,
         );
         assert.match(guardLog, /"event":"started"/);
-        assert.match(guardLog, /"event":"knock","outcome":"opened","src":"[^"]+","client":"broker1"/);
+        assert.match(guardLog, /"event":"knock","outcome":"opened","clientIp":"[^"]+","client":"broker1"/);
         assert.doesNotMatch(guardLog, /window-error/);
         const listening = await gw.check('ss', ['-ltnpH']);
         assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${remotePort}\\b.*sshd`), listening);
@@ -998,7 +998,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
           if (i > 0) await sleep(500);
           guardNow = (await on('gateway').exec('journalctl', ['--no-pager', '-o', 'cat', ...since])).stdout;
         }
-        assert.match(guardNow, /"outcome":"opened","src":"[^"]+","client":"broker1","windowSeconds":45/);
+        assert.match(guardNow, /"outcome":"opened","clientIp":"[^"]+","client":"broker1","windowSeconds":45/);
         let again = { code: '', body: '' };
         for (let i = 0; i < 60; i++) {
           again = await request(inet, `https://${gwAddress}/notes`, '{"title":"after the handlers"}');

@@ -246,7 +246,7 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
     // Each guard opened SSH for inet after the admin's knock (the ProxyCommand), the core's SSH
     // saw admin only from the broker's private address (the jump).
     const opened = (journal: string) =>
-      new RegExp(`"outcome":"opened","src":"${inet.ip4.replaceAll('.', '\\.')}","sequence":"ops"`).test(
+      new RegExp(`"outcome":"opened","clientIp":"${inet.ip4.replaceAll('.', '\\.')}","sequence":"ops"`).test(
         journal,
       );
     for (const role of ['gateway', 'broker'] as const) {

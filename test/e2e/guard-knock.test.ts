@@ -84,7 +84,7 @@ describe('knock guard', { skip }, () => {
     const ms = await eventually(async () => (await probe(a, 22, 300)) === 'open', 1000, 20);
     assert.ok(ms <= 1000, `opened after ${ms} ms`);
     assert.equal(await probe(b), 'filtered', 'B knocked nothing and must still see SSH filtered');
-    const opened = gw.audit().find((l) => l.outcome === 'opened' && l.src === a);
+    const opened = gw.audit().find((l) => l.outcome === 'opened' && l.clientIp === a);
     assert.equal(opened?.client, 'alice');
     assert.ok(!JSON.stringify(gw.guard.lines).includes(secret), 'the secret never appears in logs');
   });
@@ -123,7 +123,7 @@ describe('knock guard', { skip }, () => {
     assert.equal(await probe(d), 'filtered', 'slower than sequenceTimeoutMs (2000)');
     const outcomes = gw
       .audit()
-      .filter((l) => l.src === d)
+      .filter((l) => l.clientIp === d)
       .map((l) => l.outcome);
     assert.ok(outcomes.includes('failed'), `audit has a failed attempt: ${outcomes.join(',')}`);
     assert.ok(outcomes.includes('expired'), `audit has an expired attempt: ${outcomes.join(',')}`);
@@ -163,7 +163,7 @@ describe('knock guard', { skip }, () => {
     await inet.runNode(CLI, ['knock', gw.host.ip6, '--bind', v6a, '--sequence', '7000,8000:udp,9000']);
     await eventually(async () => (await probe6(v6a)) === 'open', 1000, 20);
     assert.equal(await probe6(v6b), 'filtered');
-    assert.ok(gw.audit().some((l) => l.outcome === 'opened' && l.src === v6a));
+    assert.ok(gw.audit().some((l) => l.outcome === 'opened' && l.clientIp === v6a));
   });
 
   test('IPv6: nonstop knock --then-ssh opens the v6 port and logs in over v6', async () => {
@@ -190,7 +190,7 @@ describe('knock guard', { skip }, () => {
     // sshd saw the session come from the v6 source that knocked, to the gateway's v6 address.
     assert.equal(r.stdout.trim().split(' ')[0], v6c, r.stderr);
     assert.equal(r.stdout.trim().split(' ')[2], gw.host.ip6, r.stderr);
-    assert.ok(gw.audit().some((l) => l.outcome === 'opened' && l.src === v6c && l.sequence === 'ops'));
+    assert.ok(gw.audit().some((l) => l.outcome === 'opened' && l.clientIp === v6c && l.sequence === 'ops'));
   });
 
   test('--then-ssh logs in over the opened port', async () => {

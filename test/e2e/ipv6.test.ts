@@ -140,7 +140,7 @@ describe('IPv6 end to end', { skip }, () => {
       assert.match(banner.stdout, /ssh-ed25519/, `${g.id}: sshd answers over v6: ${banner.stderr}`);
       assert.equal(await probe(BYSTANDER6, g.ip6, g.sshPort), 'filtered', `${g.id}: another v6 source`);
       assert.equal(await probe(tt.inet.ip4, g.ip, g.sshPort), 'filtered', `${g.id}: inet's v4 address`);
-      const opened = g.guard.jsonLines().find((l) => l.outcome === 'opened' && l.src === tt.inet.ip6);
+      const opened = g.guard.jsonLines().find((l) => l.outcome === 'opened' && l.clientIp === tt.inet.ip6);
       assert.equal(opened?.client, 'admin', `${g.id}: the guard logged the v6 open`);
     }
   });
@@ -158,7 +158,7 @@ describe('IPv6 end to end', { skip }, () => {
       assert.equal(tunnel?.state, 'up');
       // The guard opened SSH for the broker's v6 address, and sshd holds its session over v6.
       const opened = g.guard.jsonLines().find((l) => l.outcome === 'opened' && l.client === v6Broker.id);
-      assert.equal(opened?.src, v6Broker.host.ip6, `${g.id}: ${v6Broker.id}'s knock came over v6`);
+      assert.equal(opened?.clientIp, v6Broker.host.ip6, `${g.id}: ${v6Broker.id}'s knock came over v6`);
       const sessions = await g.host.check('ss', ['-tnH', 'state', 'established', '( sport = :22 )']);
       assert.ok(sessions.includes(`[${v6Broker.host.ip6}]:`), `${g.id}: sessions over v6:\n${sessions}`);
     }
@@ -190,7 +190,7 @@ describe('IPv6 end to end', { skip }, () => {
 
   test('after a partition the v6 broker keeps its address, knocks again and serves over IPv6', async () => {
     const opens = (g: GatewayNode) =>
-      g.guard.jsonLines().filter((l) => l.outcome === 'opened' && l.src === v6Broker.host.ip6).length;
+      g.guard.jsonLines().filter((l) => l.outcome === 'opened' && l.clientIp === v6Broker.host.ip6).length;
     const before = tt.gateways.map(opens);
     await tt.setLink(v6Broker.host, 'public', false);
     // Longer than the broker's keepalives allow: its tunnels drop and must be rebuilt.

@@ -34,7 +34,7 @@ describe('knockd compatibility', { skip }, () => {
     assert.equal(r.code, 0, r.stderr);
     await eventually(async () => (await probe()) === 'open', 1000, 20);
     assert.deepEqual(
-      gw.audit().map((l) => [l.outcome, l.sequence, l.src]),
+      gw.audit().map((l) => [l.outcome, l.sequence, l.clientIp]),
       [['opened', 'ops', inet.ip4]],
     );
   });
