@@ -205,16 +205,14 @@ export class TunnelBudget implements BudgetCounts {
     }
   }
 
-  /** Bytes that may go to the parser now: at most what holds no more messages than are paid for. */
+  /**
+   * Bytes that may go to the parser now: no more than hold as many messages (and so channel
+   * opens) as both budgets have tokens for, so that a slice never takes a bucket more than one
+   * message (the one it ends inside) into debt.
+   */
   private affordable(): number {
-    const messages = this.messages.tokens;
-    const opens = this.opens.tokens;
-    if (messages < 1 || opens < 1) return 0;
-    let n = Math.floor(messages);
-    // An open bucket under pressure (an open flood) is paid for open by open; one that stays
-    // near full (every honest gateway) leaves bulk data in slices of MAX_SLICE_BYTES.
-    if (opens < this.opens.burst / 2) n = Math.min(n, Math.floor(opens));
-    return Math.min(MAX_SLICE_BYTES, n * MIN_PACKET_BYTES);
+    const n = Math.floor(Math.min(this.messages.tokens, this.opens.tokens));
+    return n < 1 ? 0 : Math.min(MAX_SLICE_BYTES, n * MIN_PACKET_BYTES);
   }
 
   private pause(rest: Buffer): void {

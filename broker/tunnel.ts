@@ -263,7 +263,7 @@ export class GatewayTunnel {
         } catch (err) {
           this.log.error({ err: describe(err) }, 'refusing to run a tunnel without its budget');
           client.destroy();
-          reject(err);
+          reject(err instanceof Error ? err : new Error(String(err)));
           return;
         }
         // Small writes go out at once: with Nagle's algorithm on, a request and its reply over
