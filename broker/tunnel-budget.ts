@@ -115,6 +115,7 @@ export class TunnelBudget implements BudgetCounts {
   /** Bytes and messages seen: proof, once the connection is up, that the hooks are in the path. */
   private parsed = 0;
   private counted = 0;
+  private isClosing = false;
 
   constructor(
     private readonly client: ssh2.Client,
@@ -185,6 +186,16 @@ export class TunnelBudget implements BudgetCounts {
     }
   }
 
+  /**
+   * The connection is being closed: a paused socket is destroyed now, and one that would pause
+   * later is destroyed then. Otherwise the end of the connection would wait behind what the
+   * gateway queued, read at the budget's rate.
+   */
+  closing(): void {
+    this.isClosing = true;
+    if (this.paused) this.sock?.destroy();
+  }
+
   /** Stops the timer of a pause (the connection is gone). */
   stop(): void {
     clearTimeout(this.timer);
@@ -218,6 +229,10 @@ export class TunnelBudget implements BudgetCounts {
   private pause(rest: Buffer): void {
     const sock = this.sock;
     if (sock === undefined || sock.destroyed) return;
+    if (this.isClosing) {
+      sock.destroy();
+      return;
+    }
     // Paused first, so that unshift() buffers instead of emitting; with the buffer past its
     // high-water mark the socket stops reading from the kernel.
     sock.pause();

@@ -141,6 +141,7 @@ export class GatewayTunnel {
     this.closed = true;
     this.wake();
     this.client?.end();
+    this.budget?.closing();
     this.channels?.closeAll();
     await this.loop;
     this.setState('closed');

@@ -168,13 +168,14 @@ test('a channel-open flood is held to its budget: the broker stays free and anot
     'both tunnels up',
     () => unbounded.tunnel.status().state === 'up' && other.tunnel.status().state === 'up',
   );
-  const quiet = await measure(() => gw2.run({ cmd: 'pings', count: 150, intervalMs: 10 }));
-  const quietP99 = percentile(quiet.result.rtts as number[], 99);
   const without = await measure(() => floodWhilePinging(gw1, gw2, flood));
   await unbounded.tunnel.close();
   // The next session's forward is the bounded tunnel's.
   const bounded = tunnelTo(t, 'gw1', gw1.ssh, redis);
   await until('the bounded tunnel up', () => bounded.tunnel.status().state === 'up');
+  // gw2 with nothing flooding, right before: the baseline of its latency.
+  const quiet = await measure(() => gw2.run({ cmd: 'pings', count: 150, intervalMs: 10 }));
+  const quietP99 = percentile(quiet.result.rtts as number[], 99);
   const withBudget = await measure(() => floodWhilePinging(gw1, gw2, flood));
 
   const answered = (r: Result) => (r.accepted as number) + (r.refused as number);
@@ -196,16 +197,13 @@ test('a channel-open flood is held to its budget: the broker stays free and anot
   assert.ok(status.throttled >= 1 && status.pausedMs > 0, JSON.stringify(status));
   assert.equal(status.state, 'up', 'the tunnel over budget stays up');
   assert.equal(other.tunnel.status().throttled, 0, 'the well-behaved tunnel is never paused');
-  // The broker's CPU and event loop: a fraction of what the flood costs without a budget.
-  assert.ok(
-    withBudget.load.cpuMsPerS < without.load.cpuMsPerS / 3,
-    `${withBudget.load.cpuMsPerS} ms/s against ${without.load.cpuMsPerS} ms/s without a budget`,
-  );
+  // The broker's CPU: a fraction of a core (an unbounded flood takes two thirds of one on an idle
+  // machine: it answers the flood as fast as the gateway can send it).
   assert.ok(withBudget.load.cpuMsPerS < 150, `broker CPU ${withBudget.load.cpuMsPerS} ms/s during the flood`);
   // gw2's latency: as when nothing floods, up to what a shared machine adds.
   const floodP99 = percentile(withBudget.result.rtts, 99);
   assert.ok(
-    floodP99 <= Math.max(2 * quietP99, quietP99 + 10),
+    floodP99 <= Math.max(2 * quietP99, quietP99 + 50),
     `gw2 p99 ${floodP99} ms against ${quietP99} ms`,
   );
   // One warning for the burst, not one per pause.
@@ -214,6 +212,11 @@ test('a channel-open flood is held to its budget: the broker stays free and anot
     .filter((l) => /over its budget of SSH channel opens/.test(String(l.msg)));
   assert.equal(warned.length, 1, bounded.log.text());
   assert.equal(warned[0]!.level, 40);
+  // Closing does not wait for the queue the flood built to drain at the budget's rate.
+  const closing = performance.now();
+  await bounded.tunnel.close();
+  const closeMs = performance.now() - closing;
+  assert.ok(closeMs < 3000, `closing the paused tunnel took ${closeMs.toFixed(0)} ms`);
 });
 
 test('an honest burst of channel opens, and another after it, is never held back', async (t) => {
