@@ -23,6 +23,15 @@ import { BurstWarning } from './tunnel-channels.js';
 export const MIN_PACKET_BYTES = 16;
 /** The most handed to ssh2's parser in one call: bounds the event loop's turn on one tunnel. */
 export const MAX_SLICE_BYTES = 16 * 1024;
+/**
+ * What a key exchange the gateway starts again costs the message budget. Its messages pass ssh2's
+ * key exchange code, not the per-message hook, and each costs the broker a curve25519 agreement,
+ * an ed25519 verification and key derivation: around a millisecond of CPU here (the re-key test),
+ * some hundreds of small messages. An honest sshd re-keys after a GiB or an hour; a hostile one
+ * could re-key as fast as round trips go, and is held to messagesPerSecond / REKEY_MESSAGES key
+ * exchanges a second (20 with the defaults).
+ */
+export const REKEY_MESSAGES = 1000;
 /** A pause lasts until this much of a second's rate has refilled (less, if the burst is small). */
 const RESUME_SECONDS = 0.05;
 
@@ -116,6 +125,8 @@ export class TunnelBudget implements BudgetCounts {
   private parsed = 0;
   private counted = 0;
   private isClosing = false;
+  /** Key exchanges completed on this connection (the first included). */
+  keyExchanges = 0;
 
   constructor(
     private readonly client: ssh2.Client,
@@ -174,6 +185,11 @@ export class TunnelBudget implements BudgetCounts {
       this.opens.take();
       open(p, ...rest);
     };
+    // ssh2 emits 'handshake' at the end of every key exchange; the first is the connection's own.
+    this.client.on('handshake', () => {
+      this.keyExchanges += 1;
+      if (this.keyExchanges > 1) this.messages.take(REKEY_MESSAGES);
+    });
   }
 
   /**

@@ -3,6 +3,7 @@
 // once, then takes one JSON command a line on stdin and answers each with one JSON line:
 //   {"cmd":"flood-opens","inFlight":N,"ms":T}  channel opens, N in flight, for T ms
 //   {"cmd":"flood-requests","ms":T}            global requests wanting a reply, as fast as it can
+//   {"cmd":"flood-rekeys","ms":T}              key exchange after key exchange, for T ms
 //   {"cmd":"burst","channels":N}               N channels at once, then closes those accepted
 //   {"cmd":"pings","count":N,"intervalMs":I}   PING on one channel every I ms: round trips in ms
 // Ends when stdin closes.
@@ -18,6 +19,7 @@ import { startHostileGateway, type ForwardedSession } from './hostile-gateway.js
 type Command =
   | { readonly cmd: 'flood-opens'; readonly inFlight: number; readonly ms: number }
   | { readonly cmd: 'flood-requests'; readonly ms: number }
+  | { readonly cmd: 'flood-rekeys'; readonly ms: number }
   | { readonly cmd: 'burst'; readonly channels: number }
   | { readonly cmd: 'pings'; readonly count: number; readonly intervalMs: number };
 
@@ -74,6 +76,19 @@ async function floodRequests(session: ForwardedSession, ms: number) {
   return { sent, answered };
 }
 
+async function floodRekeys(session: ForwardedSession, ms: number) {
+  let rekeys = 0;
+  const end = Date.now() + ms;
+  while (Date.now() < end && !session.closed) {
+    const done = await Promise.race([
+      new Promise<boolean>((r) => session.conn.rekey(() => r(true))),
+      sleep(Math.max(0, end - Date.now())).then(() => false),
+    ]);
+    if (done) rekeys += 1;
+  }
+  return { rekeys };
+}
+
 async function burst(session: ForwardedSession, channels: number) {
   const started = performance.now();
   const outcomes = await Promise.allSettled(Array.from({ length: channels }, () => gw.openChannel(session)));
@@ -113,9 +128,11 @@ for await (const line of lines) {
         ? await floodOpens(session, command.inFlight, command.ms)
         : command.cmd === 'flood-requests'
           ? await floodRequests(session, command.ms)
-          : command.cmd === 'burst'
-            ? await burst(session, command.channels)
-            : await pings(session, command.count, command.intervalMs);
+          : command.cmd === 'flood-rekeys'
+            ? await floodRekeys(session, command.ms)
+            : command.cmd === 'burst'
+              ? await burst(session, command.channels)
+              : await pings(session, command.count, command.intervalMs);
     console.log(JSON.stringify({ event: 'done', cmd: command.cmd, connections: gw.connections, ...result }));
   } catch (err) {
     console.log(JSON.stringify({ event: 'failed', cmd: command.cmd, error: String(err) }));

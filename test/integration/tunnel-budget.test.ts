@@ -274,6 +274,27 @@ test('a flood of global requests is held to the budget of messages; the tunnel s
   assert.equal(tunnel.status().state, 'up');
 });
 
+test('a gateway that re-keys without end is held to the budget of messages too', async (t) => {
+  const redis = await fakeRedis(t);
+  const gw = await gatewayProcess(t);
+  const FLOOD_MS = 3000;
+  const measured: Record<string, { rekeys: number; load: Load }> = {};
+  for (const [name, budget] of [
+    ['unbounded', UNBOUNDED],
+    ['bounded', { messagesPerSecond: 2000, messageBurst: 2000 }],
+  ] as const) {
+    const { tunnel } = tunnelTo(t, `gw1-${name}`, gw.ssh, redis, budget);
+    await until('the tunnel up', () => tunnel.status().state === 'up');
+    const { load, result } = await measure(() => gw.run({ cmd: 'flood-rekeys', ms: FLOOD_MS }));
+    measured[name] = { rekeys: result.rekeys as number, load };
+    await tunnel.close();
+  }
+  t.diagnostic(JSON.stringify(measured));
+  // 2000 messages a second at REKEY_MESSAGES (1000) each, after a burst of 2000: 2 + 2 a second.
+  assert.ok(measured.bounded!.rekeys <= 2 + 2 * (FLOOD_MS / 1000) + 2, JSON.stringify(measured));
+  assert.ok(measured.unbounded!.rekeys > 3 * measured.bounded!.rekeys, JSON.stringify(measured));
+});
+
 test('a tunnel that stays over budget past its keepalive timeout is dropped, and reconnects with backoff', async (t) => {
   const redis = await fakeRedis(t);
   const gw = await gatewayProcess(t);
