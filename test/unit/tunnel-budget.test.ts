@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import ssh2 from 'ssh2';
-import { budgetWarnings, TokenBucket, TunnelBudget } from '../../broker/tunnel-budget.js';
+import { budgetWarnings, REKEY_MESSAGES, TokenBucket, TunnelBudget } from '../../broker/tunnel-budget.js';
 import { captureLogger } from '../helpers/log.js';
 
 function clock() {
@@ -138,7 +138,11 @@ async function fakeConnection(t: import('node:test').TestContext) {
   }
   const protocol = new Protocol();
   sock.on('data', (d: Buffer) => protocol.parse(d, 0, d.length));
-  const client = { _protocol: protocol, _sock: sock } as unknown as ssh2.Client;
+  const { EventEmitter } = await import('node:events');
+  const client = Object.assign(new EventEmitter(), {
+    _protocol: protocol,
+    _sock: sock,
+  }) as unknown as ssh2.Client;
   return { client, peer: peer, parsed: () => Buffer.concat(parsed) };
 }
 
@@ -184,5 +188,19 @@ test('channel opens are paid for one by one', async (t) => {
   const n = parsed().length / 16;
   assert.ok(n >= 20 && n <= 50, `${n} opens parsed in 300 ms`);
   assert.ok(budget.paused);
+  budget.stop();
+});
+
+test('every key exchange after the first costs REKEY_MESSAGES of the message budget', async (t) => {
+  const { client } = await fakeConnection(t);
+  const budget = new TunnelBudget(client, options, budgetWarnings(captureLogger().logger));
+  budget.guard();
+  const full = budget.messages.tokens;
+  client.emit('handshake', {});
+  assert.ok(Math.abs(budget.messages.tokens - full) < 1, 'the first key exchange is the connection itself');
+  client.emit('handshake', {});
+  client.emit('handshake', {});
+  assert.ok(budget.messages.tokens <= full - 2 * REKEY_MESSAGES + 1);
+  assert.equal(budget.keyExchanges, 3);
   budget.stop();
 });
