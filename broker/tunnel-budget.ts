@@ -32,6 +32,15 @@ export const MAX_SLICE_BYTES = 16 * 1024;
  * exchanges a second (20 with the defaults).
  */
 export const REKEY_MESSAGES = 1000;
+/**
+ * A gateway over budget without a break for this long is dropped (the tunnel reconnects with
+ * backoff, as after a failure). Everything it sends waits behind what it queued, the closes of
+ * its channels too: their Redis connections would be held, at the budget's rate, for as long
+ * as its queue takes to drain. An honest gateway is never over budget for more than a moment.
+ */
+export const OVERRUN_DROP_MS = 2000;
+/** A pause that starts within this long of the last one's end continues the same overrun. */
+const OVERRUN_GAP_MS = 250;
 /** A pause lasts until this much of a second's rate has refilled (less, if the burst is small). */
 const RESUME_SECONDS = 0.05;
 
@@ -84,6 +93,25 @@ export class TokenBucket {
 
 export type BudgetKind = 'channel opens' | 'messages';
 
+/** A tunnel's buckets: kept across its connections, so that a reconnect brings no fresh burst. */
+export interface TunnelBuckets {
+  readonly opens: TokenBucket;
+  readonly messages: TokenBucket;
+}
+
+export function tunnelBuckets(
+  options: Pick<
+    TunnelOptions,
+    'channelOpensPerSecond' | 'channelOpenBurst' | 'messagesPerSecond' | 'messageBurst'
+  >,
+  now: () => number = () => performance.now(),
+): TunnelBuckets {
+  return {
+    opens: new TokenBucket(options.channelOpensPerSecond, options.channelOpenBurst, now),
+    messages: new TokenBucket(options.messagesPerSecond, options.messageBurst, now),
+  };
+}
+
 export interface BudgetCounts {
   /** Times reading from the gateway was paused for being over budget. */
   readonly throttled: number;
@@ -125,20 +153,23 @@ export class TunnelBudget implements BudgetCounts {
   private parsed = 0;
   private counted = 0;
   private isClosing = false;
+  private overSince = 0;
+  private lastPauseEnd: number | undefined;
+  /** True once the connection was dropped for being over budget for OVERRUN_DROP_MS. */
+  overrun = false;
   /** Key exchanges completed on this connection (the first included). */
   keyExchanges = 0;
 
   constructor(
     private readonly client: ssh2.Client,
-    options: Pick<
-      TunnelOptions,
-      'channelOpensPerSecond' | 'channelOpenBurst' | 'messagesPerSecond' | 'messageBurst'
-    >,
+    buckets: TunnelBuckets,
     private readonly warnings: BudgetWarnings,
+    /** Called once, when the gateway stayed over budget for OVERRUN_DROP_MS; the socket is then destroyed. */
+    private readonly onOverrun: (reason: string) => void = () => {},
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.opens = new TokenBucket(options.channelOpensPerSecond, options.channelOpenBurst, now);
-    this.messages = new TokenBucket(options.messagesPerSecond, options.messageBurst, now);
+    this.opens = buckets.opens;
+    this.messages = buckets.messages;
   }
 
   get pausedMs(): number {
@@ -249,6 +280,17 @@ export class TunnelBudget implements BudgetCounts {
       sock.destroy();
       return;
     }
+    const now = this.now();
+    if (this.lastPauseEnd === undefined || now - this.lastPauseEnd > OVERRUN_GAP_MS) this.overSince = now;
+    if (this.pausedSince === undefined && now - this.overSince >= OVERRUN_DROP_MS) {
+      this.overrun = true;
+      this.onOverrun(
+        `gateway over its budget of SSH ${this.opens.tokens < 1 ? 'channel opens' : 'messages'} for ` +
+          `${Math.round(now - this.overSince)} ms without a break; connection dropped`,
+      );
+      sock.destroy();
+      return;
+    }
     // Paused first, so that unshift() buffers instead of emitting; with the buffer past its
     // high-water mark the socket stops reading from the kernel.
     sock.pause();
@@ -289,7 +331,9 @@ export class TunnelBudget implements BudgetCounts {
 
   private endPause(): void {
     if (this.pausedSince === undefined) return;
-    this.pausedTotal += this.now() - this.pausedSince;
+    const now = this.now();
+    this.pausedTotal += now - this.pausedSince;
     this.pausedSince = undefined;
+    this.lastPauseEnd = now;
   }
 }

@@ -8,12 +8,14 @@
 // Keepalives stay on while a tunnel is paused for being over budget, and count as ever: a pause
 // lasts until 50 ms of the budget has refilled, far below keepaliveIntervalMs, so a tunnel that
 // goes over budget now and then answers its keepalives on time. A gateway that stays over
-// budget queues its messages faster than the broker reads them, and its keepalive answers wait
-// behind that queue; after keepaliveIntervalMs × keepaliveCountMax the connection is dropped,
-// which throws the queue away (it would take minutes to drain at the budget's rate, during
-// which the gateway's own traffic would wait behind it), and the reconnect backs off as after a
-// failure. A legitimately busy tunnel never gets there: the defaults are several times what a
-// broker can serve.
+// budget queues its messages faster than the broker reads them, and everything else it sends
+// (keepalive answers, the closes of its channels, which free their Redis connections) waits
+// behind that queue, which would take minutes to drain at the budget's rate. So a connection
+// over budget for OVERRUN_DROP_MS (2 s) without a break is dropped, its queue with it, well
+// before keepaliveIntervalMs × keepaliveCountMax would drop it, and the reconnect backs off as
+// after a failure; the buckets outlive the connection, so a reconnect brings no fresh burst. A
+// legitimately busy tunnel never gets there: the defaults are several times what a broker can
+// serve.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
@@ -22,7 +24,13 @@ import type { GatewaySsh, TunnelOptions } from '../config/schemas/broker.js';
 import { errors, isNonstopError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Knocker } from './knocker.js';
-import { budgetWarnings, TunnelBudget, type BudgetWarnings } from './tunnel-budget.js';
+import {
+  budgetWarnings,
+  TunnelBudget,
+  tunnelBuckets,
+  type BudgetWarnings,
+  type TunnelBuckets,
+} from './tunnel-budget.js';
 import { channelWarnings, TunnelChannels, type ChannelWarnings } from './tunnel-channels.js';
 
 export type TunnelState = 'connecting' | 'up' | 'backing-off' | 'closed';
@@ -88,6 +96,7 @@ export class GatewayTunnel {
   private budget: TunnelBudget | undefined;
   private readonly warnings: ChannelWarnings;
   private readonly budgetWarnings: BudgetWarnings;
+  private readonly buckets: TunnelBuckets;
   private wake: () => void = () => {};
   private loop: Promise<void> | undefined;
   private readonly log: Logger;
@@ -104,6 +113,7 @@ export class GatewayTunnel {
     this.log = log.child({ gatewayId, gateway: `${ssh.host}:${ssh.port}`, remotePort: ssh.remotePort });
     this.warnings = channelWarnings(this.log);
     this.budgetWarnings = budgetWarnings(this.log);
+    this.buckets = tunnelBuckets(options);
     try {
       this.privateKey = readFileSync(ssh.privateKey);
     } catch (err) {
@@ -190,7 +200,8 @@ export class GatewayTunnel {
       if (this.closed) break;
       // A gateway that broke the channel protocol, or was dropped while over its budget (its
       // keepalive answers stuck behind its own flood), gets no quick retry for having been up.
-      const abusive = this.channels?.abusive === true || this.budget?.paused === true;
+      const abusive =
+        this.channels?.abusive === true || this.budget?.overrun === true || this.budget?.paused === true;
       this.retireChannels();
       failures = wasUp && !abusive ? 0 : failures + 1;
       this.reconnects += 1;
@@ -251,7 +262,10 @@ export class GatewayTunnel {
         },
       );
       this.channels = channels;
-      const budget = new TunnelBudget(client, this.options, this.budgetWarnings);
+      const budget = new TunnelBudget(client, this.buckets, this.budgetWarnings, (reason) => {
+        this.lastError = reason;
+        this.log.warn({ err: reason }, 'dropping the connection to a gateway that stays over its budget');
+      });
       this.budget = budget;
       client.on('tcp connection', (info, accept, rejectConnection) => {
         if (info.destPort !== this.ssh.remotePort) return rejectConnection();

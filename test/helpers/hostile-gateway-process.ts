@@ -41,22 +41,24 @@ async function floodOpens(session: ForwardedSession, inFlight: number, ms: numbe
   let opened = 0;
   let accepted = 0;
   let refused = 0;
+  /** Opens that were pending when the broker dropped the connection. */
+  let lost = 0;
   const end = Date.now() + ms;
   // Tops up to `inFlight` unanswered opens every millisecond: as fast as the broker answers.
   while (Date.now() < end && !session.closed) {
-    while (opened - accepted - refused < inFlight) {
+    while (opened - accepted - refused - lost < inFlight) {
       opened += 1;
       gw.openChannel(session).then(
         (channel) => {
           accepted += 1;
           channel.close();
         },
-        () => void (refused += 1),
+        () => void (session.closed ? (lost += 1) : (refused += 1)),
       );
     }
     await sleep(1);
   }
-  return { opened, accepted, refused, unanswered: opened - accepted - refused };
+  return { opened, accepted, refused, lost, unanswered: opened - accepted - refused - lost };
 }
 
 async function floodRequests(session: ForwardedSession, ms: number) {

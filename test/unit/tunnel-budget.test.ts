@@ -3,7 +3,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import ssh2 from 'ssh2';
-import { budgetWarnings, REKEY_MESSAGES, TokenBucket, TunnelBudget } from '../../broker/tunnel-budget.js';
+import {
+  budgetWarnings,
+  REKEY_MESSAGES,
+  TokenBucket,
+  TunnelBudget,
+  tunnelBuckets,
+} from '../../broker/tunnel-budget.js';
 import { captureLogger } from '../helpers/log.js';
 
 function clock() {
@@ -77,7 +83,10 @@ const options = {
 test('the budget refuses to run on an ssh2 whose internals are not the ones it hooks', () => {
   const warnings = budgetWarnings(captureLogger().logger);
   const unconnected = new ssh2.Client();
-  assert.throws(() => new TunnelBudget(unconnected, options, warnings).guard(), /ssh2 internals changed/);
+  assert.throws(
+    () => new TunnelBudget(unconnected, tunnelBuckets(options), warnings).guard(),
+    /ssh2 internals changed/,
+  );
   // A protocol without the per-message hook, or with parse already replaced on the instance.
   for (const protocol of [
     { parse() {}, _handlers: { CHANNEL_OPEN() {} } },
@@ -85,7 +94,10 @@ test('the budget refuses to run on an ssh2 whose internals are not the ones it h
     { parse() {}, _onPacket() {}, _handlers: { CHANNEL_OPEN() {} } },
   ]) {
     const client = { _protocol: protocol, _sock: { pause() {}, unshift() {} } } as unknown as ssh2.Client;
-    assert.throws(() => new TunnelBudget(client, options, warnings).guard(), /ssh2 internals changed/);
+    assert.throws(
+      () => new TunnelBudget(client, tunnelBuckets(options), warnings).guard(),
+      /ssh2 internals changed/,
+    );
   }
 });
 
@@ -95,7 +107,7 @@ test('the budget hooks a real ssh2 client, and verify() fails while no message w
   client.on('error', () => {});
   // Nothing listens on port 1: connect() builds the protocol and the socket, then fails.
   client.connect({ host: '127.0.0.1', port: 1, username: 'x' });
-  const budget = new TunnelBudget(client, options, warnings);
+  const budget = new TunnelBudget(client, tunnelBuckets(options), warnings);
   budget.guard();
   assert.throws(() => budget.verify(), /saw none of the SSH messages/);
   budget.stop();
@@ -151,7 +163,7 @@ test('over budget the socket is not read; what was read waits unparsed and comes
   const log = captureLogger();
   const budget = new TunnelBudget(
     client,
-    { ...options, messagesPerSecond: 10000, messageBurst: 100 },
+    tunnelBuckets({ ...options, messagesPerSecond: 10000, messageBurst: 100 }),
     budgetWarnings(log.logger),
   );
   budget.guard();
@@ -177,7 +189,7 @@ test('channel opens are paid for one by one', async (t) => {
   const { client, peer, parsed } = await fakeConnection(t);
   const budget = new TunnelBudget(
     client,
-    { ...options, channelOpensPerSecond: 100, channelOpenBurst: 10 },
+    tunnelBuckets({ ...options, channelOpensPerSecond: 100, channelOpenBurst: 10 }),
     budgetWarnings(captureLogger().logger),
   );
   budget.guard();
@@ -193,7 +205,7 @@ test('channel opens are paid for one by one', async (t) => {
 
 test('every key exchange after the first costs REKEY_MESSAGES of the message budget', async (t) => {
   const { client } = await fakeConnection(t);
-  const budget = new TunnelBudget(client, options, budgetWarnings(captureLogger().logger));
+  const budget = new TunnelBudget(client, tunnelBuckets(options), budgetWarnings(captureLogger().logger));
   budget.guard();
   const full = budget.messages.tokens;
   client.emit('handshake', {});
@@ -202,5 +214,22 @@ test('every key exchange after the first costs REKEY_MESSAGES of the message bud
   client.emit('handshake', {});
   assert.ok(budget.messages.tokens <= full - 2 * REKEY_MESSAGES + 1);
   assert.equal(budget.keyExchanges, 3);
+  budget.stop();
+});
+
+test('closing a paused connection destroys its socket at once instead of draining it at the budget', async (t) => {
+  const { client, peer } = await fakeConnection(t);
+  const sock = (client as unknown as { _sock: import('node:net').Socket })._sock;
+  const budget = new TunnelBudget(
+    client,
+    tunnelBuckets({ ...options, channelOpensPerSecond: 1, channelOpenBurst: 1 }),
+    budgetWarnings(captureLogger().logger),
+  );
+  budget.guard();
+  peer.write(Buffer.alloc(100 * 16, 0x4f));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(budget.paused);
+  budget.closing();
+  assert.ok(sock.destroyed);
   budget.stop();
 });
