@@ -157,6 +157,7 @@ export class TunnelBudget implements BudgetCounts {
   private lastPauseEnd: number | undefined;
   /** True once the connection was dropped for being over budget for OVERRUN_DROP_MS. */
   overrun = false;
+  private floodingOpens = false;
   /** Key exchanges completed on this connection (the first included). */
   keyExchanges = 0;
 
@@ -166,6 +167,8 @@ export class TunnelBudget implements BudgetCounts {
     private readonly warnings: BudgetWarnings,
     /** Called once, when the gateway stayed over budget for OVERRUN_DROP_MS; the socket is then destroyed. */
     private readonly onOverrun: (reason: string) => void = () => {},
+    /** Called when the gateway runs out of channel opens (at the start of each such flood). */
+    private readonly onOpenFlood: () => void = () => {},
     private readonly now: () => number = () => performance.now(),
   ) {
     this.opens = buckets.opens;
@@ -178,6 +181,15 @@ export class TunnelBudget implements BudgetCounts {
 
   get paused(): boolean {
     return this.pausedSince !== undefined;
+  }
+
+  /**
+   * From the moment the gateway ran out of channel opens until its bucket is back at half its
+   * burst: it is flooding, and what it opens meanwhile is refused.
+   */
+  get flooding(): boolean {
+    if (this.floodingOpens && this.opens.tokens >= this.opens.burst / 2) this.floodingOpens = false;
+    return this.floodingOpens;
   }
 
   /**
@@ -299,6 +311,10 @@ export class TunnelBudget implements BudgetCounts {
     this.pausedSince = this.now();
     this.throttled += 1;
     const opens = this.opens.tokens < 1;
+    if (opens && !this.flooding) {
+      this.floodingOpens = true;
+      this.onOpenFlood();
+    }
     const bucket = opens ? this.opens : this.messages;
     const wait = Math.max(
       this.opens.msUntil(this.opens.resumeLevel),

@@ -262,13 +262,23 @@ export class GatewayTunnel {
         },
       );
       this.channels = channels;
-      const budget = new TunnelBudget(client, this.buckets, this.budgetWarnings, (reason) => {
-        this.lastError = reason;
-        this.log.warn({ err: reason }, 'dropping the connection to a gateway that stays over its budget');
-      });
+      const budget = new TunnelBudget(
+        client,
+        this.buckets,
+        this.budgetWarnings,
+        (reason) => {
+          this.lastError = reason;
+          this.log.warn({ err: reason }, 'dropping the connection to a gateway that stays over its budget');
+        },
+        // A gateway flooding its tunnel port: the channels it holds are closed now (their Redis
+        // connections freed at once; their closes from its side wait behind its flood) and what
+        // it opens until it lets up is refused.
+        () => channels.closeAll(),
+      );
       this.budget = budget;
       client.on('tcp connection', (info, accept, rejectConnection) => {
         if (info.destPort !== this.ssh.remotePort) return rejectConnection();
+        if (budget.flooding) return channels.refuse(rejectConnection);
         channels.offer(accept, rejectConnection);
       });
       client.once('close', () => channels.closeAll());
