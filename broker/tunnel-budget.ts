@@ -184,8 +184,8 @@ export class TunnelBudget implements BudgetCounts {
   }
 
   /**
-   * From the moment the gateway ran out of channel opens until its bucket is back at half its
-   * burst: it is flooding, and what it opens meanwhile is refused.
+   * From the moment the gateway has been out of channel opens for OVERRUN_GAP_MS until its
+   * bucket is back at half its burst: it is flooding, and what it opens meanwhile is refused.
    */
   get flooding(): boolean {
     if (this.floodingOpens && this.opens.tokens >= this.opens.burst / 2) this.floodingOpens = false;
@@ -311,7 +311,8 @@ export class TunnelBudget implements BudgetCounts {
     this.pausedSince = this.now();
     this.throttled += 1;
     const opens = this.opens.tokens < 1;
-    if (opens && !this.flooding) {
+    // Flooding, not a moment at the edge of the budget: out of opens for OVERRUN_GAP_MS already.
+    if (opens && now - this.overSince >= OVERRUN_GAP_MS && !this.flooding) {
       this.floodingOpens = true;
       this.onOpenFlood();
     }
