@@ -47,6 +47,15 @@ export function metricsText(source: StatusSource): string {
     '# HELP nonstop_tunnel_forwarded_total Connections carried from the gateway to Redis.',
     '# TYPE nonstop_tunnel_forwarded_total counter',
     ...tunnels.map((t) => `nonstop_tunnel_forwarded_total{gateway="${label(t.gatewayId)}"} ${t.forwarded}`),
+    '# HELP nonstop_tunnel_throttled_total Times reading from a gateway paused, over its budget of channel opens or SSH messages.',
+    '# TYPE nonstop_tunnel_throttled_total counter',
+    ...tunnels.map((t) => `nonstop_tunnel_throttled_total{gateway="${label(t.gatewayId)}"} ${t.throttled}`),
+    '# HELP nonstop_tunnel_paused_seconds_total Time reading from a gateway was paused, over its budget.',
+    '# TYPE nonstop_tunnel_paused_seconds_total counter',
+    ...tunnels.map(
+      (t) =>
+        `nonstop_tunnel_paused_seconds_total{gateway="${label(t.gatewayId)}"} ${(t.pausedMs / 1000).toFixed(3)}`,
+    ),
     '# HELP nonstop_jobs_total Jobs this broker processed, by outcome.',
     '# TYPE nonstop_jobs_total counter',
   );

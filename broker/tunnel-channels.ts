@@ -135,6 +135,12 @@ export class TunnelChannels {
     this.carry(accept());
   }
 
+  /** Refuses a channel without looking (its gateway is over its budget of channel opens). */
+  refuse(reject: () => void): void {
+    this.refused += 1;
+    reject();
+  }
+
   /** Closes every channel and its Redis connection (the SSH connection is going). */
   closeAll(): void {
     for (const c of this.carried.values()) this.close(c);

@@ -1,8 +1,21 @@
 // One broker→gateway tunnel: knock, SSH in (host key pinned by fingerprint, modern
 // algorithms only, keepalives on), ask the gateway's sshd to listen on 127.0.0.1:<remotePort>
 // and carry each connection made there to the broker side's Redis (at most tunnels.maxChannels
-// at once, each held to the window it was given: tunnel-channels.ts). Any drop: back off
-// (exponential, jittered, capped), knock again, reconnect, forward again, until closed.
+// at once, each held to the window it was given: tunnel-channels.ts), reading from the gateway
+// no faster than its budget of channel opens and SSH messages (tunnel-budget.ts). Any drop: back
+// off (exponential, jittered, capped), knock again, reconnect, forward again, until closed.
+//
+// Keepalives stay on while a tunnel is paused for being over budget, and count as ever: a pause
+// lasts until 50 ms of the budget has refilled, far below keepaliveIntervalMs, so a tunnel that
+// goes over budget now and then answers its keepalives on time. A gateway that stays over
+// budget queues its messages faster than the broker reads them, and everything else it sends
+// (keepalive answers, the closes of its channels, which free their Redis connections) waits
+// behind that queue, which would take minutes to drain at the budget's rate. So a connection
+// over budget for OVERRUN_DROP_MS (2 s) without a break is dropped, its queue with it, well
+// before keepaliveIntervalMs × keepaliveCountMax would drop it, and the reconnect backs off as
+// after a failure; the buckets outlive the connection, so a reconnect brings no fresh burst. A
+// legitimately busy tunnel never gets there: the defaults are several times what a broker can
+// serve.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as tcpConnect, type Socket } from 'node:net';
@@ -11,6 +24,13 @@ import type { GatewaySsh, TunnelOptions } from '../config/schemas/broker.js';
 import { errors, isNonstopError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Knocker } from './knocker.js';
+import {
+  budgetWarnings,
+  TunnelBudget,
+  tunnelBuckets,
+  type BudgetWarnings,
+  type TunnelBuckets,
+} from './tunnel-budget.js';
 import { channelWarnings, TunnelChannels, type ChannelWarnings } from './tunnel-channels.js';
 
 export type TunnelState = 'connecting' | 'up' | 'backing-off' | 'closed';
@@ -32,6 +52,12 @@ export interface TunnelStatus {
   readonly channels: number;
   /** Channels refused over the cap, or closed for breaking the protocol, so far. */
   readonly refused: number;
+  /** Times reading from the gateway paused, over its budget of channel opens or messages. */
+  readonly throttled: number;
+  /** Time spent paused so far, in ms. */
+  readonly pausedMs: number;
+  /** Paused now. */
+  readonly paused: boolean;
 }
 
 /** What ssh2 may negotiate: the intersection of OpenSSH 9.2's modern set and ssh2's. */
@@ -60,11 +86,17 @@ export class GatewayTunnel {
   private reconnects = 0;
   private forwarded = 0;
   private refused = 0;
+  private throttled = 0;
+  private pausedMs = 0;
   private closed = false;
   private client: ssh2.Client | undefined;
   /** The current connection's channels. */
   private channels: TunnelChannels | undefined;
+  /** The current connection's budget. */
+  private budget: TunnelBudget | undefined;
   private readonly warnings: ChannelWarnings;
+  private readonly budgetWarnings: BudgetWarnings;
+  private readonly buckets: TunnelBuckets;
   private wake: () => void = () => {};
   private loop: Promise<void> | undefined;
   private readonly log: Logger;
@@ -80,6 +112,8 @@ export class GatewayTunnel {
   ) {
     this.log = log.child({ gatewayId, gateway: `${ssh.host}:${ssh.port}`, remotePort: ssh.remotePort });
     this.warnings = channelWarnings(this.log);
+    this.budgetWarnings = budgetWarnings(this.log);
+    this.buckets = tunnelBuckets(options);
     try {
       this.privateKey = readFileSync(ssh.privateKey);
     } catch (err) {
@@ -107,6 +141,9 @@ export class GatewayTunnel {
       forwarded: this.forwarded + (this.channels?.forwarded ?? 0),
       channels: this.channels?.open ?? 0,
       refused: this.refused + (this.channels?.refused ?? 0),
+      throttled: this.throttled + (this.budget?.throttled ?? 0),
+      pausedMs: Math.round(this.pausedMs + (this.budget?.pausedMs ?? 0)),
+      paused: this.budget?.paused ?? false,
     };
   }
 
@@ -114,6 +151,7 @@ export class GatewayTunnel {
     this.closed = true;
     this.wake();
     this.client?.end();
+    this.budget?.closing();
     this.channels?.closeAll();
     await this.loop;
     this.setState('closed');
@@ -160,8 +198,10 @@ export class GatewayTunnel {
         }
       }
       if (this.closed) break;
-      // A gateway that broke the channel protocol gets no quick retry for having been up.
-      const abusive = this.channels?.abusive === true;
+      // A gateway that broke the channel protocol, or was dropped while over its budget (its
+      // keepalive answers stuck behind its own flood), gets no quick retry for having been up.
+      const abusive =
+        this.channels?.abusive === true || this.budget?.overrun === true || this.budget?.paused === true;
       this.retireChannels();
       failures = wasUp && !abusive ? 0 : failures + 1;
       this.reconnects += 1;
@@ -196,6 +236,12 @@ export class GatewayTunnel {
     this.forwarded += channels.forwarded;
     this.refused += channels.refused;
     this.channels = undefined;
+    const budget = this.budget;
+    if (budget === undefined) return;
+    budget.stop();
+    this.throttled += budget.throttled;
+    this.pausedMs += budget.pausedMs;
+    this.budget = undefined;
   }
 
   private connect(address: string): Promise<ssh2.Client> {
@@ -216,12 +262,35 @@ export class GatewayTunnel {
         },
       );
       this.channels = channels;
+      const budget = new TunnelBudget(
+        client,
+        this.buckets,
+        this.budgetWarnings,
+        (reason) => {
+          this.lastError = reason;
+          this.log.warn({ err: reason }, 'dropping the connection to a gateway that stays over its budget');
+        },
+        // A gateway flooding its tunnel port: the channels it holds are closed now (their Redis
+        // connections freed at once; their closes from its side wait behind its flood) and what
+        // it opens until it lets up is refused.
+        () => channels.closeAll(),
+      );
+      this.budget = budget;
       client.on('tcp connection', (info, accept, rejectConnection) => {
         if (info.destPort !== this.ssh.remotePort) return rejectConnection();
+        if (budget.flooding) return channels.refuse(rejectConnection);
         channels.offer(accept, rejectConnection);
       });
       client.once('close', () => channels.closeAll());
       client.once('ready', () => {
+        try {
+          budget.verify();
+        } catch (err) {
+          this.log.error({ err: describe(err) }, 'refusing to run a tunnel without its budget');
+          client.destroy();
+          reject(err instanceof Error ? err : new Error(String(err)));
+          return;
+        }
         // Small writes go out at once: with Nagle's algorithm on, a request and its reply over
         // the multiplexed connection wait on delayed ACKs (tens of ms each at low traffic).
         client.setNoDelay(true);
@@ -256,6 +325,7 @@ export class GatewayTunnel {
         keepaliveCountMax: this.options.keepaliveCountMax,
       });
       channels.guard();
+      budget.guard();
     });
   }
 

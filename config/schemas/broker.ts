@@ -139,6 +139,17 @@ export const brokerSchema = {
         // (ssh2's 2 MiB window and 2 MiB read buffer, 256 KiB pumped each way): size the
         // broker's LimitNOFILE and MemoryMax from maxChannels × gateways.
         maxChannels: { type: 'integer', minimum: 1, maximum: 4096, default: 32 },
+        // What one gateway's sshd may make the broker parse, each a token bucket (a rate per
+        // second and a burst): over budget, the broker stops reading that tunnel until it has
+        // refilled (broker/tunnel-budget.ts). Channel opens: an honest gateway opens its few
+        // Redis connections at start and again after a drop, well within the burst. Messages
+        // (every SSH message the gateway sends): one request costs an honest gateway a few, and
+        // 20000 a second is several times what a broker can serve; a flood of tiny messages is
+        // held to it.
+        channelOpensPerSecond: { type: 'integer', minimum: 1, maximum: 100000, default: 50 },
+        channelOpenBurst: { type: 'integer', minimum: 1, maximum: 100000, default: 100 },
+        messagesPerSecond: { type: 'integer', minimum: 100, maximum: 10000000, default: 20000 },
+        messageBurst: { type: 'integer', minimum: 100, maximum: 10000000, default: 40000 },
       },
       default: {},
     },
@@ -269,4 +280,8 @@ export interface TunnelOptions {
   readonly backoffMaxMs: number;
   readonly drainMs: number;
   readonly maxChannels: number;
+  readonly channelOpensPerSecond: number;
+  readonly channelOpenBurst: number;
+  readonly messagesPerSecond: number;
+  readonly messageBurst: number;
 }

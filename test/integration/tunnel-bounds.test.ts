@@ -85,6 +85,10 @@ function tunnelTo(
     backoffMaxMs: 200,
     drainMs: 0,
     maxChannels,
+    channelOpensPerSecond: 50,
+    channelOpenBurst: 100,
+    messagesPerSecond: 20000,
+    messageBurst: 40000,
   };
   const tunnel = new GatewayTunnel('gw1', gw.ssh, target, options, noKnock, log.logger);
   tunnel.start();

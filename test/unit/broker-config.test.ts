@@ -27,6 +27,10 @@ test('a config without ssh or status still loads, with tunnel defaults', () => {
     backoffMaxMs: 30000,
     drainMs: 1000,
     maxChannels: 32,
+    channelOpensPerSecond: 50,
+    channelOpenBurst: 100,
+    messagesPerSecond: 20000,
+    messageBurst: 40000,
   });
 });
 

@@ -1,0 +1,36 @@
+// The broker's /metrics and /status documents carry each tunnel's budget counts.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { metricsText, statusDocument, type StatusSource } from '../../broker/status-server.js';
+import type { TunnelStatus } from '../../broker/tunnel.js';
+
+const tunnel: TunnelStatus = {
+  gatewayId: 'gw1',
+  gateway: '198.18.0.11:22',
+  remotePort: 7001,
+  state: 'up',
+  since: new Date(0).toISOString(),
+  lastError: null,
+  reconnects: 2,
+  forwarded: 5,
+  channels: 1,
+  refused: 300,
+  throttled: 17,
+  pausedMs: 4250,
+  paused: true,
+};
+const source: StatusSource = { brokerId: 'b1', tunnels: () => [tunnel], workers: new Map() };
+
+test('metrics count the pauses over budget and the time paused, per gateway', () => {
+  const text = metricsText(source);
+  assert.match(text, /^# TYPE nonstop_tunnel_throttled_total counter$/m);
+  assert.match(text, /^nonstop_tunnel_throttled_total\{gateway="gw1"\} 17$/m);
+  assert.match(text, /^nonstop_tunnel_paused_seconds_total\{gateway="gw1"\} 4\.250$/m);
+});
+
+test('the status document has them as the tunnel reports them', () => {
+  const doc = statusDocument(source) as { tunnels: TunnelStatus[] };
+  assert.equal(doc.tunnels[0]!.throttled, 17);
+  assert.equal(doc.tunnels[0]!.pausedMs, 4250);
+  assert.equal(doc.tunnels[0]!.paused, true);
+});
