@@ -13,7 +13,14 @@ const plan: RedisServerPlan = {
   port: 6401,
   aclFile: '/etc/nonstop/redis/gw1/users.acl',
   dir: '/etc/nonstop/redis/gw1',
-  limits: { maxMemoryMb: 128, maxClients: 40, maxJobBytes: 16 * MB, idleTimeoutSeconds: 300 },
+  limits: {
+    maxMemoryMb: 128,
+    maxClients: 40,
+    maxJobBytes: 16 * MB,
+    idleTimeoutSeconds: 300,
+    cpuWeight: 30,
+    cpuQuotaPercent: 80,
+  },
 };
 
 function directives(text: string): Map<string, string[]> {
