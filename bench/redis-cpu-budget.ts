@@ -47,7 +47,7 @@ function resp(...args: string[]): string {
 async function burn(port: number, pass: string): Promise<void> {
   const r = new Redis({ port, username: ADMIN_USER, password: pass });
   const build = async (key: string, target: number, cmd: 'rpush' | 'hset') => {
-    for (let n = 0; n < target; ) {
+    for (let n = 0; n < target;) {
       const p = r.pipeline();
       for (let c = 0; c < 20; c++) {
         const args: string[] = [];
@@ -104,7 +104,13 @@ function quantile(sorted: number[], q: number): number {
 
 async function waitReady(port: number, pass: string): Promise<void> {
   for (let i = 0; i < 100; i++) {
-    const r = new Redis({ port, username: ADMIN_USER, password: pass, lazyConnect: true, retryStrategy: () => null });
+    const r = new Redis({
+      port,
+      username: ADMIN_USER,
+      password: pass,
+      lazyConnect: true,
+      retryStrategy: () => null,
+    });
     r.on('error', () => {});
     try {
       await r.connect();
@@ -156,9 +162,13 @@ async function runMode(
     }
     const [attacked, victim] = servers as [WrittenRedisServer, WrittenRedisServer];
     if (burnt) {
-      burner = spawn(process.execPath, [process.argv[1]!, '--burner', `${attacked.port}:${password(attacked)}`], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      burner = spawn(
+        process.execPath,
+        [process.argv[1]!, '--burner', `${attacked.port}:${password(attacked)}`],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
       setPriority(burner.pid!, 19);
       await new Promise<void>((resolve, reject) => {
         burner!.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
@@ -195,7 +205,9 @@ async function runMode(
   } finally {
     burner?.kill('SIGKILL');
     for (const c of children) c.kill('SIGKILL');
-    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : null)));
+    await Promise.all(
+      children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : Promise.resolve())),
+    );
     for (const g of groups) await g.remove();
   }
 }

@@ -39,8 +39,9 @@ const PERIOD_US = 100_000;
 
 /** The kernel's CFS weight of each nice level, -20 to 19 (kernel/sched/core.c sched_prio_to_weight). */
 const NICE_WEIGHT = [
-  88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916, 9548, 7620, 6100, 4904, 3906, 3121, 2501,
-  1991, 1586, 1277, 1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87, 70, 56, 45, 36, 29, 23, 18, 15,
+  88761, 71755, 56483, 46273, 36291, 29154, 23254, 18705, 14949, 11916, 9548, 7620, 6100, 4904, 3906, 3121,
+  2501, 1991, 1586, 1277, 1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87, 70, 56, 45, 36, 29, 23,
+  18, 15,
 ];
 
 export function niceWeight(nice: number): number {
@@ -148,7 +149,10 @@ export function detectCgroups(): CgroupSupport {
         const enabled = enableV2(parent);
         if (enabled.cpu && canCreateIn(parent)) return { version: 2, parent, memory: enabled.memory };
       }
-      return { version: 0, reason: `cgroup v2 at ${ROOT}: the cpu controller cannot be given to a child group` };
+      return {
+        version: 0,
+        reason: `cgroup v2 at ${ROOT}: the cpu controller cannot be given to a child group`,
+      };
     }
     const cpu = v1Parent('cpu', own);
     if (cpu === undefined) return { version: 0, reason: 'no cgroup v1 cpu hierarchy is mounted' };
@@ -181,7 +185,11 @@ export class BudgetCgroup {
     const cg =
       support.version === 1
         ? new BudgetCgroup(1, join(support.cpu, name), support.memory && join(support.memory, name))
-        : new BudgetCgroup(2, join(support.parent, name), support.memory ? join(support.parent, name) : undefined);
+        : new BudgetCgroup(
+            2,
+            join(support.parent, name),
+            support.memory ? join(support.parent, name) : undefined,
+          );
     try {
       cg.#apply(budget, peerNice);
     } catch (err) {
@@ -279,13 +287,16 @@ export class BudgetCgroup {
  * a world killed with SIGKILL left behind (their processes are killed with its namespaces).
  */
 export function removeStrayCgroups(prefix: string, isDead: (pid: number) => boolean): void {
-  const support = detectCgroups();
-  const parents =
-    support.version === 1
-      ? [support.cpu, ...(support.memory === undefined ? [] : [support.memory])]
-      : support.version === 2
-        ? [support.parent]
-        : [];
+  // Where detectCgroups may have put them, looked up without writing anything.
+  let parents: string[];
+  try {
+    const own = ownCgroups();
+    parents = existsSync(join(ROOT, 'cgroup.controllers'))
+      ? [join(ROOT, own.get('') ?? '/'), ROOT]
+      : [v1Parent('cpu', own), v1Parent('memory', own)].filter((p): p is string => p !== undefined);
+  } catch {
+    return;
+  }
   for (const parent of parents) {
     let names: string[];
     try {
