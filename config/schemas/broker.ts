@@ -58,7 +58,9 @@ const redisServerSchema = {
     // A hard ceiling (systemd CPUQuota, percent of one CPU) whether the machine is idle or not;
     // null: none. Redis runs commands on one thread, so 100 is one whole core.
     cpuQuotaPercent: {
-      anyOf: [{ type: 'integer', minimum: 5, maximum: 1000 }, { type: 'null' }],
+      type: ['integer', 'null'],
+      minimum: 5,
+      maximum: 1000,
       default: REDIS_CPU_QUOTA_PERCENT,
     },
   },
