@@ -30,6 +30,12 @@ export type CgroupSupport =
       readonly parent: string;
       /** Whether the memory controller is enabled for the parent's children. */
       readonly memory: boolean;
+      /**
+       * The cpu.weight of the group our processes compete as, when they sit in a group beside
+       * ours (the groups are made at the root, we are deeper); null when our processes are
+       * plain tasks beside the groups (their nice then sets their weight).
+       */
+      readonly peerWeight: number | null;
     }
   | { readonly version: 0; readonly reason: string };
 
@@ -147,7 +153,11 @@ export function detectCgroups(): CgroupSupport {
       const candidates = [join(ROOT, own.get('') ?? '/'), ROOT];
       for (const parent of candidates) {
         const enabled = enableV2(parent);
-        if (enabled.cpu && canCreateIn(parent)) return { version: 2, parent, memory: enabled.memory };
+        if (!enabled.cpu || !canCreateIn(parent)) continue;
+        const top = (own.get('') ?? '/').split('/')[1] ?? '';
+        const peerWeight =
+          parent === ROOT && top !== '' ? Number(readWords(join(ROOT, top, 'cpu.weight'))[0] ?? 100) : null;
+        return { version: 2, parent, memory: enabled.memory, peerWeight };
       }
       return {
         version: 0,
@@ -174,6 +184,8 @@ export class BudgetCgroup {
     readonly cpuDir: string,
     /** The memory group (v1), the group itself (v2), or undefined when memory is not ours to set. */
     readonly memoryDir: string | undefined,
+    /** v2: see CgroupSupport. */
+    readonly peerWeight: number | null = null,
   ) {}
 
   /**
@@ -217,7 +229,12 @@ export class BudgetCgroup {
       }
       return;
     }
-    writeFileSync(join(this.cpuDir, 'cpu.weight'), String(weightToV2(b.cpuWeight, peerNice)));
+    // Beside a group (ours), as that group's weight is to 100; beside our tasks, as to their nice.
+    const weight =
+      this.peerWeight === null
+        ? weightToV2(b.cpuWeight, peerNice)
+        : Math.min(10000, Math.max(1, Math.round((b.cpuWeight * this.peerWeight) / 100)));
+    writeFileSync(join(this.cpuDir, 'cpu.weight'), String(weight));
     writeFileSync(
       join(this.cpuDir, 'cpu.max'),
       `${b.cpuQuotaPercent === null ? 'max' : quotaUs(b.cpuQuotaPercent)} ${PERIOD_US}`,

@@ -43,7 +43,9 @@ function assertInGroup(r: RedisNode, cg: BudgetCgroup): void {
       assert.ok(read(cg.memoryDir, 'cgroup.procs').split('\n').includes(String(pid)));
     }
   } else {
-    assert.equal(read(cg.cpuDir, 'cpu.weight'), String(weightToV2(b.weight, nice)));
+    const weight =
+      cg.peerWeight === null ? weightToV2(b.weight, nice) : Math.round((b.weight * cg.peerWeight) / 100);
+    assert.equal(read(cg.cpuDir, 'cpu.weight'), String(weight));
     assert.equal(read(cg.cpuDir, 'cpu.max'), `${b.quota === null ? 'max' : quotaUs(b.quota)} 100000`);
     if (cg.memoryDir !== undefined) assert.equal(read(cg.memoryDir, 'memory.max'), String(b.memoryMax));
   }
