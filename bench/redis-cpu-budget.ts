@@ -6,7 +6,7 @@
 // small commands from this process (the broker's stand-in, systemd's default weight), whose
 // round trips are measured. Each mode starts both servers afresh.
 //   nice -n -10 taskset -c 1 node dist/bench/redis-cpu-budget.js [--seconds 10] [--rate 200]
-//     [--weight 50] [--quotas none,100,50,25] [--peer-nice N]
+//     [--weight 50] [--quotas none,100,50,25] [--peer-nice N] [--victim-plain]
 // Pinning to one CPU makes the contention the budget is for: on a broker, the attacked Redis
 // shares its cores with the broker and the other Redis servers. Run it at nice -10, as the attack
 // suite runs its world, so that the machine's other work weighs less (the burner runs at 19).
@@ -32,6 +32,8 @@ const { values } = parseArgs({
     quotas: { type: 'string', default: 'none,100,50,25' },
     // The nice the groups' weight is scaled to (world/cgroup.ts weightToShares): ours by default.
     'peer-nice': { type: 'string' },
+    // Only the burnt Redis gets a group: tells the cost of a group to its member from its benefit.
+    'victim-plain': { type: 'boolean', default: false },
     burner: { type: 'string' },
   },
 });
@@ -148,7 +150,7 @@ async function runMode(
     for (const s of servers) {
       const child = spawn('redis-server', [s.configFile], { stdio: 'ignore' });
       children.push(child);
-      if (limits !== undefined) {
+      if (limits !== undefined && !(values['victim-plain'] && s.gatewayId === 'gwv')) {
         const cg = BudgetCgroup.create(
           support,
           `nonstop-bench-${process.pid}-${mode}-${s.gatewayId}`,
