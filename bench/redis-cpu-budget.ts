@@ -14,7 +14,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { getPriority, setPriority, tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -22,7 +22,7 @@ import { ADMIN_USER, DEFAULT_WORKER_USER } from '../broker/redis-acl.js';
 import { writeRedisServers, type WrittenRedisServer } from '../broker/redis-config.js';
 import type { RedisServerLimits } from '../config/schemas/broker.js';
 import { freePort } from '../lib/free-port.js';
-import { BudgetCgroup, detectCgroups } from '../world/cgroup.js';
+import { BudgetCgroup, detectCgroups, peerNice } from '../world/cgroup.js';
 
 const { values } = parseArgs({
   options: {
@@ -155,7 +155,7 @@ async function runMode(
           support,
           `nonstop-bench-${process.pid}-${mode}-${s.gatewayId}`,
           s.budget,
-          values['peer-nice'] === undefined ? getPriority() : Number(values['peer-nice']),
+          values['peer-nice'] === undefined ? peerNice() : Number(values['peer-nice']),
         );
         groups.push(cg);
         cg.add(child.pid!);

@@ -4,6 +4,7 @@
 // cpu.cfs_quota_us, memory.limit_in_bytes) or v2 (cpu.weight, cpu.max, memory.max). Groups are
 // siblings directly under this process's own cgroup, as units are siblings in system.slice.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 
 /** What a unit drop-in sets, in systemd's terms. */
@@ -56,11 +57,11 @@ export function niceWeight(nice: number): number {
 
 /**
  * CPUWeight as cgroup v1's cpu.shares. systemd's translation is weight × 1024 / 100 (100, the
- * default, ↦ 1024, the weight of one nice-0 task). A group competes with the tasks beside it
- * as one task of that weight, and a member's nice acts only inside its group; the world's other
- * processes (the broker, the gateways) are plain tasks at `peerNice`, so the group's weight is
- * scaled to the weight of that nice: a Redis then stands to the broker as weight to 100, as
- * under systemd, whatever nice the world runs at.
+ * default, ↦ 1024, the weight of one nice-0 task). A group competes with what is beside it as
+ * one entity of that weight, and a member's nice acts only inside its group; the world's other
+ * processes (the broker, the gateways) sit beside the groups at `peerNice` (see peerNice), so
+ * the group's weight is scaled to that nice's: a Redis then stands to the broker as its weight
+ * to 100, as under systemd, whatever nice the world runs at.
  */
 export function weightToShares(weight: number, peerNice = 0): number {
   return Math.min(262144, Math.max(2, Math.round((weight * niceWeight(peerNice)) / 100)));
@@ -69,6 +70,25 @@ export function weightToShares(weight: number, peerNice = 0): number {
 /** CPUWeight as cgroup v2's cpu.weight (100 ↦ 100), scaled the same way for `peerNice`. */
 export function weightToV2(weight: number, peerNice = 0): number {
   return Math.min(10000, Math.max(1, Math.round((weight * niceWeight(peerNice)) / 1024)));
+}
+
+/**
+ * The nice that sets the weight our processes compete with beside the groups. A process's own
+ * nice, except under autogroup (kernel.sched_autogroup_enabled, for processes in the root cpu
+ * cgroup): there each session is one group whose weight is its autogroup nice (0 unless set),
+ * and a process's nice acts only inside its session, as it does inside a cgroup.
+ */
+export function peerNice(): number {
+  try {
+    const enabled = readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() === '1';
+    const own = ownCgroups();
+    const inRoot = (own.get('cpu') ?? own.get('') ?? '/') === '/';
+    const m = /nice (-?\d+)/.exec(readFileSync('/proc/self/autogroup', 'utf8'));
+    if (enabled && inRoot && m !== null) return Number(m[1]);
+  } catch {
+    // no autogroup in this kernel
+  }
+  return getPriority();
 }
 
 /** CPUQuota percent as the microseconds of each period the group may run (v1 and v2 alike). */

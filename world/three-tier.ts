@@ -6,7 +6,6 @@
 // all drive this one world. Every process runs by pid inside the world; `close()` leaves nothing.
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, newPassword } from '../broker/redis-acl.js';
@@ -18,7 +17,7 @@ import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-co
 import { worldGatewaySshd } from './gateway-sshd.js';
 import { newKnockSecret } from '../knock/rotating.js';
 import { generatePki } from '../lib/pki.js';
-import type { BudgetCgroup } from './cgroup.js';
+import { peerNice, type BudgetCgroup } from './cgroup.js';
 import { descendants, packageRoot, World, type Host, type HostProcess } from './world.js';
 
 const run = promisify(execFile);
@@ -802,8 +801,8 @@ async function startCore(host: Host, config: string): Promise<HostProcess> {
 /**
  * `redis-server <its rendered redis.conf>`: nothing on its command line but the file. It goes
  * into a cgroup of its own with its unit's budget right after spawn (its threads start later
- * and follow it), compared with the world's other processes at this process's nice; the cgroup
- * is removed once it exits, however it ends.
+ * and follow it), weighed against the world's other processes (world/cgroup.ts peerNice); the
+ * cgroup is removed once it exits, however it ends.
  */
 async function startRedis(
   world: World,
@@ -811,7 +810,7 @@ async function startRedis(
   brokerId: string,
   redis: Pick<RedisNode, 'gatewayId' | 'port' | 'configFile' | 'budget'>,
 ): Promise<{ process: HostProcess; cgroup: BudgetCgroup | null }> {
-  const cgroup = world.budgetCgroup(`${brokerId}-${redis.gatewayId}`, redis.budget, getPriority());
+  const cgroup = world.budgetCgroup(`${brokerId}-${redis.gatewayId}`, redis.budget, peerNice());
   const process = host.spawn('redis-server', [redis.configFile]);
   if (cgroup !== null) void process.exited.then(() => world.removeCgroup(cgroup).catch(() => {}));
   try {

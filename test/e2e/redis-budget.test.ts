@@ -3,11 +3,10 @@
 // when it starts again, and leaves none behind: not when it is killed, not after close.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { getPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { BudgetCgroup } from '../../world/cgroup.js';
-import { quotaUs, weightToShares, weightToV2 } from '../../world/cgroup.js';
+import { peerNice, quotaUs, weightToShares, weightToV2 } from '../../world/cgroup.js';
 import { ThreeTier, type RedisNode } from '../../world/three-tier.js';
 import { worldSkipReason } from '../../world/world.js';
 
@@ -30,7 +29,7 @@ function assertInGroup(r: RedisNode, cg: BudgetCgroup): void {
   const pid = r.process.child.pid!;
   const b = renderedBudget(r);
   assert.deepEqual(r.budget, { cpuWeight: b.weight, cpuQuotaPercent: b.quota, memoryMaxBytes: b.memoryMax });
-  const nice = getPriority();
+  const nice = peerNice();
   if (cg.version === 1) {
     assert.equal(read(cg.cpuDir, 'cpu.shares'), String(weightToShares(b.weight, nice)));
     const period = Number(read(cg.cpuDir, 'cpu.cfs_period_us'));
