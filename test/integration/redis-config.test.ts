@@ -130,6 +130,8 @@ describe("a gateway's own Redis, from the rendered redis.conf", () => {
       `${DEFAULT_WORKER_USER}.password`,
       `${gatewayUser('gwa')}.password`,
       'redis.conf',
+      // The unit drop-in, rendered with it (Redis never reads or writes it).
+      'unit.conf',
       'users.acl',
     ]);
   });
