@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser } from '../broker/redis-acl.js';
 import { writeRedisServers } from '../broker/redis-config.js';
+import { REDIS_CPU_QUOTA_PERCENT, REDIS_CPU_WEIGHT } from '../config/schemas/broker.js';
 import { freePort } from '../lib/free-port.js';
 
 const { values } = parseArgs({
@@ -38,7 +39,14 @@ try {
       prefix: 'nonstop',
       workerUser: DEFAULT_WORKER_USER,
     });
-  const limits = { maxMemoryMb: 256, maxClients: 32, maxJobBytes: 4 * 1024 * 1024, idleTimeoutSeconds: 300 };
+  const limits = {
+    maxMemoryMb: 256,
+    maxClients: 32,
+    maxJobBytes: 4 * 1024 * 1024,
+    idleTimeoutSeconds: 300,
+    cpuWeight: REDIS_CPU_WEIGHT,
+    cpuQuotaPercent: REDIS_CPU_QUOTA_PERCENT,
+  };
   const servers = writeRedisServers(dir, plans, limits);
   for (const s of servers) children.push(spawn('redis-server', [s.configFile], { stdio: 'ignore' }));
   await new Promise((r) => setTimeout(r, 2000));

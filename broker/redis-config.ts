@@ -1,7 +1,7 @@
-// One redis-server per gateway on each broker: its redis.conf and its ACL, rendered here for
-// both the namespace world and Ansible (`nonstop redis-acl`), so what is tested is what is
-// deployed. Each server has its own memory, connection and buffer bounds, so the worst a
-// gateway can do costs only its own Redis; and it stores nothing (no RDB, no AOF): a request
+// One redis-server per gateway on each broker: its redis.conf, its ACL and its unit drop-in (a
+// CPU and memory budget: broker/redis-unit.ts), rendered here for both the namespace world and
+// Ansible (`nonstop redis-acl`), so what is tested is what is deployed. Each server has its own
+// memory, connection, buffer and CPU bounds, so the worst a gateway can do costs only its own Redis; and it stores nothing (no RDB, no AOF): a request
 // lost with a Redis is recovered by the client's retry with Idempotency-Key.
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -10,6 +10,7 @@ import { MAX_REPLY_BYTES, REPLY_BATCH } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 import { REDIS_HEARTBEAT_MS } from '../lib/redis.js';
 import { DEFAULT_WORKER_USER, writeAcl, writeIfChanged, type WrittenAcl } from './redis-acl.js';
+import { redisBudget, renderRedisUnit, type RedisBudget } from './redis-unit.js';
 
 const MB = 1024 * 1024;
 
@@ -129,6 +130,10 @@ export interface WrittenRedisServer extends WrittenAcl {
   readonly gatewayId: string;
   readonly port: number;
   readonly configFile: string;
+  /** Its unit's drop-in ([Service] LimitCORE, MemoryMax, CPUWeight, CPUQuota). */
+  readonly unitFile: string;
+  /** What that drop-in sets: the namespace world gives its Redis the same, in a cgroup. */
+  readonly budget: RedisBudget;
 }
 
 /** The systemd instance name of a gateway's Redis: redis-server@<this>.service. */
@@ -137,7 +142,7 @@ export function redisInstance(gatewayId: string): string {
 }
 
 /**
- * Writes `<out>/<gateway>/users.acl`, `redis.conf` and `<user>.password` (mode 0600; an
+ * Writes `<out>/<gateway>/users.acl`, `redis.conf`, `unit.conf` and `<user>.password` (mode 0600; an
  * existing password file is kept) for each gateway. Files already holding what would be
  * written are left alone, so `written` lists only real changes.
  */
@@ -174,7 +179,17 @@ export function writeRedisServers(
     const configFile = join(dir, 'redis.conf');
     const written = [...acl.written];
     if (writeIfChanged(configFile, text)) written.push(configFile);
-    return { ...acl, written, gatewayId: g.gatewayId, port: g.port, configFile };
+    const unitFile = join(dir, 'unit.conf');
+    if (writeIfChanged(unitFile, renderRedisUnit(g.gatewayId, limits))) written.push(unitFile);
+    return {
+      ...acl,
+      written,
+      gatewayId: g.gatewayId,
+      port: g.port,
+      configFile,
+      unitFile,
+      budget: redisBudget(limits),
+    };
   });
 }
 

@@ -1,12 +1,13 @@
 // `nonstop redis-acl --config BROKER.json --out DIR`: every gateway's own Redis on this broker,
-// its redis.conf and its ACL users (broker/redis-config.ts; the world renders the same way).
+// its redis.conf, its ACL users and its unit drop-in (broker/redis-config.ts; the world renders
+// the same way and gives each Redis the same budget in a cgroup).
 import { redisInstance, renderBrokerRedis } from '../broker/redis-config.js';
 import { loadConfig } from '../config/load.js';
 import { parseCommandArgs, UsageError, type Command } from './command.js';
 
 export const redisAclCommand: Command = {
   name: 'redis-acl',
-  summary: "render each gateway's own Redis on this broker: redis.conf, ACL users, passwords",
+  summary: "render each gateway's own Redis on this broker: redis.conf, ACL users, passwords, unit drop-in",
   help: `Usage: nonstop redis-acl --config FILE --out DIR [--install-dir DIR] [--systemd]
 
 For each gateway of the broker config, one Redis server of its own. Writes into DIR/<gateway>/:
@@ -23,6 +24,11 @@ For each gateway of the broker config, one Redis server of its own. Writes into 
     nonstop-admin     administration (all keys; nothing that writes to disk or changes config)
     default           switched off
   <user>.password   each user's password, mode 0600
+  unit.conf         the systemd drop-in of its unit (install it as
+                    /etc/systemd/system/redis-server@nonstop-<gateway>.service.d/nonstop.conf):
+                    LimitCORE=0, MemoryMax (2 × maxmemory + 64M), MemorySwapMax=0, and its CPU
+                    budget: CPUWeight (redisServer.cpuWeight, below the broker's 100) and
+                    CPUQuota (redisServer.cpuQuotaPercent of one CPU; empty when null)
 
 Every password is that Redis's own, so it opens no other gateway's Redis. Existing password
 files are kept (put a gateway's password there first to choose it); files that would not

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, newPassword } from '../broker/redis-acl.js';
 import { renderBrokerRedis, type WrittenRedisServer } from '../broker/redis-config.js';
+import type { RedisBudget } from '../broker/redis-unit.js';
 import { validateConfig } from '../config/load.js';
 import { brokerDocument, brokerFiles } from '../config/render/broker.js';
 import { coreDocument, coreFiles } from '../config/render/core.js';
@@ -28,6 +29,7 @@ import {
 } from './host-configs.js';
 import { newKnockSecret } from '../knock/rotating.js';
 import { generatePki } from '../lib/pki.js';
+import { peerNice, type BudgetCgroup } from './cgroup.js';
 import { descendants, packageRoot, World, type Host, type HostProcess } from './world.js';
 
 const run = promisify(execFile);
@@ -97,6 +99,13 @@ export interface RedisNode {
   /** The broker's worker user in this Redis (its password opens this Redis only). */
   readonly workerUser: string;
   readonly workerPasswordFile: string;
+  /** The CPU and memory budget its unit drop-in sets (`nonstop redis-acl`'s unit.conf). */
+  readonly budget: RedisBudget;
+  /**
+   * The cgroup holding it with that budget (world/cgroup.ts), made afresh at each start and
+   * removed when it exits; null: the budget is not applied (no writable cgroup controller).
+   */
+  cgroup: BudgetCgroup | null;
   process: HostProcess;
 }
 
@@ -307,7 +316,7 @@ export class ThreeTier {
   /** Starts one gateway's Redis on a broker again, empty, from its rendered redis.conf. */
   async startRedis(brokerId: string, gatewayId: string): Promise<void> {
     const r = this.redis(brokerId, gatewayId);
-    r.process = await startRedis(this.broker(brokerId).host, r);
+    Object.assign(r, await startRedis(this.world, this.broker(brokerId).host, brokerId, r));
   }
 
   /**
@@ -321,7 +330,7 @@ export class ThreeTier {
       ids.map(async (id) => {
         const r = this.redis(brokerId, id);
         await r.process.stop(10_000);
-        r.process = await startRedis(b.host, r);
+        Object.assign(r, await startRedis(this.world, b.host, brokerId, r));
       }),
     );
   }
@@ -652,6 +661,12 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   const coreProcess = await coreStarting;
 
   const brokers: BrokerNode[] = [];
+  // Each gateway's Redis gets its unit's CPU and memory budget in a cgroup; said once if it cannot.
+  const cgroups = world.cgroupSupport();
+  if (cgroups.version === 0)
+    progress(`each gateway's Redis runs without its CPU and memory budget: ${cgroups.reason}`);
+  else if (cgroups.version === 1 ? cgroups.memory === undefined : !cgroups.memory)
+    progress(`each gateway's Redis gets its CPU budget (cgroup v${cgroups.version}) but no memory ceiling`);
   for (const id of brokerIds) {
     const host = brokerHosts.get(id)!;
     progress(
@@ -660,6 +675,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     const { file: configFile, servers } = brokerConfigs.get(id)!;
     const redis: Record<string, RedisNode> = {};
     for (const r of servers) {
+      const started = await startRedis(world, host, id, r);
       redis[r.gatewayId] = {
         gatewayId: r.gatewayId,
         port: r.port,
@@ -669,7 +685,8 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
         adminPasswordFile: r.passwordFiles[ADMIN_USER]!,
         workerUser: DEFAULT_WORKER_USER,
         workerPasswordFile: r.passwordFiles[DEFAULT_WORKER_USER]!,
-        process: await startRedis(host, r),
+        budget: r.budget,
+        ...started,
       };
     }
     const broker = host.node(CLI, ['broker', '--config', configFile]);
@@ -781,14 +798,31 @@ async function startCore(host: Host, config: string): Promise<HostProcess> {
   return core;
 }
 
-/** `redis-server <its rendered redis.conf>`: nothing on its command line but the file. */
+/**
+ * `redis-server <its rendered redis.conf>`: nothing on its command line but the file. It goes
+ * into a cgroup of its own with its unit's budget right after spawn (its threads start later
+ * and follow it), weighed against the world's other processes (world/cgroup.ts peerNice); the
+ * cgroup is removed once it exits, however it ends.
+ */
 async function startRedis(
+  world: World,
   host: Host,
-  redis: Pick<RedisNode, 'gatewayId' | 'port' | 'configFile'>,
-): Promise<HostProcess> {
+  brokerId: string,
+  redis: Pick<RedisNode, 'gatewayId' | 'port' | 'configFile' | 'budget'>,
+): Promise<{ process: HostProcess; cgroup: BudgetCgroup | null }> {
+  const cgroup = world.budgetCgroup(`${brokerId}-${redis.gatewayId}`, redis.budget, peerNice());
   const process = host.spawn('redis-server', [redis.configFile]);
+  if (cgroup !== null) void process.exited.then(() => world.removeCgroup(cgroup).catch(() => {}));
+  try {
+    cgroup?.add(process.child.pid ?? NaN);
+  } catch (err) {
+    await process.stop(0);
+    throw new Error(`${host.name}: redis-server of ${redis.gatewayId} could not join its cgroup`, {
+      cause: err,
+    });
+  }
   await waitForPort(host, redis.port, process, `redis-server of ${redis.gatewayId}`);
-  return process;
+  return { process, cgroup };
 }
 
 function idempotencySecret(file: string): string {

@@ -11,6 +11,13 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import {
+  BudgetCgroup,
+  detectCgroups,
+  removeStrayCgroups,
+  type CgroupBudget,
+  type CgroupSupport,
+} from './cgroup.js';
 
 export type Segment = 'public' | 'private';
 
@@ -211,7 +218,10 @@ export class World {
   readonly #processes = new Set<HostProcess>();
   readonly #switches = new Map<Segment, string>();
   readonly #nextAddress: Record<Segment, number> = { public: 10, private: 10 };
+  readonly #cgroups = new Set<BudgetCgroup>();
+  #cgroupSupport: CgroupSupport | undefined;
   #ports = 0;
+  #cgroupCount = 0;
   #closed = false;
 
   private constructor() {
@@ -232,6 +242,36 @@ export class World {
   track(proc: HostProcess): void {
     this.#processes.add(proc);
     void proc.exited.then(() => this.#processes.delete(proc));
+  }
+
+  /** Where this machine lets the world make cgroups, or why not (looked up once). */
+  cgroupSupport(): CgroupSupport {
+    this.#cgroupSupport ??= detectCgroups();
+    return this.#cgroupSupport;
+  }
+
+  /**
+   * A cgroup of this world with a unit's CPU and memory budget (world/cgroup.ts), removed at
+   * close if not before; null when the machine gives us no cgroup controller to write.
+   * `peerNice`: the nice of the processes it competes with.
+   */
+  budgetCgroup(name: string, budget: CgroupBudget, peerNice: number): BudgetCgroup | null {
+    const support = this.cgroupSupport();
+    if (support.version === 0) return null;
+    const cg = BudgetCgroup.create(
+      support,
+      `${this.prefix}-${name}-${++this.#cgroupCount}`,
+      budget,
+      peerNice,
+    );
+    this.#cgroups.add(cg);
+    return cg;
+  }
+
+  /** Removes a cgroup of this world once its processes have exited. */
+  async removeCgroup(cg: BudgetCgroup): Promise<void> {
+    await cg.remove();
+    this.#cgroups.delete(cg);
   }
 
   /** Creates a host: its own namespace, loopback up, a veth link to each segment it joins. */
@@ -272,6 +312,8 @@ export class World {
     // Children our processes left behind (an sshd session, a forked server) die with the world.
     for (const ns of this.#namespaces) killInside(ns);
     for (const ns of this.#namespaces.splice(0).reverse()) await ip(['netns', 'del', ns]).catch(() => {});
+    // Emptied now: their processes have exited.
+    for (const cg of this.#cgroups) await this.removeCgroup(cg).catch(() => {});
     rmSync(this.dir, { recursive: true, force: true });
     live.delete(this);
   }
@@ -287,6 +329,14 @@ export class World {
         execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
       } catch {
         // already gone
+      }
+    }
+    for (const cg of this.#cgroups) {
+      try {
+        cg.removeSync();
+      } catch {
+        // a process SIGKILLed a moment ago may not have left it yet: the next world's
+        // removeStragglers takes it
       }
     }
     rmSync(this.dir, { recursive: true, force: true });
@@ -360,7 +410,7 @@ async function ip(args: readonly string[]): Promise<void> {
 }
 
 /**
- * Deletes namespaces and temp directories left by earlier runs whose process is gone (killed
+ * Deletes namespaces, temp directories and cgroups left by earlier runs whose process is gone (killed
  * with SIGKILL, say), after killing the processes still inside them (those runs started them).
  */
 export function removeStragglers(): void {
@@ -377,7 +427,7 @@ export function removeStragglers(): void {
       .map((l) => l.split(' ')[0] ?? '')
       .filter((n) => n.startsWith(`${NS_PREFIX}-`));
   } catch {
-    return;
+    names = [];
   }
   for (const ns of names) {
     const pid = Number(ns.split('-')[1]);
@@ -389,6 +439,8 @@ export function removeStragglers(): void {
       // raced with another cleaner
     }
   }
+  // Their processes were killed with their namespaces: their cgroups are empty now.
+  removeStrayCgroups(NS_PREFIX, (pid) => pid !== process.pid && !isAlive(pid));
 }
 
 /** SIGKILLs every process still inside one of this world's (or a dead run's) namespaces. */

@@ -28,6 +28,16 @@ const gatewayRedisSchema = {
   },
 } as const;
 
+/** A gateway's Redis yields to the broker (systemd's default weight, 100) two to one. */
+export const REDIS_CPU_WEIGHT = 50;
+/**
+ * Half a core. BullMQ costs its Redis about 0.09 ms of CPU per job (add, take, complete): at the
+ * ~3200 jobs/s one producer and one worker reach on a 2-core machine, 30 % of a core, so 50 %
+ * does not hold back a gateway's real traffic, while a gateway burning its Redis with O(N)
+ * commands takes half a core instead of a whole one (bench/redis-cpu-budget.ts).
+ */
+export const REDIS_CPU_QUOTA_PERCENT = 50;
+
 /**
  * The bounds of every gateway's Redis server, as `nonstop redis-acl` renders its redis.conf.
  * One gateway's worst behaviour hits these limits of its own Redis only.
@@ -46,6 +56,19 @@ const redisServerSchema = {
     maxJobBytes: { type: 'integer', minimum: 1048576, maximum: 536870912, default: 4194304 },
     // Idle clients are closed after this; every connection of ours sends PING each minute.
     idleTimeoutSeconds: { type: 'integer', minimum: 120, maximum: 86400, default: 300 },
+    // Its share of the CPU under contention (systemd CPUWeight; the broker and every other
+    // service have 100): below 100, so that a gateway's Redis busy with O(N) commands yields to
+    // the broker and the other gateways' Redis servers; work-conserving, so an idle machine
+    // still gives it all it asks for.
+    cpuWeight: { type: 'integer', minimum: 1, maximum: 99, default: REDIS_CPU_WEIGHT },
+    // A hard ceiling (systemd CPUQuota, percent of one CPU) whether the machine is idle or not;
+    // null: none. Redis runs commands on one thread, so 100 is one whole core.
+    cpuQuotaPercent: {
+      type: ['integer', 'null'],
+      minimum: 5,
+      maximum: 1000,
+      default: REDIS_CPU_QUOTA_PERCENT,
+    },
   },
   default: {},
 } as const;
@@ -254,6 +277,10 @@ export interface RedisServerLimits {
   readonly maxClients: number;
   readonly maxJobBytes: number;
   readonly idleTimeoutSeconds: number;
+  /** systemd CPUWeight of its unit (1–99). */
+  readonly cpuWeight: number;
+  /** systemd CPUQuota of its unit, percent of one CPU; null: none. */
+  readonly cpuQuotaPercent: number | null;
 }
 
 /** The Redis of one gateway: its own endpoint, the rest (prefix, …) from the top-level `redis`. */

@@ -593,11 +593,21 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     assert.match(conf, /^maxmemory-policy noeviction$/m);
     assert.match(conf, /^maxclients 32$/m);
     assert.match(conf, /^pidfile \/run\/redis-nonstop-gw1\/redis-server\.pid$/m);
+    // Its own drop-in, as nonstop redis-acl rendered it (the role's defaults: maxmemory 256 MiB).
     const dropIn = readFileSync(
-      join(roots.broker, 'etc/systemd/system/redis-server@.service.d/nonstop.conf'),
+      join(roots.broker, 'etc/systemd/system/redis-server@nonstop-gw1.service.d/nonstop.conf'),
       'utf8',
     );
+    assert.equal(dropIn, readFileSync(join(roots.broker, 'etc/nonstop/redis/gw1/unit.conf'), 'utf8'));
     assert.match(dropIn, /^LimitCORE=0$/m);
+    assert.match(dropIn, /^MemoryMax=576M$/m);
+    assert.match(dropIn, /^MemorySwapMax=0$/m);
+    assert.match(dropIn, /^CPUWeight=\d+$/m);
+    assert.match(dropIn, /^CPUQuota=(\d+%)?$/m);
+    assert.equal(
+      existsSync(join(roots.broker, 'etc/systemd/system/redis-server@.service.d/nonstop.conf')),
+      false,
+    );
     const workerPassword = readFileSync(
       join(roots.broker, 'etc/nonstop/redis/gw1/nonstop-broker.password'),
       'utf8',
@@ -860,6 +870,35 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
             `${host}: ${units.join(' ')}`,
           );
         }
+
+        // gw1's Redis runs with the budget of its own drop-in (nonstop redis-acl's unit.conf).
+        const unit = readFileSync(join(roots.broker, 'etc/nonstop/redis/gw1/unit.conf'), 'utf8');
+        const quota = /^CPUQuota=(\d*)%?$/m.exec(unit)?.[1];
+        // systemd shows a quota per second of CPU time: 50% as 500ms, 100% as 1s, none as infinity.
+        const perSecond =
+          quota === undefined || quota === ''
+            ? 'infinity'
+            : Number(quota) % 100 === 0
+              ? `${Number(quota) / 100}s`
+              : Number(quota) < 100
+                ? `${Number(quota) * 10}ms`
+                : '[0-9.]+s';
+        const shown = await on('broker').systemctl(
+          'show',
+          '-p',
+          'CPUWeight',
+          '-p',
+          'CPUQuotaPerSecUSec',
+          '-p',
+          'MemoryMax',
+          '-p',
+          'LimitCORE',
+          'redis-server@nonstop-gw1.service',
+        );
+        assert.match(shown.stdout, new RegExp(`^CPUWeight=${/^CPUWeight=(\d+)$/m.exec(unit)?.[1]}$`, 'm'));
+        assert.match(shown.stdout, new RegExp(`^CPUQuotaPerSecUSec=${perSecond}$`, 'm'));
+        assert.match(shown.stdout, new RegExp(`^MemoryMax=${576 * 1024 * 1024}$`, 'm'));
+        assert.match(shown.stdout, /^LimitCORE=0$/m);
 
         // Each daemon runs as its unit says: its own user, exactly its capabilities (CAP_NET_BIND_SERVICE
         // is bit 10, CAP_NET_ADMIN 12, CAP_NET_RAW 13), no new privileges, a seccomp filter, / read-only.

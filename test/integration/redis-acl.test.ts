@@ -6,6 +6,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ADMIN_USER, DEFAULT_WORKER_USER, gatewayUser, writeAcl } from '../../broker/redis-acl.js';
+import { REDIS_CPU_QUOTA_PERCENT, REDIS_CPU_WEIGHT } from '../../config/schemas/broker.js';
 import { startCore } from '../../core/server.js';
 import { silentLogger } from '../../lib/log.js';
 import { brokerConfigDoc, startTestBroker } from '../helpers/broker.js';
@@ -223,6 +224,14 @@ describe('redis ACL users', () => {
       readFileSync(join(out, 'redis', 'west', 'redis.conf'), 'utf8'),
       new RegExp(`^port ${westPort}$`, 'm'),
     );
+    // Each Redis's unit drop-in, with the config's (default) budget, and printed as written.
+    const unit = readFileSync(join(out, 'redis', 'west', 'unit.conf'), 'utf8');
+    assert.match(unit, /^\[Service\]$/m);
+    assert.match(unit, /^LimitCORE=0$/m);
+    assert.match(unit, /^MemoryMax=576M$/m);
+    assert.match(unit, new RegExp(`^CPUWeight=${REDIS_CPU_WEIGHT}$`, 'm'));
+    assert.match(unit, new RegExp(`^CPUQuota=${REDIS_CPU_QUOTA_PERCENT}%$`, 'm'));
+    assert.match(run.stdout, /^wrote .*\/west\/unit\.conf$/m);
     const server = await startRedisFromFile(join(out, 'redis', 'east', 'redis.conf'), eastPort);
     t.after(() => server.stop());
     const pw = readFileSync(join(out, 'redis', 'east', 'nonstop-gw-east.password'), 'utf8').trim();

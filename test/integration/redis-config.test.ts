@@ -19,7 +19,14 @@ import { usePki } from '../helpers/pki.js';
 import { useRenderedRedis } from '../helpers/redis-server.js';
 
 const MB = 1024 * 1024;
-const LIMITS = { maxMemoryMb: 64, maxClients: 8, maxJobBytes: MB, idleTimeoutSeconds: 120 };
+const LIMITS = {
+  maxMemoryMb: 64,
+  maxClients: 8,
+  maxJobBytes: MB,
+  idleTimeoutSeconds: 120,
+  cpuWeight: 50,
+  cpuQuotaPercent: null,
+};
 
 /** A RESP command, as a client puts it on the wire. */
 function resp(...args: string[]): string {
@@ -123,6 +130,8 @@ describe("a gateway's own Redis, from the rendered redis.conf", () => {
       `${DEFAULT_WORKER_USER}.password`,
       `${gatewayUser('gwa')}.password`,
       'redis.conf',
+      // The unit drop-in, rendered with it (Redis never reads or writes it).
+      'unit.conf',
       'users.acl',
     ]);
   });

@@ -2,10 +2,19 @@
 // nothing persists, and `nonstop redis-acl`'s plans refuse what would share or expose a Redis.
 import { MAX_REPLY_BYTES, REPLY_BATCH } from '../../lib/envelope.js';
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { redisServerPlans, renderRedisConfig, type RedisServerPlan } from '../../broker/redis-config.js';
+import {
+  redisServerPlans,
+  renderRedisConfig,
+  writeRedisServers,
+  type RedisServerPlan,
+} from '../../broker/redis-config.js';
+import { redisBudget, renderRedisUnit } from '../../broker/redis-unit.js';
 import { validateConfig } from '../../config/load.js';
-import { gatewayRedis } from '../../config/schemas/broker.js';
+import { gatewayRedis, REDIS_CPU_QUOTA_PERCENT, REDIS_CPU_WEIGHT } from '../../config/schemas/broker.js';
 
 const MB = 1024 * 1024;
 const plan: RedisServerPlan = {
@@ -13,7 +22,14 @@ const plan: RedisServerPlan = {
   port: 6401,
   aclFile: '/etc/nonstop/redis/gw1/users.acl',
   dir: '/etc/nonstop/redis/gw1',
-  limits: { maxMemoryMb: 128, maxClients: 40, maxJobBytes: 16 * MB, idleTimeoutSeconds: 300 },
+  limits: {
+    maxMemoryMb: 128,
+    maxClients: 40,
+    maxJobBytes: 16 * MB,
+    idleTimeoutSeconds: 300,
+    cpuWeight: 30,
+    cpuQuotaPercent: 80,
+  },
 };
 
 function directives(text: string): Map<string, string[]> {
@@ -119,6 +135,8 @@ test("each gateway's Redis falls back to the top-level redis, field by field", (
     maxClients: 32,
     maxJobBytes: 4 * MB,
     idleTimeoutSeconds: 300,
+    cpuWeight: REDIS_CPU_WEIGHT,
+    cpuQuotaPercent: REDIS_CPU_QUOTA_PERCENT,
   });
 });
 
@@ -128,4 +146,74 @@ test('a gateway Redis off loopback is refused', () => {
     gateways: [{ id: 'a', redis: { host: '10.0.0.5', port: 6401 } }],
   });
   assert.throws(() => redisServerPlans(config), /gateways\[a\]\.redis\.host is 10\.0\.0\.5/);
+});
+
+test('the unit drop-in: no core dumps, a memory ceiling above maxmemory, the CPU budget', () => {
+  assert.equal(
+    renderRedisUnit('gw1', plan.limits),
+    [
+      "# The unit of gateway gw1's Redis on this broker (rendered by nonstop redis-acl; do not edit).",
+      '[Service]',
+      'LimitCORE=0',
+      // 2 × 128 MiB + 64 MiB
+      'MemoryMax=320M',
+      'MemorySwapMax=0',
+      'CPUWeight=30',
+      'CPUQuota=80%',
+      '',
+    ].join('\n'),
+  );
+  assert.deepEqual(redisBudget(plan.limits), {
+    cpuWeight: 30,
+    cpuQuotaPercent: 80,
+    memoryMaxBytes: 320 * MB,
+  });
+  // No quota: the directive is there and empty, so that no earlier drop-in's quota survives.
+  const unlimited = renderRedisUnit('gw1', { ...plan.limits, cpuQuotaPercent: null });
+  assert.match(unlimited, /^CPUQuota=$/m);
+  assert.equal(redisBudget({ ...plan.limits, cpuQuotaPercent: null }).cpuQuotaPercent, null);
+});
+
+test('the CPU budget of the config: defaults below the broker, bad values refused by field', () => {
+  const gateways = [{ id: 'a' }];
+  const config = validateConfig('broker', 'b.json', { ...base, gateways });
+  assert.ok(config.redisServer.cpuWeight < 100, "below systemd's default weight, the broker's");
+  assert.equal(config.redisServer.cpuQuotaPercent, REDIS_CPU_QUOTA_PERCENT);
+  const none = validateConfig('broker', 'b.json', {
+    ...base,
+    gateways,
+    redisServer: { cpuQuotaPercent: null },
+  });
+  assert.equal(none.redisServer.cpuQuotaPercent, null);
+  const refused: [Record<string, unknown>, RegExp][] = [
+    [{ cpuWeight: 0 }, /b\.json: field "redisServer\.cpuWeight" must be >= 1/],
+    [{ cpuWeight: 100 }, /field "redisServer\.cpuWeight" must be <= 99/],
+    [{ cpuWeight: 12.5 }, /field "redisServer\.cpuWeight" must be integer/],
+    [{ cpuWeight: '50' }, /field "redisServer\.cpuWeight" must be integer/],
+    [{ cpuQuotaPercent: 0 }, /field "redisServer\.cpuQuotaPercent" must be >= 5/],
+    [{ cpuQuotaPercent: 5000 }, /field "redisServer\.cpuQuotaPercent" must be <= 1000/],
+    [{ cpuQuotaPercent: '50%' }, /field "redisServer\.cpuQuotaPercent" must be integer,null/],
+    [{ cpuShares: 512 }, /redisServer/],
+  ];
+  for (const [redisServer, message] of refused)
+    assert.throws(() => validateConfig('broker', 'b.json', { ...base, gateways, redisServer }), message);
+});
+
+test('nonstop redis-acl writes each unit drop-in once, and again only when the budget changes', () => {
+  const out = mkdtempSync(join(tmpdir(), 'nonstop-unit-'));
+  try {
+    const gateways = [{ gatewayId: 'gw1', port: 6401, prefix: 'nonstop', workerUser: 'nonstop-broker' }];
+    const [first] = writeRedisServers(out, gateways, plan.limits, { systemd: true });
+    assert.equal(first!.unitFile, join(out, 'gw1', 'unit.conf'));
+    assert.ok(first!.written.includes(first!.unitFile));
+    assert.equal(readFileSync(first!.unitFile, 'utf8'), renderRedisUnit('gw1', plan.limits));
+    assert.deepEqual(first!.budget, redisBudget(plan.limits));
+    const [again] = writeRedisServers(out, gateways, plan.limits, { systemd: true });
+    assert.deepEqual(again!.written, []);
+    const [changed] = writeRedisServers(out, gateways, { ...plan.limits, cpuWeight: 10 }, { systemd: true });
+    assert.deepEqual(changed!.written, [first!.unitFile]);
+    assert.match(readFileSync(first!.unitFile, 'utf8'), /^CPUWeight=10$/m);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });
