@@ -8,15 +8,19 @@
 //
 // Fairness on one shared machine: the world's processes and gw2's clients run at nice -10 (the
 // machine's other work must not set the p99), and everything that would run on gw1's own host in
-// production (the attacker, gw1's sshd and its sessions, gw1's gateway) at nice 19 while it
-// attacks, so the attack is charged to the brokers and their Redis — what is under test — and
-// not to a CPU that the attacker would never share with gw2 in production.
+// production (the attacker, gw1's sshd and its sessions, gw1's gateway and guard) in a cgroup of
+// the lowest CPU weight, so the attack is charged to the brokers and their Redis — what is under
+// test — and not to a CPU that the attacker would never share with gw2 in production. A cgroup,
+// not nice: under the kernel's autogroup (sched_autogroup_enabled) nice acts only inside a
+// session, and sshd puts each of its sessions in a session of its own. Without a writable cgroup
+// controller, nice 19 is the fallback.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
+import { peerNice, type BudgetCgroup } from '../../world/cgroup.js';
 import { ThreeTier, type GatewayNode } from '../../world/three-tier.js';
 import { descendants, packageRoot, worldSkipReason, type HostProcess } from '../../world/world.js';
 import { adminCli, mib, peakRss, redisMemory, redisOf, resetPeakRss } from '../world/broker-probes.js';
@@ -47,6 +51,8 @@ const NO_CLIFF_FACTOR = 5;
  * their own, and the machine is shared with other builds that would otherwise set the p99.
  */
 const WORLD_NICE = -10;
+/** gw1's own machine, as a share of this one: the least CPU weight there is, and no cap. */
+const GW1_HOST_BUDGET = { cpuWeight: 1, cpuQuotaPercent: null, memoryMaxBytes: 2 ** 50 } as const;
 
 interface Row {
   readonly attack: string;
@@ -98,6 +104,26 @@ describe('a compromised gateway contains only itself', { skip }, () => {
   const gw1Pids = () => [gw1.sshd.pid, ...descendants(gw1.sshd.pid), gw1.gateway.pid, gw1.guard.pid];
   const renice = (n: number, pids: readonly number[]) =>
     run('renice', ['-n', String(n), '-p', ...pids.map(String)]).catch(() => {});
+  /**
+   * Puts processes on "gw1's own machine": its cgroup of CPU weight 1 (what they fork follows
+   * them), or nice 19 where the world has no cgroups.
+   */
+  async function onGw1Host(pids: readonly number[]): Promise<void> {
+    gw1Host ??= tt.world.budgetCgroup('gw1-host', GW1_HOST_BUDGET, peerNice());
+    if (gw1Host === null) {
+      await renice(19, pids);
+      return;
+    }
+    for (const pid of pids) {
+      try {
+        gw1Host.add(pid);
+      } catch (err) {
+        // A session that ended since it was listed has nothing left to move.
+        if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+      }
+    }
+  }
+  let gw1Host: BudgetCgroup | null | undefined;
 
   /** Every key of gw1's queue but its meta hash, removed as the admin: the next attack starts clean. */
   async function cleanGw1(): Promise<void> {
@@ -130,7 +156,7 @@ describe('a compromised gateway contains only itself', { skip }, () => {
         await sleep(250);
       }
     })();
-    await renice(19, gw1Pids());
+    await onGw1Host(gw1Pids());
     const attacker: HostProcess = gw1.host.spawn(process.execPath, [
       join(packageRoot(), ATTACKER),
       JSON.stringify({
@@ -143,7 +169,7 @@ describe('a compromised gateway contains only itself', { skip }, () => {
         otherGateway: gw2.id,
       }),
     ]);
-    await renice(19, [attacker.pid]);
+    await onGw1Host([attacker.pid]);
     let withAttack: SteadyResult;
     let report: unknown;
     try {
@@ -158,7 +184,7 @@ describe('a compromised gateway contains only itself', { skip }, () => {
       await attacker.stop(5000);
       sampling = false;
       await sampler;
-      await renice(WORLD_NICE, gw1Pids());
+      if (gw1Host === null) await renice(WORLD_NICE, gw1Pids());
     }
     const brokerRssPeak = Math.max(...tt.brokers.map((b) => peakRss(b.process.pid)));
     await cleanGw1();
