@@ -16,6 +16,7 @@ import {
   readFileSync,
   readlinkSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -992,6 +993,21 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
           return ids;
         };
         const before = await invocations();
+        // What a gateway taken out of the inventory would have left on the broker: its Redis
+        // instance enabled (not running: "Stop" has nothing to do), its config link, unit drop-in
+        // and folder. The converge retires them.
+        const retired = {
+          link: join(roots.broker, 'etc/redis/redis-nonstop-gwold.conf'),
+          dropIn: join(roots.broker, 'etc/systemd/system/redis-server@nonstop-gwold.service.d'),
+          folder: join(roots.broker, 'etc/nonstop/redis/gwold'),
+        };
+        mkdirSync(retired.folder, { mode: 0o711 });
+        writeFileSync(join(retired.folder, 'nonstop-gw-gwold.password'), 'old\n', { mode: 0o600 });
+        symlinkSync('/etc/nonstop/redis/gwold/redis.conf', retired.link);
+        mkdirSync(retired.dropIn);
+        writeFileSync(join(retired.dropIn, 'nonstop.conf'), '[Service]\nLimitCORE=0\n');
+        const enabled = await on('broker').systemctl('enable', 'redis-server@nonstop-gwold.service');
+        assert.equal(enabled.code, 0, enabled.stderr);
         const inventory = join(set.dir, 'inventory-booted');
         writeInventory(inventory, 'community.docker.nsenter', (h) => `ansible_nsenter_pid: ${on(h).leader}`);
         const reconverging = Date.now();
@@ -1010,9 +1026,16 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         ]);
         assert.deepEqual(changed('broker'), [
           'broker : Configure the broker daemon',
+          "broker : Disable the retired gateways' Redis",
+          "broker : Remove the retired gateways' Redis files",
           'broker : Restart broker',
         ]);
         assert.deepEqual(changed('core'), []);
+        // lstat: the config link dangles (its target went with the folder), existsSync would miss it.
+        for (const path of Object.values(retired))
+          assert.equal(lstatSync(path, { throwIfNoEntry: false }), undefined, `${path} is left`);
+        const gone = await on('broker').systemctl('is-enabled', 'redis-server@nonstop-gwold.service');
+        assert.notEqual(gone.stdout.trim(), 'enabled', gone.stdout);
         for (const name of Object.values(HOSTS)) assert.equal(recapped.get(name)?.failed, 0, name);
         const after = await invocations();
         for (const [unit, id] of before) {
