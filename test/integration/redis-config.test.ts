@@ -17,6 +17,7 @@ import { startTestGateway, untilReady } from '../helpers/gateway.js';
 import { useTestSchema } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
 import { useRenderedRedis } from '../helpers/redis-server.js';
+import { until } from '../helpers/until.js';
 
 const MB = 1024 * 1024;
 const LIMITS = {
@@ -44,14 +45,6 @@ function rawSocket(port: number): Promise<Socket> {
 async function clientNames(admin: Redis): Promise<string[]> {
   const list = (await admin.call('CLIENT', 'LIST')) as string;
   return [...list.matchAll(/ name=(\S*)/g)].map((m) => m[1]!);
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) assert.fail(`${what} within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe("a gateway's own Redis, from the rendered redis.conf", () => {

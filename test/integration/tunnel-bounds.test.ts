@@ -14,6 +14,7 @@ import { tempDir } from '../helpers/files.js';
 import { startHostileGateway, type HostileGateway } from '../helpers/hostile-gateway.js';
 import { captureLogger } from '../helpers/log.js';
 import { freePort } from '../../lib/free-port.js';
+import { until } from '../helpers/until.js';
 
 const noKnock: Knocker = { knock: (host) => Promise.resolve(host) };
 const MiB = 1024 * 1024;
@@ -94,14 +95,6 @@ function tunnelTo(
   tunnel.start();
   t.after(() => tunnel.close());
   return { tunnel, log };
-}
-
-async function until(what: string, check: () => boolean, ms = 10000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** One request through a forwarded channel and its answer from the fake Redis. */
