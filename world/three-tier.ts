@@ -267,7 +267,7 @@ export class ThreeTier {
 
   startBroker(id: string): HostProcess {
     const b = this.broker(id);
-    b.process = spawnBroker(this.world, b.host, id, b.configFile);
+    b.process = b.host.node(CLI, ['broker', '--config', b.configFile]);
     return b.process;
   }
 
@@ -689,7 +689,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
         ...started,
       };
     }
-    const broker = spawnBroker(world, host, id, configFile);
+    const broker = host.node(CLI, ['broker', '--config', configFile]);
     brokers.push({
       id,
       host,
@@ -796,25 +796,6 @@ async function startCore(host: Host, config: string): Promise<HostProcess> {
   const core = host.node(CLI, ['core', '--config', config]);
   await core.waitForLine((l) => l.includes('core listening'), 60_000);
   return core;
-}
-
-/**
- * What nonstop-broker.service gets from systemd: CPUWeight 100, the default of every unit (its
- * MemoryMax is the role's, and not applied here). On a broker host a gateway's Redis competes
- * with the broker as its CPUWeight to this; in the world the broker's process needs a group of
- * its own for that to hold, or it would share one weight with every other world process.
- */
-const BROKER_UNIT_BUDGET = { cpuWeight: 100, cpuQuotaPercent: null, memoryMaxBytes: 2 ** 50 } as const;
-
-/** `nonstop broker`, in a cgroup of its own with its unit's CPU weight (see BROKER_UNIT_BUDGET). */
-function spawnBroker(world: World, host: Host, id: string, configFile: string): HostProcess {
-  const cgroup = world.budgetCgroup(`${id}-broker`, BROKER_UNIT_BUDGET, peerNice());
-  const broker = host.node(CLI, ['broker', '--config', configFile]);
-  if (cgroup !== null) {
-    void broker.exited.then(() => world.removeCgroup(cgroup).catch(() => {}));
-    cgroup.add(broker.child.pid ?? NaN);
-  }
-  return broker;
 }
 
 /**
