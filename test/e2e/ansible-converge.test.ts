@@ -16,7 +16,6 @@ import {
   readFileSync,
   readlinkSync,
   statSync,
-  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -996,16 +995,24 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         // What a gateway taken out of the inventory would have left on the broker: its Redis
         // instance enabled (not running: "Stop" has nothing to do), its config link, unit drop-in
         // and folder. The converge retires them.
-        const retired = {
-          link: join(roots.broker, 'etc/redis/redis-nonstop-gwold.conf'),
-          dropIn: join(roots.broker, 'etc/systemd/system/redis-server@nonstop-gwold.service.d'),
-          folder: join(roots.broker, 'etc/nonstop/redis/gwold'),
-        };
-        mkdirSync(retired.folder, { mode: 0o711 });
-        writeFileSync(join(retired.folder, 'nonstop-gw-gwold.password'), 'old\n', { mode: 0o600 });
-        symlinkSync('/etc/nonstop/redis/gwold/redis.conf', retired.link);
-        mkdirSync(retired.dropIn);
-        writeFileSync(join(retired.dropIn, 'nonstop.conf'), '[Service]\nLimitCORE=0\n');
+        // Planted and checked inside the container: its root is an overlay (--volatile=overlay)
+        // over roots.broker, so what the converge removes is only gone from the container's view.
+        const retired = [
+          '/etc/redis/redis-nonstop-gwold.conf',
+          '/etc/systemd/system/redis-server@nonstop-gwold.service.d',
+          '/etc/nonstop/redis/gwold',
+        ];
+        const planted = await on('broker').exec('sh', [
+          '-ec',
+          [
+            'install -d -m 0711 /etc/nonstop/redis/gwold',
+            'echo old > /etc/nonstop/redis/gwold/nonstop-gw-gwold.password',
+            'ln -s /etc/nonstop/redis/gwold/redis.conf /etc/redis/redis-nonstop-gwold.conf',
+            'install -d /etc/systemd/system/redis-server@nonstop-gwold.service.d',
+            "printf '[Service]\\nLimitCORE=0\\n' > /etc/systemd/system/redis-server@nonstop-gwold.service.d/nonstop.conf",
+          ].join('; '),
+        ]);
+        assert.equal(planted.code, 0, planted.stderr);
         const enabled = await on('broker').systemctl('enable', 'redis-server@nonstop-gwold.service');
         assert.equal(enabled.code, 0, enabled.stderr);
         const inventory = join(set.dir, 'inventory-booted');
@@ -1031,9 +1038,10 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
           'broker : Restart broker',
         ]);
         assert.deepEqual(changed('core'), []);
-        // lstat: the config link dangles (its target went with the folder), existsSync would miss it.
-        for (const path of Object.values(retired))
-          assert.equal(lstatSync(path, { throwIfNoEntry: false }), undefined, `${path} is left`);
+        for (const path of retired) {
+          const left = await on('broker').exec('stat', ['-c', '%F', path]);
+          assert.notEqual(left.code, 0, `${path} is left: ${left.stdout}`);
+        }
         const gone = await on('broker').systemctl('is-enabled', 'redis-server@nonstop-gwold.service');
         assert.notEqual(gone.stdout.trim(), 'enabled', gone.stdout);
         for (const name of Object.values(HOSTS)) assert.equal(recapped.get(name)?.failed, 0, name);
