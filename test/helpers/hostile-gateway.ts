@@ -57,8 +57,8 @@ export async function startHostileGateway(
   dir: string,
   user = 'nonstop-tunnel',
 ): Promise<HostileGateway> {
-  const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
-  const brokerKey = ssh2.utils.generateKeyPairSync('ed25519');
+  const hostKey = ed25519KeyPair();
+  const brokerKey = ed25519KeyPair();
   const privateKey = join(dir, 'broker_ed25519');
   writeFileSync(privateKey, brokerKey.private, { mode: 0o600 });
   const brokerPublic = parse(brokerKey.public);
@@ -195,6 +195,20 @@ export async function startHostileGateway(
       internals.push = (chunk) => (chunk === null ? push(null) : false);
     },
   };
+}
+
+/**
+ * An Ed25519 key pair ssh2 can read back. ssh2's generator writes a public key that starts
+ * with a zero byte as 31 bytes instead of 32 (one key in 256), then refuses its own output
+ * as malformed: such a pair is drawn again.
+ */
+function ed25519KeyPair(): { public: string; private: string } {
+  for (let tries = 0; tries < 64; tries++) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    const readable = [pair.public, pair.private].every((k) => !(ssh2.utils.parseKey(k) instanceof Error));
+    if (readable) return pair;
+  }
+  throw new Error('ssh2 produced 64 unreadable Ed25519 key pairs in a row');
 }
 
 function parse(key: string): ssh2.ParsedKey {
