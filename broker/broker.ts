@@ -10,12 +10,15 @@ import { createRedis, type Redis } from '../lib/redis.js';
 import { CoreClient } from './core-client.js';
 import { GatewayWorker } from './gateway-worker.js';
 import type { Knocker } from './knocker.js';
+import type { StatusSnapshot } from './status-server.js';
 import { TunnelManager } from './tunnel-manager.js';
 import { RequestValidator } from './validator.js';
 
 export interface Broker {
   readonly workers: ReadonlyMap<string, GatewayWorker>;
   readonly tunnels: TunnelManager;
+  /** Its tunnels and job counts now (no cells: everything runs in this process). */
+  snapshot(): StatusSnapshot;
   /**
    * Stops taking jobs, finishes the ones in flight (their replies go out through the
    * tunnels, which stay up a moment longer), then closes the tunnels and disconnects.
@@ -67,6 +70,11 @@ export function startBroker(
   return {
     workers,
     tunnels,
+    snapshot: () => ({
+      tunnels: tunnels.status(),
+      jobs: Object.fromEntries([...workers].map(([id, w]) => [id, { ...w.counts }])),
+      cells: [],
+    }),
     async close() {
       await Promise.all([...workers.values()].map((w) => w.close()));
       if (tunnels.tunnels.size > 0 && config.tunnels.drainMs > 0) {

@@ -1,15 +1,38 @@
-// The broker's only listener: loopback HTTP with the tunnels' state and job counts, as JSON
-// (/status) and Prometheus text (/metrics). The schema refuses non-loopback hosts.
+// The broker's only listener: loopback HTTP with the tunnels' state, job counts and the state of
+// each gateway's cell (broker/cells.ts), as JSON (/status) and Prometheus text (/metrics). The
+// schema refuses non-loopback hosts.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../lib/log.js';
-import type { GatewayWorker, JobOutcome } from './gateway-worker.js';
+import type { JobOutcome } from './gateway-worker.js';
 import { TUNNEL_STATES, type TunnelStatus } from './tunnel.js';
+
+/** The process serving one gateway, as its broker sees it. */
+export interface CellStatus {
+  readonly gatewayId: string;
+  /** Its process id; null while it is down. */
+  readonly pid: number | null;
+  /** starting: forked, its worker and tunnel not yet set up. */
+  readonly state: 'starting' | 'running' | 'restarting' | 'stopped';
+  /** When it entered this state (ISO 8601). */
+  readonly since: string;
+  /** Times it was started again after it exited. */
+  readonly restarts: number;
+  /** How it last exited ("code 1", "SIGKILL", a heap limit), or null. */
+  readonly lastExit: string | null;
+}
+
+/** What the status endpoint shows, gathered when asked. */
+export interface StatusSnapshot {
+  readonly tunnels: readonly TunnelStatus[];
+  readonly jobs: Readonly<Record<string, Readonly<Record<JobOutcome, number>>>>;
+  /** One per gateway when the broker runs a process per gateway; empty when it runs them in one. */
+  readonly cells: readonly CellStatus[];
+}
 
 export interface StatusSource {
   readonly brokerId: string;
-  tunnels(): TunnelStatus[];
-  readonly workers: ReadonlyMap<string, Pick<GatewayWorker, 'counts'>>;
+  snapshot(): Promise<StatusSnapshot>;
 }
 
 export interface StatusServer {
@@ -17,22 +40,18 @@ export interface StatusServer {
   close(): Promise<void>;
 }
 
-export function statusDocument(source: StatusSource): Record<string, unknown> {
-  return {
-    brokerId: source.brokerId,
-    tunnels: source.tunnels(),
-    jobs: Object.fromEntries([...source.workers].map(([id, w]) => [id, { ...w.counts }])),
-  };
+export function statusDocument(brokerId: string, s: StatusSnapshot): Record<string, unknown> {
+  return { brokerId, tunnels: s.tunnels, jobs: s.jobs, cells: s.cells };
 }
 
 const label = (value: string) => value.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
 
-export function metricsText(source: StatusSource): string {
+export function metricsText(s: StatusSnapshot): string {
   const lines: string[] = [
     '# HELP nonstop_tunnel_state Tunnel state per gateway: 1 for the current state, 0 otherwise.',
     '# TYPE nonstop_tunnel_state gauge',
   ];
-  const tunnels = source.tunnels();
+  const tunnels = s.tunnels;
   for (const t of tunnels) {
     for (const s of TUNNEL_STATES) {
       lines.push(
@@ -59,10 +78,24 @@ export function metricsText(source: StatusSource): string {
     '# HELP nonstop_jobs_total Jobs this broker processed, by outcome.',
     '# TYPE nonstop_jobs_total counter',
   );
-  for (const [id, w] of source.workers) {
-    for (const [outcome, n] of Object.entries(w.counts) as [JobOutcome, number][]) {
+  for (const [id, counts] of Object.entries(s.jobs)) {
+    for (const [outcome, n] of Object.entries(counts) as [JobOutcome, number][]) {
       lines.push(`nonstop_jobs_total{gateway="${label(id)}",outcome="${outcome}"} ${n}`);
     }
+  }
+  if (s.cells.length > 0) {
+    lines.push(
+      "# HELP nonstop_broker_cell_up Whether the process serving a gateway's queue and tunnel is running.",
+      '# TYPE nonstop_broker_cell_up gauge',
+      ...s.cells.map(
+        (c) => `nonstop_broker_cell_up{gateway="${label(c.gatewayId)}"} ${c.state === 'running' ? 1 : 0}`,
+      ),
+      "# HELP nonstop_broker_cell_restarts_total Times a gateway's process was started again after it exited.",
+      '# TYPE nonstop_broker_cell_restarts_total counter',
+      ...s.cells.map(
+        (c) => `nonstop_broker_cell_restarts_total{gateway="${label(c.gatewayId)}"} ${c.restarts}`,
+      ),
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -72,18 +105,27 @@ export function startStatusServer(
   source: StatusSource,
   log: Logger,
 ): Promise<StatusServer> {
-  const server = http.createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET') {
-      res.writeHead(405, { allow: 'GET', 'content-length': 0 }).end();
-    } else if (path === '/status') {
-      const body = JSON.stringify(statusDocument(source));
+  const answer = async (path: string | undefined, res: http.ServerResponse) => {
+    if (path === '/status') {
+      const body = JSON.stringify(statusDocument(source.brokerId, await source.snapshot()));
       res.writeHead(200, { 'content-type': 'application/json' }).end(body);
     } else if (path === '/metrics') {
-      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(metricsText(source));
+      const body = metricsText(await source.snapshot());
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(body);
     } else {
       res.writeHead(404, { 'content-length': 0 }).end();
     }
+  };
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET') {
+      res.writeHead(405, { allow: 'GET', 'content-length': 0 }).end();
+      return;
+    }
+    answer((req.url ?? '/').split('?')[0], res).catch((err: unknown) => {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'status snapshot failed');
+      if (!res.headersSent) res.writeHead(500, { 'content-length': 0 });
+      res.end();
+    });
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -2,14 +2,17 @@
 import { loadConfig } from '../config/load.js';
 import { loadRoutes } from '../config/routes.js';
 import { startBroker } from '../broker/broker.js';
-import { startStatusServer } from '../broker/status-server.js';
-import type { Command } from './command.js';
-import { runDaemon } from './daemon.js';
+import { CellSupervisor, serveParent } from '../broker/cells.js';
+import { startStatusServer, type StatusSource } from '../broker/status-server.js';
+import type { BrokerConfig } from '../config/schemas/broker.js';
+import type { Logger } from '../lib/log.js';
+import { UsageError, type Command } from './command.js';
+import { runDaemon, type Running } from './daemon.js';
 
 export const brokerCommand: Command = {
   name: 'broker',
   summary: 'run a broker: take queued requests, validate them, execute them at the core, reply',
-  help: `Usage: nonstop broker --config FILE
+  help: `Usage: nonstop broker --config FILE [--gateway ID]
 
 Runs a broker: a worker on each configured gateway's queue that validates every
 request against its route's JSON Schema, sends valid ones to the core over mutual
@@ -19,29 +22,95 @@ the pinned host key, a remote forward of the gateway's 127.0.0.1:<remotePort> to
 side's Redis), reconnecting with backoff whenever it drops. Listens on nothing but the
 optional loopback status endpoint ("status": /status JSON, /metrics Prometheus).
 
+Each gateway is served by a process of its own (a cell, "cells.perGateway", on by
+default), which this process starts, restarts when it exits and stops: one gateway's
+load, attack or crash stays in its cell.
+
 Options:
   -c, --config FILE   broker config file ("kind": "broker"); see config/examples/broker.json
+      --gateway ID    serve only this gateway of the config (what a cell runs; alone,
+                      a broker for that one gateway, with the status endpoint)
   -h, --help          show this help
 
 Signals: SIGINT/SIGTERM stop taking jobs and finish the ones in flight.`,
   run(argv) {
-    return runDaemon('broker', this.help, argv, async (file, makeLog) => {
-      const config = loadConfig('broker', file);
-      const routes = loadRoutes(config.routes);
-      const log = makeLog(config.logLevel);
-      const broker = startBroker(config, routes, log);
-      if (config.status === undefined) return broker;
-      const source = { brokerId: config.id, tunnels: () => broker.tunnels.status(), workers: broker.workers };
-      const status = await startStatusServer(config.status, source, log).catch(async (err: unknown) => {
-        await broker.close();
-        throw err;
-      });
-      return {
-        async close() {
-          await broker.close();
-          await status.close();
-        },
-      };
-    });
+    return runDaemon(
+      'broker',
+      this.help,
+      argv,
+      async (file, makeLog, values) => {
+        const config = loadConfig('broker', file);
+        const routes = loadRoutes(config.routes);
+        const only = values.gateway;
+        if (typeof only === 'string') {
+          if (!config.gateways.some((g) => g.id === only))
+            throw new UsageError(
+              `gateway "${only}" is not in ${file} (its gateways: ${config.gateways.map((g) => g.id).join(', ')})`,
+            );
+          const cellConfig = { ...config, gateways: config.gateways.filter((g) => g.id === only) };
+          const log = makeLog(config.logLevel).child({ cell: only });
+          const broker = startBroker(cellConfig, routes, log);
+          // A cell of a broker reports to it; alone, it is a broker of one gateway.
+          if (process.send !== undefined)
+            return {
+              until: serveParent(() => broker.snapshot()),
+              async close() {
+                await broker.close();
+                // The channel to the broker would keep this process alive.
+                if (process.connected) process.disconnect();
+              },
+            };
+          return withStatus(
+            cellConfig,
+            log,
+            { brokerId: config.id, snapshot: () => Promise.resolve(broker.snapshot()) },
+            broker,
+          );
+        }
+        const log = makeLog(config.logLevel);
+        if (!config.cells.perGateway) {
+          const broker = startBroker(config, routes, log);
+          return withStatus(
+            config,
+            log,
+            { brokerId: config.id, snapshot: () => Promise.resolve(broker.snapshot()) },
+            broker,
+          );
+        }
+        const cells = new CellSupervisor({
+          configFile: file,
+          gatewayIds: config.gateways.map((g) => g.id),
+          maxHeapMb: config.cells.maxHeapMb,
+          log,
+        });
+        cells.start();
+        log.info(
+          { brokerId: config.id, gateways: config.gateways.map((g) => g.id) },
+          'broker working, a cell per gateway',
+        );
+        return withStatus(config, log, { brokerId: config.id, snapshot: () => cells.snapshot() }, cells);
+      },
+      { gateway: { type: 'string' } },
+    );
   },
 };
+
+/** `running` and, when the config has one, the status endpoint; both closed together. */
+async function withStatus(
+  config: BrokerConfig,
+  log: Logger,
+  source: StatusSource,
+  running: Running,
+): Promise<Running> {
+  if (config.status === undefined) return running;
+  const status = await startStatusServer(config.status, source, log).catch(async (err: unknown) => {
+    await running.close();
+    throw err;
+  });
+  return {
+    async close() {
+      await running.close();
+      await status.close();
+    },
+  };
+}

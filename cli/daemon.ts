@@ -7,24 +7,31 @@ const SHUTDOWN_GRACE_MS = 15_000;
 
 export interface Running {
   close(): Promise<void>;
+  /** Resolves (with the reason) when the daemon must stop for a reason other than a signal. */
+  readonly until?: Promise<string>;
 }
 
 export async function runDaemon(
   role: string,
   help: string,
   argv: string[],
-  start: (configFile: string, makeLog: (level: string) => Logger) => Promise<Running>,
+  start: (
+    configFile: string,
+    makeLog: (level: string) => Logger,
+    values: Readonly<Record<string, string | boolean | undefined>>,
+  ) => Promise<Running>,
+  extraOptions: Readonly<Record<string, { type: 'string' | 'boolean' }>> = {},
 ): Promise<number> {
-  const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c' } });
+  const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c' }, ...extraOptions });
   if (values.help) {
     console.log(help);
     return 0;
   }
   if (values.config === undefined) throw new UsageError(`${role} needs --config FILE`);
   let log: Logger | undefined;
-  const running = await start(values.config, (level) => (log = createLogger(role, { level })));
-  const signal = await untilSignal();
-  log?.info({ signal }, 'shutting down');
+  const running = await start(values.config, (level) => (log = createLogger(role, { level })), values);
+  const reason = await Promise.race([untilSignal(), ...(running.until ? [running.until] : [])]);
+  log?.info({ reason }, 'shutting down');
   const timer = setTimeout(() => {
     log?.error('graceful shutdown took too long; exiting');
     process.exit(1);

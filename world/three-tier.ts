@@ -259,9 +259,10 @@ export class ThreeTier {
 
   // Faults and restarts. Each acts on processes of this world by pid and waits until done.
 
+  /** SIGKILL of a broker and of its cells, as when its machine or its unit dies. */
   async killBroker(id: string): Promise<void> {
     const b = this.broker(id);
-    b.process.child.kill('SIGKILL');
+    sigkillTree(b.process.pid);
     await b.process.exited;
   }
 
@@ -274,13 +275,7 @@ export class ThreeTier {
   /** SIGKILL of sshd and of every session it forked: the tunnels die without a goodbye. */
   async killSshd(gatewayId: string): Promise<void> {
     const g = this.gateway(gatewayId);
-    for (const pid of [g.sshd.pid, ...descendants(g.sshd.pid)]) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Already gone.
-      }
-    }
+    sigkillTree(g.sshd.pid);
     await g.sshd.exited;
   }
 
@@ -828,4 +823,15 @@ async function startRedis(
 function idempotencySecret(file: string): string {
   writeIdempotencySecret(file, { keep: true });
   return file;
+}
+
+/** SIGKILL of a process and of everything it forked, listed first (they are reparented after). */
+function sigkillTree(pid: number): void {
+  for (const p of [pid, ...descendants(pid)].reverse()) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
 }

@@ -191,6 +191,20 @@ export const brokerSchema = {
         port: { type: 'integer', minimum: 0, maximum: 65535 },
       },
     },
+    // Each gateway's worker and tunnel in a process of its own (broker/cells.ts): what one
+    // gateway makes the broker do runs on its own event loop, and a cell that runs out of heap
+    // or is taken over holds that gateway's credentials only. Off: one process for all (what a
+    // broker of many small gateways may prefer: a cell costs about 60 MiB of RSS).
+    cells: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        perGateway: { type: 'boolean', default: true },
+        // V8's heap limit of each cell; past it the cell dies and is started again.
+        maxHeapMb: { type: 'integer', minimum: 64, maximum: 16384, default: 256 },
+      },
+      default: {},
+    },
     concurrency: { type: 'integer', minimum: 1, maximum: 1024, default: 32 },
     // A dead broker's jobs are retaken once its lock expires and a stalled-job check runs.
     // BullMQ lets one check run per interval across all brokers of a queue (the interval of
@@ -225,6 +239,7 @@ export interface BrokerConfig {
   readonly gateways: readonly GatewayLink[];
   readonly tunnels: TunnelOptions;
   readonly status?: { readonly host: string; readonly port: number };
+  readonly cells: { readonly perGateway: boolean; readonly maxHeapMb: number };
   readonly concurrency: number;
   readonly lockDurationMs: number;
   readonly stalledIntervalMs: number;

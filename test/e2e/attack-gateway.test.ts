@@ -23,7 +23,15 @@ import { promisify } from 'node:util';
 import { peerNice, type BudgetCgroup } from '../../world/cgroup.js';
 import { ThreeTier, type GatewayNode } from '../../world/three-tier.js';
 import { descendants, packageRoot, worldSkipReason, type HostProcess } from '../../world/world.js';
-import { adminCli, mib, peakRss, redisMemory, redisOf, resetPeakRss } from '../world/broker-probes.js';
+import {
+  adminCli,
+  brokerPids,
+  mib,
+  peakRss,
+  redisMemory,
+  redisOf,
+  resetPeakRss,
+} from '../world/broker-probes.js';
 import type { SteadyResult } from '../world/steady-client.js';
 
 const skip = worldSkipReason();
@@ -140,7 +148,7 @@ describe('a compromised gateway contains only itself', { skip }, () => {
   async function attack(name: string): Promise<Row> {
     const before = await stream(`${name}-before`);
     const redises = tt.brokers.map((b) => ({ b, v: redisOf(b, gw1.id) }));
-    for (const b of tt.brokers) resetPeakRss(b.process.pid);
+    for (const b of tt.brokers) brokerPids(b).forEach(resetPeakRss);
     let redisUsedPeak = 0;
     let redisRssPeak = 0;
     let redisMax = 0;
@@ -187,7 +195,10 @@ describe('a compromised gateway contains only itself', { skip }, () => {
       await sampler;
       if (gw1Host === null) await renice(WORLD_NICE, gw1Pids());
     }
-    const brokerRssPeak = Math.max(...tt.brokers.map((b) => peakRss(b.process.pid)));
+    // A broker's peak: the sum of its processes' peaks (its cells').
+    const brokerRssPeak = Math.max(
+      ...tt.brokers.map((b) => brokerPids(b).reduce((sum, pid) => sum + peakRss(pid), 0)),
+    );
     await cleanGw1();
     await tt.waitUntilServing(90_000);
     const after = await stream(`${name}-after`);

@@ -59,7 +59,7 @@ describe('broker tunnels', () => {
     t.after(() => broker.close());
     const status = await startStatusServer(
       config.status!,
-      { brokerId: config.id, tunnels: () => broker.tunnels.status(), workers: broker.workers },
+      { brokerId: config.id, snapshot: () => Promise.resolve(broker.snapshot()) },
       log.logger,
     );
     t.after(() => status.close());

@@ -1,7 +1,7 @@
 // The broker's /metrics and /status documents carry each tunnel's budget counts.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { metricsText, statusDocument, type StatusSource } from '../../broker/status-server.js';
+import { metricsText, statusDocument, type StatusSnapshot } from '../../broker/status-server.js';
 import type { TunnelStatus } from '../../broker/tunnel.js';
 
 const tunnel: TunnelStatus = {
@@ -19,17 +19,17 @@ const tunnel: TunnelStatus = {
   pausedMs: 4250,
   paused: true,
 };
-const source: StatusSource = { brokerId: 'b1', tunnels: () => [tunnel], workers: new Map() };
+const snapshot: StatusSnapshot = { tunnels: [tunnel], jobs: {}, cells: [] };
 
 test('metrics count the pauses over budget and the time paused, per gateway', () => {
-  const text = metricsText(source);
+  const text = metricsText(snapshot);
   assert.match(text, /^# TYPE nonstop_tunnel_throttled_total counter$/m);
   assert.match(text, /^nonstop_tunnel_throttled_total\{gateway="gw1"\} 17$/m);
   assert.match(text, /^nonstop_tunnel_paused_seconds_total\{gateway="gw1"\} 4\.250$/m);
 });
 
 test('the status document has them as the tunnel reports them', () => {
-  const doc = statusDocument(source) as { tunnels: TunnelStatus[] };
+  const doc = statusDocument('b1', snapshot) as { tunnels: TunnelStatus[] };
   assert.equal(doc.tunnels[0]!.throttled, 17);
   assert.equal(doc.tunnels[0]!.pausedMs, 4250);
   assert.equal(doc.tunnels[0]!.paused, true);

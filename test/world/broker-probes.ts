@@ -3,6 +3,7 @@
 // be reset between measurements).
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { BrokerNode, RedisNode } from '../../world/three-tier.js';
+import { descendants } from '../../world/world.js';
 
 /** The Redis that holds `gatewayId`'s queue on broker `b` (each gateway has its own). */
 export function redisOf(b: BrokerNode, gatewayId: string): RedisNode {
@@ -44,6 +45,9 @@ export async function redisMemory(b: BrokerNode, v: RedisNode): Promise<RedisMem
     maxmemoryBytes: field('maxmemory'),
   };
 }
+
+/** A broker's processes: itself and its cells. */
+export const brokerPids = (b: BrokerNode): number[] => [b.process.pid, ...descendants(b.process.pid)];
 
 /** Resets a process's peak resident memory (VmHWM) to its current RSS. */
 export function resetPeakRss(pid: number): void {

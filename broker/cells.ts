@@ -1,0 +1,229 @@
+// A process per gateway. `nonstop broker` runs each gateway's worker and tunnel in a process of
+// its own (a cell: `nonstop broker --gateway ID`, forked with an IPC channel) and keeps them
+// running: the status endpoint, the restarts and the shutdown are the parent's, the work is the
+// cells'. What one gateway makes its cell do (parse a flood of SSH messages, screen forged jobs,
+// carry an O(N) answer) then runs on that cell's event loop, which the kernel schedules against
+// the others as a task of its own, and not in a queue in front of every other gateway's
+// requests; a cell that runs out of heap, or is taken over through a parser bug, holds that
+// gateway's credentials only (its SSH key, its Redis password) and dies alone.
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from '../lib/log.js';
+import type { CellStatus, StatusSnapshot } from './status-server.js';
+import type { TunnelStatus } from './tunnel.js';
+
+/** Parent → cell. */
+export type ToCell = { readonly type: 'snapshot'; readonly id: number } | { readonly type: 'close' };
+/** Cell → parent. */
+export type FromCell =
+  | { readonly type: 'ready' }
+  | { readonly type: 'snapshot'; readonly id: number; readonly snapshot: StatusSnapshot };
+
+export interface CellOptions {
+  readonly configFile: string;
+  readonly gatewayIds: readonly string[];
+  /** V8's old-generation limit of each cell, in MiB (--max-old-space-size). */
+  readonly maxHeapMb: number;
+  /** A cell that has not answered a snapshot request in this long is shown as it last was. */
+  readonly snapshotTimeoutMs?: number;
+  /** A cell still running this long after it was asked to close is killed. */
+  readonly closeTimeoutMs?: number;
+  readonly log: Logger;
+}
+
+const CLI = fileURLToPath(new URL('../cli/index.js', import.meta.url));
+/** Restart backoff: doubles from the first to the last, back to the first after a minute up. */
+const RESTART_FIRST_MS = 500;
+const RESTART_MAX_MS = 30_000;
+const STABLE_MS = 60_000;
+
+class Cell {
+  child: ChildProcess | null = null;
+  state: CellStatus['state'] = 'restarting';
+  since = new Date();
+  restarts = 0;
+  lastExit: string | null = null;
+  /** The last snapshot it sent: shown (tunnel marked closed) while it is down or slow. */
+  last: StatusSnapshot | null = null;
+  startedAt = 0;
+  failures = 0;
+  timer: NodeJS.Timeout | null = null;
+  readonly waiting = new Map<number, (s: StatusSnapshot) => void>();
+
+  constructor(readonly gatewayId: string) {}
+
+  status(): CellStatus {
+    return {
+      gatewayId: this.gatewayId,
+      pid: this.child?.pid ?? null,
+      state: this.state,
+      since: this.since.toISOString(),
+      restarts: this.restarts,
+      lastExit: this.lastExit,
+    };
+  }
+}
+
+export class CellSupervisor {
+  readonly #cells: Cell[];
+  #closing = false;
+  #nextId = 1;
+
+  constructor(private readonly options: CellOptions) {
+    this.#cells = options.gatewayIds.map((id) => new Cell(id));
+  }
+
+  start(): void {
+    for (const cell of this.#cells) this.#spawn(cell);
+  }
+
+  /** The pids of the cells started and not yet exited. */
+  pids(): number[] {
+    return this.#cells.flatMap((c) => (c.child?.pid ? [c.child.pid] : []));
+  }
+
+  #spawn(cell: Cell): void {
+    const { configFile, maxHeapMb, log } = this.options;
+    const child = fork(CLI, ['broker', '--config', configFile, '--gateway', cell.gatewayId], {
+      execArgv: [`--max-old-space-size=${maxHeapMb}`],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'json',
+    });
+    cell.child = child;
+    cell.state = 'starting';
+    cell.since = new Date();
+    cell.startedAt = Date.now();
+    child.on('message', (m: FromCell) => {
+      if (m?.type === 'ready' && cell.state === 'starting') {
+        cell.state = 'running';
+        cell.since = new Date();
+      }
+      if (m?.type !== 'snapshot') return;
+      cell.last = m.snapshot;
+      cell.waiting.get(m.id)?.(m.snapshot);
+      cell.waiting.delete(m.id);
+    });
+    child.on('error', (err) =>
+      log.error({ gatewayId: cell.gatewayId, err: err.message }, 'broker cell error'),
+    );
+    child.once('exit', (code, signal) => {
+      cell.child = null;
+      cell.lastExit = signal !== null ? signal : `code ${code}`;
+      for (const [id, resolve] of cell.waiting) {
+        cell.waiting.delete(id);
+        if (cell.last) resolve(cell.last);
+      }
+      if (this.#closing) {
+        cell.state = 'stopped';
+        cell.since = new Date();
+        return;
+      }
+      // A cell that ran a minute was well; one that keeps dying waits longer each time.
+      cell.failures = Date.now() - cell.startedAt >= STABLE_MS ? 0 : cell.failures + 1;
+      const delay = Math.min(RESTART_MAX_MS, RESTART_FIRST_MS * 2 ** Math.max(0, cell.failures - 1));
+      cell.state = 'restarting';
+      cell.since = new Date();
+      log.error(
+        { gatewayId: cell.gatewayId, exit: cell.lastExit, restartInMs: delay },
+        "a gateway's broker cell exited; starting it again",
+      );
+      cell.timer = setTimeout(() => {
+        cell.timer = null;
+        if (this.#closing) return;
+        cell.restarts += 1;
+        this.#spawn(cell);
+      }, delay);
+    });
+    log.info({ gatewayId: cell.gatewayId, pid: child.pid }, 'broker cell started');
+  }
+
+  /** Every cell's tunnels and job counts, asked for now; a cell down or slow shows as it last was. */
+  async snapshot(): Promise<StatusSnapshot> {
+    const timeoutMs = this.options.snapshotTimeoutMs ?? 1000;
+    const parts = await Promise.all(this.#cells.map((cell) => this.#ask(cell, timeoutMs)));
+    const tunnels: TunnelStatus[] = [];
+    const jobs: Record<string, StatusSnapshot['jobs'][string]> = {};
+    parts.forEach((part, i) => {
+      const cell = this.#cells[i]!;
+      if (part === null) return;
+      const down = part.fresh
+        ? null
+        : `broker cell ${cell.state}${cell.lastExit ? ` (last exit: ${cell.lastExit})` : ''}`;
+      for (const t of part.snapshot.tunnels)
+        tunnels.push(
+          down === null ? t : { ...t, state: 'closed', lastError: down, channels: 0, paused: false },
+        );
+      Object.assign(jobs, part.snapshot.jobs);
+    });
+    return { tunnels, jobs, cells: this.#cells.map((c) => c.status()) };
+  }
+
+  #ask(cell: Cell, timeoutMs: number): Promise<{ snapshot: StatusSnapshot; fresh: boolean } | null> {
+    const stale = () => (cell.last === null ? null : { snapshot: cell.last, fresh: false });
+    const child = cell.child;
+    if (cell.state !== 'running' || child === null || !child.connected) return Promise.resolve(stale());
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        cell.waiting.delete(id);
+        resolve(stale());
+      }, timeoutMs);
+      cell.waiting.set(id, (snapshot) => {
+        clearTimeout(timer);
+        resolve({ snapshot, fresh: cell.state === 'running' });
+      });
+      child.send({ type: 'snapshot', id } satisfies ToCell, (err) => {
+        if (err) {
+          clearTimeout(timer);
+          cell.waiting.delete(id);
+          resolve(stale());
+        }
+      });
+    });
+  }
+
+  /** Asks every cell to finish what it holds and exit; kills those that do not in time. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    const timeoutMs = this.options.closeTimeoutMs ?? 12_000;
+    await Promise.all(
+      this.#cells.map(async (cell) => {
+        if (cell.timer) clearTimeout(cell.timer);
+        const child = cell.child;
+        if (child === null) {
+          cell.state = 'stopped';
+          return;
+        }
+        const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+        if (child.connected) child.send({ type: 'close' } satisfies ToCell, () => {});
+        else child.kill('SIGTERM');
+        const timer = setTimeout(() => {
+          this.options.log.error(
+            { gatewayId: cell.gatewayId },
+            'a broker cell did not close in time; killing it',
+          );
+          child.kill('SIGKILL');
+        }, timeoutMs);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+}
+
+/**
+ * The cell's side: answers its parent's snapshot requests from `snapshot`, and resolves the
+ * returned promise when the parent asks it to close or goes away (a parent that died cannot
+ * restart it; what the cell holds is finished and it exits, as on SIGTERM).
+ */
+export function serveParent(snapshot: () => StatusSnapshot): Promise<string> {
+  process.send?.({ type: 'ready' } satisfies FromCell);
+  return new Promise((resolve) => {
+    process.on('message', (m: ToCell) => {
+      if (m?.type === 'snapshot')
+        process.send?.({ type: 'snapshot', id: m.id, snapshot: snapshot() } satisfies FromCell);
+      else if (m?.type === 'close') resolve('asked by its broker');
+    });
+    process.once('disconnect', () => resolve('its broker went away'));
+  });
+}
