@@ -4,8 +4,9 @@
 // cells'. What one gateway makes its cell do (parse a flood of SSH messages, screen forged jobs,
 // carry an O(N) answer) then runs on that cell's event loop, which the kernel schedules against
 // the others as a task of its own, and not in a queue in front of every other gateway's
-// requests; a cell that runs out of heap, or is taken over through a parser bug, holds that
-// gateway's credentials only (its SSH key, its Redis password) and dies alone.
+// requests; a cell that runs out of heap (its own V8 limit) dies alone and is started again.
+// The cells run as the same user and can read the same files (one SSH key serves every
+// tunnel): this separates load and faults, not privileges.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../lib/log.js';
@@ -213,17 +214,28 @@ export class CellSupervisor {
 
 /**
  * The cell's side: answers its parent's snapshot requests from `snapshot`, and resolves the
- * returned promise when the parent asks it to close or goes away (a parent that died cannot
- * restart it; what the cell holds is finished and it exits, as on SIGTERM).
+ * returned promise when the parent asks it to close (the cell then finishes what it holds and
+ * exits, as on SIGTERM). A parent that went away without asking died: the cell exits at once,
+ * as it would with its unit, and the jobs it held go to another broker when their locks expire
+ * (a cell left running would hold its tunnel's port against the restarted broker's cell).
  */
-export function serveParent(snapshot: () => StatusSnapshot): Promise<string> {
+export function serveParent(snapshot: () => StatusSnapshot, log: Logger): Promise<string> {
   process.send?.({ type: 'ready' } satisfies FromCell);
   return new Promise((resolve) => {
+    let asked = false;
     process.on('message', (m: ToCell) => {
       if (m?.type === 'snapshot')
         process.send?.({ type: 'snapshot', id: m.id, snapshot: snapshot() } satisfies FromCell);
-      else if (m?.type === 'close') resolve('asked by its broker');
+      else if (m?.type === 'close') {
+        asked = true;
+        resolve('asked by its broker');
+      }
     });
-    process.once('disconnect', () => resolve('its broker went away'));
+    process.once('disconnect', () => {
+      if (asked) return;
+      log.error('its broker went away; exiting now');
+      log.flush();
+      process.exit(1);
+    });
   });
 }

@@ -53,7 +53,7 @@ Signals: SIGINT/SIGTERM stop taking jobs and finish the ones in flight.`,
           // A cell of a broker reports to it; alone, it is a broker of one gateway.
           if (process.send !== undefined)
             return {
-              until: serveParent(() => broker.snapshot()),
+              until: serveParent(() => broker.snapshot(), log),
               async close() {
                 await broker.close();
                 // The channel to the broker would keep this process alive.

@@ -5,7 +5,7 @@
 // broker's mutual-TLS files for the core.
 import { join } from 'node:path';
 import { DEFAULT_WORKER_USER } from '../redis-users.js';
-import type { RedisServerLimits, TunnelOptions } from '../schemas/broker.js';
+import type { BrokerConfig, RedisServerLimits, TunnelOptions } from '../schemas/broker.js';
 import type { RotationParams } from '../schemas/knock-common.js';
 import { checkedDocument, optional } from './document.js';
 
@@ -42,6 +42,7 @@ export interface BrokerInput {
   readonly redisPrefix?: string;
   readonly redisServer?: Partial<RedisServerLimits>;
   readonly rotation?: Partial<RotationParams>;
+  readonly cells?: Partial<BrokerConfig['cells']>;
   readonly concurrency?: number;
   readonly tunnels?: Partial<TunnelOptions>;
   /** A status listener on loopback (none by default). */
@@ -97,6 +98,7 @@ export function brokerDocument(input: BrokerInput) {
             }),
       },
     })),
+    ...optional('cells', input.cells),
     ...optional('concurrency', input.concurrency),
     ...optional('tunnels', input.tunnels),
     ...(input.statusPort === undefined ? {} : { status: { host: '127.0.0.1', port: input.statusPort } }),

@@ -215,6 +215,7 @@ export const brokerInputSchema = {
     redisPrefix: redisSchema.properties.prefix,
     redisServer: brokerSchema.properties.redisServer,
     rotation: rotationSchema,
+    cells: brokerSchema.properties.cells,
     concurrency: brokerSchema.properties.concurrency,
     tunnels: brokerSchema.properties.tunnels,
     statusPort: portSchema,

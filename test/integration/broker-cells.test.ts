@@ -99,6 +99,36 @@ describe('a broker cell per gateway', () => {
       assert.equal(alive(pid), false, `cell ${pid} stopped`);
   });
 
+  test('cells whose broker was killed exit at once (they would hold their tunnels against its restart)', async (t) => {
+    const redis = testRedis(t);
+    const dir = tempDir(t);
+    const file = writeJson(
+      dir,
+      'broker.json',
+      brokerConfigDoc(pki(), {
+        prefix: redis.prefix,
+        corePort: 1,
+        gateways: ['gw1', 'gw2'],
+        extra: { logLevel: 'info', status: { port: 0 } },
+      }),
+    );
+    const child = startCli(['broker', '--config', file]);
+    child.stdin.end();
+    const done = finished(child);
+    const line = await waitForLogLine(child, (l) => l.msg === 'status endpoint listening');
+    const base = `http://127.0.0.1:${(line.address as { port: number }).port}`;
+    let pids: number[] = [];
+    await until('both cells running', async () => {
+      const s = (await (await fetch(`${base}/status`)).json()) as Status;
+      pids = s.cells.flatMap((c) => (c.state === 'running' && c.pid !== null ? [c.pid] : []));
+      return pids.length === 2;
+    });
+    t.after(() => pids.filter(alive).forEach((pid) => process.kill(pid, 'SIGKILL')));
+    child.kill('SIGKILL');
+    await done;
+    await until('the orphaned cells to exit', () => !pids.some(alive), 5000);
+  });
+
   test('--gateway must name a gateway of the config', async (t) => {
     const dir = tempDir(t);
     const file = writeJson(
