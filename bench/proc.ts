@@ -66,7 +66,10 @@ export function sampleTree(pid: number): ProcSample {
   return { cpuSeconds, systemSeconds, rssKiB };
 }
 
-/** Samples named processes every `everyMs` until stopped; keeps each one's peak RSS. */
+/**
+ * Samples named processes every `everyMs` until stopped; keeps each one's peak RSS, with what
+ * it forked (a broker's cells, sshd's sessions).
+ */
 export class RssWatcher {
   readonly peakKiB: Record<string, number> = {};
   readonly #timer: NodeJS.Timeout;
@@ -82,7 +85,8 @@ export class RssWatcher {
   #sample(): void {
     for (const [name, pid] of Object.entries(this.pids)) {
       try {
-        const { rssKiB } = sampleProc(pid);
+        const { rssKiB } = sampleTree(pid);
+        if (rssKiB === 0) continue;
         this.peakKiB[name] = Math.max(this.peakKiB[name] ?? 0, rssKiB);
       } catch {
         // exited

@@ -27,8 +27,15 @@ export interface Envelope {
   readonly params: Readonly<Record<string, string>>;
   readonly query: Readonly<Record<string, string | string[]>>;
   readonly headers: Readonly<Record<string, string>>;
-  /** Parsed JSON body, or null when the request had none. */
+  /**
+   * The request body as a JSON value, or null when the request had none: a JSON body parsed; a
+   * form (`application/x-www-form-urlencoded`) as an object of strings (a repeated name: an
+   * array); `text/plain` as a string; `multipart/form-data` as an object whose file parts are
+   * `UploadedFile`s. The route's JSON Schema validates it whatever it came as.
+   */
   readonly body: unknown;
+  /** How the client sent the body (absent: json). An upstream application gets it re-encoded so. */
+  readonly bodyType?: BodyType;
   readonly clientIp: string;
   readonly gatewayId: string;
   /** Gateway process that waits for the reply; names its reply list. */
@@ -39,13 +46,41 @@ export interface Envelope {
   readonly deadline: number;
 }
 
+/** What a client can send a body as. */
+export type BodyType = 'json' | 'form' | 'text' | 'multipart';
+export const BODY_TYPES: readonly BodyType[] = ['json', 'form', 'text', 'multipart'];
+
+/** A file part of a multipart/form-data body, as the envelope carries it. */
+export interface UploadedFile {
+  readonly filename: string;
+  /** Its declared media type (the part's Content-Type; application/octet-stream if none). */
+  readonly type: string;
+  readonly size: number;
+  readonly base64: string;
+}
+
+/** A response body that is not JSON: its media type and its bytes. */
+export interface ReplyContent {
+  /** The Content-Type to send, e.g. `text/html; charset=utf-8`. */
+  readonly type: string;
+  readonly base64: string;
+}
+
+/** A reply carries at most this many cookies, each at most MAX_COOKIE_BYTES. */
+export const MAX_REPLY_COOKIES = 16;
+export const MAX_COOKIE_BYTES = 4096;
+
 export interface Reply {
   /** The request id this answers. */
   readonly id: string;
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
-  /** JSON body, or null for an empty one. */
+  /** JSON body, or null for an empty one (and when `content` carries the body). */
   readonly body: unknown;
+  /** A body of any other type; with it, `body` is null. */
+  readonly content?: ReplyContent;
+  /** Set-Cookie values, each sent as a header of its own. */
+  readonly cookies?: readonly string[];
   /** The core answered from its record of an earlier execution (nothing ran again). */
   readonly replayed?: boolean;
 }
@@ -104,6 +139,7 @@ const envelopeSchema = {
       additionalProperties: { type: 'string', maxLength: 8192 },
     },
     body: {},
+    bodyType: { enum: BODY_TYPES },
     clientIp: { type: 'string', minLength: 2, maxLength: 64 },
     gatewayId: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]{0,62}$' },
     replyTo: { type: 'string', pattern: TOKEN },
@@ -126,6 +162,20 @@ const replySchema = {
       additionalProperties: { type: 'string', maxLength: 8192 },
     },
     body: {},
+    content: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type', 'base64'],
+      properties: {
+        type: { type: 'string', minLength: 3, maxLength: 256, pattern: '^[\\x21-\\x7e][\\x20-\\x7e]*$' },
+        base64: { type: 'string', pattern: '^[A-Za-z0-9+/]*={0,2}$' },
+      },
+    },
+    cookies: {
+      type: 'array',
+      maxItems: MAX_REPLY_COOKIES,
+      items: { type: 'string', minLength: 1, maxLength: MAX_COOKIE_BYTES, pattern: '^[\\x20-\\x7e]+$' },
+    },
     replayed: { type: 'boolean' },
   },
 } as const;
