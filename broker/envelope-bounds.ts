@@ -3,7 +3,7 @@
 // gateway forwards. A compromised gateway could otherwise give a job a deadline weeks away (the
 // broker would retry the core until then) or hand the core headers its gateway never passes on.
 import type { GatewayLink } from '../config/schemas/broker.js';
-import type { RoutesConfig } from '../config/schemas/routes.js';
+import type { RouteDefinition, RoutesConfig } from '../config/schemas/routes.js';
 import type { Envelope } from '../lib/envelope.js';
 
 /** How far the gateway's clock may be ahead of the broker's. */
@@ -22,13 +22,17 @@ export function maxJobDataBytes(gateway: GatewayLink): number {
 
 export class EnvelopeBounds {
   private readonly timeouts = new Map<string, number>();
+  private readonly routes = new Map<string, RouteDefinition>();
   private readonly headers: ReadonlySet<string>;
 
   constructor(
     routes: RoutesConfig,
     private readonly gateway: GatewayLink,
   ) {
-    for (const r of routes.routes) this.timeouts.set(r.name, r.timeoutMs ?? gateway.replyTimeoutMs);
+    for (const r of routes.routes) {
+      this.timeouts.set(r.name, r.timeoutMs ?? gateway.replyTimeoutMs);
+      this.routes.set(r.name, r);
+    }
     this.headers = new Set(gateway.forwardHeaders);
   }
 
@@ -43,10 +47,31 @@ export class EnvelopeBounds {
     if (envelope.receivedAt > now + CLOCK_SKEW_MS) {
       return `receivedAt ${envelope.receivedAt - now} ms in the future`;
     }
+    const route = this.routes.get(envelope.route);
     for (const name of Object.keys(envelope.headers)) {
+      if (name === 'cookie') {
+        const refused = cookieOutsideRoute(envelope.headers.cookie ?? '', route);
+        if (refused !== undefined) return refused;
+        continue;
+      }
       if (!this.headers.has(name))
         return `header "${name}", which gateway ${this.gateway.id} does not forward`;
     }
+    const bodyType = envelope.bodyType ?? 'json';
+    if (route !== undefined && envelope.body !== null && !route.bodyTypes.includes(bodyType)) {
+      return `a ${bodyType} body, which route ${route.name} does not take`;
+    }
     return undefined;
   }
+}
+
+/** Why a Cookie header is more than the route lets through (its cookies only), or undefined. */
+function cookieOutsideRoute(header: string, route: RouteDefinition | undefined): string | undefined {
+  const allowed = new Set(route?.cookies ?? []);
+  for (const pair of header.split(';')) {
+    const name = pair.split('=', 1)[0]!.trim();
+    if (name !== '' && !allowed.has(name))
+      return `cookie "${name.slice(0, 64)}", which route ${route?.name ?? '?'} does not take`;
+  }
+  return undefined;
 }

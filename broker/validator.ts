@@ -1,7 +1,8 @@
 // Checks a queued envelope against its route's schemas (compiled once at start). Params and
 // query arrive as strings, so they are checked as copies coerced to the declared types; the
 // envelope keeps the client's strings, which is what the envelope schema (and the core)
-// accept. The body is checked in place, so the core receives it with schema defaults filled in.
+// accept. The body is checked in place, so the core receives it with schema defaults filled in
+// (and a form's or multipart body's fields coerced to their declared types).
 // Validators stop at each part's first error (config/ajv.ts), so a refusal costs as little as
 // it says: at most one problem for each of params, query and body, fields clipped in length.
 import { compileRoutes, type RouteValidators } from '../config/routes.js';
@@ -48,7 +49,10 @@ export class RequestValidator {
     const problems: SchemaProblem[] = [];
     if (!v.params({ ...envelope.params })) problems.push(...describe('params', v.params.errors));
     if (!v.query({ ...envelope.query })) problems.push(...describe('query', v.query.errors));
-    if (!v.body(envelope.body)) problems.push(...describe('body', v.body.errors));
+    // Form and multipart fields arrive as strings: coerced in place to the declared types.
+    const fields = envelope.bodyType === 'form' || envelope.bodyType === 'multipart';
+    const body = fields ? v.fieldsBody : v.body;
+    if (!body(envelope.body)) problems.push(...describe('body', body.errors));
     return problems.length === 0 ? { ok: true } : { ok: false, problems: problems.slice(0, MAX_PROBLEMS) };
   }
 }

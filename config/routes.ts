@@ -84,6 +84,8 @@ export interface RouteValidators {
   readonly params: ValidateFunction;
   readonly query: ValidateFunction;
   readonly body: ValidateFunction;
+  /** The body schema over a form or multipart body, whose fields come as strings: coercing. */
+  readonly fieldsBody: ValidateFunction;
 }
 
 const EMPTY_OBJECT = { type: 'object', additionalProperties: false, maxProperties: 0 } as const;
@@ -105,6 +107,7 @@ export function compileRoutes(file: string, config: RoutesConfig): ReadonlyMap<s
         params: coercing.compile(route.schema.params ?? EMPTY_OBJECT),
         query: coercing.compile(route.schema.query ?? EMPTY_OBJECT),
         body: exact.compile(route.schema.body ?? NO_BODY),
+        fieldsBody: coercing.compile(route.schema.body ?? NO_BODY),
       });
     } catch (err) {
       throw errors.ROUTE_SCHEMA_UNSAFE(

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteDefinition } from '../config/schemas/routes.js';
-import { ENVELOPE_VERSION, type Envelope } from '../lib/envelope.js';
+import { ENVELOPE_VERSION, type BodyType, type Envelope } from '../lib/envelope.js';
 import type { KeyedRequest } from './idempotency-key.js';
 
 export const MAX_QUERY_PARAMS = 64;
@@ -15,6 +15,10 @@ export interface EnvelopeInput {
   readonly headers: IncomingHttpHeaders;
   readonly forwardHeaders: readonly string[];
   readonly body: unknown;
+  /** How the body came, when not as JSON. */
+  readonly bodyType?: BodyType | undefined;
+  /** The Cookie header the route lets through (its cookies only). */
+  readonly cookie?: string | undefined;
   readonly clientIp: string;
   readonly gatewayId: string;
   readonly replyTo: string;
@@ -35,8 +39,12 @@ export function buildEnvelope(input: EnvelopeInput): Envelope {
     path: input.path,
     params: input.params,
     query: input.query,
-    headers: pickHeaders(input.headers, input.forwardHeaders),
+    headers: {
+      ...pickHeaders(input.headers, input.forwardHeaders),
+      ...(input.cookie === undefined ? {} : { cookie: input.cookie.slice(0, 8192) }),
+    },
     body: input.body,
+    ...(input.bodyType === undefined || input.bodyType === 'json' ? {} : { bodyType: input.bodyType }),
     clientIp: input.clientIp,
     gatewayId: input.gatewayId,
     replyTo: input.replyTo,

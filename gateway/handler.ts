@@ -1,32 +1,35 @@
-// The gateway's request pipeline: limits, routing, body, envelope, queue, reply. Every
-// refusal happens before any queue work and every accepted request ends with one answer.
+// The gateway's request path, as the ordered list of its steps (gateway/steps/): each refuses,
+// answers, or lets the request go on. Every refusal happens before any queue work and every
+// accepted request ends with one answer.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schemas/gateway.js';
-import { errors, isNonstopError, type NonstopError } from '../lib/errors.js';
+import type { RoutesConfig } from '../config/schemas/routes.js';
+import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { isJsonContentType, MAX_JSON_DEPTH, nestedDeeperThan, readBody } from './body.js';
-import { buildEnvelope, parseQuery } from './envelope.js';
-import {
-  IDEMPOTENCY_KEY_HEADER,
-  parseIdempotencyKey,
-  type IdempotencyScope,
-  type KeyedRequest,
-} from './idempotency-key.js';
+import type { IdempotencyScope } from './idempotency-key.js';
 import { RateLimiter } from './rate-limit.js';
 import type { ReplyWaiter } from './reply-waiter.js';
 import type { JobQueue } from './queue-set.js';
-import { sendError, sendJson, sendReply } from './respond.js';
+import { sendError } from './respond.js';
 import type { Router } from './router.js';
-
-const MAX_URL_LENGTH = 8192;
-const RETRY_AFTER_SECONDS = '5';
-/** JSON must be UTF-8 (RFC 8259): invalid bytes are malformed JSON, not U+FFFD. A BOM stays
- * in the text, so JSON.parse refuses it as before. */
-const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+import { body } from './steps/body.js';
+import { capacity } from './steps/capacity.js';
+import { cookies } from './steps/cookies.js';
+import { asNonstopError, enqueue } from './steps/enqueue.js';
+import { runSteps, type Exchange, type Routed, type Step } from './steps/exchange.js';
+import { health } from './steps/health.js';
+import { httpVersion } from './steps/http-version.js';
+import { idempotency } from './steps/idempotency.js';
+import { query } from './steps/query.js';
+import { rateLimit } from './steps/rate-limit.js';
+import { requestLimits } from './steps/request-limits.js';
+import { route } from './steps/route.js';
 
 export interface HandlerDeps {
   readonly config: GatewayConfig;
   readonly router: Router;
+  /** The route table's own settings (its CORS policy). */
+  readonly routes?: Pick<RoutesConfig, 'cors'>;
   readonly queue: JobQueue;
   readonly replies: ReplyWaiter;
   readonly instanceId: string;
@@ -47,144 +50,45 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     Date.now,
     limits.ipv6PrefixLength,
   );
+  const findRoute = route(router, deps.routes ?? {});
+  // Before the route: what every request must pass, cheapest first.
+  const before: Step<Exchange>[] = [
+    httpVersion,
+    health(queue, replies),
+    rateLimit(limiter),
+    requestLimits(limits),
+  ];
+  // After it: what the route decides, then room to queue.
+  const after: Step<Routed>[] = [
+    cookies,
+    idempotency(deps.idempotency),
+    query,
+    body(limits),
+    capacity(queue, replies, limits.maxPending),
+  ];
+  const send = enqueue(deps);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = Date.now();
     const url = req.url ?? '/';
     const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
-    const search = q === -1 ? '' : url.slice(q + 1);
-
-    // HTTP/0.9 (a bare `GET /path`) carries no headers at all; only 1.0 and 1.1 are served.
-    if (req.httpVersionMajor !== 1) return refuse(res, errors.BAD_REQUEST('Only HTTP/1.0 and HTTP/1.1'));
-    // HTTP/1.0 has no chunked framing: such a message's framing is faulty (RFC 9112, 6.1), and
-    // a proxy in front could frame it differently (request smuggling).
-    if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
-      return refuse(res, errors.BAD_REQUEST('Transfer-Encoding in an HTTP/1.0 request'), {
-        connection: 'close',
-      });
-    }
-
-    if (req.method === 'GET' && path === '/healthz') return sendJson(res, 200, { ok: true });
-    if (req.method === 'GET' && path === '/readyz') {
-      const ready = queue.ready && replies.connected;
-      return sendJson(res, ready ? 200 : 503, { ready, queue: queue.ready, replies: replies.connected });
-    }
-
-    const clientIp = normalizeIp(req.socket.remoteAddress);
-    const rate = limiter.take(clientIp);
-    if (!rate.allowed) {
-      return refuse(res, errors.RATE_LIMITED(), { 'retry-after': String(rate.retryAfterSeconds) });
-    }
-    if (url.length > MAX_URL_LENGTH) return refuse(res, errors.URI_TOO_LONG());
-    if (req.rawHeaders.length / 2 > limits.maxHeaders) {
-      return refuse(res, errors.HEADERS_TOO_LARGE(`More than ${limits.maxHeaders} headers`));
-    }
-
-    const match = router.match(req.method ?? '', path);
-    if (match.kind === 'not-found') return refuse(res, errors.NOT_FOUND());
-    if (match.kind === 'bad-path')
-      return refuse(res, errors.BAD_REQUEST('Malformed percent-encoding in path'));
-    if (match.kind === 'method-not-allowed') {
-      return refuse(res, errors.METHOD_NOT_ALLOWED(), { allow: match.allow.join(', ') });
-    }
-    const route = match.route;
-    const idempotencyKey = parseIdempotencyKey(req.headers[IDEMPOTENCY_KEY_HEADER]);
-    // Scoped to the client's identity headers: the same key from another identity is another
-    // request, never the stored answer of this one.
-    let keyed: KeyedRequest | undefined;
-    if (idempotencyKey !== undefined) {
-      if (deps.idempotency === undefined) return refuse(res, errors.IDEMPOTENCY_UNAVAILABLE());
-      keyed = deps.idempotency.keyed(idempotencyKey, req.headers);
-    }
-
-    const query = parseQuery(search);
-    if (query === null) return refuse(res, errors.BAD_REQUEST('Too many query parameters'));
-
-    let body: unknown = null;
-    const hasBody =
-      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    if (hasBody) {
-      if (route.schema.body === undefined) {
-        return refuse(res, errors.BAD_REQUEST(`${route.method} ${route.path} takes no request body`));
-      }
-      if (!isJsonContentType(req.headers['content-type']))
-        return refuse(res, errors.UNSUPPORTED_MEDIA_TYPE());
-      const limit = Math.min(route.maxBodyBytes ?? limits.maxBodyBytes, limits.maxBodyBytes);
-      const raw = await readBody(req, limit);
-      try {
-        body = JSON.parse(UTF8.decode(raw)) as unknown;
-      } catch {
-        return refuse(res, errors.MALFORMED_JSON());
-      }
-      if (nestedDeeperThan(body, MAX_JSON_DEPTH)) {
-        return refuse(res, errors.MALFORMED_JSON(`Request body nests deeper than ${MAX_JSON_DEPTH} levels`));
-      }
-    }
-
-    if (replies.pending >= limits.maxPending) {
-      return refuse(res, errors.QUEUE_UNAVAILABLE('Gateway is at capacity'), { 'retry-after': '1' });
-    }
-    if (!queue.ready || !replies.connected) {
-      return refuse(res, errors.QUEUE_UNAVAILABLE(), { 'retry-after': RETRY_AFTER_SECONDS });
-    }
-
-    const timeoutMs = route.timeoutMs ?? config.replyTimeoutMs;
-    const envelope = buildEnvelope({
-      route,
-      path,
-      params: match.params,
-      query,
-      headers: req.headers,
-      forwardHeaders: config.forwardHeaders,
-      body,
-      clientIp,
-      gatewayId: config.id,
-      replyTo: deps.instanceId,
-      now: started,
-      timeoutMs,
-      keyed,
-    });
-    // A keyed request whose twin is in flight: its reply goes to the twin's waiter, not to us.
-    const inFlight = () => {
-      log.info({ requestId: envelope.id, route: route.name }, 'idempotency key in flight; refused');
-      sendError(res, errors.IDEMPOTENCY_KEY_IN_FLIGHT(), envelope.id, { 'retry-after': '1' });
+    const x: Exchange = {
+      req,
+      res,
+      started: Date.now(),
+      url,
+      path: q === -1 ? url : url.slice(0, q),
+      search: q === -1 ? '' : url.slice(q + 1),
+      clientIp: normalizeIp(req.socket.remoteAddress),
+      answerHeaders: {},
     };
-    if (replies.isWaiting(envelope.id)) return inFlight();
-    const reply = replies.wait(envelope.id, timeoutMs);
-    try {
-      if ((await queue.add(envelope)) === 'in-flight') {
-        replies.cancel(envelope.id);
-        return inFlight();
-      }
-    } catch (err) {
-      replies.cancel(envelope.id);
-      const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
-      log.warn({ requestId: envelope.id, route: route.name, err: cause }, 'queue unavailable');
-      return sendError(res, asNonstopError(err), envelope.id, { 'retry-after': RETRY_AFTER_SECONDS });
+    if (await runSteps(x, before)) return;
+    const found = findRoute(x);
+    if (typeof found === 'string' || 'refuse' in found) {
+      await runSteps(x, [() => found]);
+      return;
     }
-    const answer = await reply;
-    const durationMs = Date.now() - started;
-    if (answer === null) {
-      log.warn({ requestId: envelope.id, route: route.name, durationMs }, 'no reply before the deadline');
-      return sendError(res, errors.REPLY_TIMEOUT(), envelope.id);
-    }
-    log.info(
-      {
-        requestId: envelope.id,
-        route: route.name,
-        status: answer.status,
-        durationMs,
-        clientIp,
-        ...(envelope.idempotent === true ? { idempotent: true } : {}),
-      },
-      'answered',
-    );
-    sendReply(res, answer);
-  }
-
-  function refuse(res: ServerResponse, err: NonstopError, headers: Record<string, string> = {}) {
-    sendError(res, err, undefined, headers);
+    if (await runSteps(found, after)) return;
+    await send(found);
   }
 
   return (req, res) => {
@@ -196,10 +100,6 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       sendError(res, known);
     });
   };
-}
-
-function asNonstopError(err: unknown): NonstopError {
-  return isNonstopError(err) ? err : errors.INTERNAL(undefined, undefined, { cause: err });
 }
 
 /** `::ffff:198.18.0.1` → `198.18.0.1`; a socket without an address gets a fixed key. */

@@ -1,7 +1,10 @@
-// Writing answers to clients: JSON bodies and the headers every response carries.
-import type { ServerResponse } from 'node:http';
+// Writing answers to clients: the gateway's JSON errors, the application's replies (JSON or any
+// content, cookies, the headers it may set, 304 for what the client has), and the headers every
+// response carries.
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { NonstopError } from '../lib/errors.js';
 import type { Reply } from '../lib/envelope.js';
+import { notModified } from './conditional.js';
 
 export const REPLAYED_HEADER = 'x-nonstop-replayed';
 
@@ -10,8 +13,36 @@ const BASE_HEADERS = {
   'x-content-type-options': 'nosniff',
 } as const;
 
-/** Headers an application reply may set; anything else a broker sends is dropped. */
-const REPLY_HEADERS = new Set(['location', 'retry-after', 'etag', 'last-modified', 'content-language']);
+/**
+ * Headers an application reply may set; anything else a broker sends is dropped. Hop-by-hop
+ * headers, framing (content-length, transfer-encoding), CORS, HSTS and nosniff stay the
+ * gateway's: it sets them itself.
+ */
+const REPLY_HEADERS = new Set([
+  'location',
+  'retry-after',
+  'etag',
+  'last-modified',
+  'expires',
+  'content-language',
+  'content-location',
+  'content-disposition',
+  'cache-control',
+  'vary',
+  'link',
+  'www-authenticate',
+  'content-security-policy',
+  'content-security-policy-report-only',
+  'referrer-policy',
+  'permissions-policy',
+  'cross-origin-opener-policy',
+  'cross-origin-embedder-policy',
+  'cross-origin-resource-policy',
+  'x-frame-options',
+]);
+
+/** Validators and metadata a 304 repeats from the answer it stands for (RFC 9110, 15.4.5). */
+const NOT_MODIFIED_KEEPS = ['etag', 'last-modified', 'cache-control', 'expires', 'vary', 'content-location'];
 
 export function sendJson(
   res: ServerResponse,
@@ -47,12 +78,61 @@ export function sendError(
   });
 }
 
-export function sendReply(res: ServerResponse, reply: Reply): void {
-  const headers: Record<string, string> = { 'x-request-id': reply.id };
+export interface ReplyRequest {
+  readonly method: string;
+  readonly headers: IncomingHttpHeaders;
+  /** Headers this answer carries whatever it is (CORS). */
+  readonly extra?: Readonly<Record<string, string>>;
+}
+
+/** Joins two Vary values without repeating a name. */
+function joinVary(a: string | undefined, b: string | undefined): string | undefined {
+  const names = [...(a ?? '').split(','), ...(b ?? '').split(',')]
+    .map((n) => n.trim())
+    .filter((n) => n !== '');
+  const seen = new Set<string>();
+  const out = names.filter((n) => !seen.has(n.toLowerCase()) && seen.add(n.toLowerCase()));
+  return out.length === 0 ? undefined : out.join(', ');
+}
+
+export function sendReply(res: ServerResponse, reply: Reply, request?: ReplyRequest): void {
+  if (res.headersSent || res.destroyed) return;
+  const headers: Record<string, string | string[]> = { ...BASE_HEADERS, 'x-request-id': reply.id };
   // Tells a retrying client that this is the stored answer of an earlier execution.
   if (reply.replayed === true) headers[REPLAYED_HEADER] = '1';
   for (const [name, value] of Object.entries(reply.headers)) {
-    if (REPLY_HEADERS.has(name)) headers[name] = value;
+    if (REPLY_HEADERS.has(name) && !/[\r\n]/.test(value)) headers[name] = value;
   }
-  sendJson(res, reply.status, reply.body, headers);
+  for (const [name, value] of Object.entries(request?.extra ?? {})) {
+    headers[name] = name === 'vary' ? (joinVary(headers.vary as string | undefined, value) ?? value) : value;
+  }
+  if (reply.cookies !== undefined && reply.cookies.length > 0) headers['set-cookie'] = [...reply.cookies];
+  const get = request?.method === 'GET' || request?.method === 'HEAD';
+  if (
+    get &&
+    reply.status === 200 &&
+    notModified(request.headers, { etag: reply.headers.etag, lastModified: reply.headers['last-modified'] })
+  ) {
+    const kept: Record<string, string | string[]> = { 'x-request-id': reply.id };
+    for (const name of [...NOT_MODIFIED_KEEPS, ...Object.keys(request?.extra ?? {})]) {
+      const value = headers[name];
+      if (value !== undefined) kept[name] = value;
+    }
+    res.writeHead(304, kept).end();
+    return;
+  }
+  if (reply.content === undefined) {
+    const payload =
+      reply.body === null || reply.body === undefined || reply.status === 204 || reply.status === 304
+        ? ''
+        : JSON.stringify(reply.body);
+    if (payload !== '') headers['content-type'] = 'application/json; charset=utf-8';
+    headers['content-length'] = String(Buffer.byteLength(payload));
+    res.writeHead(reply.status, headers).end(payload);
+    return;
+  }
+  const bytes = Buffer.from(reply.content.base64, 'base64');
+  headers['content-type'] = reply.content.type;
+  headers['content-length'] = String(bytes.length);
+  res.writeHead(reply.status, headers).end(bytes);
 }

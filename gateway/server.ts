@@ -72,6 +72,7 @@ export async function startGateway(
   const handler = createRequestHandler({
     config,
     router: new Router(routes),
+    routes,
     queue,
     replies,
     instanceId,

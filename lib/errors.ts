@@ -46,10 +46,17 @@ export const errors = {
   HEADERS_TOO_LARGE: createError('NONSTOP_ERR_HEADERS_TOO_LARGE', 'Too many or too large headers', 431),
   UNSUPPORTED_MEDIA_TYPE: createError(
     'NONSTOP_ERR_UNSUPPORTED_MEDIA_TYPE',
-    'Request bodies must be application/json',
+    "Request body's content type is not one this route takes",
     415,
   ),
   MALFORMED_JSON: createError('NONSTOP_ERR_MALFORMED_JSON', 'Request body is not valid JSON', 400),
+  MALFORMED_BODY: createError(
+    'NONSTOP_ERR_MALFORMED_BODY',
+    'Request body is malformed for its content type',
+    400,
+  ),
+  COOKIE_NOT_ALLOWED: createError('NONSTOP_ERR_COOKIE_NOT_ALLOWED', 'This route takes no such cookie', 400),
+  CORS_REFUSED: createError('NONSTOP_ERR_CORS_REFUSED', 'Cross-origin request not allowed here', 403),
   BAD_REQUEST: createError('NONSTOP_ERR_BAD_REQUEST', 'Malformed request', 400),
   URI_TOO_LONG: createError('NONSTOP_ERR_URI_TOO_LONG', 'Request URL is too long', 414),
   RATE_LIMITED: createError('NONSTOP_ERR_RATE_LIMITED', 'Too many requests from this address', 429),

@@ -26,7 +26,8 @@ export const forwardHeadersSchema = {
   type: 'array',
   maxItems: 64,
   uniqueItems: true,
-  items: { type: 'string', pattern: '^[a-z0-9-]{1,64}$' },
+  // Not cookie: cookies reach the application per route (the route table's `cookies`).
+  items: { type: 'string', pattern: '^[a-z0-9-]{1,64}$', not: { const: 'cookie' } },
   default: ['accept-language', 'user-agent'],
 } as const;
 

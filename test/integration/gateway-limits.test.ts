@@ -31,7 +31,7 @@ test('refusals are answered by the gateway and never reach Redis', async (t) => 
 
   const wrongMethod = await fetch(`${url}/notes`, { method: 'PUT' });
   assert.equal(wrongMethod.status, 405);
-  assert.equal(wrongMethod.headers.get('allow'), 'GET, POST');
+  assert.equal(wrongMethod.headers.get('allow'), 'GET, POST, HEAD, OPTIONS');
 
   const huge = await fetch(`${url}/notes`, {
     method: 'POST',

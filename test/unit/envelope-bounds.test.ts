@@ -2,16 +2,24 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CLOCK_SKEW_MS, EnvelopeBounds, maxJobDataBytes } from '../../broker/envelope-bounds.js';
 import type { GatewayLink } from '../../config/schemas/broker.js';
-import type { RoutesConfig } from '../../config/schemas/routes.js';
+import { parseRoutes } from '../../config/routes.js';
 import { makeEnvelope } from '../helpers/envelope.js';
 
-const routes: RoutesConfig = {
+const routes = parseRoutes('routes.json', {
   kind: 'routes',
   routes: [
     { name: 'notes.create', method: 'POST', path: '/notes', schema: {} },
     { name: 'reports.build', method: 'POST', path: '/reports', timeoutMs: 60_000, schema: {} },
+    {
+      name: 'site.form',
+      method: 'POST',
+      path: '/site',
+      bodyTypes: ['form'],
+      cookies: ['session'],
+      schema: {},
+    },
   ],
-};
+});
 const gateway: GatewayLink = {
   id: 'gw1',
   replyTimeoutMs: 10_000,
@@ -52,10 +60,17 @@ test('deadlines and receipt times no gateway would set are out of bounds', () =>
   );
 });
 
-test('only the headers this gateway forwards', () => {
-  for (const name of ['authorization', 'cookie', 'x-forwarded-for', 'host']) {
+test('only the headers this gateway forwards, and only the cookies the route takes', () => {
+  for (const name of ['authorization', 'x-forwarded-for', 'host']) {
     assert.match(at({ ...create, headers: { [name]: 'v' } }) ?? '', new RegExp(`"${name}"`));
   }
+  assert.match(
+    at({ ...create, headers: { cookie: 'session=1' } }) ?? '',
+    /cookie "session", which route notes.create/,
+  );
+  const form = { route: 'site.form', method: 'POST', path: '/site' } as const;
+  assert.equal(at({ ...form, headers: { cookie: 'session=1' } }), undefined);
+  assert.match(at({ ...form, headers: { cookie: 'session=1; other=2' } }) ?? '', /cookie "other"/);
   const forwarding = new EnvelopeBounds(routes, { ...gateway, forwardHeaders: ['authorization'] });
   assert.equal(
     forwarding.check(
@@ -72,4 +87,11 @@ test('job data is bounded by the body limit the gateway enforces', () => {
     maxJobDataBytes({ ...gateway, maxBodyBytes: 0 }) > 64 * 1024,
     'room for the rest of the envelope',
   );
+});
+
+test('a body only in a form the route takes', () => {
+  const form = { route: 'site.form', method: 'POST', path: '/site' } as const;
+  assert.equal(at({ ...form, body: { a: '1' }, bodyType: 'form' }), undefined);
+  assert.match(at({ ...form, body: { a: '1' } }) ?? '', /a json body, which route site.form does not take/);
+  assert.match(at({ ...create, body: 'x', bodyType: 'text' }) ?? '', /a text body/);
 });

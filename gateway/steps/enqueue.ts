@@ -1,0 +1,86 @@
+// The last step: the envelope queued, its reply awaited, and the answer sent (or 504 when no
+// reply comes by the deadline). A keyed request whose twin is in flight is refused with 409.
+import type { GatewayConfig } from '../../config/schemas/gateway.js';
+import { errors, isNonstopError, type NonstopError } from '../../lib/errors.js';
+import type { Logger } from '../../lib/log.js';
+import { buildEnvelope } from '../envelope.js';
+import type { JobQueue } from '../queue-set.js';
+import type { ReplyWaiter } from '../reply-waiter.js';
+import { sendError, sendReply } from '../respond.js';
+import type { Routed } from './exchange.js';
+
+const RETRY_AFTER_SECONDS = '5';
+
+export interface EnqueueDeps {
+  readonly config: GatewayConfig;
+  readonly queue: JobQueue;
+  readonly replies: ReplyWaiter;
+  readonly instanceId: string;
+  readonly log: Logger;
+}
+
+export function asNonstopError(err: unknown): NonstopError {
+  return isNonstopError(err) ? err : errors.INTERNAL(undefined, undefined, { cause: err });
+}
+
+export function enqueue({ config, queue, replies, instanceId, log }: EnqueueDeps) {
+  return async (x: Routed): Promise<void> => {
+    const { req, res, route } = x;
+    const timeoutMs = route.timeoutMs ?? config.replyTimeoutMs;
+    const envelope = buildEnvelope({
+      route,
+      path: x.path,
+      params: x.params,
+      query: x.query,
+      headers: req.headers,
+      forwardHeaders: config.forwardHeaders,
+      body: x.body,
+      bodyType: x.bodyType,
+      cookie: x.cookie,
+      clientIp: x.clientIp,
+      gatewayId: config.id,
+      replyTo: instanceId,
+      now: x.started,
+      timeoutMs,
+      keyed: x.keyed,
+    });
+    const fail = (err: NonstopError, headers: Record<string, string> = {}) =>
+      sendError(res, err, envelope.id, { ...x.answerHeaders, ...headers });
+    // A keyed request whose twin is in flight: its reply goes to the twin's waiter, not to us.
+    const inFlight = () => {
+      log.info({ requestId: envelope.id, route: route.name }, 'idempotency key in flight; refused');
+      fail(errors.IDEMPOTENCY_KEY_IN_FLIGHT(), { 'retry-after': '1' });
+    };
+    if (replies.isWaiting(envelope.id)) return inFlight();
+    const reply = replies.wait(envelope.id, timeoutMs);
+    try {
+      if ((await queue.add(envelope)) === 'in-flight') {
+        replies.cancel(envelope.id);
+        return inFlight();
+      }
+    } catch (err) {
+      replies.cancel(envelope.id);
+      const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
+      log.warn({ requestId: envelope.id, route: route.name, err: cause }, 'queue unavailable');
+      return fail(asNonstopError(err), { 'retry-after': RETRY_AFTER_SECONDS });
+    }
+    const answer = await reply;
+    const durationMs = Date.now() - x.started;
+    if (answer === null) {
+      log.warn({ requestId: envelope.id, route: route.name, durationMs }, 'no reply before the deadline');
+      return fail(errors.REPLY_TIMEOUT());
+    }
+    log.info(
+      {
+        requestId: envelope.id,
+        route: route.name,
+        status: answer.status,
+        durationMs,
+        clientIp: x.clientIp,
+        ...(envelope.idempotent === true ? { idempotent: true } : {}),
+      },
+      'answered',
+    );
+    sendReply(res, answer, { method: req.method ?? 'GET', headers: req.headers, extra: x.answerHeaders });
+  };
+}

@@ -1,0 +1,58 @@
+// One request on its way through the gateway's steps (gateway/handler.ts lists them in order).
+// A step returns nothing to let the request go on, a refusal (sent as the gateway's JSON
+// error), or ANSWERED when it wrote the answer itself (health, a preflight).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RouteDefinition } from '../../config/schemas/routes.js';
+import type { BodyType } from '../../lib/envelope.js';
+import type { NonstopError } from '../../lib/errors.js';
+import type { KeyedRequest } from '../idempotency-key.js';
+import { sendError } from '../respond.js';
+
+export interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly started: number;
+  readonly url: string;
+  /** The raw (percent-encoded) path, without the query. */
+  readonly path: string;
+  readonly search: string;
+  readonly clientIp: string;
+  /** Headers every answer to this request carries, whatever it is (CORS). */
+  readonly answerHeaders: Record<string, string>;
+}
+
+/** A request that matched a route. HEAD runs its path's GET route and sends no body. */
+export interface Routed extends Exchange {
+  readonly route: RouteDefinition;
+  readonly params: Record<string, string>;
+  readonly head: boolean;
+  keyed?: KeyedRequest;
+  query: Record<string, string | string[]>;
+  body: unknown;
+  bodyType?: BodyType;
+  /** The Cookie header the application gets: the route's cookies only. */
+  cookie?: string;
+}
+
+export interface Refusal {
+  readonly refuse: NonstopError;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+export const ANSWERED = 'answered';
+export type StepResult = undefined | Refusal | typeof ANSWERED;
+export type Step<X extends Exchange> = (x: X) => StepResult | Promise<StepResult>;
+
+export const refusal = (err: NonstopError, headers?: Record<string, string>): Refusal =>
+  headers === undefined ? { refuse: err } : { refuse: err, headers };
+
+/** Runs `steps` in order; true when one of them answered or refused (the request is done). */
+export async function runSteps<X extends Exchange>(x: X, steps: readonly Step<X>[]): Promise<boolean> {
+  for (const step of steps) {
+    const result = await step(x);
+    if (result === undefined) continue;
+    if (result !== ANSWERED)
+      sendError(x.res, result.refuse, undefined, { ...x.answerHeaders, ...result.headers });
+    return true;
+  }
+  return false;
+}

@@ -1,0 +1,16 @@
+// The URL's length and the number of headers, before routing.
+import type { GatewayConfig } from '../../config/schemas/gateway.js';
+import { errors } from '../../lib/errors.js';
+import { refusal, type Exchange, type Step } from './exchange.js';
+
+const MAX_URL_LENGTH = 8192;
+
+export function requestLimits(limits: GatewayConfig['limits']): Step<Exchange> {
+  return ({ req, url }) => {
+    if (url.length > MAX_URL_LENGTH) return refusal(errors.URI_TOO_LONG());
+    if (req.rawHeaders.length / 2 > limits.maxHeaders) {
+      return refusal(errors.HEADERS_TOO_LARGE(`More than ${limits.maxHeaders} headers`));
+    }
+    return undefined;
+  };
+}
