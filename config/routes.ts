@@ -63,11 +63,20 @@ function checkRoutes(file: string, config: RoutesConfig): void {
     if (route.schema.body !== undefined && (route.method === 'GET' || route.method === 'DELETE')) {
       problems.push(`${where}.schema.body: ${route.method} requests carry no body`);
     }
+    // A text/plain body is a string; every other kind decodes into an object.
+    const text = route.bodyTypes.includes('text');
+    if (text && route.bodyTypes.length > 1) {
+      problems.push(`${where}.bodyTypes: text takes a string body, so it cannot be mixed with other types`);
+    }
+    if (route.schema.body === undefined && !(route.bodyTypes.length === 1 && route.bodyTypes[0] === 'json')) {
+      problems.push(`${where}.bodyTypes: ${route.bodyTypes.join(', ')} bodies need a schema.body`);
+    }
     for (const part of ['params', 'query', 'body'] as const) {
       const schema = route.schema[part];
       if (schema === undefined) continue;
       const at = `${where}.schema.${part}`;
-      if (schema.type !== 'object') problems.push(`${at}: must have "type": "object"`);
+      const type = part === 'body' && text ? 'string' : 'object';
+      if (schema.type !== type) problems.push(`${at}: must have "type": "${type}"`);
       problems.push(...findUnsafeSchemaParts(schema, at));
     }
   });

@@ -116,14 +116,14 @@ function disposition(value: string): Record<string, string> | null {
   const [kind = '', ...rest] = value.split(';');
   if (kind.trim().toLowerCase() !== 'form-data') return null;
   const params: Record<string, string> = {};
-  // Quoted values may hold ';': read name="..." pairs with a pattern rather than by splitting.
-  const re = /\s*([A-Za-z*]+)\s*=\s*("((?:[^"\\]|\\.)*)"|[^;\s]*)\s*(?:;|$)/y;
+  // Quoted values may hold ';'. Browsers send a quote inside one as %22 and a backslash as is
+  // (the HTML standard's multipart/form-data), so a backslash escapes nothing here.
+  const re = /\s*([A-Za-z*]+)\s*=\s*("([^"]*)"|[^;\s]*)\s*(?:;|$)/y;
   const tail = rest.join(';');
-  re.lastIndex = 0;
   while (re.lastIndex < tail.length) {
     const m = re.exec(tail);
     if (m === null) return null;
-    params[m[1]!.toLowerCase()] = m[3] !== undefined ? m[3].replace(/\\(.)/g, '$1') : m[2]!;
+    params[m[1]!.toLowerCase()] = m[3] !== undefined ? m[3].replace(/%22/g, '"') : m[2]!;
   }
   return params;
 }
