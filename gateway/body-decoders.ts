@@ -21,15 +21,13 @@ export interface MediaType {
 /** The body type a Content-Type names, with its parameters; undefined for any other. */
 export function mediaTypeOf(header: string | undefined): MediaType | undefined {
   if (header === undefined) return undefined;
-  const [essence = '', ...rest] = header.split(';');
-  const type = essence.trim().toLowerCase();
+  const semi = header.indexOf(';');
+  const type = (semi === -1 ? header : header.slice(0, semi)).trim().toLowerCase();
   const params: Record<string, string> = {};
-  for (const p of rest) {
-    const eq = p.indexOf('=');
-    if (eq === -1) continue;
-    let value = p.slice(eq + 1).trim();
-    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) value = value.slice(1, -1);
-    params[p.slice(0, eq).trim().toLowerCase()] = value;
+  // name=token or name="quoted string" (a quoted value may hold ';'; \x escapes x: RFC 9110, 5.6.4).
+  const re = /;\s*([^=;\s]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))\s*/g;
+  for (const m of (semi === -1 ? '' : header.slice(semi)).matchAll(re)) {
+    params[m[1]!.toLowerCase()] = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3]!;
   }
   const kind: BodyType | undefined =
     type === 'application/json' || (type.startsWith('application/') && type.endsWith('+json'))
