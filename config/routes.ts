@@ -63,6 +63,11 @@ function checkRoutes(file: string, config: RoutesConfig): void {
     if (route.schema.body !== undefined && (route.method === 'GET' || route.method === 'DELETE')) {
       problems.push(`${where}.schema.body: ${route.method} requests carry no body`);
     }
+    // Any origin with credentials would let every site read a signed-in user's answers.
+    const cors = route.cors === false ? undefined : (route.cors ?? config.cors);
+    if (cors !== undefined && cors.origins.includes('*') && cors.credentials === true) {
+      problems.push(`${where}.cors: "origins": ["*"] cannot go with "credentials": true; list the origins`);
+    }
     // A text/plain body is a string; every other kind decodes into an object.
     const text = route.bodyTypes.includes('text');
     if (text && route.bodyTypes.length > 1) {

@@ -32,6 +32,7 @@ export function corsHeaders(
   origin: string | undefined,
 ): Record<string, string> {
   if (policy === undefined || origin === undefined || !allowsOrigin(policy, origin)) return {};
+  // `*` never goes with credentials (config/routes.ts refuses the pair at start).
   const any = policy.origins.includes('*') && !(policy.credentials ?? false);
   return {
     'access-control-allow-origin': any ? '*' : origin,

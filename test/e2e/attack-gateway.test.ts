@@ -10,7 +10,8 @@
 // machine's other work must not set the p99), and everything that would run on gw1's own host in
 // production (the attacker, gw1's sshd and its sessions, gw1's gateway and guard) in a cgroup of
 // the lowest CPU weight, so the attack is charged to the brokers and their Redis — what is under
-// test — and not to a CPU that the attacker would never share with gw2 in production. A cgroup,
+// test: each gateway's Redis and each gateway's broker cell (broker/cells.ts), a process of its
+// own — and not to a CPU that the attacker would never share with gw2 in production. A cgroup,
 // not nice: under the kernel's autogroup (sched_autogroup_enabled) nice acts only inside a
 // session, and sshd puts each of its sessions in a session of its own. Without a writable cgroup
 // controller, nice 19 is the fallback.

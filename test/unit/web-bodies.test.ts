@@ -75,6 +75,10 @@ test('the route table: text takes a string body alone; other body types need a s
   );
   assert.doesNotThrow(table({ bodyTypes: ['text'], schema: { body: { type: 'string', maxLength: 9 } } }));
   assert.throws(table({ cors: { origins: ['ftp://x'] }, schema: {} }), /cors/);
+  assert.throws(
+    table({ cors: { origins: ['*'], credentials: true }, schema: {} }),
+    /cannot go with "credentials": true/,
+  );
 });
 
 test("the broker coerces a form's fields to their declared types, and a JSON body not", () => {
