@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Host, HostProcess, World } from '../world/world.js';
+import { ensurePrivsepDir } from '../world/gateway-sshd.js';
 
 const AGENT = 'dist/test/world/agent.js';
 /** The gateway's loopback port that the tunnel forwards to the core. */
@@ -45,7 +46,7 @@ async function waitOpen(host: Host, ip: string, port: number, what: string, proc
 export async function startPeer(o: PeerOptions): Promise<Peer> {
   const dir = join(o.world.dir, 'peer');
   mkdirSync(dir, { recursive: true });
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  ensurePrivsepDir();
   const keygen = (name: string) =>
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', join(dir, name)]);
   keygen('host_ed25519');

@@ -3,7 +3,16 @@
 // runs as root) and logs in with prohibit-password, files live in the world's folder (so no
 // StrictModes, no AllowGroups: root is its only user). test/e2e/sshd-config.test.ts and the
 // Ansible converge test compare its `sshd -T` with the deployed one's, key by key.
+import { mkdirSync } from 'node:fs';
 import type { GatewaySshdOptions, TunnelBroker } from '../gateway/sshd-config.js';
+
+/**
+ * sshd's privilege separation folder, which `sshd -t`, `sshd -T` and sshd itself need: a machine
+ * whose sshd service never ran has none.
+ */
+export function ensurePrivsepDir(): void {
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+}
 
 export interface WorldSshdFiles {
   readonly dir: string;

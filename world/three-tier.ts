@@ -19,7 +19,7 @@ import { guardDocument } from '../config/render/guard.js';
 import { knockProfilesDocument } from '../config/render/knock.js';
 import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
 import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
-import { worldGatewaySshd } from './gateway-sshd.js';
+import { ensurePrivsepDir, worldGatewaySshd } from './gateway-sshd.js';
 import {
   WORLD_STATUS_PORT,
   worldBrokerInput,
@@ -775,7 +775,7 @@ async function waitForPort(host: Host, port: number, proc: HostProcess, what: st
 }
 
 async function startSshd(host: Host, config: string): Promise<HostProcess> {
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // sshd's privilege separation dir
+  ensurePrivsepDir();
   const sshd = host.spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config]);
   await waitForPort(host, 22, sshd, 'sshd');
   return sshd;

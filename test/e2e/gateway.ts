@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Host, HostProcess, World } from '../../world/world.js';
+import { ensurePrivsepDir } from '../../world/gateway-sshd.js';
 
 export const AGENT = 'dist/test/world/agent.js';
 export const CLI = 'dist/cli/index.js';
@@ -54,7 +55,7 @@ export async function startHttp(host: Host): Promise<HostProcess> {
 }
 
 export async function startSshd(host: Host, dir: string): Promise<string> {
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // sshd's privilege separation dir
+  ensurePrivsepDir();
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'hostkey')]);
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'client')]);
   writeFileSync(join(dir, 'authorized_keys'), readFileSync(join(dir, 'client.pub')), { mode: 0o600 });

@@ -1,9 +1,8 @@
 // Comparing two sshd configurations the way sshd itself sees them (`sshd -T`): the world's and
 // a deployed one must agree on every key but those a namespace world has to change.
 import { execFile } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { WORLD_SSHD_DIFFERENCES } from '../../world/gateway-sshd.js';
+import { ensurePrivsepDir, WORLD_SSHD_DIFFERENCES } from '../../world/gateway-sshd.js';
 
 const run = promisify(execFile);
 
@@ -28,7 +27,7 @@ export async function sshdEffective(
 ): Promise<Map<string, string>> {
   // sshd -T refuses to run without its privilege separation dir, which only a running
   // sshd service creates (a fresh machine has none).
-  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  ensurePrivsepDir();
   const { stdout } = await run('/usr/sbin/sshd', [
     '-T',
     '-f',
