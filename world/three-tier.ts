@@ -37,6 +37,9 @@ const run = promisify(execFile);
 export const CLI = 'dist/cli/index.js';
 export const CLIENT = 'dist/world/client.js';
 const ROUTES = 'config/examples/routes.json';
+/** The public name every gateway serves the sample site under (in their certificates), as DNS
+ * with an address per gateway would: a browser reaches it through whichever it is pointed at. */
+export const SITE_NAME = 'www.example.net';
 const CORE_PORT = 8443;
 const FIRST_TUNNEL_PORT = 16001;
 const ROTATION = { portMin: 20000, portMax: 29999, length: 4, stepSeconds: 30 } as const;
@@ -452,7 +455,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     brokers: brokerIds,
     gateways: gatewayIds,
     coreNames: ['core', coreIp],
-    gatewayNames: [...gatewayHosts.values()].flatMap((h) => [h.ip4, h.ip6]),
+    gatewayNames: [SITE_NAME, ...[...gatewayHosts.values()].flatMap((h) => [h.ip4, h.ip6])],
   });
   // Each host's files where its role puts them under its folder (the builders name them), and
   // the host's config built from that folder: the world's layout is the deployed one.
