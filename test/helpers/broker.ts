@@ -1,5 +1,5 @@
 // Brokers for tests: in-process, or as a `nonstop broker` child process that a test can kill.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -17,6 +17,8 @@ import { exampleRoutesFile } from './files.js';
 import type { TestPki } from './pki.js';
 import { REDIS_HOST, REDIS_PORT } from './redis.js';
 import type { AclRedis } from './redis-server.js';
+import { finished, startCli, waitForLogLine, type Finished } from './cli.js';
+import { tempDir, writeJson } from './files.js';
 
 export function brokerConfigDoc(
   pki: TestPki,
@@ -120,4 +122,41 @@ export function spawnBroker(t: TestContext, dir: string, doc: Record<string, unk
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   return child;
+}
+
+export interface CliBroker {
+  readonly child: ChildProcessWithoutNullStreams;
+  /** Resolves when it has exited. */
+  readonly done: Promise<Finished>;
+  /** Its status endpoint's address (127.0.0.1). */
+  readonly address: { readonly address: string; readonly port: number };
+  readonly base: string;
+}
+
+/**
+ * `nonstop broker` (a cell per gateway) over the test's Redis prefix for `gateways`, with a
+ * status endpoint on an ephemeral port; killed after the test if still running.
+ */
+export async function startCliBroker(
+  t: TestContext,
+  pki: TestPki,
+  options: { prefix: string; gateways: string[]; extra?: Record<string, unknown> },
+): Promise<CliBroker> {
+  const file = writeJson(
+    tempDir(t),
+    'broker.json',
+    brokerConfigDoc(pki, {
+      prefix: options.prefix,
+      corePort: 1,
+      gateways: options.gateways,
+      extra: { logLevel: 'info', status: { port: 0 }, ...options.extra },
+    }),
+  );
+  const child = startCli(['broker', '--config', file]);
+  child.stdin.end();
+  t.after(() => child.kill('SIGKILL'));
+  const done = finished(child);
+  const line = await waitForLogLine(child, (l) => l.msg === 'status endpoint listening');
+  const address = line.address as { address: string; port: number };
+  return { child, done, address, base: `http://127.0.0.1:${address.port}` };
 }

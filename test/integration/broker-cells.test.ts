@@ -7,8 +7,8 @@ import { describe, test } from 'node:test';
 import { Queue } from 'bullmq';
 import type { CellStatus } from '../../broker/status-server.js';
 import { queueName } from '../../lib/envelope.js';
-import { brokerConfigDoc } from '../helpers/broker.js';
-import { finished, startCli, waitForLogLine } from '../helpers/cli.js';
+import { brokerConfigDoc, startCliBroker } from '../helpers/broker.js';
+import { finished, startCli } from '../helpers/cli.js';
 import { tempDir, writeJson } from '../helpers/files.js';
 import { usePki } from '../helpers/pki.js';
 import { testRedis } from '../helpers/redis.js';
@@ -33,23 +33,11 @@ describe('a broker cell per gateway', () => {
 
   test('a cell killed is started again; the other cell and its work go on; SIGTERM stops all', async (t) => {
     const redis = testRedis(t);
-    const dir = tempDir(t);
-    const file = writeJson(
-      dir,
-      'broker.json',
-      brokerConfigDoc(pki(), {
-        prefix: redis.prefix,
-        corePort: 1,
-        gateways: ['gw1', 'gw2'],
-        extra: { logLevel: 'info', status: { port: 0 }, cells: { maxHeapMb: 96 } },
-      }),
-    );
-    const child = startCli(['broker', '--config', file]);
-    child.stdin.end();
-    t.after(() => child.kill('SIGKILL'));
-    const done = finished(child);
-    const line = await waitForLogLine(child, (l) => l.msg === 'status endpoint listening');
-    const base = `http://127.0.0.1:${(line.address as { port: number }).port}`;
+    const { child, done, base } = await startCliBroker(t, pki(), {
+      prefix: redis.prefix,
+      gateways: ['gw1', 'gw2'],
+      extra: { cells: { maxHeapMb: 96 } },
+    });
     const status = async () => (await (await fetch(`${base}/status`)).json()) as Status;
     const cell = (s: Status, id: string) => s.cells.find((c) => c.gatewayId === id)!;
     const running = async (ready: (s: Status) => boolean) => {
@@ -101,22 +89,10 @@ describe('a broker cell per gateway', () => {
 
   test('cells whose broker was killed exit at once (they would hold their tunnels against its restart)', async (t) => {
     const redis = testRedis(t);
-    const dir = tempDir(t);
-    const file = writeJson(
-      dir,
-      'broker.json',
-      brokerConfigDoc(pki(), {
-        prefix: redis.prefix,
-        corePort: 1,
-        gateways: ['gw1', 'gw2'],
-        extra: { logLevel: 'info', status: { port: 0 } },
-      }),
-    );
-    const child = startCli(['broker', '--config', file]);
-    child.stdin.end();
-    const done = finished(child);
-    const line = await waitForLogLine(child, (l) => l.msg === 'status endpoint listening');
-    const base = `http://127.0.0.1:${(line.address as { port: number }).port}`;
+    const { child, done, base } = await startCliBroker(t, pki(), {
+      prefix: redis.prefix,
+      gateways: ['gw1', 'gw2'],
+    });
     let pids: number[] = [];
     await until('both cells running', async () => {
       const s = (await (await fetch(`${base}/status`)).json()) as Status;

@@ -3,9 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { CellStatus } from '../../broker/status-server.js';
-import { brokerConfigDoc } from '../helpers/broker.js';
-import { finished, startCli, waitForLogLine } from '../helpers/cli.js';
-import { tempDir, writeJson } from '../helpers/files.js';
+import { startCliBroker } from '../helpers/broker.js';
 import { usePki } from '../helpers/pki.js';
 import { testRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
@@ -15,25 +13,11 @@ describe('broker status endpoint', () => {
 
   test('serves /status and /metrics on loopback and stops with the broker', async (t) => {
     const redis = testRedis(t);
-    const dir = tempDir(t);
-    const file = writeJson(
-      dir,
-      'broker.json',
-      brokerConfigDoc(pki(), {
-        prefix: redis.prefix,
-        corePort: 1,
-        gateways: ['gw1', 'gw2'],
-        extra: { logLevel: 'info', status: { port: 0 } },
-      }),
-    );
-    const child = startCli(['broker', '--config', file]);
-    child.stdin.end();
-    t.after(() => child.kill('SIGKILL'));
-    const done = finished(child);
-    const line = await waitForLogLine(child, (l) => l.msg === 'status endpoint listening');
-    const address = line.address as { address: string; port: number };
+    const { child, done, address, base } = await startCliBroker(t, pki(), {
+      prefix: redis.prefix,
+      gateways: ['gw1', 'gw2'],
+    });
     assert.equal(address.address, '127.0.0.1');
-    const base = `http://127.0.0.1:${address.port}`;
 
     // Each gateway's cell reports once it is up.
     const get = async () => (await (await fetch(`${base}/status`)).json()) as Record<string, unknown>;
