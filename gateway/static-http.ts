@@ -159,10 +159,11 @@ export function parseRange(header: string | undefined, size: number): RangeReque
     return { kind: 'range', start: Math.max(0, size - suffix), end: size - 1 };
   }
   const start = Number(m[1]);
-  const end = m[2] === '' ? size - 1 : Number(m[2]);
-  if (end < start) return { kind: 'none' };
+  const last = m[2] === '' ? undefined : Number(m[2]);
+  // "5-2" is invalid, so the header is ignored (RFC 9110 14.1.1).
+  if (last !== undefined && last < start) return { kind: 'none' };
   if (start >= size) return { kind: 'unsatisfiable' };
-  return { kind: 'range', start, end: Math.min(end, size - 1) };
+  return { kind: 'range', start, end: Math.min(last ?? size - 1, size - 1) };
 }
 
 export type Coding = 'br' | 'gzip';
