@@ -10,10 +10,10 @@ import type { StaticMount } from '../config/schemas/gateway.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { sendError } from './respond.js';
+import { EtagCache } from './static-etag.js';
 import {
   chooseCoding,
   contentTypeOf,
-  etagOf,
   ifRangeMatches,
   isHashedName,
   notModified,
@@ -48,6 +48,7 @@ interface Found {
 
 export class StaticFiles {
   private readonly mounts: readonly Mount[];
+  private readonly etags = new EtagCache();
 
   constructor(
     mounts: readonly StaticMount[],
@@ -125,27 +126,27 @@ export class StaticFiles {
       'x-content-type-options': 'nosniff',
       ...(variants.length > 0 ? { vary: 'Accept-Encoding' } : {}),
     };
-    const validatorsOf = (st: Stats) => ({
-      etag: etagOf(st.size, st.mtimeMs, suffix),
+    const validatorsOf = async (st: Stats) => ({
+      etag: await this.etags.etag(chosen.path, st, suffix),
       mtimeMs: st.mtimeMs,
     });
 
-    let current = validatorsOf(chosen.stat);
+    let current = await validatorsOf(chosen.stat);
     if (notModified(req.headers['if-none-match'], req.headers['if-modified-since'], current)) {
       res.writeHead(304, { ...common, etag: current.etag, 'last-modified': httpDate(current.mtimeMs) });
       res.end();
       return;
     }
-    const fullHeaders = (st: Stats): Record<string, string | number> => ({
+    const fullHeaders = (st: Stats, etag: string): Record<string, string | number> => ({
       ...common,
       'content-type': contentTypeOf(name),
       'accept-ranges': 'bytes',
-      etag: validatorsOf(st).etag,
+      etag,
       'last-modified': httpDate(st.mtimeMs),
       ...(coding === undefined ? {} : { 'content-encoding': coding }),
     });
     if (req.method === 'HEAD') {
-      res.writeHead(200, { ...fullHeaders(chosen.stat), 'content-length': chosen.stat.size });
+      res.writeHead(200, { ...fullHeaders(chosen.stat, current.etag), 'content-length': chosen.stat.size });
       res.end();
       return;
     }
@@ -165,8 +166,8 @@ export class StaticFiles {
       await handle.close();
       return notFound(res);
     }
-    current = validatorsOf(st);
-    const headers = fullHeaders(st);
+    current = await validatorsOf(st);
+    const headers = fullHeaders(st, current.etag);
     const range = parseRange(rangeHeader, st.size);
     const useRange =
       (range.kind === 'range' || range.kind === 'unsatisfiable') &&

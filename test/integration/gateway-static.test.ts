@@ -171,7 +171,7 @@ test('ETag and Last-Modified give 304 without a body; If-None-Match wins over If
   const { port, redis } = await startStatic(t);
   const first = await get(port, '/assets/style.css');
   const etag = first.headers.etag!;
-  assert.match(etag, /^"[0-9a-f]+-[0-9a-f]+"$/);
+  assert.match(etag, /^"[A-Za-z0-9_-]{22}"$/, 'a tag from the content');
   assert.equal(first.headers['last-modified'], MTIME.toUTCString());
 
   const same = await get(port, '/assets/style.css', { 'if-none-match': etag });
@@ -209,6 +209,23 @@ test('ETag and Last-Modified give 304 without a body; If-None-Match wins over If
     304,
   );
   await assertNothingQueued(redis);
+});
+
+test('ETags come from the content: equal for equal files, new when a file changes', async (t) => {
+  const { port, dirs } = await startStatic(t);
+  // A copy made later (another gateway's deployment) has another mtime but the same tag.
+  writeFileSync(join(dirs.assets, 'copy.css'), 'p{}');
+  const original = await get(port, '/assets/style.css');
+  const copy = await get(port, '/assets/copy.css');
+  assert.notEqual(copy.headers['last-modified'], original.headers['last-modified']);
+  assert.equal(copy.headers.etag, original.headers.etag);
+  // Asked again, the tag is the cached one; rewritten, the file gets a new one.
+  assert.equal((await get(port, '/assets/copy.css')).headers.etag, copy.headers.etag);
+  writeFileSync(join(dirs.assets, 'copy.css'), 'p{color:red}');
+  const changed = await get(port, '/assets/copy.css');
+  assert.notEqual(changed.headers.etag, copy.headers.etag);
+  assert.equal((await get(port, '/assets/copy.css', { 'if-none-match': copy.headers.etag! })).status, 200);
+  assert.equal((await get(port, '/assets/copy.css', { 'if-none-match': changed.headers.etag! })).status, 304);
 });
 
 test('single ranges get 206, unsatisfiable ones 416, several ranges or a stale If-Range the whole file', async (t) => {

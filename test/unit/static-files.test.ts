@@ -1,13 +1,17 @@
 // The pure rules of the gateway's static files: ranges, Accept-Encoding, hashed names, ETag
 // lists and conditionals, path checks, and the start-time mount checks against routes.
 import assert from 'node:assert/strict';
+import { statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { shadows, staticMountProblems } from '../../config/static-mounts.js';
 import type { RoutesConfig } from '../../config/schemas/routes.js';
+import { EtagCache } from '../../gateway/static-etag.js';
 import {
   acceptedCodings,
   chooseCoding,
   contentTypeOf,
+  etagOf,
   ifRangeMatches,
   isHashedName,
   notModified,
@@ -15,6 +19,7 @@ import {
   parseRange,
 } from '../../gateway/static-http.js';
 import { checkStaticPath } from '../../gateway/static-path.js';
+import { tempDir } from '../helpers/files.js';
 
 test('parseRange: single ranges, suffixes, clipping, unsatisfiable, multiple, ignored', () => {
   assert.deepEqual(parseRange('bytes=0-9', 100), { kind: 'range', start: 0, end: 9 });
@@ -187,4 +192,22 @@ test('a mount shadows a route when some path under it matches the route', () => 
   assert.match(problems[0]!, /^static\[0\]\.path .*would shadow route "files\.get"/);
   assert.match(problems[1]!, /^static\[1\]\.path .*must not lie one inside the other/);
   assert.match(problems[2]!, /^static\[2\]\.dir must be an existing folder/);
+});
+
+test('EtagCache: content tags (right with a one-entry cache too), size+mtime past the hashing limit', async (t) => {
+  const dir = tempDir(t);
+  const small = join(dir, 'a.txt');
+  const other = join(dir, 'b.txt');
+  const big = join(dir, 'big.bin');
+  writeFileSync(small, 'same');
+  writeFileSync(other, 'same');
+  writeFileSync(big, 'more than eight bytes');
+  const cache = new EtagCache(1, 8);
+  const a = await cache.etag(small, statSync(small));
+  assert.match(a, /^"[A-Za-z0-9_-]{22}"$/);
+  assert.equal(await cache.etag(other, statSync(other)), a, 'equal content, equal tag');
+  assert.equal(await cache.etag(small, statSync(small), '-br'), `${a.slice(0, -1)}-br"`);
+  const st = statSync(big);
+  assert.equal(await cache.etag(big, st), etagOf(st.size, st.mtimeMs));
+  assert.match(etagOf(st.size, st.mtimeMs), /^"15-[0-9a-f]+"$/);
 });
