@@ -14,10 +14,12 @@ import { EtagCache } from './static-etag.js';
 import {
   chooseCoding,
   contentTypeOf,
+  hasBody,
   ifRangeMatches,
   isHashedName,
   notModified,
   parseRange,
+  refuseFraming,
   type Coding,
 } from './static-http.js';
 import { checkStaticPath } from './static-path.js';
@@ -53,6 +55,8 @@ export class StaticFiles {
   constructor(
     mounts: readonly StaticMount[],
     private readonly log: Logger,
+    /** The gateway's `limits.maxHeaders`: the same refusal as for routed requests. */
+    private readonly maxHeaders = Infinity,
   ) {
     this.mounts = mounts.map((m) => ({
       path: m.path,
@@ -80,6 +84,8 @@ export class StaticFiles {
 
   private async answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
+    const refusal = refuseFraming(req, this.maxHeaders);
+    if (refusal !== undefined) return sendError(res, refusal.error, undefined, refusal.headers ?? {});
     if (url.length > MAX_URL_LENGTH) return sendError(res, errors.URI_TOO_LONG());
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
@@ -88,6 +94,12 @@ export class StaticFiles {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return sendError(res, errors.METHOD_NOT_ALLOWED('Static files answer GET and HEAD only'), undefined, {
         allow: 'GET, HEAD',
+      });
+    }
+    if (hasBody(req)) {
+      // A GET or HEAD of a file carries none; closing beats reading one to its end.
+      return sendError(res, errors.BAD_REQUEST('Static files take no request body'), undefined, {
+        connection: 'close',
       });
     }
     const checked = checkStaticPath(path.slice(mount.path.length));

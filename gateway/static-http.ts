@@ -1,5 +1,8 @@
 // The pure HTTP rules of static files (RFC 9110): content types, hashed names, ETags and
-// conditionals, byte ranges and Accept-Encoding. No I/O here, so each rule is unit-tested alone.
+// conditionals, byte ranges, Accept-Encoding, framing refusals. No I/O, so each is unit-tested.
+
+import type { IncomingMessage } from 'node:http';
+import { errors, type NonstopError } from '../lib/errors.js';
 
 const TEXT = '; charset=utf-8';
 
@@ -205,4 +208,31 @@ export function chooseCoding(header: string | undefined, available: readonly Cod
     if (best === undefined || q[coding] > q[best]) best = coding;
   }
   return best;
+}
+
+type RequestHead = Pick<IncomingMessage, 'httpVersionMajor' | 'httpVersionMinor' | 'headers' | 'rawHeaders'>;
+
+/**
+ * What the request handler refuses before routing, refused for static files too: HTTP other
+ * than 1.0/1.1, Transfer-Encoding in HTTP/1.0 (a proxy could frame it otherwise), too many headers.
+ */
+export function refuseFraming(
+  req: RequestHead,
+  maxHeaders: number,
+): { readonly error: NonstopError; readonly headers?: Record<string, string> } | undefined {
+  if (req.httpVersionMajor !== 1) return { error: errors.BAD_REQUEST('Only HTTP/1.0 and HTTP/1.1') };
+  if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
+    return {
+      error: errors.BAD_REQUEST('Transfer-Encoding in an HTTP/1.0 request'),
+      headers: { connection: 'close' },
+    };
+  }
+  if (req.rawHeaders.length / 2 > maxHeaders) {
+    return { error: errors.HEADERS_TOO_LARGE(`More than ${maxHeaders} headers`) };
+  }
+  return undefined;
+}
+
+export function hasBody(req: RequestHead): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }

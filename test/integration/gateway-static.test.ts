@@ -319,8 +319,8 @@ test('precompressed variants by Accept-Encoding (q=0 honoured), with Vary and th
   await assertNothingQueued(redis);
 });
 
-test('HEAD has the headers of GET and no body; other methods get 405 with Allow', async (t) => {
-  const { port, redis } = await startStatic(t);
+test('HEAD has the headers of GET and no body; other methods get 405; framing refused as for routes', async (t) => {
+  const { port, url, redis } = await startStatic(t);
   const g = await get(port, '/assets/big.bin');
   const h = await get(port, '/assets/big.bin', {}, 'HEAD');
   assert.equal(h.status, 200);
@@ -342,6 +342,22 @@ test('HEAD has the headers of GET and no body; other methods get 405 with Allow'
     assert.equal(a.headers.allow, 'GET, HEAD');
     assert.equal(errorCode(a), 'NONSTOP_ERR_METHOD_NOT_ALLOWED');
   }
+  // What the gateway refuses before routing, it refuses here too.
+  const withBody = await rawRequest(
+    port,
+    Buffer.from('GET /assets/style.css HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc'),
+  );
+  assert.match(withBody, /^HTTP\/1\.1 400 .*connection: close/is);
+  const chunked10 = await rawRequest(
+    port,
+    Buffer.from('GET /assets/style.css HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'),
+  );
+  assert.match(chunked10, /^HTTP\/1\.1 400/);
+  const many: Record<string, string> = {};
+  for (let i = 0; i < 80; i++) many[`x-h${i}`] = 'v';
+  // (fetch: node:http's own client gets a bare 400 for 80 headers, from routes just the same.)
+  assert.equal((await fetch(`${url}/assets/style.css`, { headers: many })).status, 431);
+  assert.equal((await get(port, `/assets/${'a'.repeat(9000)}`)).status, 414);
   await assertNothingQueued(redis);
 });
 
