@@ -1,7 +1,8 @@
 // `nonstop check-config FILE…`: validates config files the way the daemons do at start.
 import { kindOf, parseJson, readConfigText, validateConfig } from '../config/load.js';
 import { parseGuardConfig, parseKnockConfig } from '../config/knock.js';
-import { parseRoutes } from '../config/routes.js';
+import { loadRoutes, parseRoutes } from '../config/routes.js';
+import { checkStaticMounts } from '../config/static-mounts.js';
 import { parseCommandArgs, UsageError, type Command } from './command.js';
 
 export const checkConfigCommand: Command = {
@@ -28,7 +29,11 @@ Exit code: 0 when every file is valid, 1 otherwise.`,
         if (kind === 'routes') parseRoutes(file, doc);
         else if (kind === 'guard') parseGuardConfig(file, doc);
         else if (kind === 'knock') parseKnockConfig(file, doc);
-        else validateConfig(kind, file, doc);
+        else if (kind === 'gateway') {
+          const config = validateConfig(kind, file, doc);
+          // Static mounts are checked against the folders and the route table, as at start.
+          if (config.static.length > 0) checkStaticMounts(file, config.static, loadRoutes(config.routes));
+        } else validateConfig(kind, file, doc);
         console.log(`${file}: ok (${kind})`);
       } catch (err) {
         failed += 1;

@@ -1,6 +1,7 @@
 // `nonstop gateway --config FILE`
 import { loadConfig } from '../config/load.js';
 import { loadRoutes } from '../config/routes.js';
+import { checkStaticMounts } from '../config/static-mounts.js';
 import { startGateway } from '../gateway/server.js';
 import type { Command } from './command.js';
 import { runDaemon } from './daemon.js';
@@ -23,6 +24,8 @@ Signals: SIGHUP reloads the TLS certificate and key; SIGINT/SIGTERM stop gracefu
     return runDaemon('gateway', this.help, argv, async (file, makeLog) => {
       const config = loadConfig('gateway', file);
       const routes = loadRoutes(config.routes);
+      // Here too, where the file's name is known: the error names it.
+      checkStaticMounts(file, config.static, routes);
       const gateway = await startGateway(config, routes, makeLog(config.logLevel));
       const onHup = () => gateway.reloadTls();
       process.on('SIGHUP', onHup);

@@ -6,6 +6,7 @@ import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'n
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { redisEndpoints, type GatewayConfig } from '../config/schemas/gateway.js';
+import { checkStaticMounts } from '../config/static-mounts.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import { replyKey } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
@@ -18,6 +19,7 @@ import { ReplyWaiter } from './reply-waiter.js';
 import { QueueSet } from './queue-set.js';
 import { RequestQueue } from './request-queue.js';
 import { Router } from './router.js';
+import { StaticFiles } from './static-files.js';
 import { hstsHeader, tlsProfileOptions } from './tls-profile.js';
 
 export interface Gateway {
@@ -41,6 +43,8 @@ export async function startGateway(
   }
   // Config problems first, before any connection is made.
   const hsts = config.https === undefined ? '' : hstsHeader(config.https.hsts);
+  checkStaticMounts('gateway', config.static, routes);
+  const statics = new StaticFiles(config.static, log, config.limits.maxHeaders);
   const secretFile = config.idempotency.secretFile;
   const idempotency =
     secretFile === undefined
@@ -69,16 +73,19 @@ export async function startGateway(
     log,
   );
   replies.start();
-  const handler = createRequestHandler({
-    config,
-    router: new Router(routes),
-    routes,
-    queue,
-    replies,
-    instanceId,
-    log,
-    idempotency,
-  });
+  const handler = withStaticFiles(
+    statics,
+    createRequestHandler({
+      config,
+      router: new Router(routes),
+      routes,
+      queue,
+      replies,
+      instanceId,
+      log,
+      idempotency,
+    }),
+  );
 
   const serverOptions = {
     maxHeaderSize: config.limits.maxHeaderBytes,
@@ -142,6 +149,15 @@ export async function startGateway(
       await replies.close();
       await queue.close();
     },
+  };
+}
+
+/** Static mounts answer first; everything else goes to the request handler (and its queue). */
+function withStaticFiles(statics: StaticFiles, handler: RequestHandler): RequestHandler {
+  return (req, res) => {
+    // The mount prefixes hold no "?", so a prefix check on the whole URL is one on its path.
+    if (statics.handles(req.url ?? '/')) void statics.serve(req, res);
+    else handler(req, res);
   };
 }
 

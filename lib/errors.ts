@@ -80,6 +80,11 @@ export const errors = {
     'This gateway is not configured for Idempotency-Key (idempotency.secretFile); send the request without it',
     501,
   ),
+  RANGE_NOT_SATISFIABLE: createError(
+    'NONSTOP_ERR_RANGE_NOT_SATISFIABLE',
+    'The requested range lies outside the file; see Content-Range for its size',
+    416,
+  ),
   REPLY_TIMEOUT: createError('NONSTOP_ERR_REPLY_TIMEOUT', 'No reply from the backend in time', 504),
 
   INTERNAL: createError('NONSTOP_ERR_INTERNAL', 'Internal error', 500),

@@ -25,6 +25,15 @@ export interface GatewayInput {
   readonly redisPrefix?: string;
   readonly limits?: Partial<GatewayConfig['limits']>;
   readonly replyTimeoutMs?: number;
+  /** Folders the gateway serves itself (the Ansible role copies them to /srv/nonstop/static/). */
+  readonly static?: readonly StaticMountInput[];
+}
+
+export interface StaticMountInput {
+  readonly path: string;
+  readonly dir: string;
+  readonly maxAgeSeconds?: number;
+  readonly index?: boolean;
 }
 
 /** Where the gateway role puts each file under its configDir. */
@@ -56,6 +65,7 @@ export function gatewayDocument(input: GatewayInput) {
     },
     ...optional('limits', input.limits),
     ...optional('replyTimeoutMs', input.replyTimeoutMs),
+    ...optional('static', input.static),
     // The same secret on every gateway: a client's Idempotency-Key maps to one request id.
     idempotency: { secretFile: files.idempotencySecret },
   } as const);

@@ -101,6 +101,33 @@ export const gatewaySchema = {
     },
     replyTimeoutMs: replyTimeoutSchema,
     forwardHeaders: forwardHeadersSchema,
+    // Folders the gateway serves itself, before routing (gateway/static-files.ts): nothing is
+    // queued for them. Checked at start (config/static-mounts.ts): folders exist, no mount nests
+    // in another, none shadows a route.
+    static: {
+      type: 'array',
+      maxItems: 64,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['path', 'dir'],
+        properties: {
+          // A URL prefix: starts and ends with "/", no dot segment.
+          path: {
+            type: 'string',
+            maxLength: 256,
+            pattern: '^/(?:[A-Za-z0-9_~-][A-Za-z0-9_.~-]*/)*$',
+          },
+          // An absolute folder.
+          dir: { type: 'string', minLength: 2, maxLength: 4096, pattern: '^/' },
+          // Cache lifetime of names without a content hash (hashed names are immutable for a year).
+          maxAgeSeconds: { type: 'integer', minimum: 0, maximum: 31536000, default: 300 },
+          // Serve dir/index.html for a path ending in "/" (never a listing).
+          index: { type: 'boolean', default: false },
+        },
+      },
+      default: [],
+    },
     idempotency: {
       type: 'object',
       additionalProperties: false,
@@ -162,6 +189,16 @@ export interface GatewayConfig {
   readonly replyTimeoutMs: number;
   readonly forwardHeaders: readonly string[];
   readonly idempotency: { readonly secretFile?: string; readonly identityHeaders: readonly string[] };
+  readonly static: readonly StaticMount[];
+}
+
+export interface StaticMount {
+  /** URL prefix, starting and ending with "/". */
+  readonly path: string;
+  /** Absolute folder. */
+  readonly dir: string;
+  readonly maxAgeSeconds: number;
+  readonly index: boolean;
 }
 
 export interface RedisConfig {

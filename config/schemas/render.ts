@@ -149,6 +149,8 @@ export const gatewayInputSchema = {
     redisPrefix: redisSchema.properties.prefix,
     limits: gatewaySchema.properties.limits,
     replyTimeoutMs: replyTimeoutSchema,
+    // Static mounts, each `{ path, dir, maxAgeSeconds?, index? }` (Ansible: gateway_static).
+    static: gatewaySchema.properties.static,
   },
 } as const;
 

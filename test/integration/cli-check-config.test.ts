@@ -46,6 +46,37 @@ test('check-config accepts the examples and names the file and field of a broken
   assert.match(bad.stderr, /gw\.json: field "replyTimeoutMs" must be >= 100/);
 });
 
+test('check-config and the gateway refuse static mounts that start would refuse, naming the file', async (t) => {
+  const dir = tempDir(t);
+  const routes = join(repoRoot, 'config/examples/routes.json');
+  const good = writeJson(dir, 'gw-ok.json', {
+    kind: 'gateway',
+    id: 'gw1',
+    routes,
+    static: [{ path: '/assets/', dir }],
+  });
+  assert.equal((await nonstop('check-config', good)).code, 0);
+  const broken = writeJson(dir, 'gw-static.json', {
+    kind: 'gateway',
+    id: 'gw1',
+    routes,
+    static: [
+      { path: '/assets/', dir: join(dir, 'missing') },
+      { path: '/notes/', dir },
+    ],
+  });
+  const checked = await nonstop('check-config', broken);
+  assert.equal(checked.code, 1);
+  assert.match(checked.stderr, /gw-static\.json: field "static\[0\]\.dir" must be an existing folder/);
+  assert.match(
+    checked.stderr,
+    /gw-static\.json: field "static\[1\]\.path" "\/notes\/" would shadow route "notes\.get"/,
+  );
+  const started = await nonstop('gateway', '--config', broken);
+  assert.equal(started.code, 1);
+  assert.match(started.stderr, /gw-static\.json: field "static\[0\]\.dir" must be an existing folder/);
+});
+
 test('a daemon refuses to start on a broken config, with the reason, before doing anything', async (t) => {
   const broken = writeJson(tempDir(t), 'broker.json', { kind: 'broker', id: 'b1' });
   const res = await nonstop('broker', '--config', broken);

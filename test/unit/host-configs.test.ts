@@ -236,6 +236,18 @@ describe('nonstop render gateway|guard|broker|core|knock', () => {
     );
   });
 
+  test('gateway: static mounts pass through, the daemon filling their defaults', () => {
+    const mounts = [
+      { path: '/assets/', dir: '/srv/nonstop/static/v2/assets', maxAgeSeconds: 60 },
+      { path: '/site/', dir: '/srv/nonstop/static/v2/site', index: true },
+    ];
+    const doc = JSON.parse(renderArtefact('gateway', 'in.json', { ...gatewayFacts, static: mounts })) as {
+      static: unknown;
+    };
+    assert.deepEqual(doc.static, mounts);
+    assert.equal('static' in gatewayDocument(gatewayFacts), false, 'no mounts: the field is left out');
+  });
+
   test('bad input names the field and what was expected', () => {
     refuses(
       'gateway',
@@ -245,6 +257,16 @@ describe('nonstop render gateway|guard|broker|core|knock', () => {
     refuses('gateway', { ...gatewayFacts, configDir: 'etc/nonstop' }, /in\.json: field "configDir"/);
     refuses('gateway', { id: 'gw1', configDir: '/etc/nonstop' }, /field "tunnels" is required/);
     refuses('gateway', { ...gatewayFacts, httpMode: 'open' }, /field "httpMode"/);
+    refuses(
+      'gateway',
+      { ...gatewayFacts, static: [{ path: '/assets', dir: '/srv/nonstop/static/v1/assets' }] },
+      /in\.json: field "static\[0\]\.path"/,
+    );
+    refuses(
+      'gateway',
+      { ...gatewayFacts, static: [{ path: '/assets/', dir: 'static' }] },
+      /in\.json: field "static\[0\]\.dir"/,
+    );
     refuses(
       'gateway',
       { ...gatewayFacts, tunnels: [{ broker: 'b1', port: '6380' }] },

@@ -1,0 +1,238 @@
+// The pure HTTP rules of static files (RFC 9110): content types, hashed names, ETags and
+// conditionals, byte ranges, Accept-Encoding, framing refusals. No I/O, so each is unit-tested.
+
+import type { IncomingMessage } from 'node:http';
+import { errors, type NonstopError } from '../lib/errors.js';
+
+const TEXT = '; charset=utf-8';
+
+const CONTENT_TYPES: Readonly<Record<string, string>> = {
+  html: `text/html${TEXT}`,
+  htm: `text/html${TEXT}`,
+  css: `text/css${TEXT}`,
+  js: `text/javascript${TEXT}`,
+  mjs: `text/javascript${TEXT}`,
+  json: `application/json${TEXT}`,
+  map: `application/json${TEXT}`,
+  svg: `image/svg+xml${TEXT}`,
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  avif: 'image/avif',
+  ico: 'image/x-icon',
+  woff: 'font/woff',
+  woff2: 'font/woff2',
+  ttf: 'font/ttf',
+  otf: 'font/otf',
+  txt: `text/plain${TEXT}`,
+  xml: `application/xml${TEXT}`,
+  pdf: 'application/pdf',
+  wasm: 'application/wasm',
+  webmanifest: `application/manifest+json${TEXT}`,
+};
+
+/** By the file name's last extension, case-insensitively; unknown: application/octet-stream. */
+export function contentTypeOf(name: string): string {
+  const dot = name.lastIndexOf('.');
+  if (dot <= 0) return 'application/octet-stream';
+  return CONTENT_TYPES[name.slice(dot + 1).toLowerCase()] ?? 'application/octet-stream';
+}
+
+const HEX = /^[0-9a-f]{8,64}$/i;
+const BASE64URL = /^[A-Za-z0-9_]{8,64}$/;
+
+/**
+ * True when a segment of the name before its extension (segments split at "." and "-") looks like
+ * a content hash: 8-64 hex digits with at least one digit, or 8-64 base64url characters with a
+ * digit or with both upper- and lower-case letters. A plain word ("datepicker") never counts.
+ */
+export function isHashedName(name: string): boolean {
+  const dot = name.lastIndexOf('.');
+  if (dot <= 0) return false;
+  for (const segment of name.slice(0, dot).split(/[.-]/)) {
+    const hasDigit = /[0-9]/.test(segment);
+    if (HEX.test(segment) && hasDigit) return true;
+    if (BASE64URL.test(segment) && (hasDigit || (/[a-z]/.test(segment) && /[A-Z]/.test(segment))))
+      return true;
+  }
+  return false;
+}
+
+/** A strong validator from size and modification time (changes whenever either does). */
+export function etagOf(size: number, mtimeMs: number, suffix = ''): string {
+  return `"${size.toString(16)}-${Math.floor(mtimeMs).toString(16)}${suffix}"`;
+}
+
+/** The entity tags of an If-None-Match / If-Match list, or '*'; parsing stops at a malformed member. */
+export function parseEtagList(header: string): '*' | string[] {
+  if (header.trim() === '*') return '*';
+  const tags: string[] = [];
+  const re = /\s*(W\/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|$)/gy;
+  let m: RegExpExecArray | null;
+  let last = 0;
+  while (last < header.length && (m = re.exec(header)) !== null) {
+    tags.push(`${m[1] ?? ''}${m[2]!}`);
+    last = re.lastIndex;
+  }
+  return tags;
+}
+
+/** Weak comparison (RFC 9110 8.8.3.2): the opaque tags are equal, W/ or not. */
+export function weakMatch(a: string, b: string): boolean {
+  return opaque(a) === opaque(b);
+}
+
+/** Strong comparison: both strong and equal. */
+export function strongMatch(a: string, b: string): boolean {
+  return !a.startsWith('W/') && !b.startsWith('W/') && a === b;
+}
+
+function opaque(tag: string): string {
+  return tag.startsWith('W/') ? tag.slice(2) : tag;
+}
+
+export interface Validators {
+  readonly etag: string;
+  /** Modification time in ms; compared at one-second precision, as HTTP dates carry. */
+  readonly mtimeMs: number;
+}
+
+/**
+ * True when a GET/HEAD should be answered 304 (RFC 9110 13.2.2): If-None-Match decides when
+ * present (weak comparison, `*` matches any current file); only without it If-Modified-Since does.
+ */
+export function notModified(
+  ifNoneMatch: string | undefined,
+  ifModifiedSince: string | undefined,
+  current: Validators,
+): boolean {
+  if (ifNoneMatch !== undefined) {
+    const tags = parseEtagList(ifNoneMatch);
+    return tags === '*' || tags.some((t) => weakMatch(t, current.etag));
+  }
+  if (ifModifiedSince !== undefined) {
+    const since = Date.parse(ifModifiedSince);
+    if (Number.isNaN(since)) return false;
+    return Math.floor(current.mtimeMs / 1000) <= Math.floor(since / 1000);
+  }
+  return false;
+}
+
+/** If-Range (RFC 9110 13.1.5): the range applies only when the validator still matches. */
+export function ifRangeMatches(ifRange: string | undefined, current: Validators): boolean {
+  if (ifRange === undefined) return true;
+  const value = ifRange.trim();
+  if (value.startsWith('"') || value.startsWith('W/')) return strongMatch(value, current.etag);
+  const date = Date.parse(value);
+  if (Number.isNaN(date)) return false;
+  return Math.floor(date / 1000) === Math.floor(current.mtimeMs / 1000);
+}
+
+export type RangeRequest =
+  /** No usable Range header (absent, another unit, or malformed): the whole file, 200. */
+  | { readonly kind: 'none' }
+  /** More than one range: answered with the whole file, 200 (RFC 9110 14.2 allows it). */
+  | { readonly kind: 'multiple' }
+  | { readonly kind: 'unsatisfiable' }
+  /** Inclusive byte positions. */
+  | { readonly kind: 'range'; readonly start: number; readonly end: number };
+
+const RANGE_SPEC = /^(?:(\d{1,15})-(\d{0,15})|-(\d{1,15}))$/;
+
+/** A `Range: bytes=…` header against a file of `size` bytes. */
+export function parseRange(header: string | undefined, size: number): RangeRequest {
+  if (header === undefined) return { kind: 'none' };
+  const eq = header.indexOf('=');
+  if (eq === -1 || header.slice(0, eq).trim().toLowerCase() !== 'bytes') return { kind: 'none' };
+  const specs = header
+    .slice(eq + 1)
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (specs.length === 0) return { kind: 'none' };
+  const parsed = specs.map((s) => RANGE_SPEC.exec(s));
+  if (parsed.some((m) => m === null)) return { kind: 'none' };
+  if (parsed.length > 1) return { kind: 'multiple' };
+  const m = parsed[0]!;
+  if (m[3] !== undefined) {
+    const suffix = Number(m[3]);
+    if (suffix === 0 || size === 0) return { kind: 'unsatisfiable' };
+    return { kind: 'range', start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const last = m[2] === '' ? undefined : Number(m[2]);
+  // "5-2" is invalid, so the header is ignored (RFC 9110 14.1.1).
+  if (last !== undefined && last < start) return { kind: 'none' };
+  if (start >= size) return { kind: 'unsatisfiable' };
+  return { kind: 'range', start, end: Math.min(last ?? size - 1, size - 1) };
+}
+
+export type Coding = 'br' | 'gzip';
+
+/**
+ * The quality the client gives each coding we may send (RFC 9110 12.5.3): a listed coding has
+ * its own q, an unlisted one that of `*`, else 0. `x-gzip` counts as gzip.
+ */
+export function acceptedCodings(header: string | undefined): Record<Coding, number> {
+  const out: Record<Coding, number> = { br: 0, gzip: 0 };
+  if (header === undefined) return out;
+  const listed = new Map<string, number>();
+  for (const part of header.split(',')) {
+    const [rawName, ...params] = part.split(';');
+    const name = rawName!.trim().toLowerCase();
+    if (name === '') continue;
+    let q = 1;
+    for (const p of params) {
+      const [k, v] = p.split('=').map((s) => s.trim());
+      if (k?.toLowerCase() === 'q') {
+        // A malformed q counts as 0: never send a coding the client may not decode.
+        q = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/.test(v ?? '') ? Number(v) : 0;
+      }
+    }
+    const key = name === 'x-gzip' ? 'gzip' : name;
+    listed.set(key, Math.max(q, listed.get(key) ?? 0));
+  }
+  const star = listed.get('*') ?? 0;
+  for (const coding of ['br', 'gzip'] as const) out[coding] = listed.get(coding) ?? star;
+  return out;
+}
+
+/** Of the codings available, the one the client prefers (br on a tie), or undefined for identity. */
+export function chooseCoding(header: string | undefined, available: readonly Coding[]): Coding | undefined {
+  const q = acceptedCodings(header);
+  let best: Coding | undefined;
+  for (const coding of ['br', 'gzip'] as const) {
+    if (!available.includes(coding) || q[coding] <= 0) continue;
+    if (best === undefined || q[coding] > q[best]) best = coding;
+  }
+  return best;
+}
+
+type RequestHead = Pick<IncomingMessage, 'httpVersionMajor' | 'httpVersionMinor' | 'headers' | 'rawHeaders'>;
+
+/**
+ * What the request handler refuses before routing, refused for static files too: HTTP other
+ * than 1.0/1.1, Transfer-Encoding in HTTP/1.0 (a proxy could frame it otherwise), too many headers.
+ */
+export function refuseFraming(
+  req: RequestHead,
+  maxHeaders: number,
+): { readonly error: NonstopError; readonly headers?: Record<string, string> } | undefined {
+  if (req.httpVersionMajor !== 1) return { error: errors.BAD_REQUEST('Only HTTP/1.0 and HTTP/1.1') };
+  if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
+    return {
+      error: errors.BAD_REQUEST('Transfer-Encoding in an HTTP/1.0 request'),
+      headers: { connection: 'close' },
+    };
+  }
+  if (req.rawHeaders.length / 2 > maxHeaders) {
+    return { error: errors.HEADERS_TOO_LARGE(`More than ${maxHeaders} headers`) };
+  }
+  return undefined;
+}
+
+export function hasBody(req: RequestHead): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
