@@ -12,7 +12,13 @@ import type { Application, HandlerContext } from './application.js';
 import type { Database, Queryable } from './db/database.js';
 import { isUnavailable } from './db/unavailable.js';
 import { requestFingerprint } from './fingerprint.js';
-import { RESPONSE_SET, responseColumns, storedResponseFromRow, toStoredResponse, type StoredResponse } from './response.js';
+import {
+  RESPONSE_SET,
+  responseColumns,
+  storedResponseFromRow,
+  toStoredResponse,
+  type StoredResponse,
+} from './response.js';
 import { readClaimed } from './stored-request.js';
 import { executeUpstream } from './upstream/at-most-once.js';
 import { upstreamFor, type UpstreamTarget } from './upstream/targets.js';

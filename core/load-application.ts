@@ -76,7 +76,8 @@ export function checkHandlers(
   const both = routeNames.filter((name) => Object.hasOwn(app.handlers, name) && upstreamOf(name));
   const idle = upstreams.filter((u) => !routeNames.some((name) => u.matches(name)));
   const problems: string[] = [];
-  if (missing.length > 0) problems.push(`no handler or upstream for route(s) ${missing.join(', ')}`);
+  if (missing.length > 0)
+    problems.push(`no handler for route(s) ${missing.join(', ')} (and no upstream serves them)`);
   if (unknown.length > 0) problems.push(`handler(s) for unknown route(s) ${unknown.join(', ')}`);
   if (both.length > 0) {
     problems.push(`route(s) ${both.join(', ')} have a handler and match an upstream; keep one`);

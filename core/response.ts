@@ -18,7 +18,8 @@ const HEADER_NAME = /^[a-z0-9-]{1,64}$/;
 const MAX_HEADERS = 32;
 const MAX_HEADER_VALUE = 8192;
 /** `type/subtype` with optional parameters, printable ASCII (the Reply's own bound is 256). */
-const MEDIA_TYPE = /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(\s*;[\x20-\x7e]*)?$/;
+const MEDIA_TYPE =
+  /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(\s*;[\x20-\x7e]*)?$/;
 const MAX_MEDIA_TYPE = 256;
 const COOKIE = /^[\x20-\x7e]+$/;
 

@@ -46,7 +46,9 @@ export async function startCore(
   const routes = overrides.routes ?? loadRoutes(config.routes);
   const app =
     overrides.application ??
-    (config.application === null ? NO_APPLICATION : await loadApplication(config.application, overrides.baseDir));
+    (config.application === null
+      ? NO_APPLICATION
+      : await loadApplication(config.application, overrides.baseDir));
   const upstreams = checkUpstreams(config.upstreams);
   checkHandlers(app, routes, upstreams);
   const tls = readTls(config.tls);

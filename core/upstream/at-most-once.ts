@@ -8,7 +8,13 @@ import { errors } from '../../lib/errors.js';
 import type { Envelope } from '../../lib/envelope.js';
 import type { Logger } from '../../lib/log.js';
 import type { Database } from '../db/database.js';
-import { RESPONSE_SET, responseColumns, storedResponseFromRow, toStoredResponse, type StoredResponse } from '../response.js';
+import {
+  RESPONSE_SET,
+  responseColumns,
+  storedResponseFromRow,
+  toStoredResponse,
+  type StoredResponse,
+} from '../response.js';
 import { readClaimed } from '../stored-request.js';
 import { callUpstream } from './call.js';
 import type { UpstreamTarget } from './targets.js';
@@ -36,7 +42,15 @@ export async function executeUpstream(
     `INSERT INTO nonstop_requests
        (id, route, gateway_id, received_at_ms, idempotent, fingerprint, upstream_until_ms)
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING RETURNING id`,
-    [envelope.id, envelope.route, envelope.gatewayId, envelope.receivedAt, fingerprint !== null, fingerprint, until],
+    [
+      envelope.id,
+      envelope.route,
+      envelope.gatewayId,
+      envelope.receivedAt,
+      fingerprint !== null,
+      fingerprint,
+      until,
+    ],
   );
   if (claimed.rowCount === 0) return awaitAnswer(db, envelope, fingerprint, now);
 
@@ -89,7 +103,8 @@ async function awaitAnswer(
       if (written.rowCount > 0) return { replayed: false, response };
       continue;
     }
-    if (now() >= envelope.deadline) throw errors.DEADLINE_EXCEEDED('the request is still being answered by the application');
+    if (now() >= envelope.deadline)
+      throw errors.DEADLINE_EXCEEDED('the request is still being answered by the application');
     await new Promise((r) => setTimeout(r, Math.min(POLL_MS, until - now())));
   }
 }

@@ -5,7 +5,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import type { Envelope } from '../../lib/envelope.js';
-import { errors, type NonstopError } from '../../lib/errors.js';
+import { errors, isNonstopError, type NonstopError } from '../../lib/errors.js';
 import { toStoredResponse, type StoredResponse } from '../response.js';
 import { isHopByHop, upstreamRequest } from './request.js';
 import type { UpstreamTarget } from './targets.js';
@@ -54,32 +54,36 @@ function send(target: UpstreamTarget, envelope: Envelope, timeoutMs: number): Pr
       clearTimeout(timer);
       fn();
     };
-    const req = lib.request(url, { method: request.method, headers: request.headers, agent: target.agent }, (res) => {
-      const limit = target.maxResponseBytes;
-      const tooLarge = () => {
-        finish(() => reject(errors.UPSTREAM_ANSWER_TOO_LARGE(`the answer exceeds ${limit} bytes`)));
-        res.destroy();
-      };
-      if (Number(res.headers['content-length'] ?? 0) > limit) return tooLarge();
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > limit) return tooLarge();
-        chunks.push(chunk);
-      });
-      res.on('error', (err) => finish(() => reject(err)));
-      res.on('aborted', () => finish(() => reject(new Error('the answer was cut off'))));
-      res.on('end', () =>
-        finish(() => {
-          try {
-            resolve(answer(res, Buffer.concat(chunks)));
-          } catch (err) {
-            reject(errors.UPSTREAM_FAILED(`the answer cannot be carried: ${(err as Error).message}`));
-          }
-        }),
-      );
-    });
+    const req = lib.request(
+      url,
+      { method: request.method, headers: request.headers, agent: target.agent },
+      (res) => {
+        const limit = target.maxResponseBytes;
+        const tooLarge = () => {
+          finish(() => reject(errors.UPSTREAM_ANSWER_TOO_LARGE(`the answer exceeds ${limit} bytes`)));
+          res.destroy();
+        };
+        if (Number(res.headers['content-length'] ?? 0) > limit) return tooLarge();
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > limit) return tooLarge();
+          chunks.push(chunk);
+        });
+        res.on('error', (err) => finish(() => reject(err)));
+        res.on('aborted', () => finish(() => reject(new Error('the answer was cut off'))));
+        res.on('end', () =>
+          finish(() => {
+            try {
+              resolve(answer(res, Buffer.concat(chunks)));
+            } catch (err) {
+              reject(errors.UPSTREAM_FAILED(`the answer cannot be carried: ${(err as Error).message}`));
+            }
+          }),
+        );
+      },
+    );
     const timer = setTimeout(() => {
       finish(() => reject(errors.UPSTREAM_TIMEOUT(`no complete answer within ${timeoutMs} ms`)));
       req.destroy();
@@ -132,10 +136,15 @@ function parseJson(raw: Buffer): { value: unknown } | undefined {
 function asFailure(err: unknown): NonstopError {
   if (err instanceof Error && 'code' in err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'ENOTFOUND') {
+    if (
+      code === 'ECONNREFUSED' ||
+      code === 'EHOSTUNREACH' ||
+      code === 'ENETUNREACH' ||
+      code === 'ENOTFOUND'
+    ) {
       return errors.UPSTREAM_UNREACHABLE(`the application is not reachable (${code})`);
     }
   }
-  if (err instanceof Error && err.name === 'NonstopError') return err as NonstopError;
+  if (isNonstopError(err)) return err;
   return errors.UPSTREAM_FAILED(`the call failed: ${err instanceof Error ? err.message : String(err)}`);
 }

@@ -48,7 +48,8 @@ function checkUpstream(config: UpstreamConfig, label: string): UpstreamTarget {
     }
     agent = new http.Agent({ keepAlive: false });
   } else if (url.protocol === 'https:') {
-    if (config.ca === undefined) throw fail('ca" is required for an https:// upstream (its CA certificate file)');
+    if (config.ca === undefined)
+      throw fail('ca" is required for an https:// upstream (its CA certificate file)');
     let ca: Buffer;
     try {
       ca = readFileSync(config.ca);
