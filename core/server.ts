@@ -49,7 +49,7 @@ export async function startCore(
     (config.application === null
       ? NO_APPLICATION
       : await loadApplication(config.application, overrides.baseDir));
-  const upstreams = checkUpstreams(config.upstreams);
+  const upstreams = checkUpstreams(config.upstreams, overrides.baseDir);
   checkHandlers(app, routes, upstreams);
   const tls = readTls(config.tls);
 

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
+import { resolve } from 'node:path';
 import type { UpstreamConfig } from '../../config/schemas/core.js';
 import { errors } from '../../lib/errors.js';
 
@@ -19,8 +20,12 @@ export interface UpstreamTarget {
   matches(route: string): boolean;
 }
 
-export function checkUpstreams(configs: readonly UpstreamConfig[]): UpstreamTarget[] {
-  return configs.map((config, i) => checkUpstream(config, `upstreams[${i}]`));
+/** `baseDir`: what a relative `ca` is resolved against (the config file's folder). */
+export function checkUpstreams(
+  configs: readonly UpstreamConfig[],
+  baseDir = process.cwd(),
+): UpstreamTarget[] {
+  return configs.map((config, i) => checkUpstream(config, `upstreams[${i}]`, baseDir));
 }
 
 /** The first upstream that serves `route`, if any. */
@@ -28,7 +33,7 @@ export function upstreamFor(targets: readonly UpstreamTarget[], route: string): 
   return targets.find((t) => t.matches(route));
 }
 
-function checkUpstream(config: UpstreamConfig, label: string): UpstreamTarget {
+function checkUpstream(config: UpstreamConfig, label: string, baseDir: string): UpstreamTarget {
   const fail = (what: string) => errors.CONFIG_INVALID(`core config: field "${label}.${what}`);
   let url: URL;
   try {
@@ -50,11 +55,12 @@ function checkUpstream(config: UpstreamConfig, label: string): UpstreamTarget {
   } else if (url.protocol === 'https:') {
     if (config.ca === undefined)
       throw fail('ca" is required for an https:// upstream (its CA certificate file)');
+    const file = resolve(baseDir, config.ca);
     let ca: Buffer;
     try {
-      ca = readFileSync(config.ca);
+      ca = readFileSync(file);
     } catch (err) {
-      throw fail(`ca" cannot be read: ${config.ca} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+      throw fail(`ca" cannot be read: ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
     }
     agent = new https.Agent({ keepAlive: false, ca });
   } else {

@@ -2,6 +2,9 @@
 // (method, path, query, headers, each body type re-encoded), what the core makes of its answer,
 // its failures as stored answers, and at most one call per request id.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { Executor } from '../../core/executor.js';
 import { NO_APPLICATION } from '../../core/load-application.js';
@@ -12,6 +15,7 @@ import { silentLogger } from '../../lib/log.js';
 import { DATABASE_KINDS, openTestDatabase, type DatabaseKind } from '../helpers/core.js';
 import { makeEnvelope } from '../helpers/envelope.js';
 import { keyedId } from '../helpers/idempotency.js';
+import { createTestPki, usePki } from '../helpers/pki.js';
 import { sendJsonAnswer, startTestUpstream, type Responder } from '../helpers/upstream.js';
 
 const page = (over: Partial<Envelope> = {}): Envelope =>
@@ -234,6 +238,24 @@ for (const kind of DATABASE_KINDS) {
       assert.equal(s.calls(), 0);
     });
 
+    test('a started row still in its time: the delivery waits for it, then outcome-unknown', async (t) => {
+      const s = await setup(t, kind, (_req, res) => sendJsonAnswer(res, 200, { called: true }));
+      const envelope = page();
+      const until = Date.now() + 400;
+      await s.db.query(
+        `INSERT INTO nonstop_requests (id, route, gateway_id, received_at_ms, upstream_until_ms)
+         VALUES ($1, $2, $3, $4, $5)`,
+        [envelope.id, envelope.route, envelope.gatewayId, envelope.receivedAt, until],
+      );
+      const { response } = await s.executor.execute(envelope);
+      assert.ok(Date.now() >= until, 'it waited for the call in flight to end');
+      assert.equal(
+        (response.body as { error: { code: string } }).error.code,
+        'NONSTOP_ERR_UPSTREAM_OUTCOME_UNKNOWN',
+      );
+      assert.equal(s.calls(), 0);
+    });
+
     test('concurrent deliveries of one id call once and all get its answer', async (t) => {
       const s = await setup(t, kind, (_req, res) => {
         setTimeout(() => sendJsonAnswer(res, 200, { n: Math.random() }), 300);
@@ -265,3 +287,39 @@ for (const kind of DATABASE_KINDS) {
     });
   });
 }
+
+describe('upstream over https', () => {
+  const pki = usePki();
+
+  async function httpsUpstream(t: TestContext): Promise<string> {
+    const server = createHttpsServer(
+      { cert: readFileSync(pki().core.cert), key: readFileSync(pki().core.key) },
+      (_req, res) => sendJsonAnswer(res, 200, { secure: true }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    return `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  test('with the CA that signed its certificate it is called; with another CA, 502', async (t) => {
+    const db = await openTestDatabase(t, 'postgres');
+    const url = await httpsUpstream(t);
+    const run = async (ca: string) => {
+      const targets = checkUpstreams([
+        { url, ca, routes: ['site.*'], timeoutMs: 5000, maxResponseBytes: 4096 },
+      ]);
+      t.after(() => targets.forEach((u) => u.agent.destroy()));
+      return new Executor(db, NO_APPLICATION, silentLogger(), { upstreams: targets }).execute(page());
+    };
+    const good = await run(pki().ca.cert);
+    assert.deepEqual(good.response.body, { secure: true });
+    const other = await createTestPki();
+    t.after(() => other.remove());
+    const bad = await run(other.ca.cert);
+    assert.equal(bad.response.status, 502);
+    assert.equal(
+      (bad.response.body as { error: { code: string } }).error.code,
+      'NONSTOP_ERR_UPSTREAM_FAILED',
+    );
+  });
+});
