@@ -134,8 +134,15 @@ export class Executor {
     fingerprint: string | null,
   ): Promise<StoredResponse> {
     const row = await readClaimed(tx, envelope, fingerprint);
-    // A row without an answer is an upstream call's (the route was moved to a handler since).
-    if (row.status === null) throw errors.UPSTREAM_OUTCOME_UNKNOWN();
+    // A row without an answer is an upstream call's whose answer was lost (the route has been
+    // moved to a handler since): the application's outcome is unknown, and nothing runs.
+    if (row.status === null) {
+      const lost = errors.UPSTREAM_OUTCOME_UNKNOWN();
+      return toStoredResponse({
+        status: lost.status,
+        body: { error: { code: lost.code, message: lost.message } },
+      });
+    }
     return storedResponseFromRow(row);
   }
 }
