@@ -13,6 +13,7 @@ import type { Database, Queryable } from './db/database.js';
 import { isUnavailable } from './db/unavailable.js';
 import { requestFingerprint } from './fingerprint.js';
 import {
+  errorAnswer,
   RESPONSE_SET,
   responseColumns,
   storedResponseFromRow,
@@ -136,13 +137,7 @@ export class Executor {
     const row = await readClaimed(tx, envelope, fingerprint);
     // A row without an answer is an upstream call's whose answer was lost (the route has been
     // moved to a handler since): the application's outcome is unknown, and nothing runs.
-    if (row.status === null) {
-      const lost = errors.UPSTREAM_OUTCOME_UNKNOWN();
-      return toStoredResponse({
-        status: lost.status,
-        body: { error: { code: lost.code, message: lost.message } },
-      });
-    }
+    if (row.status === null) return errorAnswer(errors.UPSTREAM_OUTCOME_UNKNOWN());
     return storedResponseFromRow(row);
   }
 }

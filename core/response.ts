@@ -3,6 +3,7 @@
 // `content` (media type and base64), and checked Set-Cookie values, so an executed answer and
 // its later replays are the same value.
 import { MAX_COOKIE_BYTES, MAX_REPLY_COOKIES, type ReplyContent } from '../lib/envelope.js';
+import type { NonstopError } from '../lib/errors.js';
 import type { Row } from './db/database.js';
 
 export interface StoredResponse {
@@ -40,6 +41,14 @@ export function toStoredResponse(value: unknown): StoredResponse {
     throw new Error('handler returned both a body and content; a response has one or the other');
   }
   return out;
+}
+
+/** An error of nonstop's as an answer to store (an upstream's failures are answers). */
+export function errorAnswer(err: NonstopError): StoredResponse {
+  return toStoredResponse({
+    status: err.status ?? 502,
+    body: { error: { code: err.code, message: err.message } },
+  });
 }
 
 /** Reads a stored response back from its `nonstop_requests` row. */

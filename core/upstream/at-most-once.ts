@@ -12,7 +12,7 @@ import {
   RESPONSE_SET,
   responseColumns,
   storedResponseFromRow,
-  toStoredResponse,
+  errorAnswer,
   type StoredResponse,
 } from '../response.js';
 import { readClaimed } from '../stored-request.js';
@@ -91,11 +91,7 @@ async function awaitAnswer(
     }
     const until = row.upstream_until_ms === null ? 0 : Number(row.upstream_until_ms);
     if (now() >= until) {
-      const lost = errors.UPSTREAM_OUTCOME_UNKNOWN();
-      const response = toStoredResponse({
-        status: lost.status,
-        body: { error: { code: lost.code, message: lost.message } },
-      });
+      const response = errorAnswer(errors.UPSTREAM_OUTCOME_UNKNOWN());
       const written = await db.query(
         `UPDATE nonstop_requests SET ${RESPONSE_SET} WHERE id = $1 AND status IS NULL`,
         [envelope.id, ...responseColumns(response)],

@@ -6,7 +6,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Envelope } from '../../lib/envelope.js';
 import { errors, isNonstopError, type NonstopError } from '../../lib/errors.js';
-import { toStoredResponse, type StoredResponse } from '../response.js';
+import { errorAnswer, toStoredResponse, type StoredResponse } from '../response.js';
 import { isHopByHop, upstreamRequest } from './request.js';
 import type { UpstreamTarget } from './targets.js';
 
@@ -32,10 +32,7 @@ export async function callUpstream(
   } catch (err) {
     const failure = asFailure(err);
     return {
-      response: toStoredResponse({
-        status: failure.status ?? 502,
-        body: { error: { code: failure.code, message: failure.message } },
-      }),
+      response: errorAnswer(failure),
       failure: failure.code,
     };
   }
