@@ -4,14 +4,19 @@
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { BrokerConfig } from '../config/schemas/broker.js';
-import type { Envelope } from '../lib/envelope.js';
+import {
+  EXECUTE_PATH,
+  IDEMPOTENCY_HEADER,
+  parseCoreAnswer,
+  REPLAYED_HEADER,
+  type CoreAnswer as AppAnswer,
+} from '../core/protocol.js';
+import { MAX_REPLY_BYTES, type Envelope } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 
-export interface CoreAnswer {
-  readonly status: number;
-  readonly headers: Record<string, string>;
-  readonly body: unknown;
+/** The application's response, checked (core/protocol.ts), and whether it was a replay. */
+export interface CoreAnswer extends AppAnswer {
   readonly replayed: boolean;
 }
 
@@ -20,7 +25,8 @@ type Attempt =
   | { readonly kind: 'retry'; readonly reason: string }
   | { readonly kind: 'fail'; readonly status: number; readonly code: string; readonly reason: string };
 
-const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+/** No answer larger than a reply can be is read to its end: it could not be carried (502). */
+const MAX_RESPONSE_BYTES = MAX_REPLY_BYTES;
 
 export class CoreClient {
   private readonly agent: https.Agent;
@@ -30,7 +36,7 @@ export class CoreClient {
     private readonly config: BrokerConfig['core'],
     private readonly log: Logger,
   ) {
-    this.url = new URL('/v1/execute', config.url);
+    this.url = new URL(EXECUTE_PATH, config.url);
     this.agent = new https.Agent({
       keepAlive: true,
       maxSockets: config.maxSockets,
@@ -81,7 +87,7 @@ export class CoreClient {
           headers: {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(payload),
-            'idempotency-key': id,
+            [IDEMPOTENCY_HEADER]: id,
           },
         },
         (res) => {
@@ -97,7 +103,9 @@ export class CoreClient {
             chunks.push(chunk);
           });
           res.on('error', (err) => resolve({ kind: 'retry', reason: err.message }));
-          res.on('end', () => resolve(interpret(res.statusCode ?? 0, res.headers, Buffer.concat(chunks))));
+          res.on('end', () =>
+            resolve(interpret(id, res.statusCode ?? 0, res.headers, Buffer.concat(chunks))),
+          );
         },
       );
       req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
@@ -107,7 +115,7 @@ export class CoreClient {
   }
 }
 
-function interpret(status: number, headers: Record<string, unknown>, raw: Buffer): Attempt {
+function interpret(id: string, status: number, headers: Record<string, unknown>, raw: Buffer): Attempt {
   let data: unknown;
   try {
     data = JSON.parse(raw.toString('utf8')) as unknown;
@@ -115,33 +123,23 @@ function interpret(status: number, headers: Record<string, unknown>, raw: Buffer
     return status >= 500 ? { kind: 'retry', reason: `core answered ${status}` } : badAnswer(status);
   }
   if (status === 200) {
-    const d = data as Record<string, unknown> | null;
-    if (
-      typeof d !== 'object' ||
-      d === null ||
-      typeof d.status !== 'number' ||
-      typeof d.headers !== 'object' ||
-      d.headers === null
-    ) {
-      return badAnswer(status);
-    }
-    return {
-      kind: 'answer',
-      answer: {
-        status: d.status,
-        headers: stringRecord(d.headers),
-        body: d.body ?? null,
-        replayed: headers['x-nonstop-replayed'] === '1',
-      },
-    };
+    const parsed = parseCoreAnswer(data, id);
+    if (!parsed.ok) return badAnswer(status, parsed.error);
+    return { kind: 'answer', answer: { ...parsed.value, replayed: headers[REPLAYED_HEADER] === '1' } };
   }
   const code = errorCode(data);
   if (status === 503 || status === 502) return { kind: 'retry', reason: `core answered ${status} ${code}` };
   return { kind: 'fail', status, code, reason: `core answered ${status} ${code}` };
 }
 
-function badAnswer(status: number): Attempt {
-  return { kind: 'fail', status: 502, code: 'malformed', reason: `core sent a malformed answer (${status})` };
+function badAnswer(status: number, why?: string): Attempt {
+  const detail = why === undefined ? '' : `: ${why}`;
+  return {
+    kind: 'fail',
+    status: 502,
+    code: 'malformed',
+    reason: `core sent a malformed answer (${status})${detail}`,
+  };
 }
 
 function errorCode(data: unknown): string {
@@ -149,13 +147,9 @@ function errorCode(data: unknown): string {
   return typeof e?.code === 'string' ? e.code : 'unknown';
 }
 
-function stringRecord(value: object): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(value)) if (typeof v === 'string') out[k.toLowerCase()] = v;
-  return out;
-}
-
 function errorFor(result: Extract<Attempt, { kind: 'fail' }>) {
+  // An answer bigger than any reply can be: the same 502 the reply bound gives (gateway-worker.ts).
+  if (result.code === 'oversized') return errors.ANSWER_TOO_LARGE();
   if (result.status === 504) return errors.CORE_UNAVAILABLE('The core refused the request: deadline passed');
   if (result.status === 500) return errors.INTERNAL('The core could not complete the request');
   // The client reused its Idempotency-Key for another request: tell it so, with the core's code.

@@ -172,6 +172,8 @@ export class GatewayWorker {
         status: answer.status,
         headers: answer.headers,
         body: answer.body,
+        ...(answer.content === undefined ? {} : { content: answer.content }),
+        ...(answer.cookies === undefined ? {} : { cookies: answer.cookies }),
         ...(answer.replayed ? { replayed: true } : {}),
       };
       log.info(

@@ -28,6 +28,13 @@ export interface AppResponse {
   readonly headers?: Readonly<Record<string, string>>;
   /** Any JSON value; omitted means an empty body. */
   readonly body?: unknown;
+  /**
+   * A body of another type (HTML, an image, …): its media type and its text or bytes. Exclusive
+   * with `body`.
+   */
+  readonly content?: { readonly type: string; readonly data: string | Uint8Array };
+  /** Set-Cookie values, one cookie each (at most MAX_REPLY_COOKIES, lib/envelope.ts). */
+  readonly cookies?: readonly string[];
 }
 
 export type Handler = (ctx: HandlerContext) => Promise<AppResponse>;

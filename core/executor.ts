@@ -4,6 +4,7 @@
 // response instead; nothing runs twice. A handler that throws leaves no trace.
 // An id derived from a client's Idempotency-Key (`envelope.idempotent`) is replayed to any
 // gateway, but only for the same request (same route and fingerprint); anything else is 422.
+// A route served by an upstream application is called at most once (core/upstream/at-most-once.ts).
 import { errors, isNonstopError } from '../lib/errors.js';
 import type { Envelope } from '../lib/envelope.js';
 import type { Logger } from '../lib/log.js';
@@ -11,7 +12,17 @@ import type { Application, HandlerContext } from './application.js';
 import type { Database, Queryable } from './db/database.js';
 import { isUnavailable } from './db/unavailable.js';
 import { requestFingerprint } from './fingerprint.js';
-import { storedResponseFromRow, toStoredResponse, type StoredResponse } from './response.js';
+import {
+  errorAnswer,
+  RESPONSE_SET,
+  responseColumns,
+  storedResponseFromRow,
+  toStoredResponse,
+  type StoredResponse,
+} from './response.js';
+import { readClaimed } from './stored-request.js';
+import { executeUpstream } from './upstream/at-most-once.js';
+import { upstreamFor, type UpstreamTarget } from './upstream/targets.js';
 
 export type { StoredResponse };
 
@@ -28,23 +39,38 @@ class AlreadyExecuted extends Error {
   }
 }
 
+export interface ExecutorOptions {
+  /** Applications reached over HTTP; a route one of them matches never runs a handler. */
+  readonly upstreams?: readonly UpstreamTarget[];
+  readonly now?: () => number;
+}
+
 export class Executor {
+  private readonly upstreams: readonly UpstreamTarget[];
+  private readonly now: () => number;
+
   constructor(
     private readonly db: Database,
     private readonly app: Application,
     private readonly logger: Logger,
-    private readonly now: () => number = Date.now,
-  ) {}
+    options: ExecutorOptions = {},
+  ) {
+    this.upstreams = options.upstreams ?? [];
+    this.now = options.now ?? Date.now;
+  }
 
   /**
    * Throws a NonstopError: DEADLINE_EXCEEDED (nothing ran, or it ran out of time and was rolled
    * back), ROUTE_UNKNOWN, IDEMPOTENCY_CONFLICT
    * (the id belongs to another route or gateway), IDEMPOTENCY_KEY_REUSED (a keyed id whose
    * stored request differs), DATABASE_UNAVAILABLE (retryable, nothing
-   * recorded) or HANDLER_FAILED (rolled back, nothing recorded).
+   * recorded) or HANDLER_FAILED (rolled back, nothing recorded). An upstream's failures are
+   * answers (stored 502/504s), not throws.
    */
   async execute(envelope: Envelope): Promise<Execution> {
     if (this.now() >= envelope.deadline) throw errors.DEADLINE_EXCEEDED();
+    const upstream = upstreamFor(this.upstreams, envelope.route);
+    if (upstream !== undefined) return this.callUpstream(upstream, envelope);
     if (!Object.hasOwn(this.app.handlers, envelope.route)) {
       throw errors.ROUTE_UNKNOWN(`route "${envelope.route}" has no handler`);
     }
@@ -66,6 +92,21 @@ export class Executor {
     }
   }
 
+  private async callUpstream(target: UpstreamTarget, envelope: Envelope): Promise<Execution> {
+    const fingerprint = envelope.idempotent === true ? requestFingerprint(envelope) : null;
+    try {
+      return await executeUpstream(this.db, target, envelope, fingerprint, this.now, this.logger);
+    } catch (err) {
+      if (isNonstopError(err)) throw err;
+      if (isUnavailable(err)) throw errors.DATABASE_UNAVAILABLE(undefined, undefined, { cause: err });
+      this.logger.error(
+        { requestId: envelope.id, route: envelope.route, err: describe(err) },
+        'upstream execution failed',
+      );
+      throw errors.HANDLER_FAILED(undefined, undefined, { cause: err });
+    }
+  }
+
   private async run(tx: Queryable, envelope: Envelope): Promise<StoredResponse> {
     // Work past the deadline is wasted (the gateway has answered 504): PostgreSQL cancels it.
     const remaining = Math.max(1, envelope.deadline - this.now());
@@ -81,10 +122,10 @@ export class Executor {
 
     const handler = this.app.handlers[envelope.route]!;
     const response = toStoredResponse(await handler(context(tx, envelope)));
-    await tx.query(
-      'UPDATE nonstop_requests SET status = $2, headers = $3::json, body = $4::json WHERE id = $1',
-      [envelope.id, response.status, JSON.stringify(response.headers), JSON.stringify(response.body)],
-    );
+    await tx.query(`UPDATE nonstop_requests SET ${RESPONSE_SET} WHERE id = $1`, [
+      envelope.id,
+      ...responseColumns(response),
+    ]);
     return response;
   }
 
@@ -93,28 +134,10 @@ export class Executor {
     envelope: Envelope,
     fingerprint: string | null,
   ): Promise<StoredResponse> {
-    const { rows } = await tx.query(
-      `SELECT route, gateway_id, idempotent, fingerprint, status, headers, body
-       FROM nonstop_requests WHERE id = $1`,
-      [envelope.id],
-    );
-    const row = rows[0];
-    if (row === undefined) throw new Error(`request ${envelope.id} was claimed but its row is gone`);
-    if (fingerprint !== null && row.idempotent === true) {
-      // A client key: the same request from any gateway gets the answer, nothing else does.
-      if (row.route !== envelope.route || row.fingerprint !== fingerprint) {
-        throw errors.IDEMPOTENCY_KEY_REUSED();
-      }
-      return storedResponseFromRow(row);
-    }
-    // A request id belongs to one gateway's request; another gateway must not read its answer.
-    if (
-      row.route !== envelope.route ||
-      row.gateway_id !== envelope.gatewayId ||
-      row.idempotent !== (fingerprint !== null)
-    ) {
-      throw errors.IDEMPOTENCY_CONFLICT();
-    }
+    const row = await readClaimed(tx, envelope, fingerprint);
+    // A row without an answer is an upstream call's whose answer was lost (the route has been
+    // moved to a handler since): the application's outcome is unknown, and nothing runs.
+    if (row.status === null) return errorAnswer(errors.UPSTREAM_OUTCOME_UNKNOWN());
     return storedResponseFromRow(row);
   }
 }

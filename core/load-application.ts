@@ -1,14 +1,19 @@
 // Finds the application a core config names ("notes", built in, or a path to a JS module that
-// exports one) and checks it against the route table: every route needs a handler, and a
-// handler for a route that does not exist is a mistake too. Both fail at start.
+// exports one) and checks it against the route table: every route needs a handler or an
+// upstream (one, not both), and a handler for a route that does not exist, or an upstream
+// pattern that matches no route, is a mistake too. All fail at start.
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import { errors } from '../lib/errors.js';
 import { notesApplication } from './app/notes/index.js';
 import type { Application } from './application.js';
+import type { UpstreamTarget } from './upstream/targets.js';
 
 const BUILT_IN: Readonly<Record<string, Application>> = { notes: notesApplication };
+
+/** `"application": null`: no handlers, every route goes to an upstream. */
+export const NO_APPLICATION: Application = { name: 'none', migrations: [], handlers: {} };
 
 /** `spec`: a built-in name, or a module path resolved against `baseDir`. */
 export async function loadApplication(spec: string, baseDir = process.cwd()): Promise<Application> {
@@ -59,14 +64,25 @@ export function asApplication(source: string, value: unknown): Application {
   return value as Application;
 }
 
-export function checkHandlers(app: Application, routes: RoutesConfig): void {
-  const routeNames = new Set(routes.routes.map((r) => r.name));
-  const handlerNames = Object.keys(app.handlers);
-  const missing = [...routeNames].filter((name) => !Object.hasOwn(app.handlers, name));
-  const unknown = handlerNames.filter((name) => !routeNames.has(name));
+export function checkHandlers(
+  app: Application,
+  routes: RoutesConfig,
+  upstreams: readonly UpstreamTarget[] = [],
+): void {
+  const routeNames = routes.routes.map((r) => r.name);
+  const upstreamOf = (name: string) => upstreams.find((u) => u.matches(name));
+  const missing = routeNames.filter((name) => !Object.hasOwn(app.handlers, name) && !upstreamOf(name));
+  const unknown = Object.keys(app.handlers).filter((name) => !routeNames.includes(name));
+  const both = routeNames.filter((name) => Object.hasOwn(app.handlers, name) && upstreamOf(name));
+  const idle = upstreams.filter((u) => !routeNames.some((name) => u.matches(name)));
   const problems: string[] = [];
-  if (missing.length > 0) problems.push(`no handler for route(s) ${missing.join(', ')}`);
+  if (missing.length > 0)
+    problems.push(`no handler for route(s) ${missing.join(', ')} (and no upstream serves them)`);
   if (unknown.length > 0) problems.push(`handler(s) for unknown route(s) ${unknown.join(', ')}`);
+  if (both.length > 0) {
+    problems.push(`route(s) ${both.join(', ')} have a handler and match an upstream; keep one`);
+  }
+  for (const u of idle) problems.push(`${u.label}.routes matches no route in the route table`);
   if (problems.length > 0) {
     throw errors.APPLICATION_INVALID(`application "${app.name}": ${problems.join('; ')}`);
   }

@@ -2,9 +2,12 @@
 //   POST /v1/execute, content-type: application/json, idempotency-key: <envelope id>,
 //   body = the Envelope (lib/envelope.ts).
 // Everything here is a 400 (or 404 for a route not in the table) when wrong.
+// Its answer (200): the application's response, { status, headers, body, content?, cookies? }
+// (core/response.ts), with x-nonstop-replayed: 1 when it was stored before. The broker reads
+// it with `parseCoreAnswer`, the one parser of it.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteDefinition } from '../config/schemas/routes.js';
-import { idMatchesKind, parseEnvelope, type Envelope } from '../lib/envelope.js';
+import { idMatchesKind, parseEnvelope, parseReply, type Envelope, type Reply } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 
 export const EXECUTE_PATH = '/v1/execute';
@@ -55,4 +58,36 @@ export function parseExecuteBody(
     );
   }
   return envelope;
+}
+
+/** The application's response as the broker carries it: a Reply without its id and flag. */
+export type CoreAnswer = Pick<Reply, 'status' | 'headers' | 'body' | 'content' | 'cookies'>;
+
+/**
+ * Checks a core's 200 answer for `id` as the Reply it becomes (status, header names and sizes,
+ * content type and base64, cookie count and bytes: lib/envelope.ts's reply schema).
+ */
+export function parseCoreAnswer(
+  data: unknown,
+  id: string,
+): { ok: true; value: CoreAnswer } | { ok: false; error: string } {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    return { ok: false, error: 'the answer is not an object' };
+  }
+  if ('id' in data || 'replayed' in data) return { ok: false, error: 'the answer has reply-only fields' };
+  const parsed = parseReply({ ...data, id });
+  if (!parsed.ok) return parsed;
+  const { status, headers, body, content, cookies } = parsed.value;
+  if (content !== undefined && body !== null)
+    return { ok: false, error: 'the answer has a body and content' };
+  return {
+    ok: true,
+    value: {
+      status,
+      headers,
+      body,
+      ...(content === undefined ? {} : { content }),
+      ...(cookies === undefined ? {} : { cookies }),
+    },
+  };
 }

@@ -17,7 +17,8 @@ import { NONSTOP_SCOPE, nonstopMigrations } from './db/requests.js';
 import { schedulePruning } from './db/prune.js';
 import { createDispatcher } from './dispatch.js';
 import { Executor } from './executor.js';
-import { checkHandlers, loadApplication } from './load-application.js';
+import { checkHandlers, loadApplication, NO_APPLICATION } from './load-application.js';
+import { checkUpstreams } from './upstream/targets.js';
 
 export interface RunningCore {
   readonly address: { readonly host: string; readonly port: number };
@@ -43,8 +44,13 @@ export async function startCore(
   overrides: CoreOverrides = {},
 ): Promise<RunningCore> {
   const routes = overrides.routes ?? loadRoutes(config.routes);
-  const app = overrides.application ?? (await loadApplication(config.application, overrides.baseDir));
-  checkHandlers(app, routes);
+  const app =
+    overrides.application ??
+    (config.application === null
+      ? NO_APPLICATION
+      : await loadApplication(config.application, overrides.baseDir));
+  const upstreams = checkUpstreams(config.upstreams, overrides.baseDir);
+  checkHandlers(app, routes, upstreams);
   const tls = readTls(config.tls);
 
   const db = await openDatabase(config.database, logger);
@@ -56,7 +62,7 @@ export async function startCore(
     const dispatch = createDispatcher({
       brokerUnit: config.tls.brokerUnit,
       routes: routeMap,
-      executor: new Executor(db, app, logger),
+      executor: new Executor(db, app, logger, { upstreams }),
       db,
       logger,
     });
@@ -85,7 +91,13 @@ export async function startCore(
     const address = await listen(listening, config.listen.host, config.listen.port);
     const pruning = schedulePruning(db, config.database.requestRetentionSeconds, logger);
     logger.info(
-      { host: address.host, port: address.port, application: app.name, database: db.kind },
+      {
+        host: address.host,
+        port: address.port,
+        application: app.name,
+        upstreams: upstreams.map((u) => u.url.origin),
+        database: db.kind,
+      },
       'core listening',
     );
 
@@ -102,6 +114,7 @@ export async function startCore(
         await Promise.allSettled([...inFlight]);
         await pruning.stop();
         await db.close();
+        for (const upstream of upstreams) upstream.agent.destroy();
         logger.info('core stopped');
       },
     };

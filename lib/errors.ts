@@ -137,6 +137,33 @@ export const errors = {
     'The application does not match the route table',
   ),
 
+  // Core, upstream mode: the application's own HTTP server. Each is stored and replayed.
+  UPSTREAM_TIMEOUT: createError(
+    'NONSTOP_ERR_UPSTREAM_TIMEOUT',
+    'The application did not answer in time; whether it acted is unknown',
+    504,
+  ),
+  UPSTREAM_UNREACHABLE: createError(
+    'NONSTOP_ERR_UPSTREAM_UNREACHABLE',
+    'The application is not reachable (connection refused)',
+    502,
+  ),
+  UPSTREAM_FAILED: createError(
+    'NONSTOP_ERR_UPSTREAM_FAILED',
+    'The application broke off its answer or sent one that cannot be carried',
+    502,
+  ),
+  UPSTREAM_ANSWER_TOO_LARGE: createError(
+    'NONSTOP_ERR_UPSTREAM_ANSWER_TOO_LARGE',
+    "The application's answer exceeds the upstream's maxResponseBytes",
+    502,
+  ),
+  UPSTREAM_OUTCOME_UNKNOWN: createError(
+    'NONSTOP_ERR_UPSTREAM_OUTCOME_UNKNOWN',
+    'This request reached the application but its answer was lost; it is not sent again. Check the application before retrying with a new request',
+    502,
+  ),
+
   // Key generation.
   PKI_FAILED: createError('NONSTOP_ERR_PKI_FAILED', 'Key or certificate generation failed'),
 

@@ -24,7 +24,16 @@ export interface CoreInput {
   /** PostgreSQL, or the embedded database (PGlite) in `dataDir`. */
   readonly database:
     { readonly postgres: CorePostgres } | { readonly embedded: { readonly dataDir: string } };
-  readonly application?: string;
+  /** "notes", a module path, or null when `upstreams` serve every route. */
+  readonly application?: string | null;
+  /** The application's own HTTP servers (core/upstream/); defaults as in the core schema. */
+  readonly upstreams?: readonly {
+    readonly url: string;
+    readonly routes: readonly string[];
+    readonly ca?: string;
+    readonly timeoutMs?: number;
+    readonly maxResponseBytes?: number;
+  }[];
   /** Organizational unit of the brokers' client certificates. */
   readonly brokerUnit?: string;
 }
@@ -61,6 +70,7 @@ export function coreDocument(input: CoreInput) {
         ? { url: databaseUrl(input.database.postgres) }
         : { dataDir: input.database.embedded.dataDir },
     ...optional('application', input.application),
+    ...optional('upstreams', input.upstreams),
   } as const);
 }
 

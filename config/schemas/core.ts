@@ -1,6 +1,40 @@
 // Schema of a core machine's config file (`"kind": "core"`).
 import { listenSchema, logSchema, pathSchema, schemaKeySchema } from './common.js';
 
+/**
+ * The largest upstream answer body a core accepts: its base64 in the broker's reply must stay
+ * under MAX_REPLY_BYTES (5 MiB, lib/envelope.ts), with room for headers and cookies.
+ */
+export const MAX_UPSTREAM_RESPONSE_BYTES = 3.5 * 1024 * 1024;
+
+/** An application's own HTTP server that serves the routes whose names match `routes`. */
+const upstreamSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['url', 'routes'],
+  properties: {
+    /** http:// to a loopback or private address, or https:// (then `ca` is required). */
+    url: { type: 'string', pattern: '^https?://', maxLength: 2048 },
+    /** Route names or globs (`*` matches any run of characters), e.g. "site.*". */
+    routes: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 256,
+      uniqueItems: true,
+      items: { type: 'string', pattern: '^[A-Za-z0-9_.*-]{1,128}$' },
+    },
+    /** CA certificate file that an https:// upstream's certificate must chain to. */
+    ca: pathSchema,
+    timeoutMs: { type: 'integer', minimum: 100, maximum: 600000, default: 10000 },
+    maxResponseBytes: {
+      type: 'integer',
+      minimum: 1024,
+      maximum: MAX_UPSTREAM_RESPONSE_BYTES,
+      default: 2 * 1024 * 1024,
+    },
+  },
+} as const;
+
 export const coreSchema = {
   $id: 'nonstop/core',
   type: 'object',
@@ -42,9 +76,23 @@ export const coreSchema = {
       },
       default: {},
     },
-    application: { type: 'string', minLength: 1, maxLength: 4096, default: 'notes' },
+    /** "notes" (built in), a JS module path, or null: every route is served by an upstream. */
+    application: {
+      anyOf: [{ type: 'string', minLength: 1, maxLength: 4096 }, { type: 'null' }],
+      default: 'notes',
+    },
+    /** Applications in any language, reached over HTTP; a route goes to the first that matches. */
+    upstreams: { type: 'array', maxItems: 16, items: upstreamSchema, default: [] },
   },
 } as const;
+
+export interface UpstreamConfig {
+  readonly url: string;
+  readonly routes: readonly string[];
+  readonly ca?: string;
+  readonly timeoutMs: number;
+  readonly maxResponseBytes: number;
+}
 
 export interface CoreConfig {
   readonly kind: 'core';
@@ -64,5 +112,6 @@ export interface CoreConfig {
     readonly dataDir?: string;
     readonly requestRetentionSeconds: number;
   };
-  readonly application: string;
+  readonly application: string | null;
+  readonly upstreams: readonly UpstreamConfig[];
 }

@@ -33,4 +33,18 @@ export const nonstopMigrations: readonly Migration[] = [
       'ALTER TABLE nonstop_requests ADD COLUMN fingerprint text',
     ],
   },
+  {
+    // Answers of any type (`content_type` and its bytes, with `body` null) and Set-Cookie values.
+    // Upstream calls (core/upstream/) commit their row before the call with `status` null and
+    // `upstream_until_ms`, when the call is over at the latest: a row still without a status
+    // after it was lost mid-call, and is answered as outcome-unknown, never called again.
+    version: 3,
+    name: 'content-cookies-upstream',
+    sql: [
+      'ALTER TABLE nonstop_requests ADD COLUMN content_type text',
+      'ALTER TABLE nonstop_requests ADD COLUMN content bytea',
+      'ALTER TABLE nonstop_requests ADD COLUMN cookies jsonb',
+      'ALTER TABLE nonstop_requests ADD COLUMN upstream_until_ms bigint',
+    ],
+  },
 ];

@@ -32,6 +32,7 @@ test('two cores opening and migrating one new schema at once both succeed, each 
     { scope: 'app:notes', version: 1 },
     { scope: 'nonstop', version: 1 },
     { scope: 'nonstop', version: 2 },
+    { scope: 'nonstop', version: 3 },
   ]);
 });
 
