@@ -10,12 +10,12 @@ import {
   parseCoreAnswer,
   REPLAYED_HEADER,
   type CoreAnswer as AppAnswer,
-} from '../core/protocol.js';
+} from '../lib/core-protocol.js';
 import { MAX_REPLY_BYTES, type Envelope } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 
-/** The application's response, checked (core/protocol.ts), and whether it was a replay. */
+/** The application's response, checked (lib/core-protocol.ts), and whether it was a replay. */
 export interface CoreAnswer extends AppAnswer {
   readonly replayed: boolean;
 }

@@ -1,8 +1,11 @@
 // `nonstop check-config FILE…`: validates config files the way the daemons do at start.
+import { dirname, resolve } from 'node:path';
 import { kindOf, parseJson, readConfigText, validateConfig } from '../config/load.js';
 import { parseGuardConfig, parseKnockConfig } from '../config/knock.js';
 import { loadRoutes, parseRoutes } from '../config/routes.js';
 import { checkStaticMounts } from '../config/static-mounts.js';
+import { checkHandlers, loadApplication, NO_APPLICATION } from '../core/load-application.js';
+import { checkUpstreams } from '../core/upstream/targets.js';
 import { parseCommandArgs, UsageError, type Command } from './command.js';
 
 export const checkConfigCommand: Command = {
@@ -14,11 +17,11 @@ Validates each file against the schema of its kind (the "kind" field: gateway, b
 core, routes, guard or knock) exactly as the daemons do at start, including route schema strictness.
 Prints "ok" per good file; for a broken one, the file, the field and what was expected.
 Exit code: 0 when every file is valid, 1 otherwise.`,
-  run(argv) {
+  async run(argv) {
     const { values, positionals } = parseCommandArgs(argv, {}, true);
     if (values.help) {
       console.log(this.help);
-      return Promise.resolve(0);
+      return 0;
     }
     if (positionals.length === 0) throw new UsageError('check-config needs at least one FILE');
     let failed = 0;
@@ -33,6 +36,16 @@ Exit code: 0 when every file is valid, 1 otherwise.`,
           const config = validateConfig(kind, file, doc);
           // Static mounts are checked against the folders and the route table, as at start.
           if (config.static.length > 0) checkStaticMounts(file, config.static, loadRoutes(config.routes));
+        } else if (kind === 'core') {
+          const config = validateConfig(kind, file, doc);
+          // Its application and upstreams against the route table, as at start.
+          const upstreams = checkUpstreams(config.upstreams, dirname(resolve(file)));
+          for (const u of upstreams) u.agent.destroy();
+          const app =
+            config.application === null
+              ? NO_APPLICATION
+              : await loadApplication(config.application, dirname(resolve(file)));
+          checkHandlers(app, loadRoutes(config.routes), upstreams);
         } else validateConfig(kind, file, doc);
         console.log(`${file}: ok (${kind})`);
       } catch (err) {
@@ -40,6 +53,6 @@ Exit code: 0 when every file is valid, 1 otherwise.`,
         console.error((err as Error).message);
       }
     }
-    return Promise.resolve(failed === 0 ? 0 : 1);
+    return failed === 0 ? 0 : 1;
   },
 };

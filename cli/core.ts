@@ -15,9 +15,12 @@ executes each request's handler exactly once, in one database transaction with i
 
 The config file ("kind": "core") names the route table, the TLS files (internal CA, core
 certificate and key), the database (PostgreSQL URL and schema, or PGlite: in memory or in a
-data directory) and the application ("notes" or a path to a JS module exporting one, resolved
-against the config file's folder like every other path in it). Everything is loaded and checked at start; the command fails there, with
-the file and field, rather than on a request.
+data directory), the application ("notes", a path to a JS module exporting one, resolved
+against the config file's folder like every other path in it, or null) and "upstreams": the
+application's own HTTP servers, in any language, each serving the routes its globs name
+("routes": ["site.*"]), called at most once per request id (core/README.md). Every route has
+exactly one handler or upstream. Everything is loaded and checked at start; the command fails
+there, with the file and field, rather than on a request.
 
 Stops cleanly on SIGINT or SIGTERM: stops accepting, finishes in-flight requests, closes the
 database.

@@ -15,7 +15,7 @@ import {
   MAX_EXECUTE_BYTES,
   parseExecuteBody,
   REPLAYED_HEADER,
-} from './protocol.js';
+} from '../lib/core-protocol.js';
 
 export interface DispatchOptions {
   readonly brokerUnit: string;

@@ -259,6 +259,7 @@ export const coreInputSchema = {
       },
     },
     application: coreSchema.properties.application,
+    upstreams: coreSchema.properties.upstreams,
     brokerUnit: coreSchema.properties.tls.properties.brokerUnit,
   },
 } as const;

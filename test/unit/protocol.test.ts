@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RouteDefinition } from '../../config/schemas/routes.js';
-import { checkExecuteHeaders, parseExecuteBody } from '../../core/protocol.js';
+import { checkExecuteHeaders, parseExecuteBody } from '../../lib/core-protocol.js';
 import { toStoredResponse } from '../../core/response.js';
 import { isNonstopError } from '../../lib/errors.js';
 import { exampleRoutes } from '../helpers/core.js';

@@ -175,7 +175,17 @@ test('a mount shadows a route when some path under it matches the route', () => 
   assert.equal(shadows('/a/b/', '/a/c/d'), false);
   const routes: RoutesConfig = {
     kind: 'routes',
-    routes: [{ name: 'files.get', method: 'GET', path: '/files/:name', schema: {} }],
+    routes: [
+      {
+        name: 'files.get',
+        method: 'GET',
+        path: '/files/:name',
+        bodyTypes: ['json'],
+        multipart: { maxParts: 1, maxFileBytes: 1, maxFieldBytes: 1 },
+        cookies: [],
+        schema: {},
+      },
+    ],
   };
   const mount = { dir: '/', maxAgeSeconds: 1, index: false };
   assert.deepEqual(staticMountProblems([{ ...mount, path: '/assets/' }], routes), []);

@@ -1,4 +1,4 @@
-// The execute request a broker sends the core, checked down to the envelope:
+// The broker↔core protocol, one module for both sides. The execute request a broker sends the core, checked down to the envelope:
 //   POST /v1/execute, content-type: application/json, idempotency-key: <envelope id>,
 //   body = the Envelope (lib/envelope.ts).
 // Everything here is a 400 (or 404 for a route not in the table) when wrong.
@@ -7,8 +7,8 @@
 // it with `parseCoreAnswer`, the one parser of it.
 import type { IncomingHttpHeaders } from 'node:http';
 import type { RouteDefinition } from '../config/schemas/routes.js';
-import { idMatchesKind, parseEnvelope, parseReply, type Envelope, type Reply } from '../lib/envelope.js';
-import { errors } from '../lib/errors.js';
+import { idMatchesKind, parseEnvelope, parseReply, type Envelope, type Reply } from './envelope.js';
+import { errors } from './errors.js';
 
 export const EXECUTE_PATH = '/v1/execute';
 export const HEALTH_PATH = '/healthz';
