@@ -8,6 +8,7 @@ import type { BrokerGatewayInput, BrokerInput } from '../config/render/broker.js
 import type { CoreInput } from '../config/render/core.js';
 import type { GatewayInput } from '../config/render/gateway.js';
 import type { GuardInput } from '../config/render/guard.js';
+import { packageRoot } from './world.js';
 
 /**
  * Where the world's configs may differ from deployed ones: dotted paths (`[*]`: every item) of
@@ -18,6 +19,8 @@ export const WORLD_CONFIG_DIFFERENCES = {
     'http.mode': "the world's clients and readiness checks use plain HTTP too: it serves, not redirects",
     'limits.ratePerSecond': 'load tests and benchmarks send everything from one source address (inet)',
     'limits.rateBurst': 'load tests and benchmarks send everything from one source address (inet)',
+    static:
+      "the world serves the sample site's stylesheet from the repository; a deployment names its own folders (gateway_static)",
   },
   guard: {},
   broker: {
@@ -30,6 +33,8 @@ export const WORLD_CONFIG_DIFFERENCES = {
   core: {
     'database.url': "no PostgreSQL server in the world: the embedded database in the core's folder",
     'database.dataDir': "no PostgreSQL server in the world: the embedded database in the core's folder",
+    upstreams:
+      'the world runs the sample site (core/app/guestbook) on the core host; a deployment names its own',
   },
 } as const satisfies Record<'gateway' | 'guard' | 'broker' | 'core', Record<string, string>>;
 
@@ -44,10 +49,14 @@ export const WORLD_STATUS_PORT = 9100;
 /** A gateway's facts: its id, its folder, each broker's tunnel port on it. */
 export type GatewayFacts = Pick<GatewayInput, 'id' | 'configDir' | 'tunnels'>;
 
+/** The sample site's stylesheet, which every gateway of the world serves under /assets/. */
+export const GUESTBOOK_ASSETS = { path: '/assets/', dir: 'core/app/guestbook/static' } as const;
+
 export function worldGatewayInput(facts: GatewayFacts, options: WorldGatewayOptions = {}): GatewayInput {
   return {
     ...facts,
     httpMode: 'serve',
+    static: [{ path: GUESTBOOK_ASSETS.path, dir: join(packageRoot(), GUESTBOOK_ASSETS.dir) }],
     limits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000, ...options.limits },
     ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
   };
@@ -73,6 +82,13 @@ export function worldBrokerInput(facts: BrokerFacts): BrokerInput {
 
 export type CoreFacts = Omit<CoreInput, 'database'>;
 
+/** Where the sample site listens on the core host (loopback: only the core calls it). */
+export const GUESTBOOK_PORT = 3000;
+
 export function worldCoreInput(facts: CoreFacts): CoreInput {
-  return { ...facts, database: { embedded: { dataDir: join(facts.configDir, 'db') } } };
+  return {
+    ...facts,
+    database: { embedded: { dataDir: join(facts.configDir, 'db') } },
+    upstreams: [{ url: `http://127.0.0.1:${GUESTBOOK_PORT}`, routes: ['site.*'] }],
+  };
 }

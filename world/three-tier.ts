@@ -21,6 +21,7 @@ import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
 import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
 import { ensurePrivsepDir, worldGatewaySshd } from './gateway-sshd.js';
 import {
+  GUESTBOOK_PORT,
   WORLD_STATUS_PORT,
   worldBrokerInput,
   worldCoreInput,
@@ -37,6 +38,9 @@ const run = promisify(execFile);
 export const CLI = 'dist/cli/index.js';
 export const CLIENT = 'dist/world/client.js';
 const ROUTES = 'config/examples/routes.json';
+/** The sample web site: its routes join the notes API's in the world's route table. */
+const GUESTBOOK = 'core/app/guestbook/server.py';
+const GUESTBOOK_ROUTES = 'core/app/guestbook/routes.json';
 /** The public name every gateway serves the sample site under (in their certificates), as DNS
  * with an address per gateway would: a browser reaches it through whichever it is pointed at. */
 export const SITE_NAME = 'www.example.net';
@@ -137,6 +141,8 @@ export interface CoreNode {
   readonly certFile: string;
   readonly keyFile: string;
   process: HostProcess;
+  /** The sample web site (core/app/guestbook), the core's upstream for the site.* routes. */
+  readonly site: HostProcess;
 }
 
 export interface ClientRequest {
@@ -437,7 +443,8 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   const progress = options.progress ?? (() => {});
   const gatewayIds = ids('gw', options.gateways ?? 2);
   const brokerIds = ids('b', options.brokers ?? 2);
-  const routes = join(packageRoot(), ROUTES);
+  const routes = join(world.dir, 'routes.json');
+  writeWorldRoutes(routes);
 
   progress(`creating hosts: inet, ${gatewayIds.join(', ')}, ${brokerIds.join(', ')}, core`);
   const inet = await world.addHost('inet', { public: 1 });
@@ -512,6 +519,16 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   const dataDir = coreDoc.database.dataDir!;
   writeJson(coreConfig, coreDoc);
   const coreStarting = startCore(coreHost, coreConfig);
+  // The sample site is the core's upstream for site.* (loopback on the core host).
+  const site = coreHost.spawn('python3', [
+    join(packageRoot(), GUESTBOOK),
+    '--port',
+    String(GUESTBOOK_PORT),
+    '--db',
+    join(coreDir, 'guestbook.sqlite3'),
+    '--secure-cookies',
+  ]);
+  const siteStarting = site.waitForLine((l) => l.includes('"listening"'), 30_000);
 
   const hostKeys = new Map<string, SshKey>();
   for (const id of gatewayIds) {
@@ -657,6 +674,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     });
   }
   const coreProcess = await coreStarting;
+  await siteStarting;
 
   const brokers: BrokerNode[] = [];
   // Each gateway's Redis gets its unit's CPU and memory budget in a cgroup; said once if it cannot.
@@ -712,6 +730,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     certFile: coreTls.cert,
     keyFile: coreTls.key,
     process: coreProcess,
+    site,
   };
   return new ThreeTier(world, inet, gateways, brokers, core, {
     adminKnockProfiles,
@@ -837,4 +856,16 @@ function sigkillTree(pid: number): void {
       // Already gone.
     }
   }
+}
+
+/** The notes API's routes and the sample site's, as one route table for every tier. */
+function writeWorldRoutes(file: string): void {
+  const read = (f: string) =>
+    JSON.parse(readFileSync(join(packageRoot(), f), 'utf8')) as { routes: unknown[] };
+  const notes = read(ROUTES);
+  writeJson(file, {
+    ...notes,
+    $schema: undefined,
+    routes: [...notes.routes, ...read(GUESTBOOK_ROUTES).routes],
+  });
 }

@@ -3,13 +3,13 @@
 // through gw1 over HTTPS, trusting the world's public CA; signs it with the form; sees its entry
 // after the redirect; loads the stylesheet the gateway serves from its static folder; and, the
 // same browser with the name now pointing at gw2, is greeted by its session there. A screenshot
-// of each visit is kept under the world's folder and named in the diagnostics.
+// of each visit stays in test-results/ (named in the diagnostics).
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ThreeTier, SITE_NAME } from '../../world/three-tier.js';
-import { worldSkipReason } from '../../world/world.js';
+import { packageRoot, worldSkipReason } from '../../world/world.js';
 
 const skip = worldSkipReason();
 const BROWSER = 'dist/test/world/browser.js';
@@ -35,8 +35,10 @@ describe('a web site behind nonstop, in headless Chromium', { skip }, () => {
   test('sign the guestbook through gw1, be greeted through gw2', { timeout: 240_000 }, async (t) => {
     const dir = join(tt.world.dir, 'browser');
     mkdirSync(dir, { recursive: true });
+    const results = join(packageRoot(), 'test-results');
+    mkdirSync(results, { recursive: true });
     const visit = async (gateway: string, extra: Record<string, unknown>): Promise<Seen> => {
-      const screenshot = join(dir, `${gateway}.png`);
+      const screenshot = join(results, `web-app-${gateway}.png`);
       const r = await tt.inet.runNode(
         BROWSER,
         [
