@@ -26,10 +26,16 @@ async function tcpRecorder(
       seen.push(`${port}/tcp`);
       socket.destroy();
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, resolve);
-    });
+    const close = () => Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, resolve);
+      });
+    } catch (err) {
+      await close();
+      throw err;
+    }
     servers.push(server);
   }
   t.after(() => Promise.all(servers.map((s) => new Promise((r) => s.close(r)))));
@@ -80,18 +86,28 @@ test('a gateway name is knocked at one of its addresses, and that address is wha
 
 test('a rotating sequence sends the ports the guard derives for this broker and time step', async (t) => {
   const dir = tempDir(t);
-  const secret = newKnockSecret();
   const secretFile = join(dir, 'gw1.knock');
-  writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
   // An hour-long step, so the test cannot straddle a step boundary.
   const rotation = { portMin: 41000, portMax: 41999, length: 4, stepSeconds: 3600 };
-  const expected = deriveSequence(
-    { gateway: 'gw1', client: 'broker1', secret },
-    timeStep(Date.now(), rotation.stepSeconds),
-    rotation,
-  ).map((s) => s.port);
+  // The range lies among the ephemeral ports: a port another process holds means a new secret.
+  let secret: string;
+  let expected: number[];
   const seen: string[] = [];
-  await tcpRecorder(t, expected, seen);
+  for (let tries = 0; ; tries++) {
+    secret = newKnockSecret();
+    expected = deriveSequence(
+      { gateway: 'gw1', client: 'broker1', secret },
+      timeStep(Date.now(), rotation.stepSeconds),
+      rotation,
+    ).map((s) => s.port);
+    try {
+      await tcpRecorder(t, expected, seen);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || tries === 9) throw err;
+    }
+  }
+  writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
 
   await knockerFor('gw1', { delayMs: 20, rotating: { ...rotation, client: 'broker1', secretFile } }).knock(
     '127.0.0.1',
