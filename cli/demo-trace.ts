@@ -12,6 +12,8 @@ export interface DemoSample {
   /** `:id` is replaced by the id of the note the first sample created. */
   readonly path: string;
   readonly body?: string;
+  /** Request headers (a JSON body's content type is the default). */
+  readonly headers?: Readonly<Record<string, string>>;
   readonly expect: number;
   /** Where the request must stop: the core executes it, a broker refuses it, or the gateway answers. */
   readonly stopsAt: 'core' | 'broker' | 'gateway';
@@ -91,6 +93,35 @@ export const DEMO_SAMPLES: readonly DemoSample[] = [
     path: '/notes/:id',
     expect: 404,
     stopsAt: 'core',
+  },
+  {
+    label: 'sign the guestbook: a form, to the Python site the core calls as its upstream',
+    gateway: 'gw1',
+    https: true,
+    method: 'POST',
+    path: '/entries',
+    body: 'name=Demo&message=Signed+through+nonstop',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    expect: 303,
+    stopsAt: 'core',
+  },
+  {
+    label: 'its HTML page through the other gateway',
+    gateway: 'gw2',
+    https: true,
+    method: 'GET',
+    path: '/',
+    expect: 200,
+    stopsAt: 'core',
+  },
+  {
+    label: "its stylesheet, from the gateway's static folder",
+    gateway: 'gw2',
+    https: true,
+    method: 'GET',
+    path: '/assets/guestbook.css',
+    expect: 200,
+    stopsAt: 'gateway',
   },
 ];
 

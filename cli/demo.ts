@@ -162,6 +162,7 @@ async function runSamples(tt: ThreeTier, check: (what: string, ok: boolean) => b
       path,
       body: sample.body,
       https: sample.https,
+      ...(sample.headers === undefined ? {} : { headers: sample.headers }),
     });
     if (sample.method === 'POST' && answer.status === 201) {
       const id = (JSON.parse(answer.body) as { id?: unknown }).id;
@@ -176,7 +177,8 @@ async function runSamples(tt: ThreeTier, check: (what: string, ok: boolean) => b
     console.log(
       `${good ? '✔' : '✘'} ${sample.label}: inet → ${sample.gateway} (${scheme}) ${sample.method} ${path}${sample.body === undefined ? '' : ` ${sample.body}`}`,
     );
-    const shown = answer.body.length > 120 ? `${answer.body.slice(0, 117)}…` : answer.body;
+    const flat = answer.body.replace(/\s+/g, ' ').trim();
+    const shown = flat.length > 120 ? `${flat.slice(0, 117)}…` : flat;
     console.log(
       `    → ${answer.status}${good ? '' : ` (expected ${sample.expect} from the ${sample.stopsAt})`} ${shown}`,
     );
