@@ -24,6 +24,8 @@ import { query } from './steps/query.js';
 import { rateLimit } from './steps/rate-limit.js';
 import { requestLimits } from './steps/request-limits.js';
 import { route } from './steps/route.js';
+import { staticFiles } from './steps/static-files.js';
+import type { StaticFiles } from './static-files.js';
 
 export interface HandlerDeps {
   readonly config: GatewayConfig;
@@ -36,6 +38,8 @@ export interface HandlerDeps {
   readonly log: Logger;
   /** From `idempotency.secretFile`; without it, requests with an Idempotency-Key are refused. */
   readonly idempotency?: IdempotencyScope | undefined;
+  /** The folders this gateway serves itself (`static`). */
+  readonly staticFiles?: StaticFiles | undefined;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -57,6 +61,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     health(queue, replies),
     rateLimit(limiter),
     requestLimits(limits),
+    staticFiles(deps.staticFiles),
   ];
   // After it: what the route decides, then room to queue.
   const after: Step<Routed>[] = [

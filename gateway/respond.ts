@@ -95,6 +95,12 @@ function joinVary(a: string | undefined, b: string | undefined): string | undefi
   return out.length === 0 ? undefined : out.join(', ');
 }
 
+/** An application's Last-Modified as ms, or undefined (absent or not an HTTP date). */
+function lastModifiedMs(value: string | undefined): number | undefined {
+  const ms = value === undefined ? NaN : Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
 export function sendReply(res: ServerResponse, reply: Reply, request?: ReplyRequest): void {
   if (res.headersSent || res.destroyed) return;
   const headers: Record<string, string | string[]> = { ...BASE_HEADERS, 'x-request-id': reply.id };
@@ -111,7 +117,10 @@ export function sendReply(res: ServerResponse, reply: Reply, request?: ReplyRequ
   if (
     get &&
     reply.status === 200 &&
-    notModified(request.headers, { etag: reply.headers.etag, lastModified: reply.headers['last-modified'] })
+    notModified(request.headers['if-none-match'], request.headers['if-modified-since'], {
+      etag: reply.headers.etag,
+      mtimeMs: lastModifiedMs(reply.headers['last-modified']),
+    })
   ) {
     const kept: Record<string, string | string[]> = { 'x-request-id': reply.id };
     for (const name of [...NOT_MODIFIED_KEEPS, ...Object.keys(request?.extra ?? {})]) {

@@ -44,7 +44,7 @@ export async function startGateway(
   // Config problems first, before any connection is made.
   const hsts = config.https === undefined ? '' : hstsHeader(config.https.hsts);
   checkStaticMounts('gateway', config.static, routes);
-  const statics = new StaticFiles(config.static, log, config.limits.maxHeaders);
+  const statics = new StaticFiles(config.static, log);
   const secretFile = config.idempotency.secretFile;
   const idempotency =
     secretFile === undefined
@@ -73,19 +73,17 @@ export async function startGateway(
     log,
   );
   replies.start();
-  const handler = withStaticFiles(
-    statics,
-    createRequestHandler({
-      config,
-      router: new Router(routes),
-      routes,
-      queue,
-      replies,
-      instanceId,
-      log,
-      idempotency,
-    }),
-  );
+  const handler = createRequestHandler({
+    config,
+    router: new Router(routes),
+    routes,
+    queue,
+    replies,
+    instanceId,
+    log,
+    idempotency,
+    staticFiles: statics,
+  });
 
   const serverOptions = {
     maxHeaderSize: config.limits.maxHeaderBytes,
@@ -153,14 +151,6 @@ export async function startGateway(
 }
 
 /** Static mounts answer first; everything else goes to the request handler (and its queue). */
-function withStaticFiles(statics: StaticFiles, handler: RequestHandler): RequestHandler {
-  return (req, res) => {
-    // The mount prefixes hold no "?", so a prefix check on the whole URL is one on its path.
-    if (statics.handles(req.url ?? '/')) void statics.serve(req, res);
-    else handler(req, res);
-  };
-}
-
 function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer } {
   return { cert: readFileSync(certFile), key: readFileSync(keyFile) };
 }

@@ -1,4 +1,5 @@
-// Static files served by the gateway itself, before the request handler: no queue, no broker.
+// Static files served by the gateway itself, a step of its request path (after the HTTP, limit
+// and rate checks, before routing): no queue, no broker.
 // GET/HEAD only, conditional and range requests, precompressed variants, and no path that could
 // leave a mount's folder. The HTTP rules are in static-http.ts, the path checks in static-path.ts.
 import { constants, createReadStream, realpathSync, type Stats } from 'node:fs';
@@ -15,16 +16,13 @@ import {
   chooseCoding,
   contentTypeOf,
   hasBody,
-  ifRangeMatches,
   isHashedName,
-  notModified,
   parseRange,
-  refuseFraming,
   type Coding,
 } from './static-http.js';
 import { checkStaticPath } from './static-path.js';
+import { ifRangeMatches, notModified } from './conditional.js';
 
-const MAX_URL_LENGTH = 8192;
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 const VARIANTS: readonly { readonly coding: Coding; readonly ext: string }[] = [
   { coding: 'br', ext: '.br' },
@@ -55,8 +53,6 @@ export class StaticFiles {
   constructor(
     mounts: readonly StaticMount[],
     private readonly log: Logger,
-    /** The gateway's `limits.maxHeaders`: the same refusal as for routed requests. */
-    private readonly maxHeaders = Infinity,
   ) {
     this.mounts = mounts.map((m) => ({
       path: m.path,
@@ -83,10 +79,9 @@ export class StaticFiles {
   }
 
   private async answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // The HTTP version, framing, URL and header limits and the client's rate were checked by
+    // the steps before this one (gateway/handler.ts).
     const url = req.url ?? '/';
-    const refusal = refuseFraming(req, this.maxHeaders);
-    if (refusal !== undefined) return sendError(res, refusal.error, undefined, refusal.headers ?? {});
-    if (url.length > MAX_URL_LENGTH) return sendError(res, errors.URI_TOO_LONG());
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
     const mount = this.mounts.find((m) => path.startsWith(m.path));

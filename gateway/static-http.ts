@@ -1,8 +1,7 @@
 // The pure HTTP rules of static files (RFC 9110): content types, hashed names, ETags and
-// conditionals, byte ranges, Accept-Encoding, framing refusals. No I/O, so each is unit-tested.
+// byte ranges, Accept-Encoding. No I/O, so each is unit-tested (conditionals: conditional.ts).
 
 import type { IncomingMessage } from 'node:http';
-import { errors, type NonstopError } from '../lib/errors.js';
 
 const TEXT = '; charset=utf-8';
 
@@ -63,71 +62,6 @@ export function isHashedName(name: string): boolean {
 /** A strong validator from size and modification time (changes whenever either does). */
 export function etagOf(size: number, mtimeMs: number, suffix = ''): string {
   return `"${size.toString(16)}-${Math.floor(mtimeMs).toString(16)}${suffix}"`;
-}
-
-/** The entity tags of an If-None-Match / If-Match list, or '*'; parsing stops at a malformed member. */
-export function parseEtagList(header: string): '*' | string[] {
-  if (header.trim() === '*') return '*';
-  const tags: string[] = [];
-  const re = /\s*(W\/)?("[\x21\x23-\x7e\x80-\xff]*")\s*(?:,|$)/gy;
-  let m: RegExpExecArray | null;
-  let last = 0;
-  while (last < header.length && (m = re.exec(header)) !== null) {
-    tags.push(`${m[1] ?? ''}${m[2]!}`);
-    last = re.lastIndex;
-  }
-  return tags;
-}
-
-/** Weak comparison (RFC 9110 8.8.3.2): the opaque tags are equal, W/ or not. */
-export function weakMatch(a: string, b: string): boolean {
-  return opaque(a) === opaque(b);
-}
-
-/** Strong comparison: both strong and equal. */
-export function strongMatch(a: string, b: string): boolean {
-  return !a.startsWith('W/') && !b.startsWith('W/') && a === b;
-}
-
-function opaque(tag: string): string {
-  return tag.startsWith('W/') ? tag.slice(2) : tag;
-}
-
-export interface Validators {
-  readonly etag: string;
-  /** Modification time in ms; compared at one-second precision, as HTTP dates carry. */
-  readonly mtimeMs: number;
-}
-
-/**
- * True when a GET/HEAD should be answered 304 (RFC 9110 13.2.2): If-None-Match decides when
- * present (weak comparison, `*` matches any current file); only without it If-Modified-Since does.
- */
-export function notModified(
-  ifNoneMatch: string | undefined,
-  ifModifiedSince: string | undefined,
-  current: Validators,
-): boolean {
-  if (ifNoneMatch !== undefined) {
-    const tags = parseEtagList(ifNoneMatch);
-    return tags === '*' || tags.some((t) => weakMatch(t, current.etag));
-  }
-  if (ifModifiedSince !== undefined) {
-    const since = Date.parse(ifModifiedSince);
-    if (Number.isNaN(since)) return false;
-    return Math.floor(current.mtimeMs / 1000) <= Math.floor(since / 1000);
-  }
-  return false;
-}
-
-/** If-Range (RFC 9110 13.1.5): the range applies only when the validator still matches. */
-export function ifRangeMatches(ifRange: string | undefined, current: Validators): boolean {
-  if (ifRange === undefined) return true;
-  const value = ifRange.trim();
-  if (value.startsWith('"') || value.startsWith('W/')) return strongMatch(value, current.etag);
-  const date = Date.parse(value);
-  if (Number.isNaN(date)) return false;
-  return Math.floor(date / 1000) === Math.floor(current.mtimeMs / 1000);
 }
 
 export type RangeRequest =
@@ -210,28 +144,7 @@ export function chooseCoding(header: string | undefined, available: readonly Cod
   return best;
 }
 
-type RequestHead = Pick<IncomingMessage, 'httpVersionMajor' | 'httpVersionMinor' | 'headers' | 'rawHeaders'>;
-
-/**
- * What the request handler refuses before routing, refused for static files too: HTTP other
- * than 1.0/1.1, Transfer-Encoding in HTTP/1.0 (a proxy could frame it otherwise), too many headers.
- */
-export function refuseFraming(
-  req: RequestHead,
-  maxHeaders: number,
-): { readonly error: NonstopError; readonly headers?: Record<string, string> } | undefined {
-  if (req.httpVersionMajor !== 1) return { error: errors.BAD_REQUEST('Only HTTP/1.0 and HTTP/1.1') };
-  if (req.httpVersionMinor === 0 && req.headers['transfer-encoding'] !== undefined) {
-    return {
-      error: errors.BAD_REQUEST('Transfer-Encoding in an HTTP/1.0 request'),
-      headers: { connection: 'close' },
-    };
-  }
-  if (req.rawHeaders.length / 2 > maxHeaders) {
-    return { error: errors.HEADERS_TOO_LARGE(`More than ${maxHeaders} headers`) };
-  }
-  return undefined;
-}
+type RequestHead = Pick<IncomingMessage, 'headers'>;
 
 export function hasBody(req: RequestHead): boolean {
   return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;

@@ -12,12 +12,10 @@ import {
   chooseCoding,
   contentTypeOf,
   etagOf,
-  ifRangeMatches,
   isHashedName,
-  notModified,
-  parseEtagList,
   parseRange,
 } from '../../gateway/static-http.js';
+import { ifRangeMatches, notModified, parseEtagList } from '../../gateway/conditional.js';
 import { checkStaticPath } from '../../gateway/static-path.js';
 import { tempDir } from '../helpers/files.js';
 
