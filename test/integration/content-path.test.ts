@@ -75,15 +75,19 @@ function brokerPath(
 
 describe('content and cookies through the broker', () => {
   const pki = usePki({ brokers: ['b1'] });
-
-  test('a handler’s HTML and two cookies reach the reply, and its replay carries them unchanged', async (t) => {
+  /** A core answering with the HTML notes application, and the broker's path to it. */
+  const htmlPath = async (t: TestContext) => {
     const redis = testRedis(t);
     const { url, schema } = await useTestSchema(t);
     const core = await startCore(testCoreConfig(pki(), { url, schema }), silentLogger(), {
       application: htmlNotes,
     });
     t.after(() => core.close());
-    const path = brokerPath(t, redis, core.address.port, pki());
+    return brokerPath(t, redis, core.address.port, pki());
+  };
+
+  test('a handler’s HTML and two cookies reach the reply, and its replay carries them unchanged', async (t) => {
+    const path = await htmlPath(t);
     const envelope = makeEnvelope({
       ...notes.get(randomUUID()),
       replyTo: 'html-test',
@@ -105,13 +109,7 @@ describe('content and cookies through the broker', () => {
   });
 
   test('an answer too large to carry becomes the broker’s 502 ANSWER_TOO_LARGE', async (t) => {
-    const redis = testRedis(t);
-    const { url, schema } = await useTestSchema(t);
-    const core = await startCore(testCoreConfig(pki(), { url, schema }), silentLogger(), {
-      application: htmlNotes,
-    });
-    t.after(() => core.close());
-    const path = brokerPath(t, redis, core.address.port, pki());
+    const path = await htmlPath(t);
     const reply = await path.deliver(
       makeEnvelope({ ...notes.list(), replyTo: 'big-test', deadline: Date.now() + 20_000 }),
     );
