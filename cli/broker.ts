@@ -1,7 +1,7 @@
-// `nonstop broker --config FILE`
+// `nonstop broker --config FILE [--gateway ID]`. The broker's own code is imported where it runs
+// (a cell, or one process for all): the parent of the cells loads none of it.
 import { loadConfig } from '../config/load.js';
 import { loadRoutes } from '../config/routes.js';
-import { startBroker } from '../broker/broker.js';
 import { CellSupervisor, serveParent } from '../broker/cells.js';
 import { startStatusServer, type StatusSource } from '../broker/status-server.js';
 import type { BrokerConfig } from '../config/schemas/broker.js';
@@ -11,7 +11,6 @@ import { runDaemon, type Running } from './daemon.js';
 
 export const brokerCommand: Command = {
   name: 'broker',
-  summary: 'run a broker: take queued requests, validate them, execute them at the core, reply',
   help: `Usage: nonstop broker --config FILE [--gateway ID]
 
 Runs a broker: a worker on each configured gateway's queue that validates every
@@ -49,6 +48,7 @@ Signals: SIGINT/SIGTERM stop taking jobs and finish the ones in flight.`,
             );
           const cellConfig = { ...config, gateways: config.gateways.filter((g) => g.id === only) };
           const log = makeLog(config.logLevel).child({ cell: only });
+          const { startBroker } = await import('../broker/broker.js');
           const broker = startBroker(cellConfig, routes, log);
           // A cell of a broker reports to it; alone, it is a broker of one gateway.
           if (process.send !== undefined)
@@ -69,6 +69,7 @@ Signals: SIGINT/SIGTERM stop taking jobs and finish the ones in flight.`,
         }
         const log = makeLog(config.logLevel);
         if (!config.cells.perGateway) {
+          const { startBroker } = await import('../broker/broker.js');
           const broker = startBroker(config, routes, log);
           return withStatus(
             config,

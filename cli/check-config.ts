@@ -4,13 +4,10 @@ import { kindOf, parseJson, readConfigText, validateConfig } from '../config/loa
 import { parseGuardConfig, parseKnockConfig } from '../config/knock.js';
 import { loadRoutes, parseRoutes } from '../config/routes.js';
 import { checkStaticMounts } from '../config/static-mounts.js';
-import { checkHandlers, loadApplication, NO_APPLICATION } from '../core/load-application.js';
-import { checkUpstreams } from '../core/upstream/targets.js';
 import { parseCommandArgs, UsageError, type Command } from './command.js';
 
 export const checkConfigCommand: Command = {
   name: 'check-config',
-  summary: 'validate config files (any kind) and exit non-zero on the first broken one',
   help: `Usage: nonstop check-config FILE...
 
 Validates each file against the schema of its kind (the "kind" field: gateway, broker,
@@ -39,6 +36,9 @@ Exit code: 0 when every file is valid, 1 otherwise.`,
         } else if (kind === 'core') {
           const config = validateConfig(kind, file, doc);
           // Its application and upstreams against the route table, as at start.
+          const { checkHandlers, loadApplication, NO_APPLICATION } =
+            await import('../core/load-application.js');
+          const { checkUpstreams } = await import('../core/upstream/targets.js');
           const upstreams = checkUpstreams(config.upstreams, dirname(resolve(file)));
           for (const u of upstreams) u.agent.destroy();
           const app =

@@ -4,8 +4,6 @@ import { isNonstopError } from '../lib/errors.js';
 
 export interface Command {
   readonly name: string;
-  /** One line for `nonstop --help`. */
-  readonly summary: string;
   /** Full help text for `nonstop <name> --help`. */
   readonly help: string;
   /** Runs the command; resolves to the exit code. Long-running commands resolve on shutdown. */

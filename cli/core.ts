@@ -2,12 +2,10 @@
 import { dirname, resolve } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../lib/log.js';
-import { startCore } from '../core/server.js';
 import { parseCommandArgs, untilSignal, UsageError, type Command } from './command.js';
 
 export const coreCommand: Command = {
   name: 'core',
-  summary: "run a core: execute brokers' requests exactly once against the database",
   help: `Usage: nonstop core --config FILE
 
 Runs a core machine: an HTTPS listener with mutual TLS (broker client certificates only) that
@@ -38,6 +36,7 @@ Options:
     const config = loadConfig('core', values.config);
     const logger = createLogger('core', { level: config.logLevel });
     const stopped = untilSignal();
+    const { startCore } = await import('../core/server.js');
     const core = await startCore(config, logger, { baseDir: dirname(resolve(values.config)) });
     const signal = await stopped;
     logger.info({ signal }, 'stopping');

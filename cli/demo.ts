@@ -11,7 +11,6 @@ import { ensureDebianPackages } from './demo-packages.js';
 
 export const demoCommand: Command = {
   name: 'demo',
-  summary: 'run inet, two gateways, two brokers and a core in network namespaces (root) and trace requests',
   help: `Usage: nonstop demo [--smoke] [--topology FILE]
 
 As root, builds the whole system on this machine in network namespaces: an internet host

@@ -2,13 +2,11 @@
 import { loadConfig } from '../config/load.js';
 import { loadRoutes } from '../config/routes.js';
 import { checkStaticMounts } from '../config/static-mounts.js';
-import { startGateway } from '../gateway/server.js';
 import type { Command } from './command.js';
 import { runDaemon } from './daemon.js';
 
 export const gatewayCommand: Command = {
   name: 'gateway',
-  summary: 'run a gateway: public HTTP(S) listeners that queue each request and answer with its reply',
   help: `Usage: nonstop gateway --config FILE
 
 Runs a gateway: HTTPS (and HTTP, redirecting or serving) listeners that match each
@@ -26,6 +24,7 @@ Signals: SIGHUP reloads the TLS certificate and key; SIGINT/SIGTERM stop gracefu
       const routes = loadRoutes(config.routes);
       // Here too, where the file's name is known: the error names it.
       checkStaticMounts(file, config.static, routes);
+      const { startGateway } = await import('../gateway/server.js');
       const gateway = await startGateway(config, routes, makeLog(config.logLevel));
       const onHup = () => gateway.reloadTls();
       process.on('SIGHUP', onHup);

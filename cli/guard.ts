@@ -1,12 +1,10 @@
 // `nonstop guard --config FILE`: the knock guard daemon of a gateway.
 import { loadGuardConfig } from '../config/knock.js';
-import { KnockGuard } from '../knock/guard.js';
 import { createLogger } from '../lib/log.js';
 import { parseCommandArgs, UsageError, untilSignal, type Command } from './command.js';
 
 export const guardCommand: Command = {
   name: 'guard',
-  summary: 'run the knock guard: nftables table, raw-socket knock reader, SSH window (root)',
   help: `Usage: nonstop guard --config FILE [--print-ruleset]
 
 Loads the nftables table "inet nonstop" rendered from FILE (a "guard" config), then reads knocks
@@ -28,6 +26,7 @@ knock attempt. Needs root (or CAP_NET_ADMIN and CAP_NET_RAW).
     if (values.config === undefined) throw new UsageError('guard needs --config FILE');
     const config = loadGuardConfig(values.config);
     const log = createLogger('guard', { level: config.logLevel });
+    const { KnockGuard } = await import('../knock/guard.js');
     const guard = new KnockGuard(config, log);
     if (values['print-ruleset']) {
       process.stdout.write(guard.ruleset());

@@ -2,35 +2,86 @@
 // `nonstop`: one CLI, a subcommand per role plus the tools around them.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { brokerCommand } from './broker.js';
-import { checkConfigCommand } from './check-config.js';
 import { reportError, type Command } from './command.js';
-import { coreCommand } from './core.js';
-import { demoCommand } from './demo.js';
-import { gatewayCommand } from './gateway.js';
-import { guardCommand } from './guard.js';
-import { keygenCommand } from './keygen.js';
-import { knockSecretCommand } from './knock-secret.js';
-import { knockCommand } from './knock.js';
-import { localCommand } from './local.js';
-import { redisAclCommand } from './redis-acl.js';
-import { renderCommand } from './render.js';
-import { schemasCommand } from './schemas.js';
 
-const COMMANDS: readonly Command[] = [
-  gatewayCommand,
-  brokerCommand,
-  coreCommand,
-  guardCommand,
-  knockCommand,
-  knockSecretCommand,
-  demoCommand,
-  localCommand,
-  keygenCommand,
-  redisAclCommand,
-  renderCommand,
-  schemasCommand,
-  checkConfigCommand,
+/**
+ * A command's name and one line for the overview; its module (and what it imports) is loaded
+ * only when it runs, so a daemon holds the code of its own role and no other.
+ */
+interface CommandEntry {
+  readonly name: string;
+  readonly summary: string;
+  load(): Promise<Command>;
+}
+
+const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: 'gateway',
+    summary: 'run a gateway: public HTTP(S) listeners that queue each request and answer with its reply',
+    load: async () => (await import('./gateway.js')).gatewayCommand,
+  },
+  {
+    name: 'broker',
+    summary: 'run a broker: take queued requests, validate them, execute them at the core, reply',
+    load: async () => (await import('./broker.js')).brokerCommand,
+  },
+  {
+    name: 'core',
+    summary: "run a core: execute brokers' requests exactly once against the database",
+    load: async () => (await import('./core.js')).coreCommand,
+  },
+  {
+    name: 'guard',
+    summary: 'run the knock guard: nftables table, raw-socket knock reader, SSH window (root)',
+    load: async () => (await import('./guard.js')).guardCommand,
+  },
+  {
+    name: 'knock',
+    summary:
+      'send the knock sequence for a gateway (profile or static sequence), then ssh or carry a connection',
+    load: async () => (await import('./knock.js')).knockCommand,
+  },
+  {
+    name: 'knock-secret',
+    summary: 'create a rotating-knock secret for a client and print its guard and profile entries',
+    load: async () => (await import('./knock-secret.js')).knockSecretCommand,
+  },
+  {
+    name: 'demo',
+    summary: 'run inet, two gateways, two brokers and a core in network namespaces (root) and trace requests',
+    load: async () => (await import('./demo.js')).demoCommand,
+  },
+  {
+    name: 'local',
+    summary: 'run core, broker and gateway on loopback and send sample requests through them',
+    load: async () => (await import('./local.js')).localCommand,
+  },
+  {
+    name: 'keygen',
+    summary: 'create the CAs, keys and certificates for core, brokers and gateways',
+    load: async () => (await import('./keygen.js')).keygenCommand,
+  },
+  {
+    name: 'redis-acl',
+    summary: "render each gateway's own Redis on this broker: redis.conf, ACL users, passwords, unit drop-in",
+    load: async () => (await import('./redis-acl.js')).redisAclCommand,
+  },
+  {
+    name: 'render',
+    summary:
+      "render a host's sshd_config, nftables table or daemon config (gateway, guard, broker, core, knock)",
+    load: async () => (await import('./render.js')).renderCommand,
+  },
+  {
+    name: 'schemas',
+    summary: "write the config files' JSON Schemas (for editors), or check written ones are current",
+    load: async () => (await import('./schemas.js')).schemasCommand,
+  },
+  {
+    name: 'check-config',
+    summary: 'validate config files (any kind) and exit non-zero on the first broken one',
+    load: async () => (await import('./check-config.js')).checkConfigCommand,
+  },
 ];
 
 function overview(): string {
@@ -68,7 +119,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await command.run(rest);
+    return await (await command.load()).run(rest);
   } catch (err) {
     return reportError(err);
   }

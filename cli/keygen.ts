@@ -7,7 +7,6 @@ import { parseCommandArgs, UsageError, type Command } from './command.js';
 
 export const keygenCommand: Command = {
   name: 'keygen',
-  summary: 'create the CAs, keys and certificates for core, brokers and gateways',
   help: `Usage: nonstop keygen --out DIR [options]
 
 Creates EC P-256 keys and certificates with the openssl CLI:

@@ -8,7 +8,6 @@ const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
 export const knockSecretCommand: Command = {
   name: 'knock-secret',
-  summary: 'create a rotating-knock secret for a client and print its guard and profile entries',
   help: `Usage: nonstop knock-secret --gateway ID --client NAME [options]
 
 Prints one JSON object:

@@ -21,8 +21,6 @@ export function defaultProfilesFile(): string {
 
 export const knockCommand: Command = {
   name: 'knock',
-  summary:
-    'send the knock sequence for a gateway (profile or static sequence), then ssh or carry a connection',
   help: `Usage: nonstop knock [GATEWAY] (--profile NAME | --sequence SEQ) [options] [-- SSH-ARGS...]
        nonstop knock [GATEWAY] (--profile NAME | --sequence SEQ) --proxy HOST:PORT [options]
 

@@ -11,7 +11,6 @@ const READY_TIMEOUT_MS = 30_000;
 
 export const localCommand: Command = {
   name: 'local',
-  summary: 'run core, broker and gateway on loopback and send sample requests through them',
   help: `Usage: nonstop local [--dir DIR] [--once] [--redis HOST:PORT]
 
 Brings up the three tiers on this machine, each as its own process on loopback:

@@ -7,7 +7,6 @@ import { parseCommandArgs, UsageError, type Command } from './command.js';
 
 export const redisAclCommand: Command = {
   name: 'redis-acl',
-  summary: "render each gateway's own Redis on this broker: redis.conf, ACL users, passwords, unit drop-in",
   help: `Usage: nonstop redis-acl --config FILE --out DIR [--install-dir DIR] [--systemd]
 
 For each gateway of the broker config, one Redis server of its own. Writes into DIR/<gateway>/:

@@ -130,8 +130,6 @@ const SECRET_ARTEFACTS = new Set(['guard', 'knock']);
 
 export const renderCommand: Command = {
   name: 'render',
-  summary:
-    "render a host's sshd_config, nftables table or daemon config (gateway, guard, broker, core, knock)",
   help: `Usage: nonstop render <artefact> --input FILE [--out FILE]
 
 Renders one artefact from a JSON input document (FILE, or - for stdin) to stdout or --out.

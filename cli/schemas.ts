@@ -16,7 +16,6 @@ function readOrUndefined(file: string): string | undefined {
 
 export const schemasCommand: Command = {
   name: 'schemas',
-  summary: "write the config files' JSON Schemas (for editors), or check written ones are current",
   help: `Usage: nonstop schemas --out DIR [--check]
 
 Writes DIR/<kind>.json for every config kind (gateway, broker, core, routes, guard, knock):

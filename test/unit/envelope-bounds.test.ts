@@ -16,7 +16,13 @@ const routes = parseRoutes('routes.json', {
       path: '/site',
       bodyTypes: ['form'],
       cookies: ['session'],
-      schema: {},
+      schema: {
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { a: { type: 'string', maxLength: 9 } },
+        },
+      },
     },
   ],
 });
