@@ -31,9 +31,12 @@ export function corsHeaders(
   policy: CorsPolicy | undefined,
   origin: string | undefined,
 ): Record<string, string> {
-  if (policy === undefined || origin === undefined || !allowsOrigin(policy, origin)) return {};
+  if (policy === undefined) return {};
   // `*` never goes with credentials (config/routes.ts refuses the pair at start).
   const any = policy.origins.includes('*') && !(policy.credentials ?? false);
+  // The answer depends on the Origin whenever the policy names origins: a cache must not hand
+  // one origin's answer (with or without the header) to another.
+  if (origin === undefined || !allowsOrigin(policy, origin)) return any ? {} : { vary: 'Origin' };
   return {
     'access-control-allow-origin': any ? '*' : origin,
     ...(any ? {} : { vary: 'Origin' }),

@@ -213,6 +213,8 @@ describe('the gateway as a browser meets it', () => {
     const foreign = await fetch(`${s.url}/site`, { headers: { origin: 'https://evil.example' } });
     assert.equal(foreign.status, 200, 'served, but a browser will not let that page read it');
     assert.equal(foreign.headers.get('access-control-allow-origin'), null);
+    assert.match(foreign.headers.get('vary') ?? '', /Origin/, 'a cache keys the answer by Origin');
+    assert.match((await fetch(`${s.url}/site`)).headers.get('vary') ?? '', /Origin/, 'also without one');
     const off = await fetch(`${s.url}/api`, { headers: { origin: ORIGIN } });
     assert.equal(off.headers.get('access-control-allow-origin'), null, 'cors: false on the route');
   });
