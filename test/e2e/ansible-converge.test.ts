@@ -559,6 +559,34 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
     );
   });
 
+  test("gateway: the inventory's static folder is deployed read-only to the gateway and mounted", () => {
+    const dir = join(roots.gateway, 'srv/nonstop/static/guestbook-1/assets');
+    const file = join(dir, 'guestbook.css');
+    assert.equal(
+      readFileSync(file, 'utf8'),
+      readFileSync(join(packageRoot(), 'core/app/guestbook/static/guestbook.css'), 'utf8'),
+    );
+    const group = readFileSync(join(roots.gateway, 'etc/group'), 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('nonstop-gateway:'));
+    const gid = Number(group?.split(':')[2]);
+    for (const [path, mode] of [
+      [file, 0o640],
+      [dir, 0o750],
+    ] as const) {
+      const st = statSync(path);
+      assert.equal(st.mode & 0o777, mode, `${path} mode ${(st.mode & 0o777).toString(8)}`);
+      assert.deepEqual([st.uid, st.gid], [0, gid], `${path} is root's, the gateway's group reads it`);
+    }
+    const config = JSON.parse(readFileSync(join(roots.gateway, 'etc/nonstop/gateway.json'), 'utf8')) as {
+      static?: { path: string; dir: string }[];
+    };
+    assert.deepEqual(
+      config.static?.map((m) => [m.path, m.dir]),
+      [['/assets/', '/srv/nonstop/static/guestbook-1/assets']],
+    );
+  });
+
   test('secrets are readable by their daemon only', () => {
     const expect: [HostRole, string][] = [
       ['gateway', 'etc/nonstop/tls/gateway.key'],
