@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { gatewayUser } from '../../broker/redis-acl.js';
 import { queueName, replyKey } from '../../lib/envelope.js';
+import { GUESTBOOK_PORT } from '../../world/host-configs.js';
 import { ThreeTier, type GatewayNode } from '../../world/three-tier.js';
 import { worldSkipReason, type Host } from '../../world/world.js';
 import { nmap, openPorts, portStates as states, scanLine } from '../world/nmap.js';
@@ -208,7 +209,7 @@ describe('network attacks on the three-tier world', { skip }, () => {
       assert.equal((await tt.request(g.id, { path: '/notes?limit=1' })).status, 200);
   });
 
-  test('from inside: a broker listens on nothing but loopback (TCP and UDP), the core only on its private address', async () => {
+  test('from inside: a broker listens on nothing but loopback (TCP and UDP), the core only on its private address (and its upstream on loopback)', async () => {
     const locals = async (host: Host, flags: string) =>
       (await host.check('ss', [flags]))
         .split('\n')
@@ -224,7 +225,11 @@ describe('network attacks on the three-tier world', { skip }, () => {
       for (const local of [...tcp, ...(await locals(b.host, '-lunH'))])
         assert.match(local, /^(127\.\d+\.\d+\.\d+|\[::1\]):\d+$/, `${b.id}: ${local} is not loopback`);
     }
-    assert.deepEqual(await locals(tt.core.host, '-ltnH'), [`${tt.core.ip}:${tt.core.port}`]);
+    // The core on its private address; the sample site (the core's upstream) on loopback only.
+    assert.deepEqual(
+      (await locals(tt.core.host, '-ltnH')).sort(),
+      [`${tt.core.ip}:${tt.core.port}`, `127.0.0.1:${GUESTBOOK_PORT}`].sort(),
+    );
     assert.deepEqual(await locals(tt.core.host, '-lunH'), []);
   });
 });
