@@ -17,7 +17,8 @@ import type { TunnelStatus } from './tunnel.js';
 export type ToCell = { readonly type: 'snapshot'; readonly id: number } | { readonly type: 'close' };
 /** Cell → parent. */
 export type FromCell =
-  | { readonly type: 'ready' }
+  /** Its worker and tunnel are set up; the snapshot shows it until it answers a request. */
+  | { readonly type: 'ready'; readonly snapshot: StatusSnapshot }
   | { readonly type: 'snapshot'; readonly id: number; readonly snapshot: StatusSnapshot };
 
 export interface CellOptions {
@@ -96,6 +97,8 @@ export class CellSupervisor {
     cell.startedAt = Date.now();
     child.on('message', (m: FromCell) => {
       if (m?.type === 'ready' && cell.state === 'starting') {
+        // What a running cell too busy to answer within the timeout is shown as, from the start.
+        cell.last = m.snapshot;
         cell.state = 'running';
         cell.since = new Date();
       }
@@ -147,7 +150,7 @@ export class CellSupervisor {
     parts.forEach((part, i) => {
       const cell = this.#cells[i]!;
       if (part === null) return;
-      const down = part.fresh
+      const down = part.running
         ? null
         : `broker cell ${cell.state}${cell.lastExit ? ` (last exit: ${cell.lastExit})` : ''}`;
       for (const t of part.snapshot.tunnels)
@@ -159,8 +162,11 @@ export class CellSupervisor {
     return { tunnels, jobs, cells: this.#cells.map((c) => c.status()) };
   }
 
-  #ask(cell: Cell, timeoutMs: number): Promise<{ snapshot: StatusSnapshot; fresh: boolean } | null> {
-    const stale = () => (cell.last === null ? null : { snapshot: cell.last, fresh: false });
+  #ask(cell: Cell, timeoutMs: number): Promise<{ snapshot: StatusSnapshot; running: boolean } | null> {
+    // A running cell that did not answer in time is shown as it last was; a cell that is down, with
+    // its tunnel closed.
+    const stale = () =>
+      cell.last === null ? null : { snapshot: cell.last, running: cell.state === 'running' };
     const child = cell.child;
     if (cell.state !== 'running' || child === null || !child.connected) return Promise.resolve(stale());
     const id = this.#nextId++;
@@ -171,7 +177,7 @@ export class CellSupervisor {
       }, timeoutMs);
       cell.waiting.set(id, (snapshot) => {
         clearTimeout(timer);
-        resolve({ snapshot, fresh: cell.state === 'running' });
+        resolve({ snapshot, running: cell.state === 'running' });
       });
       child.send({ type: 'snapshot', id } satisfies ToCell, (err) => {
         if (err) {
@@ -220,7 +226,7 @@ export class CellSupervisor {
  * (a cell left running would hold its tunnel's port against the restarted broker's cell).
  */
 export function serveParent(snapshot: () => StatusSnapshot, log: Logger): Promise<string> {
-  process.send?.({ type: 'ready' } satisfies FromCell);
+  process.send?.({ type: 'ready', snapshot: snapshot() } satisfies FromCell);
   return new Promise((resolve) => {
     let asked = false;
     process.on('message', (m: ToCell) => {
