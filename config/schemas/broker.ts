@@ -193,8 +193,8 @@ export const brokerSchema = {
     },
     // Each gateway's worker and tunnel in a process of its own (broker/cells.ts): what one
     // gateway makes the broker do runs on its own event loop, and a cell that runs out of heap
-    // dies alone. Off: one process for all, what a broker of many quiet gateways may prefer (a
-    // cell costs about 100 MiB of RSS once it has served; the parent about 75 MiB).
+    // dies alone. Off: one process for all, what a broker of many quiet gateways may prefer
+    // (an idle cell costs about 60 MiB of PSS; the parent 20 to 40 MiB).
     cells: {
       type: 'object',
       additionalProperties: false,
