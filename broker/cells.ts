@@ -79,11 +79,6 @@ export class CellSupervisor {
     for (const cell of this.#cells) this.#spawn(cell);
   }
 
-  /** The pids of the cells started and not yet exited. */
-  pids(): number[] {
-    return this.#cells.flatMap((c) => (c.child?.pid ? [c.child.pid] : []));
-  }
-
   #spawn(cell: Cell): void {
     const { configFile, maxHeapMb, log } = this.options;
     const child = fork(CLI, ['broker', '--config', configFile, '--gateway', cell.gatewayId], {

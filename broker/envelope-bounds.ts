@@ -4,6 +4,7 @@
 // broker would retry the core until then) or hand the core headers its gateway never passes on.
 import type { GatewayLink } from '../config/schemas/broker.js';
 import type { RouteDefinition, RoutesConfig } from '../config/schemas/routes.js';
+import { parseCookieHeader } from '../lib/cookies.js';
 import type { Envelope } from '../lib/envelope.js';
 
 /** How far the gateway's clock may be ahead of the broker's. */
@@ -67,11 +68,11 @@ export class EnvelopeBounds {
 
 /** Why a Cookie header is more than the route lets through (its cookies only), or undefined. */
 function cookieOutsideRoute(header: string, route: RouteDefinition | undefined): string | undefined {
+  const pairs = parseCookieHeader(header);
+  if (pairs === null) return 'a malformed Cookie header';
   const allowed = new Set(route?.cookies ?? []);
-  for (const pair of header.split(';')) {
-    const name = pair.split('=', 1)[0]!.trim();
-    if (name !== '' && !allowed.has(name))
-      return `cookie "${name.slice(0, 64)}", which route ${route?.name ?? '?'} does not take`;
-  }
-  return undefined;
+  const other = pairs.find(([name]) => !allowed.has(name));
+  return other === undefined
+    ? undefined
+    : `cookie "${other[0].slice(0, 64)}", which route ${route?.name ?? '?'} does not take`;
 }

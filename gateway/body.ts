@@ -3,6 +3,11 @@
 import type { IncomingMessage } from 'node:http';
 import { errors } from '../lib/errors.js';
 
+/** Whether a request carries a body (chunked, or a non-zero Content-Length). */
+export function hasBody(req: Pick<IncomingMessage, 'headers'>): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
 export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {

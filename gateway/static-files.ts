@@ -12,14 +12,8 @@ import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { sendError } from './respond.js';
 import { EtagCache } from './static-etag.js';
-import {
-  chooseCoding,
-  contentTypeOf,
-  hasBody,
-  isHashedName,
-  parseRange,
-  type Coding,
-} from './static-http.js';
+import { chooseCoding, contentTypeOf, isHashedName, parseRange, type Coding } from './static-http.js';
+import { hasBody } from './body.js';
 import { checkStaticPath } from './static-path.js';
 import { ifRangeMatches, notModified } from './conditional.js';
 

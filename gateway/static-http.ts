@@ -1,8 +1,6 @@
 // The pure HTTP rules of static files (RFC 9110): content types, hashed names, ETags and
 // byte ranges, Accept-Encoding. No I/O, so each is unit-tested (conditionals: conditional.ts).
 
-import type { IncomingMessage } from 'node:http';
-
 const TEXT = '; charset=utf-8';
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
@@ -142,10 +140,4 @@ export function chooseCoding(header: string | undefined, available: readonly Cod
     if (best === undefined || q[coding] > q[best]) best = coding;
   }
   return best;
-}
-
-type RequestHead = Pick<IncomingMessage, 'headers'>;
-
-export function hasBody(req: RequestHead): boolean {
-  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
 }

@@ -2,7 +2,7 @@
 // value the envelope carries: JSON, a form, text or multipart, as the route takes them.
 import type { GatewayConfig } from '../../config/schemas/gateway.js';
 import { errors } from '../../lib/errors.js';
-import { MAX_JSON_DEPTH, nestedDeeperThan, readBody } from '../body.js';
+import { hasBody, MAX_JSON_DEPTH, nestedDeeperThan, readBody } from '../body.js';
 import {
   decodeForm,
   decodeMultipart,
@@ -31,9 +31,7 @@ function decodeJson(raw: Buffer): Decoded {
 export function body(limits: GatewayConfig['limits']): Step<Routed> {
   return async (x) => {
     const { req, route } = x;
-    const hasBody =
-      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
-    if (!hasBody) return undefined;
+    if (!hasBody(req)) return undefined;
     if (route.schema.body === undefined) {
       return refusal(errors.BAD_REQUEST(`${route.method} ${route.path} takes no request body`));
     }

@@ -1,20 +1,8 @@
 // Cookies are identity: the application gets the route's listed cookies and nothing else, and a
 // request that carries another is refused before anything is queued.
 import { errors } from '../../lib/errors.js';
+import { parseCookieHeader } from '../../lib/cookies.js';
 import { refusal, type Routed, type StepResult } from './exchange.js';
-
-/** `a=1; b=2` as [name, value] pairs; null when a pair has no name. */
-export function parseCookieHeader(header: string): [string, string][] | null {
-  const pairs: [string, string][] = [];
-  for (const part of header.split(';')) {
-    const text = part.trim();
-    if (text === '') continue;
-    const eq = text.indexOf('=');
-    if (eq <= 0) return null;
-    pairs.push([text.slice(0, eq).trim(), text.slice(eq + 1).trim()]);
-  }
-  return pairs;
-}
 
 export function cookies(x: Routed): StepResult {
   const header = x.req.headers.cookie;
