@@ -139,6 +139,9 @@ export class CellSupervisor {
   /** Every cell's tunnels and job counts, asked for now; a cell down or slow shows as it last was. */
   async snapshot(): Promise<StatusSnapshot> {
     const timeoutMs = this.options.snapshotTimeoutMs ?? 1000;
+    // The cells' states as they were when asked: a cell that comes up while another is answering
+    // shows as starting, without jobs, not as running without them.
+    const cells = this.#cells.map((c) => c.status());
     const parts = await Promise.all(this.#cells.map((cell) => this.#ask(cell, timeoutMs)));
     const tunnels: TunnelStatus[] = [];
     const jobs: Record<string, StatusSnapshot['jobs'][string]> = {};
@@ -154,7 +157,7 @@ export class CellSupervisor {
         );
       Object.assign(jobs, part.snapshot.jobs);
     });
-    return { tunnels, jobs, cells: this.#cells.map((c) => c.status()) };
+    return { tunnels, jobs, cells };
   }
 
   #ask(cell: Cell, timeoutMs: number): Promise<{ snapshot: StatusSnapshot; running: boolean } | null> {
