@@ -31,13 +31,15 @@ export class LocalChallengeStore implements ChallengeStore {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  async publish(answer: ChallengeAnswer): Promise<void> {
+  publish(answer: ChallengeAnswer): Promise<void> {
     this.#mapFor(answer).set(this.#keyOf(answer), answer);
+    return Promise.resolve();
   }
 
-  async withdraw(answer: ChallengeAnswer): Promise<void> {
+  withdraw(answer: ChallengeAnswer): Promise<void> {
     const map = this.#mapFor(answer);
     if (map.get(this.#keyOf(answer))?.token === answer.token) map.delete(this.#keyOf(answer));
+    return Promise.resolve();
   }
 
   httpAnswer(token: string): string | undefined {
