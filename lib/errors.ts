@@ -55,7 +55,6 @@ export const errors = {
     'Request body is malformed for its content type',
     400,
   ),
-  COOKIE_NOT_ALLOWED: createError('NONSTOP_ERR_COOKIE_NOT_ALLOWED', 'This route takes no such cookie', 400),
   CORS_REFUSED: createError('NONSTOP_ERR_CORS_REFUSED', 'Cross-origin request not allowed here', 403),
   BAD_REQUEST: createError('NONSTOP_ERR_BAD_REQUEST', 'Malformed request', 400),
   URI_TOO_LONG: createError('NONSTOP_ERR_URI_TOO_LONG', 'Request URL is too long', 414),

@@ -9,7 +9,9 @@ export function idempotency(scope: IdempotencyScope | undefined): Step<Routed> {
     const key = parseIdempotencyKey(x.req.headers[IDEMPOTENCY_KEY_HEADER]);
     if (key === undefined) return undefined;
     if (scope === undefined) return refusal(errors.IDEMPOTENCY_UNAVAILABLE());
-    x.keyed = scope.keyed(key, x.req.headers);
+    // The identity is what the application sees: the route's cookies, not those dropped.
+    const { cookie: _sent, ...headers } = x.req.headers;
+    x.keyed = scope.keyed(key, x.cookie === undefined ? headers : { ...headers, cookie: x.cookie });
     return undefined;
   };
 }

@@ -227,16 +227,18 @@ describe('Idempotency-Key', () => {
     const first = await send(w.urls.gw1, 'order-5', { title: 'mine' }, { headers: alice });
     assert.equal(first.status, 201);
     assert.equal(first.headers.get('x-request-id'), keyedId('order-5', alice));
-    // Another Authorization, or none: a request of its own, run for that client. (A cookie is
-    // identity too, test/unit/idempotency-key.test.ts; notes.create takes none: 400 before any key.)
+    // A cookie the route does not take is dropped, and is no part of the identity: the same
+    // client's retry, whatever trackers its browser added. (A route's own cookie is identity,
+    // test/unit/idempotency-key.test.ts.)
     const withCookie = await send(
       w.urls.gw2,
       'order-5',
       { title: 'mine' },
-      { headers: { ...alice, cookie: 'session=mallory' } },
+      { headers: { ...alice, cookie: 'tracker=1' } },
     );
-    assert.equal(withCookie.status, 400);
-    assert.equal(code(withCookie), 'NONSTOP_ERR_COOKIE_NOT_ALLOWED');
+    assert.equal(withCookie.status, 201);
+    assert.equal(withCookie.headers.get('x-request-id'), first.headers.get('x-request-id'));
+    assert.equal(withCookie.headers.get('x-nonstop-replayed'), '1', "alice's stored answer");
     const others: Record<string, string>[] = [{ authorization: 'Bearer mallory-token' }, {}];
     const ids = new Set([first.headers.get('x-request-id')]);
     for (const headers of others) {
