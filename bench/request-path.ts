@@ -1,7 +1,7 @@
 // Throughput and latency through the whole local path (gateway → Redis → broker → core on
 // PGlite), each role its own process, as `nonstop local` runs them. Closed-loop load: C
 // concurrent clients, each sending its next request when the last one is answered.
-//   node dist/bench/request-path.js [--seconds 10] [--concurrency 32]
+//   node dist/bench/request-path.js [--seconds 10] [--concurrency 32] [--redis HOST:PORT] [--pg URL]
 import { readFileSync, rmSync, mkdtempSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
@@ -16,8 +16,13 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     // A PostgreSQL URL for the core (schema nonstop_bench, dropped afterwards); default PGlite.
     pg: { type: 'string' },
+    // The Redis the local world's queues use (a prefix of their own, removed afterwards).
+    redis: { type: 'string', default: '127.0.0.1:6379' },
   },
 });
+const redisAt = /^(.+):(\d{1,5})$/.exec(values.redis);
+if (redisAt === null) throw new Error(`--redis: expected HOST:PORT, got "${values.redis}"`);
+const redis = { host: redisAt[1]!.replace(/^\[|\]$/g, ''), port: Number(redisAt[2]) };
 const seconds = Number(values.seconds);
 const concurrency = Number(values.concurrency);
 
@@ -97,14 +102,10 @@ async function dropBenchSchema(url: string): Promise<void> {
 if (values.pg !== undefined) await dropBenchSchema(values.pg);
 const dir = mkdtempSync(join(tmpdir(), 'nonstop-bench-'));
 // One client address sends everything, so the per-address rate limit is lifted here.
-const world = await buildLocalWorld(
-  dir,
-  { host: '127.0.0.1', port: 6379 },
-  {
-    gatewayLimits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000 },
-    ...(values.pg === undefined ? {} : { database: { url: values.pg, schema: BENCH_SCHEMA, poolSize: 16 } }),
-  },
-);
+const world = await buildLocalWorld(dir, redis, {
+  gatewayLimits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000 },
+  ...(values.pg === undefined ? {} : { database: { url: values.pg, schema: BENCH_SCHEMA, poolSize: 16 } }),
+});
 try {
   const agent = new https.Agent({ ca: readFileSync(world.pki.publicCa.cert) });
   let up = false;

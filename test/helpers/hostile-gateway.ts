@@ -61,8 +61,8 @@ export async function startHostileGateway(
   const brokerKey = ed25519KeyPair();
   const privateKey = join(dir, 'broker_ed25519');
   writeFileSync(privateKey, brokerKey.private, { mode: 0o600 });
-  const brokerPublic = parse(brokerKey.public);
-  const hostPublic = parse(hostKey.public);
+  const brokerPublic = brokerKey.parsedPublic;
+  const hostPublic = hostKey.parsedPublic;
 
   let connections = 0;
   let current: ForwardedSession | undefined;
@@ -202,17 +202,12 @@ export async function startHostileGateway(
  * with a zero byte as 31 bytes instead of 32 (one key in 256), then refuses its own output
  * as malformed: such a pair is drawn again.
  */
-function ed25519KeyPair(): { public: string; private: string } {
+function ed25519KeyPair(): { public: string; private: string; parsedPublic: ssh2.ParsedKey } {
   for (let tries = 0; tries < 64; tries++) {
     const pair = ssh2.utils.generateKeyPairSync('ed25519');
-    const readable = [pair.public, pair.private].every((k) => !(ssh2.utils.parseKey(k) instanceof Error));
-    if (readable) return pair;
+    const parsedPublic = ssh2.utils.parseKey(pair.public);
+    if (parsedPublic instanceof Error || ssh2.utils.parseKey(pair.private) instanceof Error) continue;
+    return { ...pair, parsedPublic };
   }
   throw new Error('ssh2 produced 64 unreadable Ed25519 key pairs in a row');
-}
-
-function parse(key: string): ssh2.ParsedKey {
-  const parsed = ssh2.utils.parseKey(key);
-  if (parsed instanceof Error) throw parsed;
-  return parsed;
 }
