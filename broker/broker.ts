@@ -73,6 +73,7 @@ export function startBroker(
     snapshot: () => ({
       tunnels: tunnels.status(),
       jobs: Object.fromEntries([...workers].map(([id, w]) => [id, { ...w.counts }])),
+      queues: Object.fromEntries([...workers].map(([id, w]) => [id, w.depth])),
       cells: [],
     }),
     async close() {

@@ -145,6 +145,7 @@ export class CellSupervisor {
     const parts = await Promise.all(this.#cells.map((cell) => this.#ask(cell, timeoutMs)));
     const tunnels: TunnelStatus[] = [];
     const jobs: Record<string, StatusSnapshot['jobs'][string]> = {};
+    const queues: Record<string, StatusSnapshot['queues'][string]> = {};
     parts.forEach((part, i) => {
       const cell = this.#cells[i]!;
       if (part === null) return;
@@ -156,8 +157,9 @@ export class CellSupervisor {
           down === null ? t : { ...t, state: 'closed', lastError: down, channels: 0, paused: false },
         );
       Object.assign(jobs, part.snapshot.jobs);
+      Object.assign(queues, part.snapshot.queues);
     });
-    return { tunnels, jobs, cells };
+    return { tunnels, jobs, queues, cells };
   }
 
   #ask(cell: Cell, timeoutMs: number): Promise<{ snapshot: StatusSnapshot; running: boolean } | null> {

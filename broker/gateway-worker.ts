@@ -25,6 +25,15 @@ import type { RequestValidator } from './validator.js';
 
 /** A reply list nobody reads (its gateway process died) disappears after this. */
 const REPLY_TTL_MS = 60_000;
+/** How often the queue's depth is read for the status endpoint (four O(1) commands). */
+const DEPTH_SAMPLE_MS = 2000;
+
+/** A gateway's queue as last sampled: jobs waiting to be taken, being worked, delayed. */
+export interface QueueDepth {
+  readonly waiting: number;
+  readonly active: number;
+  readonly delayed: number;
+}
 
 export interface GatewayWorkerDeps {
   readonly config: BrokerConfig;
@@ -47,6 +56,9 @@ export class GatewayWorker {
   private readonly bounds: EnvelopeBounds;
   private readonly log: Logger;
   readonly counts: Record<JobOutcome, number> = { answered: 0, invalid: 0, tampered: 0, expired: 0 };
+  /** As last sampled; zero until the first sample. */
+  depth: QueueDepth = { waiting: 0, active: 0, delayed: 0 };
+  private readonly depthTimer: NodeJS.Timeout;
 
   /** Jobs removed because their stored data was not even JSON. */
   get unreadableRemoved(): number {
@@ -98,9 +110,28 @@ export class GatewayWorker {
       this.log.warn({ err: clip(err.message) }, 'worker error');
       this.unreadable.notice(err);
     });
+    const keys = `${config.redis.prefix}:${queueName(gatewayId)}`;
+    const sample = () => {
+      deps.replies
+        .multi()
+        .llen(`${keys}:wait`)
+        .zcard(`${keys}:prioritized`)
+        .llen(`${keys}:active`)
+        .zcard(`${keys}:delayed`)
+        .exec()
+        .then((results) => {
+          const n = (results ?? []).map(([err, v]) => (err === null && typeof v === 'number' ? v : 0));
+          this.depth = { waiting: n[0]! + n[1]!, active: n[2]!, delayed: n[3]! };
+        })
+        // Redis down: the last sample stands (the tunnel's state says why).
+        .catch(() => {});
+    };
+    sample();
+    this.depthTimer = setInterval(sample, DEPTH_SAMPLE_MS).unref();
   }
 
   async close(): Promise<void> {
+    clearInterval(this.depthTimer);
     await this.worker.close();
     await this.unreadable.close();
     // BullMQ leaves a connection it was given open.

@@ -1,10 +1,13 @@
-// The broker's only listener: loopback HTTP with the tunnels' state, job counts and the state of
-// each gateway's cell (broker/cells.ts), as JSON (/status) and Prometheus text (/metrics). The
-// schema refuses non-loopback hosts.
+// The broker's only listener: loopback HTTP with the tunnels' state, job counts, queue depths and
+// the state of each gateway's cell (broker/cells.ts), as JSON (/status), Prometheus text
+// (/metrics) and a page for a person (/, broker/status-page.ts). The schema refuses non-loopback
+// hosts, and a request naming any other host is refused: a web page an admin has open cannot
+// read it by rebinding its own name to 127.0.0.1.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../lib/log.js';
-import type { JobOutcome } from './gateway-worker.js';
+import { STATUS_PAGE_CSP, STATUS_PAGE_CSS, STATUS_PAGE_HTML, STATUS_PAGE_JS } from './status-page.js';
+import type { JobOutcome, QueueDepth } from './gateway-worker.js';
 import { TUNNEL_STATES, type TunnelStatus } from './tunnel.js';
 
 /** The process serving one gateway, as its broker sees it. */
@@ -26,6 +29,8 @@ export interface CellStatus {
 export interface StatusSnapshot {
   readonly tunnels: readonly TunnelStatus[];
   readonly jobs: Readonly<Record<string, Readonly<Record<JobOutcome, number>>>>;
+  /** Each gateway's queue, as its worker last sampled it (every 2 s). */
+  readonly queues: Readonly<Record<string, QueueDepth>>;
   /** One per gateway when the broker runs a process per gateway; empty when it runs them in one. */
   readonly cells: readonly CellStatus[];
 }
@@ -41,7 +46,7 @@ export interface StatusServer {
 }
 
 export function statusDocument(brokerId: string, s: StatusSnapshot): Record<string, unknown> {
-  return { brokerId, tunnels: s.tunnels, jobs: s.jobs, cells: s.cells };
+  return { brokerId, tunnels: s.tunnels, jobs: s.jobs, queues: s.queues, cells: s.cells };
 }
 
 const label = (value: string) => value.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
@@ -83,6 +88,15 @@ export function metricsText(s: StatusSnapshot): string {
       lines.push(`nonstop_jobs_total{gateway="${label(id)}",outcome="${outcome}"} ${n}`);
     }
   }
+  lines.push(
+    "# HELP nonstop_queue_jobs Jobs in a gateway's queue, by state, as last sampled.",
+    '# TYPE nonstop_queue_jobs gauge',
+  );
+  for (const [id, depth] of Object.entries(s.queues)) {
+    for (const [state, n] of Object.entries(depth)) {
+      lines.push(`nonstop_queue_jobs{gateway="${label(id)}",state="${state}"} ${n}`);
+    }
+  }
   if (s.cells.length > 0) {
     lines.push(
       "# HELP nonstop_broker_cell_up Whether the process serving a gateway's queue and tunnel is running.",
@@ -100,13 +114,29 @@ export function metricsText(s: StatusSnapshot): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The Host a loopback client sends: a loopback address or localhost, with any port. */
+const LOOPBACK_HOST = /^(?:127(?:\.\d{1,3}){3}|\[::1\]|localhost)(?::\d{1,5})?$/i;
+
 export function startStatusServer(
   where: { host: string; port: number },
   source: StatusSource,
   log: Logger,
 ): Promise<StatusServer> {
+  const page = (res: http.ServerResponse, type: string, body: string) =>
+    res
+      .writeHead(200, {
+        'content-type': type,
+        'content-security-policy': STATUS_PAGE_CSP,
+        'x-content-type-options': 'nosniff',
+        'referrer-policy': 'no-referrer',
+        'cache-control': 'no-store',
+      })
+      .end(body);
   const answer = async (path: string | undefined, res: http.ServerResponse) => {
-    if (path === '/status') {
+    if (path === '/') page(res, 'text/html; charset=utf-8', STATUS_PAGE_HTML);
+    else if (path === '/status.js') page(res, 'text/javascript; charset=utf-8', STATUS_PAGE_JS);
+    else if (path === '/status.css') page(res, 'text/css; charset=utf-8', STATUS_PAGE_CSS);
+    else if (path === '/status') {
       const body = JSON.stringify(statusDocument(source.brokerId, await source.snapshot()));
       res.writeHead(200, { 'content-type': 'application/json' }).end(body);
     } else if (path === '/metrics') {
@@ -117,6 +147,10 @@ export function startStatusServer(
     }
   };
   const server = http.createServer((req, res) => {
+    if (!LOOPBACK_HOST.test(req.headers.host ?? '')) {
+      res.writeHead(421, { 'content-length': 0, connection: 'close' }).end();
+      return;
+    }
     if (req.method !== 'GET') {
       res.writeHead(405, { allow: 'GET', 'content-length': 0 }).end();
       return;

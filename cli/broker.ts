@@ -19,7 +19,8 @@ TLS (the request id is the idempotency key) and delivers the reply to the waitin
 gateway. For each gateway with an "ssh" section it keeps a tunnel up (knock, SSH with
 the pinned host key, a remote forward of the gateway's 127.0.0.1:<remotePort> to this
 side's Redis), reconnecting with backoff whenever it drops. Listens on nothing but the
-optional loopback status endpoint ("status": /status JSON, /metrics Prometheus).
+optional loopback status endpoint ("status": /status JSON, /metrics Prometheus, and
+a page on / that \`nonstop status\` prints in a terminal).
 
 Each gateway is served by a process of its own (a cell, "cells.perGateway", on by
 default), which this process starts, restarts when it exits and stops: one gateway's

@@ -73,6 +73,11 @@ const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./render.js')).renderCommand,
   },
   {
+    name: 'status',
+    summary: "print each broker's tunnels, cells, queues and job counts from its status endpoint",
+    load: async () => (await import('./status.js')).statusCommand,
+  },
+  {
     name: 'schemas',
     summary: "write the config files' JSON Schemas (for editors), or check written ones are current",
     load: async () => (await import('./schemas.js')).schemasCommand,

@@ -4,7 +4,7 @@
 // converge test compares these documents with what the roles wrote, key by key, and
 // test/unit/host-configs.test.ts checks that the list is neither short nor stale.
 import { join } from 'node:path';
-import type { BrokerGatewayInput, BrokerInput } from '../config/render/broker.js';
+import { DEFAULT_STATUS_PORT, type BrokerGatewayInput, type BrokerInput } from '../config/render/broker.js';
 import type { CoreInput } from '../config/render/core.js';
 import type { GatewayInput } from '../config/render/gateway.js';
 import type { GuardInput } from '../config/render/guard.js';
@@ -28,7 +28,6 @@ export const WORLD_CONFIG_DIFFERENCES = {
     'tunnels.backoffInitialMs': 'chaos tests need a tunnel back within a second of its gateway',
     'tunnels.backoffMaxMs': 'chaos tests need a tunnel back within a second of its gateway',
     'tunnels.keepaliveIntervalMs': 'a killed sshd must be noticed within seconds, not 15',
-    status: 'tests and benchmarks read each broker’s status on its loopback',
   },
   core: {
     'database.url': "no PostgreSQL server in the world: the embedded database in the core's folder",
@@ -44,7 +43,8 @@ export interface WorldGatewayOptions {
   readonly replyTimeoutMs?: number;
 }
 
-export const WORLD_STATUS_PORT = 9100;
+/** The deployed default (config/render/broker.ts): the world's brokers are the deployed ones here. */
+export const WORLD_STATUS_PORT = DEFAULT_STATUS_PORT;
 
 /** A gateway's facts: its id, its folder, each broker's tunnel port on it. */
 export type GatewayFacts = Pick<GatewayInput, 'id' | 'configDir' | 'tunnels'>;
@@ -76,7 +76,6 @@ export function worldBrokerInput(facts: BrokerFacts): BrokerInput {
     ...facts,
     gateways: facts.gateways.map((g) => ({ ...g, tunnelUser: 'root' })),
     tunnels: { backoffInitialMs: 100, backoffMaxMs: 1000, keepaliveIntervalMs: 1000 },
-    statusPort: WORLD_STATUS_PORT,
   };
 }
 

@@ -45,9 +45,12 @@ export interface BrokerInput {
   readonly cells?: Partial<BrokerConfig['cells']>;
   readonly concurrency?: number;
   readonly tunnels?: Partial<TunnelOptions>;
-  /** A status listener on loopback (none by default). */
-  readonly statusPort?: number;
+  /** The status listener's port on loopback (default 9100); null: none. */
+  readonly statusPort?: number | null;
 }
+
+/** Where `nonstop status` and a Prometheus on the broker find its status listener. */
+export const DEFAULT_STATUS_PORT = 9100;
 
 export function brokerFiles(configDir: string) {
   return {
@@ -63,6 +66,7 @@ export function brokerFiles(configDir: string) {
 export const DEFAULT_REDIS_FIRST_PORT = 6401;
 
 export function brokerDocument(input: BrokerInput) {
+  const statusPort = input.statusPort === undefined ? DEFAULT_STATUS_PORT : input.statusPort;
   const files = brokerFiles(input.configDir);
   const redisDir = input.redisDir ?? join(input.configDir, 'redis');
   const firstPort = input.redisFirstPort ?? DEFAULT_REDIS_FIRST_PORT;
@@ -101,7 +105,7 @@ export function brokerDocument(input: BrokerInput) {
     ...optional('cells', input.cells),
     ...optional('concurrency', input.concurrency),
     ...optional('tunnels', input.tunnels),
-    ...(input.statusPort === undefined ? {} : { status: { host: '127.0.0.1', port: input.statusPort } }),
+    ...(statusPort === null ? {} : { status: { host: '127.0.0.1', port: statusPort } }),
     core: {
       url: input.core.url,
       ca: files.ca,

@@ -220,7 +220,8 @@ export const brokerInputSchema = {
     cells: brokerSchema.properties.cells,
     concurrency: brokerSchema.properties.concurrency,
     tunnels: brokerSchema.properties.tunnels,
-    statusPort: portSchema,
+    /** null: no status listener. */
+    statusPort: { type: ['integer', 'null'], minimum: 1, maximum: 65535 },
   },
 } as const;
 

@@ -1,9 +1,12 @@
-// `nonstop broker` with a status section: a loopback HTTP endpoint with /status and /metrics,
-// closed with the broker on SIGTERM.
+// `nonstop broker` with a status section: a loopback HTTP endpoint with /status, /metrics and a
+// page, refused under any other Host, closed with the broker on SIGTERM; `nonstop status` reads it.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { request } from 'node:http';
 import type { CellStatus } from '../../broker/status-server.js';
+import { queueName } from '../../lib/envelope.js';
 import { startCliBroker } from '../helpers/broker.js';
+import { runCli } from '../helpers/cli.js';
 import { usePki } from '../helpers/pki.js';
 import { testRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
@@ -35,6 +38,10 @@ describe('broker status endpoint', () => {
           gw1: { answered: 0, invalid: 0, tampered: 0, expired: 0 },
           gw2: { answered: 0, invalid: 0, tampered: 0, expired: 0 },
         },
+        queues: {
+          gw1: { waiting: 0, active: 0, delayed: 0 },
+          gw2: { waiting: 0, active: 0, delayed: 0 },
+        },
         cells: [
           ['gw1', 'running', 0],
           ['gw2', 'running', 0],
@@ -47,6 +54,37 @@ describe('broker status endpoint', () => {
     assert.equal((await fetch(`${base}/status`, { method: 'POST' })).status, 405);
     assert.equal((await fetch(`${base}/other`)).status, 404);
 
+    // A job waiting in gw1's queue (delayed an hour, so the worker leaves it) shows within a sample.
+    const delayed = `${redis.prefix}:${queueName('gw1')}:delayed`;
+    await redis.client.zadd(delayed, (Date.now() + 3_600_000) * 4096, 'later');
+    await until("gw1's delayed job counted", async () => {
+      const queues = (await get()).queues as Record<string, { delayed: number }>;
+      return queues.gw1?.delayed === 1 && queues.gw2?.delayed === 0;
+    });
+    assert.match(
+      await (await fetch(`${base}/metrics`)).text(),
+      /^nonstop_queue_jobs\{gateway="gw1",state="delayed"\} 1$/m,
+    );
+    await redis.client.del(delayed);
+
+    // The page, with a CSP that allows its own files only; and nothing under a Host not loopback
+    // (a page the admin has open elsewhere cannot rebind its name to this port).
+    const page = await fetch(`${base}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'; script-src 'self'/);
+    assert.match(await page.text(), /<script src="\/status\.js" defer><\/script>/);
+    assert.equal(
+      (await fetch(`${base}/status.js`)).headers.get('content-type'),
+      'text/javascript; charset=utf-8',
+    );
+    assert.equal(await statusWithHost(base, 'attacker.example'), 421);
+    assert.equal(await statusWithHost(base, `localhost:${address.port}`), 200);
+
+    const cli = await runCli(['status', '--url', base]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /^broker b1 \(http:\/\/127\.0\.0\.1:\d+\): all up$/m);
+    assert.match(cli.stdout, /^ {2}gw2 +running +direct +0 +0 +0 +0 +0 +0 +0$/m);
+
     const stopping = Date.now();
     child.kill('SIGTERM');
     const exit = await done;
@@ -55,3 +93,15 @@ describe('broker status endpoint', () => {
     await assert.rejects(fetch(`${base}/status`));
   });
 });
+
+/** GET /status with a Host header of the caller's choosing (fetch sets its own). */
+function statusWithHost(base: string, host: string): Promise<number | undefined> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}/status`, { headers: { host } }, (res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -118,7 +118,8 @@ describe('host-config builders', () => {
       rotating: { client: 'broker1', secretFile: '/etc/nonstop/knock/gw1.secret', stepSeconds: 60 },
     });
     assert.equal(doc.core.ca, '/etc/nonstop/tls/ca.crt');
-    assert.equal(doc.status, undefined, 'no status listener unless asked');
+    assert.deepEqual(doc.status, { host: '127.0.0.1', port: 9100 }, 'a status listener on loopback');
+    assert.equal(brokerDocument({ ...brokerFacts, statusPort: null }).status, undefined, 'null: none');
     const unknocked = brokerDocument({
       ...brokerFacts,
       gateways: [{ ...brokerFacts.gateways[0]!, knock: false, redisPort: 7000 }],
