@@ -44,7 +44,8 @@ export class ChallengeOutbox {
   readonly #names: ReadonlySet<string>;
   readonly #now: () => number;
   #lastText = '';
-  #lastSet = '[]';
+  /** Null until the first read: a restarted cell reports its outbox, empty or not, at once. */
+  #lastSet: string | null = null;
   #timer: NodeJS.Timeout | null = null;
   #failing = false;
   #closed = false;
@@ -112,18 +113,20 @@ export class ChallengeOutbox {
     }
     const set = JSON.stringify(check.answers);
     if (set === this.#lastSet) return;
+    const first = this.#lastSet === null;
     this.#lastSet = set;
     if (changedText) this.counts.relayed += check.answers.length;
-    this.options.log.info(
-      {
-        answers: check.answers.map((a) => ({
-          type: a.type,
-          identifier: a.identifier,
-          expiresAt: a.expiresAt,
-        })),
-      },
-      "relaying the gateway's ACME challenge answers",
-    );
+    if (!first || check.answers.length > 0)
+      this.options.log.info(
+        {
+          answers: check.answers.map((a) => ({
+            type: a.type,
+            identifier: a.identifier,
+            expiresAt: a.expiresAt,
+          })),
+        },
+        "relaying the gateway's ACME challenge answers",
+      );
     this.options.onChange(check.answers);
   }
 }

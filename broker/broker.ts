@@ -49,7 +49,7 @@ export function startBroker(
   const workers = new Map<string, GatewayWorker>();
   const connections: Redis[] = [];
   const inboxes = new Map<string, ChallengeInbox>();
-  const outboxes: ChallengeOutbox[] = [];
+  const outboxes = new Map<string, ChallengeOutbox>();
   const hub =
     options.challenges === undefined
       ? new ChallengeRelayHub(config.gateways, (target, source, answers) => {
@@ -95,7 +95,7 @@ export function startBroker(
       log: gwLog,
     });
     outbox.start();
-    outboxes.push(outbox);
+    outboxes.set(gw.id, outbox);
     workers.set(
       gw.id,
       new GatewayWorker({ config, gatewayId: gw.id, routes, validator, core, replies, log }),
@@ -116,9 +116,10 @@ export function startBroker(
       tunnels: tunnels.status(),
       jobs: Object.fromEntries([...workers].map(([id, w]) => [id, { ...w.counts }])),
       cells: [],
+      acme: Object.fromEntries([...outboxes].map(([id, o]) => [id, { ...o.counts }])),
     }),
     async close() {
-      for (const o of outboxes) o.close();
+      for (const o of outboxes.values()) o.close();
       for (const i of inboxes.values()) i.close();
       await Promise.all([...workers.values()].map((w) => w.close()));
       if (tunnels.tunnels.size > 0 && config.tunnels.drainMs > 0) {

@@ -165,6 +165,7 @@ export class CellSupervisor {
     const parts = await Promise.all(this.#cells.map((cell) => this.#ask(cell, timeoutMs)));
     const tunnels: TunnelStatus[] = [];
     const jobs: Record<string, StatusSnapshot['jobs'][string]> = {};
+    const acme: Record<string, NonNullable<StatusSnapshot['acme']>[string]> = {};
     parts.forEach((part, i) => {
       const cell = this.#cells[i]!;
       if (part === null) return;
@@ -176,8 +177,9 @@ export class CellSupervisor {
           down === null ? t : { ...t, state: 'closed', lastError: down, channels: 0, paused: false },
         );
       Object.assign(jobs, part.snapshot.jobs);
+      Object.assign(acme, part.snapshot.acme);
     });
-    return { tunnels, jobs, cells };
+    return { tunnels, jobs, cells, acme };
   }
 
   #ask(cell: Cell, timeoutMs: number): Promise<{ snapshot: StatusSnapshot; running: boolean } | null> {

@@ -4,6 +4,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../lib/log.js';
+import type { ChallengeRelayCounts } from './acme-relay.js';
 import type { JobOutcome } from './gateway-worker.js';
 import { TUNNEL_STATES, type TunnelStatus } from './tunnel.js';
 
@@ -28,6 +29,8 @@ export interface StatusSnapshot {
   readonly jobs: Readonly<Record<string, Readonly<Record<JobOutcome, number>>>>;
   /** One per gateway when the broker runs a process per gateway; empty when it runs them in one. */
   readonly cells: readonly CellStatus[];
+  /** Each gateway's ACME challenge answers relayed and refused (broker/acme-relay.ts). */
+  readonly acme?: Readonly<Record<string, Readonly<ChallengeRelayCounts>>>;
 }
 
 export interface StatusSource {
@@ -41,7 +44,7 @@ export interface StatusServer {
 }
 
 export function statusDocument(brokerId: string, s: StatusSnapshot): Record<string, unknown> {
-  return { brokerId, tunnels: s.tunnels, jobs: s.jobs, cells: s.cells };
+  return { brokerId, tunnels: s.tunnels, jobs: s.jobs, cells: s.cells, acme: s.acme ?? {} };
 }
 
 const label = (value: string) => value.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
@@ -83,6 +86,15 @@ export function metricsText(s: StatusSnapshot): string {
       lines.push(`nonstop_jobs_total{gateway="${label(id)}",outcome="${outcome}"} ${n}`);
     }
   }
+  lines.push(
+    '# HELP nonstop_acme_answers_total ACME challenge answers gateways published: relayed, or refused (malformed, or for a name the gateway does not serve).',
+    '# TYPE nonstop_acme_answers_total counter',
+  );
+  for (const [id, counts] of Object.entries(s.acme ?? {}))
+    for (const outcome of ['relayed', 'refused'] as const)
+      lines.push(
+        `nonstop_acme_answers_total{gateway="${label(id)}",outcome="${outcome}"} ${counts[outcome]}`,
+      );
   if (s.cells.length > 0) {
     lines.push(
       "# HELP nonstop_broker_cell_up Whether the process serving a gateway's queue and tunnel is running.",

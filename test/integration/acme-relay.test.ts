@@ -182,7 +182,7 @@ describe('ACME challenge answers relayed between the gateways of a name', () => 
     const first = startBroker(config, loadRoutes(config.routes), silentLogger());
     let closed = false;
     t.after(() => (closed ? undefined : first.close()));
-    startTestBroker(t, brokerDoc(pki(), 'b2', b2));
+    const second = startTestBroker(t, brokerDoc(pki(), 'b2', b2));
     const [a, b] = [store(t, 'gwa', [b1, b2]), store(t, 'gwb', [b1, b2])];
     const one = answer('http-01', SITE);
     await a.publish(one);
@@ -214,6 +214,16 @@ describe('ACME challenge answers relayed between the gateways of a name', () => 
       `b1's leftover expires with the answer (${ttl} ms)`,
     );
     await left.del(inbox);
+
+    // A forged outbox (the gateway's own key, written by hand): refused, counted, relayed nowhere.
+    const forged = answer('http-01', 'b.example.net');
+    await b2
+      .as('gwa', gatewayUser('gwa'))
+      .set(challengeOutboxKey(PREFIX, 'gwa'), JSON.stringify([forged, { junk: 1 }]));
+    await until('the refusals counted', () => second.snapshot().acme?.gwa?.refused === 2, 3000);
+    assert.equal(answerOf(b, forged), undefined);
+    assert.equal(await b2.as('gwb', ADMIN_USER).exists(inbox), 0);
+    await b2.as('gwa', gatewayUser('gwa')).del(challengeOutboxKey(PREFIX, 'gwa'));
   });
 });
 
