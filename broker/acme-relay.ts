@@ -8,6 +8,7 @@ import {
   challengeOutboxKey,
   checkOutbox,
   MAX_OUTBOX_BYTES,
+  type OutboxCheck,
   type RelayedAnswer,
 } from '../lib/acme-relay.js';
 import type { Logger } from '../lib/log.js';
@@ -73,26 +74,24 @@ export class ChallengeOutbox {
   /** One read; resolves once any change is reported. */
   async poll(): Promise<void> {
     let text: string;
+    let check: OutboxCheck;
     try {
       text = await this.options.redis.getrange(this.#key, 0, MAX_OUTBOX_BYTES);
       this.#failing = false;
+      check =
+        text === '' ? { answers: [], refused: [], expired: 0 } : checkOutbox(text, this.#names, this.#now());
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      // The gateway made its outbox something else than a string: that is an empty outbox.
-      if (message.startsWith('WRONGTYPE')) text = 'WRONGTYPE';
-      else {
+      if (!message.startsWith('WRONGTYPE')) {
         // Unreachable: what was relayed stands until it expires (the inboxes prune it).
         if (!this.#failing) this.options.log.warn({ err: clip(message) }, 'reading the ACME outbox failed');
         this.#failing = true;
         return;
       }
+      // The gateway made its outbox something else than a string: nothing in it is relayed.
+      text = '\0WRONGTYPE';
+      check = { answers: [], refused: [{ reason: 'the outbox is not a string' }], expired: 0 };
     }
-    const check =
-      text === ''
-        ? { answers: [], refused: [], expired: 0 }
-        : text === 'WRONGTYPE'
-          ? { answers: [], refused: [{ reason: 'the outbox is not a string' }], expired: 0 }
-          : checkOutbox(text, this.#names, this.#now());
     const changedText = text !== this.#lastText;
     this.#lastText = text;
     if (changedText && check.refused.length > 0) {
