@@ -203,7 +203,12 @@ export class RelayedChallengeStore implements ChallengeStore {
     return answer !== undefined && answer.expiresAt > this.#now() ? answer.keyAuthorization : undefined;
   }
 
-  #relayed(a: RelayedAnswer): boolean {
+  /** True once a broker has relayed this answer (it is in this gateway's own inbox). */
+  relayed(answer: ChallengeAnswer): boolean {
+    return this.#relayed({ ...answer, identifier: answer.identifier.toLowerCase() });
+  }
+
+  #relayed(a: Pick<RelayedAnswer, 'type' | 'identifier' | 'token' | 'keyAuthorization'>): boolean {
     const got =
       a.type === 'http-01' ? this.#merged.http.get(a.token) : this.#merged.tlsAlpn.get(a.identifier);
     return got?.token === a.token && got.keyAuthorization === a.keyAuthorization;
