@@ -40,6 +40,16 @@ interface View {
 }
 
 const EMPTY: View = { http: new Map(), tlsAlpn: new Map() };
+
+/**
+ * Several gateways may have a TLS-ALPN-01 challenge for one name at once (each its own order);
+ * a handshake can present one: the one that lives longest, the likeliest newest. (A gateway of
+ * the name could win that with a wrong answer, but it can fail a validation sent to it anyway.)
+ */
+function keepLongest(map: Map<string, RelayedAnswer>, key: string, a: RelayedAnswer): void {
+  const had = map.get(key);
+  if (had === undefined || had.expiresAt < a.expiresAt) map.set(key, a);
+}
 const challengeKey = (a: { type: string; token: string }) => `${a.type} ${a.token}`;
 
 export class RelayedChallengeStore implements ChallengeStore {
@@ -159,15 +169,9 @@ export class RelayedChallengeStore implements ChallengeStore {
     await Promise.all(this.options.redis.map((r, i) => this.#read(r, i)));
     const http = new Map<string, RelayedAnswer>();
     const tlsAlpn = new Map<string, RelayedAnswer>();
-    // Several gateways may have a TLS-ALPN-01 challenge for one name at once (each its own
-    // order); a handshake can present one: the one that lives longest, the likeliest newest.
-    const keep = (map: Map<string, RelayedAnswer>, key: string, a: RelayedAnswer) => {
-      const had = map.get(key);
-      if (had === undefined || had.expiresAt < a.expiresAt) map.set(key, a);
-    };
     for (const view of this.#views) {
-      for (const [k, a] of view.http) keep(http, k, a);
-      for (const [k, a] of view.tlsAlpn) keep(tlsAlpn, k, a);
+      for (const [k, a] of view.http) keepLongest(http, k, a);
+      for (const [k, a] of view.tlsAlpn) keepLongest(tlsAlpn, k, a);
     }
     this.#merged = { http, tlsAlpn };
     if (this.#pruneOutbox()) await this.#writeOutboxes();
@@ -193,8 +197,8 @@ export class RelayedChallengeStore implements ChallengeStore {
     const tlsAlpn = new Map<string, RelayedAnswer>();
     for (const text of Object.values(fields))
       for (const a of parseInboxField(text, now)) {
-        if (a.type === 'http-01') http.set(a.token, a);
-        else tlsAlpn.set(a.identifier, a);
+        if (a.type === 'http-01') keepLongest(http, a.token, a);
+        else keepLongest(tlsAlpn, a.identifier, a);
       }
     this.#views[i] = { http, tlsAlpn };
   }
