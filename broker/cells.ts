@@ -9,17 +9,25 @@
 // tunnel): this separates load and faults, not privileges.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { RelayedAnswer } from '../lib/acme-relay.js';
 import type { Logger } from '../lib/log.js';
+import { ChallengeRelayHub, type ServedNames } from './acme-relay-hub.js';
 import type { CellStatus, StatusSnapshot } from './status-server.js';
 import type { TunnelStatus } from './tunnel.js';
 
 /** Parent → cell. */
-export type ToCell = { readonly type: 'snapshot'; readonly id: number } | { readonly type: 'close' };
+export type ToCell =
+  | { readonly type: 'snapshot'; readonly id: number }
+  | { readonly type: 'close' }
+  /** What `source` published that this cell's gateway serves too: its inbox's `source` entry. */
+  | { readonly type: 'acme-relay'; readonly source: string; readonly answers: readonly RelayedAnswer[] };
 /** Cell → parent. */
 export type FromCell =
   /** Its worker and tunnel are set up; the snapshot shows it until it answers a request. */
   | { readonly type: 'ready'; readonly snapshot: StatusSnapshot }
-  | { readonly type: 'snapshot'; readonly id: number; readonly snapshot: StatusSnapshot };
+  | { readonly type: 'snapshot'; readonly id: number; readonly snapshot: StatusSnapshot }
+  /** Its gateway's ACME outbox as the cell checked it (the parent checks it again). */
+  | { readonly type: 'acme-published'; readonly answers: readonly RelayedAnswer[] };
 
 export interface CellOptions {
   readonly configFile: string;
@@ -30,6 +38,8 @@ export interface CellOptions {
   readonly snapshotTimeoutMs?: number;
   /** A cell still running this long after it was asked to close is killed. */
   readonly closeTimeoutMs?: number;
+  /** Each gateway's names (config gateways[].names): the ACME relay between the cells. */
+  readonly served?: readonly ServedNames[];
   readonly log: Logger;
 }
 
@@ -71,8 +81,15 @@ export class CellSupervisor {
   #closing = false;
   #nextId = 1;
 
+  // A cell's challenge answers reach the other cells through here, never from cell to cell.
+  readonly #relay: ChallengeRelayHub;
+
   constructor(private readonly options: CellOptions) {
     this.#cells = options.gatewayIds.map((id) => new Cell(id));
+    this.#relay = new ChallengeRelayHub(options.served ?? [], (target, source, answers) => {
+      const child = this.#cells.find((c) => c.gatewayId === target)?.child;
+      if (child?.connected) child.send({ type: 'acme-relay', source, answers } satisfies ToCell, () => {});
+    });
   }
 
   start(): void {
@@ -96,7 +113,10 @@ export class CellSupervisor {
         cell.last = m.snapshot;
         cell.state = 'running';
         cell.since = new Date();
+        // A new cell's gateway may have a Redis that kept its inbox, or one that lost it.
+        this.#relay.resend(cell.gatewayId);
       }
+      if (m?.type === 'acme-published') this.#relay.published(cell.gatewayId, m.answers);
       if (m?.type !== 'snapshot') return;
       cell.last = m.snapshot;
       cell.waiting.get(m.id)?.(m.snapshot);
@@ -146,6 +166,7 @@ export class CellSupervisor {
     const tunnels: TunnelStatus[] = [];
     const jobs: Record<string, StatusSnapshot['jobs'][string]> = {};
     const queues: Record<string, StatusSnapshot['queues'][string]> = {};
+    const acme: Record<string, NonNullable<StatusSnapshot['acme']>[string]> = {};
     parts.forEach((part, i) => {
       const cell = this.#cells[i]!;
       if (part === null) return;
@@ -158,8 +179,9 @@ export class CellSupervisor {
         );
       Object.assign(jobs, part.snapshot.jobs);
       Object.assign(queues, part.snapshot.queues);
+      Object.assign(acme, part.snapshot.acme);
     });
-    return { tunnels, jobs, queues, cells };
+    return { tunnels, jobs, queues, cells, acme };
   }
 
   #ask(cell: Cell, timeoutMs: number): Promise<{ snapshot: StatusSnapshot; running: boolean } | null> {
@@ -225,12 +247,17 @@ export class CellSupervisor {
  * as it would with its unit, and the jobs it held go to another broker when their locks expire
  * (a cell left running would hold its tunnel's port against the restarted broker's cell).
  */
-export function serveParent(snapshot: () => StatusSnapshot, log: Logger): Promise<string> {
+export function serveParent(
+  snapshot: () => StatusSnapshot,
+  log: Logger,
+  relayed: (source: string, answers: unknown) => void = () => {},
+): Promise<string> {
   process.send?.({ type: 'ready', snapshot: snapshot() } satisfies FromCell);
   return new Promise((resolve) => {
     let asked = false;
     process.on('message', (m: ToCell) => {
-      if (m?.type === 'snapshot')
+      if (m?.type === 'acme-relay') relayed(m.source, m.answers);
+      else if (m?.type === 'snapshot')
         process.send?.({ type: 'snapshot', id: m.id, snapshot: snapshot() } satisfies FromCell);
       else if (m?.type === 'close') {
         asked = true;
@@ -244,4 +271,9 @@ export function serveParent(snapshot: () => StatusSnapshot, log: Logger): Promis
       process.exit(1);
     });
   });
+}
+
+/** The cell's side of the ACME relay: its gateway's checked outbox, to the parent's hub. */
+export function publishToParent(answers: readonly RelayedAnswer[]): void {
+  if (process.connected) process.send?.({ type: 'acme-published', answers } satisfies FromCell);
 }

@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_WORKER_USER, gatewayUser } from '../config/redis-users.js';
+import { challengeInboxKey } from '../lib/acme-relay.js';
 import { queueName } from '../lib/envelope.js';
 
 /**
@@ -22,7 +23,17 @@ import { queueName } from '../lib/envelope.js';
  * (PING, lib/redis.ts). The gateway connects without INFO (no ready check, no BullMQ version
  * check): INFO would tell it about every other gateway's traffic.
  */
-export const GATEWAY_CLIENT_COMMANDS = ['hello', 'client|setname', 'evalsha', 'hset', 'blmpop', 'ping'];
+export const GATEWAY_CLIENT_COMMANDS = [
+  'hello',
+  'client|setname',
+  'evalsha',
+  'hset',
+  'blmpop',
+  'ping',
+  // Its outbox of ACME challenge answers (SET … PXAT, DEL: both in the script list) and the
+  // read of its inbox (lib/acme-relay.ts).
+  'hgetall',
+];
 
 /** What BullMQ's addStandardJob script calls (every branch, not just those a test takes). */
 export const GATEWAY_SCRIPT_COMMANDS = [
@@ -71,6 +82,12 @@ export const WORKER_CLIENT_COMMANDS = [
   'exec',
   'lpush',
   'pexpire',
+  // The ACME relay (broker/acme-relay.ts): a bounded read of each gateway's outbox, and its
+  // inbox written (MULTI HSET PEXPIREAT EXEC, HDEL).
+  'getrange',
+  'hset',
+  'hdel',
+  'pexpireat',
 ];
 
 /** Every command any BullMQ script calls: stalled-job recovery, retries and so on included. */
@@ -194,14 +211,18 @@ export function aclUsers(plan: AclPlan, passwordFor: (user: string) => string): 
   const gatewayCommands = commands([...GATEWAY_CLIENT_COMMANDS, ...GATEWAY_SCRIPT_COMMANDS]);
   for (const id of plan.gatewayIds) {
     const name = gatewayUser(id);
+    // Its ACME inbox, which brokers fill with other gateways' answers: read, never written (a
+    // gateway cannot plant answers that look relayed, nor break the broker's writes).
     users.push({
       name,
       password: passwordFor(name),
-      rules: `resetkeys ~${gatewayKeyPattern(plan.prefix, id)} resetchannels -@all ${gatewayCommands}`,
+      rules: `resetkeys ~${gatewayKeyPattern(plan.prefix, id)} %R~${challengeInboxKey(plan.prefix, id)} resetchannels -@all ${gatewayCommands}`,
     });
   }
   const worker = plan.workerUser ?? DEFAULT_WORKER_USER;
-  const workerKeys = plan.gatewayIds.map((id) => `~${gatewayKeyPattern(plan.prefix, id)}`).join(' ');
+  const workerKeys = plan.gatewayIds
+    .map((id) => `~${gatewayKeyPattern(plan.prefix, id)} ~${challengeInboxKey(plan.prefix, id)}`)
+    .join(' ');
   users.push({
     name: worker,
     password: passwordFor(worker),

@@ -6,8 +6,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../lib/log.js';
-import { STATUS_PAGE_CSP, STATUS_PAGE_CSS, STATUS_PAGE_HTML, STATUS_PAGE_JS } from './status-page.js';
+import type { ChallengeRelayCounts } from './acme-relay.js';
 import type { JobOutcome, QueueDepth } from './gateway-worker.js';
+import { STATUS_PAGE_CSP, STATUS_PAGE_CSS, STATUS_PAGE_HTML, STATUS_PAGE_JS } from './status-page.js';
 import { TUNNEL_STATES, type TunnelStatus } from './tunnel.js';
 
 /** The process serving one gateway, as its broker sees it. */
@@ -33,6 +34,8 @@ export interface StatusSnapshot {
   readonly queues: Readonly<Record<string, QueueDepth>>;
   /** One per gateway when the broker runs a process per gateway; empty when it runs them in one. */
   readonly cells: readonly CellStatus[];
+  /** Each gateway's ACME challenge answers relayed and refused (broker/acme-relay.ts). */
+  readonly acme?: Readonly<Record<string, Readonly<ChallengeRelayCounts>>>;
 }
 
 export interface StatusSource {
@@ -46,7 +49,7 @@ export interface StatusServer {
 }
 
 export function statusDocument(brokerId: string, s: StatusSnapshot): Record<string, unknown> {
-  return { brokerId, tunnels: s.tunnels, jobs: s.jobs, queues: s.queues, cells: s.cells };
+  return { brokerId, tunnels: s.tunnels, jobs: s.jobs, queues: s.queues, cells: s.cells, acme: s.acme ?? {} };
 }
 
 const label = (value: string) => value.replace(/[\\"\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`));
@@ -97,6 +100,15 @@ export function metricsText(s: StatusSnapshot): string {
       lines.push(`nonstop_queue_jobs{gateway="${label(id)}",state="${state}"} ${n}`);
     }
   }
+  lines.push(
+    '# HELP nonstop_acme_answers_total ACME challenge answers gateways published: relayed, or refused (malformed, or for a name the gateway does not serve).',
+    '# TYPE nonstop_acme_answers_total counter',
+  );
+  for (const [id, counts] of Object.entries(s.acme ?? {}))
+    for (const outcome of ['relayed', 'refused'] as const)
+      lines.push(
+        `nonstop_acme_answers_total{gateway="${label(id)}",outcome="${outcome}"} ${counts[outcome]}`,
+      );
   if (s.cells.length > 0) {
     lines.push(
       "# HELP nonstop_broker_cell_up Whether the process serving a gateway's queue and tunnel is running.",

@@ -2,7 +2,7 @@
 // (a cell, or one process for all): the parent of the cells loads none of it.
 import { loadConfig } from '../config/load.js';
 import { loadRoutes } from '../config/routes.js';
-import { CellSupervisor, serveParent } from '../broker/cells.js';
+import { CellSupervisor, publishToParent, serveParent } from '../broker/cells.js';
 import { startStatusServer, type StatusSource } from '../broker/status-server.js';
 import type { BrokerConfig } from '../config/schemas/broker.js';
 import type { Logger } from '../lib/log.js';
@@ -50,11 +50,21 @@ Signals: SIGINT/SIGTERM stop taking jobs and finish the ones in flight.`,
           const cellConfig = { ...config, gateways: config.gateways.filter((g) => g.id === only) };
           const log = makeLog(config.logLevel).child({ cell: only });
           const { startBroker } = await import('../broker/broker.js');
-          const broker = startBroker(cellConfig, routes, log);
+          // A cell's ACME outbox goes to its parent, which relays it to the other cells.
+          const broker = startBroker(
+            cellConfig,
+            routes,
+            log,
+            process.send === undefined ? {} : { challenges: (_, answers) => publishToParent(answers) },
+          );
           // A cell of a broker reports to it; alone, it is a broker of one gateway.
           if (process.send !== undefined)
             return {
-              until: serveParent(() => broker.snapshot(), log),
+              until: serveParent(
+                () => broker.snapshot(),
+                log,
+                (source, answers) => void broker.relayChallenges(only, source, answers),
+              ),
               async close() {
                 await broker.close();
                 // The channel to the broker would keep this process alive.
@@ -83,6 +93,7 @@ Signals: SIGINT/SIGTERM stop taking jobs and finish the ones in flight.`,
           configFile: file,
           gatewayIds: config.gateways.map((g) => g.id),
           maxHeapMb: config.cells.maxHeapMb,
+          served: config.gateways,
           log,
         });
         cells.start();

@@ -558,6 +558,8 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
           address: tunnelFamilyOf(id, brokerIds) === 6 ? gatewayHosts.get(g)!.ip6 : gatewayHosts.get(g)!.ip4,
           hostKeyFingerprint: hostKeys.get(g)!.fingerprint,
           remotePort: remotePorts[id]!,
+          // Every gateway serves the site: any of them answers the site's ACME challenges.
+          names: [SITE_NAME],
           // What the broker bounds this gateway's envelopes by: the same values its config has.
           ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
           ...(options.gatewayLimits?.['maxBodyBytes'] === undefined

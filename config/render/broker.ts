@@ -27,6 +27,8 @@ export interface BrokerGatewayInput {
   /** That gateway's replyTimeoutMs and limits.maxBodyBytes, when not the defaults. */
   readonly replyTimeoutMs?: number;
   readonly maxBodyBytes?: number;
+  /** The names it serves: whose ACME challenges the brokers relay to it and from it. */
+  readonly names?: readonly string[];
 }
 
 export interface BrokerInput {
@@ -82,6 +84,7 @@ export function brokerDocument(input: BrokerInput) {
       id: gw.id,
       ...optional('replyTimeoutMs', gw.replyTimeoutMs),
       ...optional('maxBodyBytes', gw.maxBodyBytes),
+      ...optional('names', gw.names),
       redis: {
         port: gw.redisPort ?? firstPort + i,
         passwordFile: join(redisDir, gw.id, `${worker}.password`),

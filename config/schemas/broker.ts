@@ -103,6 +103,21 @@ export const brokerSchema = {
           replyTimeoutMs: replyTimeoutSchema,
           maxBodyBytes: maxBodyBytesSchema,
           forwardHeaders: forwardHeadersSchema,
+          // The names this gateway serves (lower case): the ACME challenge answers it publishes
+          // are relayed for these names only, and only to the gateways that serve them too
+          // (broker/acme-relay-hub.ts). None: it answers its own challenges alone.
+          names: {
+            type: 'array',
+            maxItems: 100,
+            uniqueItems: true,
+            items: {
+              type: 'string',
+              maxLength: 253,
+              pattern:
+                '^(?=.*[a-z])[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$',
+            },
+            default: [],
+          },
           // No ssh section: this gateway reaches the broker's Redis directly, as on one machine.
           ssh: {
             type: 'object',
@@ -277,6 +292,8 @@ export interface GatewayLink {
   readonly replyTimeoutMs: number;
   readonly maxBodyBytes: number;
   readonly forwardHeaders: readonly string[];
+  /** The names it serves: whose ACME challenges it may publish and answer (the schema's default: none). */
+  readonly names?: readonly string[];
   readonly ssh?: GatewaySsh;
 }
 

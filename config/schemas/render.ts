@@ -199,6 +199,8 @@ export const brokerInputSchema = {
           knock: { type: 'boolean' },
           replyTimeoutMs: replyTimeoutSchema,
           maxBodyBytes: maxBodyBytesSchema,
+          // The names it serves (ACME challenge answers are relayed for these only).
+          names: brokerSchema.properties.gateways.items.properties.names,
         },
       },
     },

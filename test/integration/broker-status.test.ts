@@ -46,11 +46,14 @@ describe('broker status endpoint', () => {
           ['gw1', 'running', 0],
           ['gw2', 'running', 0],
         ],
+        acme: { gw1: { relayed: 0, refused: 0 }, gw2: { relayed: 0, refused: 0 } },
       },
     );
     const metrics = await fetch(`${base}/metrics`);
     assert.match(metrics.headers.get('content-type') ?? '', /^text\/plain/);
-    assert.match(await metrics.text(), /^nonstop_jobs_total\{gateway="gw2",outcome="tampered"\} 0$/m);
+    const text = await metrics.text();
+    assert.match(text, /^nonstop_jobs_total\{gateway="gw2",outcome="tampered"\} 0$/m);
+    assert.match(text, /^nonstop_acme_answers_total\{gateway="gw1",outcome="refused"\} 0$/m);
     assert.equal((await fetch(`${base}/status`, { method: 'POST' })).status, 405);
     assert.equal((await fetch(`${base}/other`)).status, 404);
 

@@ -216,7 +216,10 @@ describe('redis ACL users', () => {
     assert.equal(run.code, 0, run.stderr);
     const east = readFileSync(join(out, 'redis', 'east', 'users.acl'), 'utf8');
     assert.match(east, /^user nonstop-gw-east on #[0-9a-f]{64} resetkeys ~rendered:gw-east:\* /m);
-    assert.match(east, /^user brokers on #[0-9a-f]{64} resetkeys ~rendered:gw-east:\* resetchannels /m);
+    assert.match(
+      east,
+      /^user brokers on #[0-9a-f]{64} resetkeys ~rendered:gw-east:\* ~rendered:acme-relayed:gw-east resetchannels /m,
+    );
     assert.doesNotMatch(east, /west/, "east's Redis knows nothing of west");
     const west = readFileSync(join(out, 'redis', 'west', 'users.acl'), 'utf8');
     assert.match(west, /^user west-worker on #[0-9a-f]{64} resetkeys ~rendered:gw-west:\* /m);

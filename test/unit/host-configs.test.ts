@@ -126,6 +126,21 @@ describe('host-config builders', () => {
     });
     assert.equal(unknocked.gateways[0]!.ssh.knock, undefined);
     assert.equal(unknocked.gateways[0]!.redis.port, 7000);
+    // The names a gateway serves (the ACME relay's): none unless given; DNS names only.
+    assert.equal(doc.gateways[0]!.names, undefined);
+    const named = brokerDocument({
+      ...brokerFacts,
+      gateways: [{ ...brokerFacts.gateways[0]!, names: ['www.example.net'] }],
+    });
+    assert.deepEqual(named.gateways[0]!.names, ['www.example.net']);
+    assert.throws(
+      () =>
+        brokerDocument({
+          ...brokerFacts,
+          gateways: [{ ...brokerFacts.gateways[0]!, names: ['198.51.100.10'] }],
+        }),
+      /field "gateways\/0\/names\/0"|gateways\[0\]\.names\[0\]|names/,
+    );
     assert.throws(
       () => brokerDocument({ ...brokerFacts, core: { url: 'http://10.0.0.30:9443' } }),
       /broker\.json of broker1: field "core\.url"/,
