@@ -27,6 +27,8 @@ export interface GatewayInput {
   readonly replyTimeoutMs?: number;
   /** Folders the gateway serves itself (the Ansible role copies them to /srv/nonstop/static/). */
   readonly static?: readonly StaticMountInput[];
+  /** A metrics listener on loopback (none by default). */
+  readonly metricsPort?: number;
 }
 
 export interface StaticMountInput {
@@ -66,6 +68,8 @@ export function gatewayDocument(input: GatewayInput) {
     ...optional('limits', input.limits),
     ...optional('replyTimeoutMs', input.replyTimeoutMs),
     ...optional('static', input.static),
+    // Loopback only: the scraper runs on the gateway, or reaches it through an admin's SSH login.
+    ...(input.metricsPort === undefined ? {} : { metrics: { host: '127.0.0.1', port: input.metricsPort } }),
     // The same secret on every gateway: a client's Idempotency-Key maps to one request id.
     idempotency: { secretFile: files.idempotencySecret },
   } as const);
