@@ -149,6 +149,8 @@ export class GatewayMetrics {
   seriesOf(route: string): RouteSeries {
     let s = this.series.get(route);
     if (s === undefined) {
+      // Shown (as zeros) from the start, not only once the route has had a request.
+      this.latency.zero({ route });
       const latency = this.latency.labels(route);
       s = { route, observe: (seconds) => latency.observe(seconds), byStatus: new Map() };
       this.series.set(route, s);
