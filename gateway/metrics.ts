@@ -160,23 +160,18 @@ export class GatewayMetrics {
 
   /**
    * Starts tracking a request under `route` (changed on the track once the route is known): its
-   * status and latency are counted when its answer ends, or as "aborted" when the connection
-   * closes first.
+   * status and latency are counted when its response closes, as "aborted" when it closed before
+   * the answer was complete. One listener: 'close' follows 'finish' on every response.
    */
   track(res: ServerResponse, route: RouteSeries): RequestTrack {
-    const started = performance.now();
-    let done = false;
-    const track: RequestTrack = {
-      route,
-      refused: (code) => this.refuse(code),
-    };
-    const end = (status: string) => {
-      if (done) return;
-      done = true;
-      this.count(track.route, status, (performance.now() - started) / 1000);
-    };
-    res.once('finish', () => end(String(res.statusCode)));
-    res.once('close', () => end('aborted'));
+    const track = new Tracked(this, route);
+    res.on('close', () => {
+      this.count(
+        track.route,
+        res.writableEnded ? String(res.statusCode) : 'aborted',
+        (performance.now() - track.started) / 1000,
+      );
+    });
     return track;
   }
 
@@ -220,5 +215,18 @@ export class GatewayMetrics {
 
   get contentType(): string {
     return this.registry.contentType;
+  }
+}
+
+class Tracked implements RequestTrack {
+  readonly started = performance.now();
+
+  constructor(
+    private readonly metrics: GatewayMetrics,
+    public route: RouteSeries,
+  ) {}
+
+  refused(code: string): void {
+    this.metrics.refuse(code);
   }
 }

@@ -11,9 +11,10 @@ import { errors } from '../../lib/errors.js';
 import { FIXED_ROUTES, GatewayMetrics, queueFailureReason, refusalLabel } from '../../gateway/metrics.js';
 import { sampleValue } from '../helpers/prometheus.js';
 
-/** Just what `track` listens to. */
+/** Just what `track` reads: 'close', and whether the answer was complete then. */
 class FakeResponse extends EventEmitter {
   statusCode = 200;
+  writableEnded = false;
 }
 const fakeResponse = () => new FakeResponse() as FakeResponse & ServerResponse;
 
@@ -59,7 +60,7 @@ describe('gateway metrics labels', () => {
     const track = m.track(res, m.seriesOf(FIXED_ROUTES.refused));
     track.route = m.seriesOf('notes.get');
     res.statusCode = 201;
-    res.emit('finish');
+    res.writableEnded = true;
     res.emit('close');
     const aborted = fakeResponse();
     m.track(aborted, m.seriesOf('notes.list'));
