@@ -161,6 +161,22 @@ describe('gateway metrics', () => {
     assert.equal(sampleValue(text, REQUESTS, { route: 'notes.list', status: '503' }), 1);
   });
 
+  test('plain HTTP redirected to HTTPS counts as _redirect', async (t) => {
+    const redis = testRedis(t);
+    const { gateway, url } = await startTestGateway(t, {
+      prefix: redis.prefix,
+      overrides: {
+        http: { host: '127.0.0.1', port: 0, mode: 'redirect' },
+        https: { host: '127.0.0.1', port: 0, cert: pki().gateways.gw1!.cert, key: pki().gateways.gw1!.key },
+        metrics: { port: 0 },
+      },
+    });
+    assert.equal((await fetch(`${url}/notes`, { redirect: 'manual' })).status, 308);
+    const text = (await httpAsk(gateway.metricsAddress!.port, '/metrics')).body;
+    assert.equal(sampleValue(text, REQUESTS, { route: '_redirect', status: '308' }), 1);
+    assert.equal(sampleValue(text, REQUESTS, { route: 'notes.list' }), undefined);
+  });
+
   test('a metrics host other than loopback stops the gateway at start', async (t) => {
     await assert.rejects(
       startTestGateway(t, {
