@@ -2,7 +2,7 @@
 // validated (config/load.ts): by the daemon at start and by `nonstop check-config` alike.
 import { BlockList, isIP } from 'node:net';
 import type { FieldProblem } from './errors-format.js';
-import type { GatewayConfig } from './schemas/gateway.js';
+import { redisEndpoints, type GatewayConfig } from './schemas/gateway.js';
 
 const LOOPBACK = new BlockList();
 LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
@@ -27,6 +27,18 @@ export function gatewayProblems(config: GatewayConfig): FieldProblem[] {
         `must be a loopback address (127.0.0.0/8, ::1 or localhost), got ${JSON.stringify(metrics.host)}: ` +
         'the metrics listener must not face the internet. For an admin network the internet cannot ' +
         'reach, set "metrics.allowNonLoopback": true',
+    });
+  }
+  // A tunnel's remote forward listens on the gateway's loopback: a metrics listener on its port
+  // would take it, and that broker's tunnel could not forward.
+  const clash =
+    metrics === undefined || metrics.port === 0 || !isLoopbackHost(metrics.host)
+      ? undefined
+      : redisEndpoints(config.redis).find((e) => e.port === metrics.port && isLoopbackHost(e.host));
+  if (clash !== undefined) {
+    problems.push({
+      field: 'metrics.port',
+      expected: `must not be ${clash.port}, the loopback port of a Redis endpoint (a broker's tunnel listens there)`,
     });
   }
   return problems;

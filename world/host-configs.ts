@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { DEFAULT_STATUS_PORT, type BrokerGatewayInput, type BrokerInput } from '../config/render/broker.js';
 import type { CoreInput } from '../config/render/core.js';
-import type { GatewayInput } from '../config/render/gateway.js';
+import { DEFAULT_METRICS_PORT, type GatewayInput } from '../config/render/gateway.js';
 import type { GuardInput } from '../config/render/guard.js';
 import { packageRoot } from './world.js';
 
@@ -19,7 +19,6 @@ export const WORLD_CONFIG_DIFFERENCES = {
     'http.mode': "the world's clients and readiness checks use plain HTTP too: it serves, not redirects",
     'limits.ratePerSecond': 'load tests and benchmarks send everything from one source address (inet)',
     'limits.rateBurst': 'load tests and benchmarks send everything from one source address (inet)',
-    metrics: 'tests read each gateway’s metrics on its loopback',
     static:
       "the world serves the sample site's stylesheet from the repository; a deployment names its own folders (gateway_static)",
   },
@@ -46,8 +45,8 @@ export interface WorldGatewayOptions {
 
 /** The deployed default (config/render/broker.ts): the world's brokers are the deployed ones here. */
 export const WORLD_STATUS_PORT = DEFAULT_STATUS_PORT;
-/** Each gateway's metrics listener, on its namespace's loopback. */
-export const WORLD_METRICS_PORT = 9464;
+/** The deployed default (config/render/gateway.ts): each gateway's metrics on its loopback. */
+export const WORLD_METRICS_PORT = DEFAULT_METRICS_PORT;
 
 /** A gateway's facts: its id, its folder, each broker's tunnel port on it. */
 export type GatewayFacts = Pick<GatewayInput, 'id' | 'configDir' | 'tunnels'>;
@@ -61,7 +60,6 @@ export function worldGatewayInput(facts: GatewayFacts, options: WorldGatewayOpti
     httpMode: 'serve',
     static: [{ path: GUESTBOOK_ASSETS.path, dir: join(packageRoot(), GUESTBOOK_ASSETS.dir) }],
     limits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000, ...options.limits },
-    metricsPort: WORLD_METRICS_PORT,
     ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
   };
 }

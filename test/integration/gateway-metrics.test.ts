@@ -130,7 +130,8 @@ describe('gateway metrics', () => {
     assert.notEqual(second, first);
     assert.equal(sampleValue(await scrape(), 'nonstop_gateway_certificate_expiry_seconds'), second);
 
-    // GET /metrics only.
+    // GET /metrics only, to a client that names this listener.
+    assert.equal((await httpAsk(where.port, '/metrics', 'GET', { host: 'evil.example' })).status, 421);
     assert.equal((await httpAsk(where.port, '/metrics', 'POST')).status, 405);
     assert.equal((await httpAsk(where.port, '/status')).status, 404);
     assert.equal((await httpAsk(where.port, '/')).status, 404);

@@ -9,6 +9,7 @@ import { gatewayDocument } from '../../config/render/gateway.js';
 import { routesSchema } from '../../config/schemas/routes.js';
 import { errors } from '../../lib/errors.js';
 import { FIXED_ROUTES, GatewayMetrics, queueFailureReason, refusalLabel } from '../../gateway/metrics.js';
+import { hostAllowed } from '../../gateway/metrics-server.js';
 import { sampleValue } from '../helpers/prometheus.js';
 
 /** Just what `track` reads: 'close', and whether the answer was complete then. */
@@ -147,12 +148,40 @@ describe('gateway metrics listener config', () => {
     assert.equal(allowed.metrics?.host, '10.8.0.1');
   });
 
-  test('the renderer puts it on loopback when given a port, and nowhere otherwise', () => {
+  test('deployed gateways have it on 127.0.0.1:9464 unless told otherwise; null: none', () => {
     const facts = { id: 'gw1', configDir: '/etc/nonstop', tunnels: [{ broker: 'b1', port: 6380 }] };
-    assert.equal('metrics' in gatewayDocument(facts), false);
-    assert.deepEqual(gatewayDocument({ ...facts, metricsPort: 9464 }).metrics, {
+    assert.deepEqual(gatewayDocument(facts).metrics, { host: '127.0.0.1', port: 9464 });
+    assert.deepEqual(gatewayDocument({ ...facts, metricsPort: 9999 }).metrics, {
       host: '127.0.0.1',
-      port: 9464,
+      port: 9999,
     });
+    assert.equal('metrics' in gatewayDocument({ ...facts, metricsPort: null }), false);
+    // A tunnel's loopback port is not for the metrics.
+    assert.throws(
+      () => gatewayDocument({ ...facts, metricsPort: 6380 }),
+      /field "metrics\.port" must not be 6380/,
+    );
+  });
+
+  test('the listener answers requests naming itself only (no DNS rebinding)', () => {
+    const loopback = { host: '127.0.0.1', allowNonLoopback: false };
+    for (const h of ['127.0.0.1:9464', 'localhost:9464', '[::1]:9464', '127.0.0.1'])
+      assert.ok(hostAllowed(h, loopback), h);
+    for (const h of [
+      undefined,
+      '',
+      'evil.example',
+      'evil.example:9464',
+      '10.8.0.1:9464',
+      '127.0.0.1.evil.example',
+    ]) {
+      assert.ok(!hostAllowed(h, loopback), String(h));
+    }
+    const admin = { host: '10.8.0.1', allowNonLoopback: true };
+    assert.ok(hostAllowed('10.8.0.1:9464', admin));
+    assert.ok(hostAllowed('127.0.0.1:9464', admin));
+    assert.ok(!hostAllowed('10.8.0.10:9464', admin));
+    assert.ok(!hostAllowed('evil.example', admin));
+    assert.ok(hostAllowed('[fd00::1]:9464', { host: 'fd00::1', allowNonLoopback: true }));
   });
 });
