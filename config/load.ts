@@ -6,7 +6,8 @@ import { dirname, resolve } from 'node:path';
 import type { ValidateFunction } from 'ajv';
 import { errors } from '../lib/errors.js';
 import { createAjv } from './ajv.js';
-import { describeErrors, formatProblems } from './errors-format.js';
+import { describeErrors, formatProblems, type FieldProblem } from './errors-format.js';
+import { gatewayProblems } from './gateway-checks.js';
 import { brokerSchema, type BrokerConfig } from './schemas/broker.js';
 import { coreSchema, type CoreConfig } from './schemas/core.js';
 import { gatewaySchema, type GatewayConfig } from './schemas/gateway.js';
@@ -71,6 +72,11 @@ const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
   knock: [],
 };
 
+/** What a kind's schema cannot say, checked after it (defaults filled, before paths resolve). */
+const CHECKS: { readonly [K in ConfigKind]?: (config: ConfigKinds[K]) => FieldProblem[] } = {
+  gateway: gatewayProblems,
+};
+
 // Every mistake in a config file at once: the operator fixes them in one go.
 const ajv = createAjv({ useDefaults: true, allErrors: true });
 const validators = new Map<ConfigKind, ValidateFunction>();
@@ -122,6 +128,9 @@ export function validateConfig<K extends ConfigKind>(kind: K, file: string, doc:
     const problems = describeErrors(validate.errors);
     throw errors.CONFIG_INVALID(formatProblems(file, problems), problems);
   }
+  const check = CHECKS[kind];
+  const problems = check?.(copy as ConfigKinds[K]) ?? [];
+  if (problems.length > 0) throw errors.CONFIG_INVALID(formatProblems(file, problems), problems);
   resolvePaths(copy as Record<string, unknown>, PATH_FIELDS[kind], dirname(resolve(file)));
   return deepFreeze(copy) as ConfigKinds[K];
 }

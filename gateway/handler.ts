@@ -7,6 +7,7 @@ import type { RoutesConfig } from '../config/schemas/routes.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { IdempotencyScope } from './idempotency-key.js';
+import { FIXED_ROUTES, type GatewayMetrics, type RequestTrack } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
 import type { ReplyWaiter } from './reply-waiter.js';
 import type { JobQueue } from './queue-set.js';
@@ -40,6 +41,8 @@ export interface HandlerDeps {
   readonly idempotency?: IdempotencyScope | undefined;
   /** The folders this gateway serves itself (`static`). */
   readonly staticFiles?: StaticFiles | undefined;
+  /** Every request is counted here, under its route's name or a FIXED_ROUTES label. */
+  readonly metrics: GatewayMetrics;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -55,13 +58,15 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     limits.ipv6PrefixLength,
   );
   const findRoute = route(router, deps.routes ?? {});
+  const healthStep = health(queue, replies);
+  const staticStep = staticFiles(deps.staticFiles);
   // Before the route: what every request must pass, cheapest first.
   const before: Step<Exchange>[] = [
     httpVersion,
-    health(queue, replies),
+    healthStep,
     rateLimit(limiter),
     requestLimits(limits),
-    staticFiles(deps.staticFiles),
+    staticStep,
   ];
   // After it: what the route decides, then room to queue.
   const after: Step<Routed>[] = [
@@ -72,8 +77,16 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     capacity(queue, replies, limits.maxPending),
   ];
   const send = enqueue(deps);
+  const { metrics } = deps;
+  const series = {
+    health: metrics.seriesOf(FIXED_ROUTES.health),
+    static: metrics.seriesOf(FIXED_ROUTES.static),
+    refused: metrics.seriesOf(FIXED_ROUTES.refused),
+    unmatched: metrics.seriesOf(FIXED_ROUTES.unmatched),
+    options: metrics.seriesOf(FIXED_ROUTES.options),
+  };
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: IncomingMessage, res: ServerResponse, track: RequestTrack): Promise<void> {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const x: Exchange = {
@@ -85,20 +98,31 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       search: q === -1 ? '' : url.slice(q + 1),
       clientIp: normalizeIp(req.socket.remoteAddress),
       answerHeaders: {},
+      track,
     };
-    if (await runSteps(x, before)) return;
+    const ended = await runSteps(x, before);
+    if (ended !== undefined) {
+      track.route =
+        ended === healthStep ? series.health : ended === staticStep ? series.static : series.refused;
+      return;
+    }
     const found = findRoute(x);
     if (typeof found === 'string' || 'refuse' in found) {
+      track.route = req.method === 'OPTIONS' ? series.options : series.unmatched;
       await runSteps(x, [() => found]);
       return;
     }
+    track.route = metrics.seriesOf(found.route.name);
     if (await runSteps(found, after)) return;
     await send(found);
   }
 
   return (req, res) => {
-    handle(req, res).catch((err: unknown) => {
+    // Counted as refused until a step or the route says otherwise.
+    const track = metrics.track(res, series.refused);
+    handle(req, res, track).catch((err: unknown) => {
       const known = asNonstopError(err);
+      track.refused(known.code);
       if (known.status === undefined || known.status >= 500) log.error({ err }, 'request failed');
       // After a refused body the rest of it is not read; close rather than drain.
       if (known.code === errors.BODY_TOO_LARGE.code) res.setHeader('connection', 'close');

@@ -1,5 +1,6 @@
 // Starts a gateway: HTTPS (and HTTP, redirecting or serving) listeners in front of the
-// request handler, the queue connection and this process's reply list.
+// request handler, the queue connection and this process's reply list; and, when configured,
+// the metrics listener on loopback.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -14,6 +15,8 @@ import type { Logger } from '../lib/log.js';
 import { createRedis } from '../lib/redis.js';
 import { createRequestHandler, type RequestHandler } from './handler.js';
 import { IdempotencyScope } from './idempotency-key.js';
+import { FIXED_ROUTES, GatewayMetrics } from './metrics.js';
+import { startMetricsServer, type MetricsServer } from './metrics-server.js';
 import { readIdempotencySecret } from './idempotency-secret.js';
 import { ReplyWaiter } from './reply-waiter.js';
 import { QueueSet } from './queue-set.js';
@@ -26,6 +29,10 @@ export interface Gateway {
   readonly instanceId: string;
   readonly http: AddressInfo | undefined;
   readonly https: AddressInfo | undefined;
+  /** The metrics listener (`metrics`), if configured. */
+  readonly metricsAddress: AddressInfo | undefined;
+  /** Its metrics; `metrics.setCertificate` is for any path that installs a certificate itself. */
+  readonly metrics: GatewayMetrics;
   /** Re-reads the certificate and key (SIGHUP); keeps the old ones if the new ones fail. */
   reloadTls(): void;
   close(): Promise<void>;
@@ -73,6 +80,12 @@ export async function startGateway(
     log,
   );
   replies.start();
+  const metrics = new GatewayMetrics(
+    routes.routes.map((r) => r.name),
+    { pending: () => replies.pending },
+    // The process's own (CPU, memory, event loop) only where someone can read them.
+    { processMetrics: config.metrics !== undefined },
+  );
   const handler = createRequestHandler({
     config,
     router: new Router(routes),
@@ -83,6 +96,7 @@ export async function startGateway(
     log,
     idempotency,
     staticFiles: statics,
+    metrics,
   });
 
   const serverOptions = {
@@ -98,27 +112,32 @@ export async function startGateway(
   let httpsServer: https.Server | undefined;
   let httpsAddress: AddressInfo | undefined;
   let httpAddress: AddressInfo | undefined;
+  let metricsServer: MetricsServer | undefined;
 
   try {
     if (config.https !== undefined) {
       const tls = config.https;
+      const files = readTls(tls.cert, tls.key);
       httpsServer = https.createServer(
-        { ...serverOptions, ...tlsProfileOptions(tls.profile), ...readTls(tls.cert, tls.key) },
+        { ...serverOptions, ...tlsProfileOptions(tls.profile), ...files },
         (req, res) => {
           res.setHeader('strict-transport-security', hsts);
           handler(req, res);
         },
       );
+      metrics.setCertificate(files.cert);
       servers.push(httpsServer);
       httpsAddress = await listen(harden(httpsServer, config, log), tls.host, tls.port);
     }
     if (config.http.mode !== 'off') {
       const httpsPort = httpsAddress?.port ?? 443;
-      const onRequest: RequestHandler = config.http.mode === 'serve' ? handler : redirectTo(httpsPort);
+      const onRequest: RequestHandler =
+        config.http.mode === 'serve' ? handler : counted(metrics, redirectTo(httpsPort));
       const httpServer = http.createServer(serverOptions, onRequest);
       servers.push(httpServer);
       httpAddress = await listen(harden(httpServer, config, log), config.http.host, config.http.port);
     }
+    if (config.metrics !== undefined) metricsServer = await startMetricsServer(config.metrics, metrics, log);
   } catch (err) {
     await Promise.all(servers.map((s) => closeServer(s)));
     await Promise.all([queue.close(), replies.close()]);
@@ -130,20 +149,21 @@ export async function startGateway(
     instanceId,
     http: httpAddress,
     https: httpsAddress,
+    metricsAddress: metricsServer?.address,
+    metrics,
     reloadTls() {
       if (httpsServer === undefined || config.https === undefined) return;
       try {
-        httpsServer.setSecureContext({
-          ...tlsProfileOptions(config.https.profile),
-          ...readTls(config.https.cert, config.https.key),
-        });
+        const files = readTls(config.https.cert, config.https.key);
+        httpsServer.setSecureContext({ ...tlsProfileOptions(config.https.profile), ...files });
+        metrics.setCertificate(files.cert);
         log.info({ cert: config.https.cert }, 'TLS certificate reloaded');
       } catch (err) {
         log.error({ err: (err as Error).message }, 'TLS reload failed; keeping the previous certificate');
       }
     },
     async close() {
-      await Promise.all(servers.map((s) => closeServer(s)));
+      await Promise.all([...servers.map((s) => closeServer(s)), metricsServer?.close()]);
       await replies.close();
       await queue.close();
     },
@@ -177,6 +197,15 @@ function harden<S extends http.Server | https.Server>(server: S, config: Gateway
 
 const HOST =
   /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$|^\[[0-9a-f:.]+\]$/i;
+
+/** `handler` with each request counted under FIXED_ROUTES.redirect. */
+function counted(metrics: GatewayMetrics, handler: RequestHandler): RequestHandler {
+  const series = metrics.seriesOf(FIXED_ROUTES.redirect);
+  return (req, res) => {
+    metrics.track(res, series);
+    handler(req, res);
+  };
+}
 
 /** Port 80 in redirect mode: a permanent redirect to the same path on HTTPS. */
 function redirectTo(httpsPort: number): RequestHandler {

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { DEFAULT_STATUS_PORT, type BrokerGatewayInput, type BrokerInput } from '../config/render/broker.js';
 import type { CoreInput } from '../config/render/core.js';
-import type { GatewayInput } from '../config/render/gateway.js';
+import { DEFAULT_METRICS_PORT, type GatewayInput } from '../config/render/gateway.js';
 import type { GuardInput } from '../config/render/guard.js';
 import { packageRoot } from './world.js';
 
@@ -45,6 +45,8 @@ export interface WorldGatewayOptions {
 
 /** The deployed default (config/render/broker.ts): the world's brokers are the deployed ones here. */
 export const WORLD_STATUS_PORT = DEFAULT_STATUS_PORT;
+/** The deployed default (config/render/gateway.ts): each gateway's metrics on its loopback. */
+export const WORLD_METRICS_PORT = DEFAULT_METRICS_PORT;
 
 /** A gateway's facts: its id, its folder, each broker's tunnel port on it. */
 export type GatewayFacts = Pick<GatewayInput, 'id' | 'configDir' | 'tunnels'>;

@@ -27,7 +27,12 @@ export interface GatewayInput {
   readonly replyTimeoutMs?: number;
   /** Folders the gateway serves itself (the Ansible role copies them to /srv/nonstop/static/). */
   readonly static?: readonly StaticMountInput[];
+  /** The metrics listener's port on loopback (default 9464); null: none. */
+  readonly metricsPort?: number | null;
 }
+
+/** Where a scraper on the gateway (or an admin's login) finds its metrics listener. */
+export const DEFAULT_METRICS_PORT = 9464;
 
 export interface StaticMountInput {
   readonly path: string;
@@ -48,6 +53,7 @@ export function gatewayFiles(configDir: string) {
 }
 
 export function gatewayDocument(input: GatewayInput) {
+  const metricsPort = input.metricsPort === undefined ? DEFAULT_METRICS_PORT : input.metricsPort;
   const files = gatewayFiles(input.configDir);
   const host = input.listenHost ?? DUAL_STACK;
   return checkedDocument('gateway', `gateway.json of ${input.id}`, {
@@ -66,6 +72,8 @@ export function gatewayDocument(input: GatewayInput) {
     ...optional('limits', input.limits),
     ...optional('replyTimeoutMs', input.replyTimeoutMs),
     ...optional('static', input.static),
+    // Loopback only: the scraper runs on the gateway, or reaches it through an admin's SSH login.
+    ...(metricsPort === null ? {} : { metrics: { host: '127.0.0.1', port: metricsPort } }),
     // The same secret on every gateway: a client's Idempotency-Key maps to one request id.
     idempotency: { secretFile: files.idempotencySecret },
   } as const);

@@ -128,6 +128,19 @@ export const gatewaySchema = {
       },
       default: [],
     },
+    // Prometheus metrics (gateway/metrics.ts) on a listener of their own; none unless configured.
+    // Loopback only (config/gateway-checks.ts) unless allowNonLoopback, for an admin network the
+    // internet cannot reach: the metrics name the routes and show the traffic.
+    metrics: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['port'],
+      properties: {
+        host: { type: 'string', minLength: 1, maxLength: 253, default: '127.0.0.1' },
+        port: { type: 'integer', minimum: 0, maximum: 65535 },
+        allowNonLoopback: { type: 'boolean', default: false },
+      },
+    },
     idempotency: {
       type: 'object',
       additionalProperties: false,
@@ -190,6 +203,14 @@ export interface GatewayConfig {
   readonly forwardHeaders: readonly string[];
   readonly idempotency: { readonly secretFile?: string; readonly identityHeaders: readonly string[] };
   readonly static: readonly StaticMount[];
+  readonly metrics?: GatewayMetricsListener;
+}
+
+export interface GatewayMetricsListener {
+  readonly host: string;
+  readonly port: number;
+  /** The host may be other than loopback (an admin network); false by default. */
+  readonly allowNonLoopback: boolean;
 }
 
 export interface StaticMount {

@@ -151,6 +151,8 @@ export const gatewayInputSchema = {
     replyTimeoutMs: replyTimeoutSchema,
     // Static mounts, each `{ path, dir, maxAgeSeconds?, index? }` (Ansible: gateway_static).
     static: gatewaySchema.properties.static,
+    // The metrics listener on 127.0.0.1:metricsPort (Ansible: gateway_metrics_port); null: none.
+    metricsPort: { type: ['integer', 'null'], minimum: 1, maximum: 65535 },
   },
 } as const;
 

@@ -4,6 +4,7 @@ import type { GatewayConfig } from '../../config/schemas/gateway.js';
 import { errors, isNonstopError, type NonstopError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { buildEnvelope } from '../envelope.js';
+import type { GatewayMetrics } from '../metrics.js';
 import type { JobQueue } from '../queue-set.js';
 import type { ReplyWaiter } from '../reply-waiter.js';
 import { sendError, sendReply } from '../respond.js';
@@ -17,13 +18,14 @@ export interface EnqueueDeps {
   readonly replies: ReplyWaiter;
   readonly instanceId: string;
   readonly log: Logger;
+  readonly metrics: GatewayMetrics;
 }
 
 export function asNonstopError(err: unknown): NonstopError {
   return isNonstopError(err) ? err : errors.INTERNAL(undefined, undefined, { cause: err });
 }
 
-export function enqueue({ config, queue, replies, instanceId, log }: EnqueueDeps) {
+export function enqueue({ config, queue, replies, instanceId, log, metrics }: EnqueueDeps) {
   return async (x: Routed): Promise<void> => {
     const { req, res, route } = x;
     const timeoutMs = route.timeoutMs ?? config.replyTimeoutMs;
@@ -44,8 +46,10 @@ export function enqueue({ config, queue, replies, instanceId, log }: EnqueueDeps
       timeoutMs,
       keyed: x.keyed,
     });
-    const fail = (err: NonstopError, headers: Record<string, string> = {}) =>
+    const fail = (err: NonstopError, headers: Record<string, string> = {}) => {
+      x.track.refused(err.code);
       sendError(res, err, envelope.id, { ...x.answerHeaders, ...headers });
+    };
     // A keyed request whose twin is in flight: its reply goes to the twin's waiter, not to us.
     const inFlight = () => {
       log.info({ requestId: envelope.id, route: route.name }, 'idempotency key in flight; refused');
@@ -60,6 +64,7 @@ export function enqueue({ config, queue, replies, instanceId, log }: EnqueueDeps
       }
     } catch (err) {
       replies.cancel(envelope.id);
+      metrics.queueFailed(err);
       const cause = err instanceof Error && err.cause instanceof Error ? err.cause.message : String(err);
       log.warn({ requestId: envelope.id, route: route.name, err: cause }, 'queue unavailable');
       return fail(asNonstopError(err), { 'retry-after': RETRY_AFTER_SECONDS });

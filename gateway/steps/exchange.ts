@@ -6,6 +6,7 @@ import type { RouteDefinition } from '../../config/schemas/routes.js';
 import type { BodyType } from '../../lib/envelope.js';
 import type { NonstopError } from '../../lib/errors.js';
 import type { KeyedRequest } from '../idempotency-key.js';
+import type { RequestTrack } from '../metrics.js';
 import { sendError } from '../respond.js';
 
 export interface Exchange {
@@ -19,6 +20,8 @@ export interface Exchange {
   readonly clientIp: string;
   /** Headers every answer to this request carries, whatever it is (CORS). */
   readonly answerHeaders: Record<string, string>;
+  /** Its metrics: the route it counts under, the gateway's refusal if it gets one. */
+  readonly track: RequestTrack;
 }
 
 /** A request that matched a route. HEAD runs its path's GET route and sends no body. */
@@ -45,14 +48,19 @@ export type Step<X extends Exchange> = (x: X) => StepResult | Promise<StepResult
 export const refusal = (err: NonstopError, headers?: Record<string, string>): Refusal =>
   headers === undefined ? { refuse: err } : { refuse: err, headers };
 
-/** Runs `steps` in order; true when one of them answered or refused (the request is done). */
-export async function runSteps<X extends Exchange>(x: X, steps: readonly Step<X>[]): Promise<boolean> {
+/** Runs `steps` in order; the one that answered or refused (the request is done), if any. */
+export async function runSteps<X extends Exchange>(
+  x: X,
+  steps: readonly Step<X>[],
+): Promise<Step<X> | undefined> {
   for (const step of steps) {
     const result = await step(x);
     if (result === undefined) continue;
-    if (result !== ANSWERED)
+    if (result !== ANSWERED) {
+      x.track.refused(result.refuse.code);
       sendError(x.res, result.refuse, undefined, { ...x.answerHeaders, ...result.headers });
-    return true;
+    }
+    return step;
   }
-  return false;
+  return undefined;
 }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { gatewayUser } from '../../broker/redis-acl.js';
 import { queueName, replyKey } from '../../lib/envelope.js';
-import { GUESTBOOK_PORT } from '../../world/host-configs.js';
+import { GUESTBOOK_PORT, WORLD_METRICS_PORT } from '../../world/host-configs.js';
 import { ThreeTier, type GatewayNode } from '../../world/three-tier.js';
 import { worldSkipReason, type Host } from '../../world/world.js';
 import { nmap, openPorts, portStates as states, scanLine } from '../world/nmap.js';
@@ -207,6 +207,24 @@ describe('network attacks on the three-tier world', { skip }, () => {
     // Still serving after all that.
     for (const g of [gw1, gw2])
       assert.equal((await tt.request(g.id, { path: '/notes?limit=1' })).status, 200);
+  });
+
+  test("a gateway's metrics answer on its own loopback only: not from inet, not on its public address", async () => {
+    const port = WORLD_METRICS_PORT;
+    assert.equal(
+      await tt.inet.check('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `${gw1.httpUrl}/healthz`]),
+      '200',
+    );
+    const text = await gw1.host.check('curl', ['-s', '--max-time', '5', `http://127.0.0.1:${port}/metrics`]);
+    assert.match(text, /^nonstop_gateway_requests_total\{route="_health",status="200"\} [1-9]/m);
+    assert.match(text, /^nonstop_gateway_certificate_expiry_seconds \d{10}$/m);
+    const listening = (await gw1.host.check('ss', ['-ltnH', `sport = :${port}`])).trim().split(/\s+/)[3];
+    assert.equal(listening, `127.0.0.1:${port}`);
+    for (const addr of [gw1.ip, gw1.ip6]) {
+      assert.equal(await probe(tt.inet, addr, port), 'filtered', `${addr}:${port} from inet`);
+      // Not even from the gateway itself on its public address: nothing listens there.
+      assert.equal(await probe(gw1.host, addr, port), 'closed', `${addr}:${port} from gw1`);
+    }
   });
 
   test('from inside: a broker listens on nothing but loopback (TCP and UDP), the core only on its private address (and its upstream on loopback)', async () => {
