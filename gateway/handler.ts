@@ -6,6 +6,7 @@ import type { GatewayConfig } from '../config/schemas/gateway.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { ClientAddresses } from './client-address.js';
 import type { IdempotencyScope } from './idempotency-key.js';
 import { RateLimiter } from './rate-limit.js';
 import type { ReplyWaiter } from './reply-waiter.js';
@@ -40,6 +41,8 @@ export interface HandlerDeps {
   readonly idempotency?: IdempotencyScope | undefined;
   /** The folders this gateway serves itself (`static`). */
   readonly staticFiles?: StaticFiles | undefined;
+  /** Who a request comes from (the listeners' PROXY headers, trusted forwarding headers). */
+  readonly clientAddresses?: ClientAddresses | undefined;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -54,6 +57,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     Date.now,
     limits.ipv6PrefixLength,
   );
+  const clients = deps.clientAddresses ?? new ClientAddresses(config.clientAddress, log);
   const findRoute = route(router, deps.routes ?? {});
   // Before the route: what every request must pass, cheapest first.
   const before: Step<Exchange>[] = [
@@ -83,7 +87,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       url,
       path: q === -1 ? url : url.slice(0, q),
       search: q === -1 ? '' : url.slice(q + 1),
-      clientIp: normalizeIp(req.socket.remoteAddress),
+      clientIp: clients.of(req),
       answerHeaders: {},
     };
     if (await runSteps(x, before)) return;
@@ -105,10 +109,4 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       sendError(res, known);
     });
   };
-}
-
-/** `::ffff:198.18.0.1` → `198.18.0.1`; a socket without an address gets a fixed key. */
-export function normalizeIp(address: string | undefined): string {
-  if (address === undefined) return 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
