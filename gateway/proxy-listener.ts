@@ -99,6 +99,9 @@ function readProxyHeader(socket: Socket, options: ProxyListenerOptions, handOn: 
     if (header.kind === 'tcp4' || header.kind === 'tcp6')
       options.connections.set(socket, header.source.address);
     handOn();
+    // An HTTP server reads the socket as a stream ('data'), which pause() holds: let it flow. A
+    // TLS server takes the socket's handle and drains what is buffered itself.
+    if (socket.listenerCount('data') > 0) socket.resume();
   };
   function stop() {
     clearTimeout(timer);
