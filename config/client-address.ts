@@ -4,7 +4,12 @@ import { errors } from '../lib/errors.js';
 import { parseCidr } from '../lib/ip-prefix.js';
 import type { GatewayConfig } from './schemas/gateway.js';
 
-type Checked = Pick<GatewayConfig, 'clientAddress' | 'http' | 'https'>;
+/** The part of a gateway config checked here (a renderer's input has no more than this). */
+interface Checked {
+  readonly clientAddress: Pick<GatewayConfig['clientAddress'], 'trustedProxies'>;
+  readonly http?: { readonly proxyProtocol?: boolean } | undefined;
+  readonly https?: { readonly proxyProtocol?: boolean } | undefined;
+}
 
 /** Throws CONFIG_INVALID naming `file` and each field at fault (all of them at once). */
 export function checkClientAddress(file: string, config: Checked): void {

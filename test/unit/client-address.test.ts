@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { test } from 'node:test';
 import { clientAddressProblems } from '../../config/client-address.js';
+import { gatewayDocument } from '../../config/render/gateway.js';
 import {
   ClientAddresses,
   clientFrom,
@@ -49,19 +50,16 @@ test('a CIDR that does not parse is named by its field', () => {
     assert.ok('error' in parseCidr(bad), bad);
   }
   const problems = clientAddressProblems({
-    clientAddress: {
-      trustedProxies: ['10.0.0.0/8', '10.0.0.1/8'],
-      forwardedHeader: 'x-forwarded-for',
-      proxyHeaderTimeoutMs: 5000,
-    },
-    http: { host: '0.0.0.0', port: 80, mode: 'serve', proxyProtocol: false },
+    clientAddress: { trustedProxies: ['10.0.0.0/8', '10.0.0.1/8'] },
+    http: { proxyProtocol: false },
   });
   assert.equal(problems.length, 1);
   assert.equal(problems[0]!.field, 'clientAddress.trustedProxies[1]');
   assert.match(problems[0]!.expected, /host bits/);
   const none = clientAddressProblems({
-    clientAddress: { trustedProxies: [], forwardedHeader: 'x-forwarded-for', proxyHeaderTimeoutMs: 5000 },
-    http: { host: '0.0.0.0', port: 80, mode: 'serve', proxyProtocol: true },
+    clientAddress: { trustedProxies: [] },
+    http: { proxyProtocol: true },
+    https: { proxyProtocol: false },
   });
   assert.deepEqual(
     none.map((p) => p.field),
@@ -137,4 +135,23 @@ test('the peer decides: a forwarding header counts only from a trusted proxy, an
     log,
   );
   assert.equal(none.of(fakeRequest('10.0.0.1', { 'x-forwarded-for': '203.0.113.9' })), '10.0.0.1');
+});
+
+test('render: a deployment sets PROXY mode and trusted proxies; a bad CIDR fails the render', () => {
+  const input = { id: 'gw1', configDir: '/etc/nonstop', tunnels: [{ broker: 'b1', port: 16379 }] };
+  const doc = gatewayDocument({
+    ...input,
+    httpsProxyProtocol: true,
+    clientAddress: { trustedProxies: ['198.18.0.0/15', '2001:db8::/32'], forwardedHeader: 'none' },
+  });
+  assert.equal(doc.https.proxyProtocol, true);
+  assert.equal(doc.http.proxyProtocol, undefined, 'port 80 keeps the default (off)');
+  assert.deepEqual(doc.clientAddress?.trustedProxies, ['198.18.0.0/15', '2001:db8::/32']);
+  assert.equal(gatewayDocument(input).clientAddress, undefined);
+  assert.throws(
+    () =>
+      gatewayDocument({ ...input, clientAddress: { trustedProxies: ['198.18.0.0/15', '198.18.0.1/15'] } }),
+    /gateway\.json of gw1: field "clientAddress\.trustedProxies\[1\]" must be a CIDR prefix/,
+  );
+  assert.throws(() => gatewayDocument({ ...input, httpProxyProtocol: true }), /field "http\.proxyProtocol"/);
 });
