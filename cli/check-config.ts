@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { kindOf, parseJson, readConfigText, validateConfig } from '../config/load.js';
 import { parseGuardConfig, parseKnockConfig } from '../config/knock.js';
 import { loadRoutes, parseRoutes } from '../config/routes.js';
+import { checkClientAddress } from '../config/client-address.js';
 import { checkStaticMounts } from '../config/static-mounts.js';
 import { parseCommandArgs, UsageError, type Command } from './command.js';
 
@@ -31,6 +32,7 @@ Exit code: 0 when every file is valid, 1 otherwise.`,
         else if (kind === 'knock') parseKnockConfig(file, doc);
         else if (kind === 'gateway') {
           const config = validateConfig(kind, file, doc);
+          checkClientAddress(file, config);
           // Static mounts are checked against the folders and the route table, as at start.
           if (config.static.length > 0) checkStaticMounts(file, config.static, loadRoutes(config.routes));
         } else if (kind === 'core') {

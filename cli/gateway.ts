@@ -1,6 +1,7 @@
 // `nonstop gateway --config FILE`
 import { loadConfig } from '../config/load.js';
 import { loadRoutes } from '../config/routes.js';
+import { checkClientAddress } from '../config/client-address.js';
 import { checkStaticMounts } from '../config/static-mounts.js';
 import type { Command } from './command.js';
 import { runDaemon } from './daemon.js';
@@ -24,6 +25,7 @@ Signals: SIGHUP reloads the TLS certificate and key; SIGINT/SIGTERM stop gracefu
       const routes = loadRoutes(config.routes);
       // Here too, where the file's name is known: the error names it.
       checkStaticMounts(file, config.static, routes);
+      checkClientAddress(file, config);
       const { startGateway } = await import('../gateway/server.js');
       const gateway = await startGateway(config, routes, makeLog(config.logLevel));
       const onHup = () => gateway.reloadTls();

@@ -6,6 +6,7 @@ import type { GatewayConfig } from '../config/schemas/gateway.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { ClientAddresses } from './client-address.js';
 import type { IdempotencyScope } from './idempotency-key.js';
 import { FIXED_ROUTES, type GatewayMetrics, type RequestTrack } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
@@ -43,6 +44,8 @@ export interface HandlerDeps {
   readonly staticFiles?: StaticFiles | undefined;
   /** Every request is counted here, under its route's name or a FIXED_ROUTES label. */
   readonly metrics: GatewayMetrics;
+  /** Who a request comes from (the listeners' PROXY headers, trusted forwarding headers). */
+  readonly clientAddresses?: ClientAddresses | undefined;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -57,6 +60,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     Date.now,
     limits.ipv6PrefixLength,
   );
+  const clients = deps.clientAddresses ?? new ClientAddresses(config.clientAddress, log);
   const findRoute = route(router, deps.routes ?? {});
   const healthStep = health(queue, replies);
   const staticStep = staticFiles(deps.staticFiles);
@@ -96,7 +100,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       url,
       path: q === -1 ? url : url.slice(0, q),
       search: q === -1 ? '' : url.slice(q + 1),
-      clientIp: normalizeIp(req.socket.remoteAddress),
+      clientIp: clients.of(req),
       answerHeaders: {},
       track,
     };
@@ -129,10 +133,4 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       sendError(res, known);
     });
   };
-}
-
-/** `::ffff:198.18.0.1` → `198.18.0.1`; a socket without an address gets a fixed key. */
-export function normalizeIp(address: string | undefined): string {
-  if (address === undefined) return 'unknown';
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

@@ -7,12 +7,14 @@ import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'n
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { redisEndpoints, type GatewayConfig } from '../config/schemas/gateway.js';
+import { checkClientAddress } from '../config/client-address.js';
 import { checkStaticMounts } from '../config/static-mounts.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import { replyKey } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { createRedis } from '../lib/redis.js';
+import { ClientAddresses } from './client-address.js';
 import { createRequestHandler, type RequestHandler } from './handler.js';
 import { IdempotencyScope } from './idempotency-key.js';
 import { FIXED_ROUTES, GatewayMetrics } from './metrics.js';
@@ -51,6 +53,8 @@ export async function startGateway(
   // Config problems first, before any connection is made.
   const hsts = config.https === undefined ? '' : hstsHeader(config.https.hsts);
   checkStaticMounts('gateway', config.static, routes);
+  checkClientAddress('gateway', config);
+  const clients = new ClientAddresses(config.clientAddress, log);
   const statics = new StaticFiles(config.static, log);
   const secretFile = config.idempotency.secretFile;
   const idempotency =
@@ -97,6 +101,7 @@ export async function startGateway(
     idempotency,
     staticFiles: statics,
     metrics,
+    clientAddresses: clients,
   });
 
   const serverOptions = {
@@ -127,7 +132,8 @@ export async function startGateway(
       );
       metrics.setCertificate(files.cert);
       servers.push(httpsServer);
-      httpsAddress = await listen(harden(httpsServer, config, log), tls.host, tls.port);
+      const listener = clients.acceptOn(harden(httpsServer, config, log), 'https', tls.proxyProtocol);
+      httpsAddress = await listen(listener, tls.host, tls.port);
     }
     if (config.http.mode !== 'off') {
       const httpsPort = httpsAddress?.port ?? 443;
@@ -135,7 +141,8 @@ export async function startGateway(
         config.http.mode === 'serve' ? handler : counted(metrics, redirectTo(httpsPort));
       const httpServer = http.createServer(serverOptions, onRequest);
       servers.push(httpServer);
-      httpAddress = await listen(harden(httpServer, config, log), config.http.host, config.http.port);
+      const listener = clients.acceptOn(harden(httpServer, config, log), 'http', config.http.proxyProtocol);
+      httpAddress = await listen(listener, config.http.host, config.http.port);
     }
     if (config.metrics !== undefined) metricsServer = await startMetricsServer(config.metrics, metrics, log);
   } catch (err) {

@@ -3,6 +3,7 @@
 // once: dual-stack listeners, HTTPS from the role's TLS files, its own Redis user through each
 // broker's tunnel on loopback, the deployment's idempotency secret.
 import { join } from 'node:path';
+import { checkClientAddress } from '../client-address.js';
 import { gatewayUser } from '../redis-users.js';
 import type { GatewayConfig } from '../schemas/gateway.js';
 import { checkedDocument, optional } from './document.js';
@@ -25,6 +26,11 @@ export interface GatewayInput {
   readonly redisPrefix?: string;
   readonly limits?: Partial<GatewayConfig['limits']>;
   readonly replyTimeoutMs?: number;
+  /** A load balancer in front sends a PROXY protocol header on port 80 / 443 (off by default). */
+  readonly httpProxyProtocol?: boolean;
+  readonly httpsProxyProtocol?: boolean;
+  /** The proxies in front (`trustedProxies`) and the header they name clients in. */
+  readonly clientAddress?: Partial<GatewayConfig['clientAddress']>;
   /** Folders the gateway serves itself (the Ansible role copies them to /srv/nonstop/static/). */
   readonly static?: readonly StaticMountInput[];
   /** The metrics listener's port on loopback (default 9464); null: none. */
@@ -56,12 +62,30 @@ export function gatewayDocument(input: GatewayInput) {
   const metricsPort = input.metricsPort === undefined ? DEFAULT_METRICS_PORT : input.metricsPort;
   const files = gatewayFiles(input.configDir);
   const host = input.listenHost ?? DUAL_STACK;
-  return checkedDocument('gateway', `gateway.json of ${input.id}`, {
+  const label = `gateway.json of ${input.id}`;
+  // What the daemon refuses at start beyond its schema (trusted proxies that are no CIDR).
+  checkClientAddress(label, {
+    clientAddress: { trustedProxies: input.clientAddress?.trustedProxies ?? [] },
+    http: { proxyProtocol: input.httpProxyProtocol ?? false },
+    https: { proxyProtocol: input.httpsProxyProtocol ?? false },
+  });
+  return checkedDocument('gateway', label, {
     kind: 'gateway',
     id: input.id,
     routes: files.routes,
-    http: { host, port: input.httpPort ?? 80, mode: input.httpMode ?? 'redirect' },
-    https: { host, port: input.httpsPort ?? 443, cert: files.cert, key: files.key },
+    http: {
+      host,
+      port: input.httpPort ?? 80,
+      mode: input.httpMode ?? 'redirect',
+      ...optional('proxyProtocol', input.httpProxyProtocol),
+    },
+    https: {
+      host,
+      port: input.httpsPort ?? 443,
+      cert: files.cert,
+      key: files.key,
+      ...optional('proxyProtocol', input.httpsProxyProtocol),
+    },
     redis: {
       username: gatewayUser(input.id),
       passwordFile: files.redisPassword,
@@ -69,6 +93,7 @@ export function gatewayDocument(input: GatewayInput) {
       // The tunnels listen on the gateway's loopback only (sshd's permitlisten="127.0.0.1:PORT").
       endpoints: input.tunnels.map((t) => ({ host: '127.0.0.1', port: t.port })),
     },
+    ...optional('clientAddress', input.clientAddress),
     ...optional('limits', input.limits),
     ...optional('replyTimeoutMs', input.replyTimeoutMs),
     ...optional('static', input.static),

@@ -28,6 +28,9 @@ export const gatewaySchema = {
       properties: {
         ...listenSchema({ host: '0.0.0.0', port: 80 }).properties,
         mode: { type: 'string', enum: ['redirect', 'serve', 'off'], default: 'redirect' },
+        // Every connection starts with a PROXY protocol header from a clientAddress.trustedProxies
+        // address (a load balancer in front); others are closed.
+        proxyProtocol: { type: 'boolean', default: false },
       },
       default: {},
     },
@@ -42,6 +45,8 @@ export const gatewaySchema = {
         // Mozilla's server-side TLS profiles: "intermediate" (TLS 1.2 with AEAD, forward-secret
         // suites, and TLS 1.3) or "modern" (TLS 1.3 only).
         profile: { type: 'string', enum: ['intermediate', 'modern'], default: 'intermediate' },
+        // As http.proxyProtocol; the header comes before the TLS handshake.
+        proxyProtocol: { type: 'boolean', default: false },
         // Strict-Transport-Security on every HTTPS answer (never on plain HTTP, RFC 6797 7.2).
         hsts: {
           type: 'object',
@@ -96,6 +101,33 @@ export const gatewaySchema = {
         headersTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 10000 },
         requestTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 30000 },
         maxConnections: { type: 'integer', minimum: 1, maximum: 1000000, default: 10000 },
+      },
+      default: {},
+    },
+    // Who a request comes from, behind a load balancer or CDN (gateway/client-address.ts).
+    clientAddress: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        // CIDR prefixes (or single addresses) of the proxies in front: only they may send a PROXY
+        // header, and only their forwarding header is believed. Checked at start
+        // (config/client-address.ts).
+        trustedProxies: {
+          type: 'array',
+          maxItems: 256,
+          uniqueItems: true,
+          items: { type: 'string', minLength: 1, maxLength: 64 },
+          default: [],
+        },
+        // The header a trusted proxy names its client in: read from the right, past every trusted
+        // proxy. Only the one a proxy in front sets: any other is the client's to forge.
+        forwardedHeader: {
+          type: 'string',
+          enum: ['x-forwarded-for', 'forwarded', 'none'],
+          default: 'x-forwarded-for',
+        },
+        // How long a PROXY-mode connection may take to send its header before it is closed.
+        proxyHeaderTimeoutMs: { type: 'integer', minimum: 100, maximum: 60000, default: 5000 },
       },
       default: {},
     },
@@ -172,6 +204,7 @@ export interface GatewayConfig {
     readonly host: string;
     readonly port: number;
     readonly mode: 'redirect' | 'serve' | 'off';
+    readonly proxyProtocol: boolean;
   };
   readonly https?: {
     readonly host: string;
@@ -179,6 +212,7 @@ export interface GatewayConfig {
     readonly cert: string;
     readonly key: string;
     readonly profile: 'intermediate' | 'modern';
+    readonly proxyProtocol: boolean;
     readonly hsts: {
       readonly maxAge: number;
       readonly includeSubDomains: boolean;
@@ -198,6 +232,11 @@ export interface GatewayConfig {
     readonly headersTimeoutMs: number;
     readonly requestTimeoutMs: number;
     readonly maxConnections: number;
+  };
+  readonly clientAddress: {
+    readonly trustedProxies: readonly string[];
+    readonly forwardedHeader: 'x-forwarded-for' | 'forwarded' | 'none';
+    readonly proxyHeaderTimeoutMs: number;
   };
   readonly replyTimeoutMs: number;
   readonly forwardHeaders: readonly string[];

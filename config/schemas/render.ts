@@ -146,6 +146,11 @@ export const gatewayInputSchema = {
     httpPort: portSchema,
     httpsPort: portSchema,
     httpMode: gatewaySchema.properties.http.properties.mode,
+    // PROXY protocol on port 80 / 443, from clientAddress.trustedProxies (Ansible:
+    // gateway_http_proxy_protocol, gateway_https_proxy_protocol, gateway_trusted_proxies).
+    httpProxyProtocol: gatewaySchema.properties.http.properties.proxyProtocol,
+    httpsProxyProtocol: gatewaySchema.properties.https.properties.proxyProtocol,
+    clientAddress: gatewaySchema.properties.clientAddress,
     redisPrefix: redisSchema.properties.prefix,
     limits: gatewaySchema.properties.limits,
     replyTimeoutMs: replyTimeoutSchema,
