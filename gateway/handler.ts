@@ -6,6 +6,8 @@ import type { GatewayConfig } from '../config/schemas/gateway.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import type { ChallengeStore } from './acme/challenges.js';
+import type { CertificateReadiness } from './acme/manager.js';
 import type { IdempotencyScope } from './idempotency-key.js';
 import { RateLimiter } from './rate-limit.js';
 import type { ReplyWaiter } from './reply-waiter.js';
@@ -15,6 +17,7 @@ import type { Router } from './router.js';
 import { body } from './steps/body.js';
 import { capacity } from './steps/capacity.js';
 import { cookies } from './steps/cookies.js';
+import { acmeChallenge } from './steps/acme-challenge.js';
 import { asNonstopError, enqueue } from './steps/enqueue.js';
 import { runSteps, type Exchange, type Routed, type Step } from './steps/exchange.js';
 import { health } from './steps/health.js';
@@ -40,6 +43,10 @@ export interface HandlerDeps {
   readonly idempotency?: IdempotencyScope | undefined;
   /** The folders this gateway serves itself (`static`). */
   readonly staticFiles?: StaticFiles | undefined;
+  /** With ACME's http-01: the answers to its challenges. */
+  readonly challenges?: ChallengeStore | undefined;
+  /** With ACME: /readyz fails while no unexpired certificate is served. */
+  readonly certificate?: { readiness(): CertificateReadiness } | undefined;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -58,7 +65,8 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   // Before the route: what every request must pass, cheapest first.
   const before: Step<Exchange>[] = [
     httpVersion,
-    health(queue, replies),
+    acmeChallenge(deps.challenges),
+    health(queue, replies, deps.certificate),
     rateLimit(limiter),
     requestLimits(limits),
     staticFiles(deps.staticFiles),

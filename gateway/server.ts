@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { redisEndpoints, type GatewayConfig } from '../config/schemas/gateway.js';
 import { checkStaticMounts } from '../config/static-mounts.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
@@ -12,7 +13,11 @@ import { replyKey } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { createRedis } from '../lib/redis.js';
+import { LocalChallengeStore, type ChallengeStore } from './acme/challenges.js';
+import { AcmeManager, type ServedCertificate } from './acme/manager.js';
+import { TlsAlpnResponder } from './acme/tls-alpn.js';
 import { createRequestHandler, type RequestHandler } from './handler.js';
+import { answerChallenge } from './steps/acme-challenge.js';
 import { IdempotencyScope } from './idempotency-key.js';
 import { readIdempotencySecret } from './idempotency-secret.js';
 import { ReplyWaiter } from './reply-waiter.js';
@@ -26,21 +31,44 @@ export interface Gateway {
   readonly instanceId: string;
   readonly http: AddressInfo | undefined;
   readonly https: AddressInfo | undefined;
+  /** With `https.acme`: the certificate's manager (what it serves, renewNow). */
+  readonly acme: AcmeManager | undefined;
   /** Re-reads the certificate and key (SIGHUP); keeps the old ones if the new ones fail. */
   reloadTls(): void;
   close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  /** With `https.acme`: where challenge answers go (default: this gateway's own only). */
+  readonly challenges?: ChallengeStore;
+  /** With `https.acme`: told of each certificate the HTTPS listener starts to serve. */
+  readonly onCertificate?: (cert: ServedCertificate) => void;
 }
 
 export async function startGateway(
   config: GatewayConfig,
   routes: RoutesConfig,
   log: Logger,
+  options: GatewayOptions = {},
 ): Promise<Gateway> {
   if (config.http.mode === 'redirect' && config.https === undefined) {
     throw errors.CONFIG_INVALID(
       'gateway: field "http.mode" is "redirect" but no "https" listener is configured',
     );
   }
+  const acmeConfig = config.https?.acme;
+  if (acmeConfig?.challenges.includes('http-01') === true && config.http.mode === 'off') {
+    throw errors.CONFIG_INVALID(
+      'gateway: field "https.acme.challenges" has "http-01" but "http.mode" is "off" (port 80 answers it)',
+    );
+  }
+  const challenges = acmeConfig === undefined ? undefined : (options.challenges ?? new LocalChallengeStore());
+  const httpChallenges = acmeConfig?.challenges.includes('http-01') === true ? challenges : undefined;
+  const alpn =
+    challenges !== undefined && acmeConfig?.challenges.includes('tls-alpn-01') === true
+      ? new TlsAlpnResponder(challenges, log)
+      : undefined;
+  let acmeManager: AcmeManager | undefined;
   // Config problems first, before any connection is made.
   const hsts = config.https === undefined ? '' : hstsHeader(config.https.hsts);
   checkStaticMounts('gateway', config.static, routes);
@@ -83,6 +111,11 @@ export async function startGateway(
     log,
     idempotency,
     staticFiles: statics,
+    challenges: httpChallenges,
+    certificate:
+      acmeConfig === undefined
+        ? undefined
+        : { readiness: () => acmeManager?.readiness() ?? { ok: false, reason: 'ACME not started' } },
   });
 
   const serverOptions = {
@@ -102,19 +135,29 @@ export async function startGateway(
   try {
     if (config.https !== undefined) {
       const tls = config.https;
+      // With ACME alone there is no certificate until the first one is in (handshakes fail).
+      const files = tls.cert === undefined || tls.key === undefined ? {} : readTls(tls.cert, tls.key);
       httpsServer = https.createServer(
-        { ...serverOptions, ...tlsProfileOptions(tls.profile), ...readTls(tls.cert, tls.key) },
+        {
+          ...serverOptions,
+          ...tlsProfileOptions(tls.profile),
+          ...(tls.acme === undefined ? files : {}),
+          ...(alpn === undefined ? {} : { SNICallback: alpn.SNICallback, ALPNCallback: alpn.ALPNCallback }),
+        },
         (req, res) => {
           res.setHeader('strict-transport-security', hsts);
           handler(req, res);
         },
       );
+      if (alpn !== undefined)
+        httpsServer.on('secureConnection', (socket: TLSSocket) => alpn.onSecureConnection(socket));
       servers.push(httpsServer);
       httpsAddress = await listen(harden(httpsServer, config, log), tls.host, tls.port);
     }
     if (config.http.mode !== 'off') {
       const httpsPort = httpsAddress?.port ?? 443;
-      const onRequest: RequestHandler = config.http.mode === 'serve' ? handler : redirectTo(httpsPort);
+      const onRequest: RequestHandler =
+        config.http.mode === 'serve' ? handler : redirectTo(httpsPort, httpChallenges);
       const httpServer = http.createServer(serverOptions, onRequest);
       servers.push(httpServer);
       httpAddress = await listen(harden(httpServer, config, log), config.http.host, config.http.port);
@@ -125,13 +168,37 @@ export async function startGateway(
     throw err;
   }
   log.info({ gatewayId: config.id, instanceId, http: httpAddress, https: httpsAddress }, 'gateway listening');
+  if (acmeConfig !== undefined && httpsServer !== undefined && challenges !== undefined) {
+    const server = httpsServer;
+    const profile = tlsProfileOptions(config.https!.profile);
+    const { cert, key } = config.https!;
+    acmeManager = new AcmeManager({
+      config: acmeConfig,
+      store: challenges,
+      log,
+      ...(cert === undefined || key === undefined
+        ? {}
+        : { fallback: { certPem: readFileSync(cert, 'utf8'), keyPem: readFileSync(key, 'utf8') } }),
+      onCertificate(served) {
+        // New handshakes get the new certificate; open connections keep theirs.
+        server.setSecureContext({ ...profile, cert: served.certPem, key: served.keyPem });
+        options.onCertificate?.(served);
+      },
+    });
+    acmeManager.start();
+  }
 
   return {
     instanceId,
     http: httpAddress,
     https: httpsAddress,
+    acme: acmeManager,
     reloadTls() {
       if (httpsServer === undefined || config.https === undefined) return;
+      if (acmeManager !== undefined || config.https.cert === undefined || config.https.key === undefined) {
+        log.info({}, 'TLS reload skipped: the certificate is managed by ACME');
+        return;
+      }
       try {
         httpsServer.setSecureContext({
           ...tlsProfileOptions(config.https.profile),
@@ -143,6 +210,7 @@ export async function startGateway(
       }
     },
     async close() {
+      await acmeManager?.stop();
       await Promise.all(servers.map((s) => closeServer(s)));
       await replies.close();
       await queue.close();
@@ -178,8 +246,23 @@ function harden<S extends http.Server | https.Server>(server: S, config: Gateway
 const HOST =
   /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$|^\[[0-9a-f:.]+\]$/i;
 
-/** Port 80 in redirect mode: a permanent redirect to the same path on HTTPS. */
-function redirectTo(httpsPort: number): RequestHandler {
+/** Port 80 in redirect mode: a permanent redirect to the same path on HTTPS (but ACME's http-01). */
+function redirectTo(httpsPort: number, challenges: ChallengeStore | undefined): RequestHandler {
+  const redirect = redirectOnly(httpsPort);
+  if (challenges === undefined) return redirect;
+  return (req, res) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    answerChallenge(challenges, req, res, q === -1 ? url : url.slice(0, q)).then(
+      (answered) => {
+        if (!answered) redirect(req, res);
+      },
+      () => res.writeHead(500, { 'content-length': 0, connection: 'close' }).end(),
+    );
+  };
+}
+
+function redirectOnly(httpsPort: number): RequestHandler {
   return (req: IncomingMessage, res: ServerResponse) => {
     const hostHeader = req.headers.host ?? '';
     const host = hostHeader.startsWith('[')
