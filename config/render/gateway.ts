@@ -4,7 +4,7 @@
 // broker's tunnel on loopback, the deployment's idempotency secret.
 import { join } from 'node:path';
 import { gatewayUser } from '../redis-users.js';
-import type { GatewayConfig } from '../schemas/gateway.js';
+import type { AcmeConfig, GatewayConfig } from '../schemas/gateway.js';
 import { checkedDocument, optional } from './document.js';
 
 /** `::` takes IPv6 and IPv4-mapped IPv4: the gateway answers on both families. */
@@ -27,7 +27,29 @@ export interface GatewayInput {
   readonly replyTimeoutMs?: number;
   /** Folders the gateway serves itself (the Ansible role copies them to /srv/nonstop/static/). */
   readonly static?: readonly StaticMountInput[];
+  /** The certificate from an ACME CA instead of the role's TLS files (Ansible: gateway_acme). */
+  readonly acme?: AcmeInput;
+  /**
+   * With `acme`: whether the role installed tls/gateway.crt and .key too (served until the first
+   * ACME certificate). Default true; without `acme` the files are always used.
+   */
+  readonly tlsFiles?: boolean;
 }
+
+export interface AcmeInput {
+  readonly directoryUrl: string;
+  readonly email?: string;
+  readonly domains: readonly string[];
+  readonly challenges?: AcmeConfig['challenges'];
+  /** Trust for the CA's own HTTPS besides the system's (the role's tls/acme-ca.crt). */
+  readonly caFile?: string;
+  readonly renewFraction?: number;
+  /** Default ACME_STATE_DIR (systemd's StateDirectory of the gateway unit). */
+  readonly stateDir?: string;
+}
+
+/** The gateway unit's StateDirectory=nonstop-gateway, with acme/ under it. */
+export const ACME_STATE_DIR = '/var/lib/nonstop-gateway/acme';
 
 export interface StaticMountInput {
   readonly path: string;
@@ -55,7 +77,12 @@ export function gatewayDocument(input: GatewayInput) {
     id: input.id,
     routes: files.routes,
     http: { host, port: input.httpPort ?? 80, mode: input.httpMode ?? 'redirect' },
-    https: { host, port: input.httpsPort ?? 443, cert: files.cert, key: files.key },
+    https: {
+      host,
+      port: input.httpsPort ?? 443,
+      ...(input.acme !== undefined && input.tlsFiles === false ? {} : { cert: files.cert, key: files.key }),
+      ...(input.acme === undefined ? {} : { acme: { stateDir: ACME_STATE_DIR, ...input.acme } }),
+    },
     redis: {
       username: gatewayUser(input.id),
       passwordFile: files.redisPassword,

@@ -5,7 +5,7 @@ import type { HostRole, TunnelBroker } from '../../gateway/sshd-config.js';
 import { brokerSchema } from './broker.js';
 import { ID_PATTERN, maxBodyBytesSchema, pathSchema, redisSchema, replyTimeoutSchema } from './common.js';
 import { coreSchema } from './core.js';
-import { gatewaySchema } from './gateway.js';
+import { acmeSchema, gatewaySchema } from './gateway.js';
 import { guardSchema } from './guard.js';
 import { knockSecretSchema, rotationSchema } from './knock-common.js';
 import { knockSchema } from './knock.js';
@@ -151,6 +151,23 @@ export const gatewayInputSchema = {
     replyTimeoutMs: replyTimeoutSchema,
     // Static mounts, each `{ path, dir, maxAgeSeconds?, index? }` (Ansible: gateway_static).
     static: gatewaySchema.properties.static,
+    // Certificates from an ACME CA (Ansible: gateway_acme); the daemon's schema, but for
+    // retry tuning, which keeps its defaults.
+    acme: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['directoryUrl', 'domains'],
+      properties: {
+        directoryUrl: acmeSchema.properties.directoryUrl,
+        email: acmeSchema.properties.email,
+        domains: acmeSchema.properties.domains,
+        challenges: acmeSchema.properties.challenges,
+        caFile: dirSchema,
+        renewFraction: acmeSchema.properties.renewFraction,
+        stateDir: dirSchema,
+      },
+    },
+    tlsFiles: { type: 'boolean' },
   },
 } as const;
 
