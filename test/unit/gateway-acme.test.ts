@@ -84,7 +84,7 @@ describe('ACME state', () => {
     const fresh = start(Date.now());
     assert.equal(fresh.served[0]?.source, 'state');
     assert.deepEqual(fresh.manager.readiness(), { ok: true });
-    const notAfter = fresh.served[0]!.notAfter.getTime();
+    const notAfter = fresh.served[0].notAfter.getTime();
 
     const late = start(notAfter + 1000);
     assert.equal(late.served.length, 0, 'an expired certificate is not served');
