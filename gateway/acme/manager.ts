@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import acme from 'acme-client';
 import type { AcmeConfig } from '../../config/schemas/gateway.js';
-import { errors, type NonstopError } from '../../lib/errors.js';
+import { errors, isNonstopError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { writeAtomically } from '../../lib/write-atomically.js';
 import type { ChallengeAnswer, ChallengeStore } from './challenges.js';
@@ -130,37 +130,39 @@ export class AcmeManager {
 
   #attempt(): Promise<void> {
     this.#running ??= this.#order()
-      .then(
-        (cert) => {
-          this.#failures = 0;
-          if (this.#stopped) return;
-          this.#serve(cert);
-          this.#schedule(this.#renewAt(cert) - this.#now());
-        },
-        (err: unknown) => {
-          if (this.#stopped) return;
-          this.#failures += 1;
-          const delay = this.#backoff(this.#failures);
-          const failure = err as NonstopError;
-          // The CA forgot the account (a reset staging CA): the next attempt makes a new one.
-          if (JSON.stringify(failure.details ?? {}).includes(':accountDoesNotExist')) {
-            rmSync(this.#files.accountUrl, { force: true });
-          }
-          this.#log.error(
-            {
-              code: failure.code,
-              err: failure.message,
-              ...(failure.details === undefined ? {} : { details: failure.details }),
-              domains: this.#config.domains,
-              attempt: this.#failures,
-              retryInMs: delay,
-              readiness: this.readiness(),
-            },
-            'ACME order failed; retrying',
-          );
-          this.#schedule(delay);
-        },
-      )
+      .then((cert) => {
+        this.#failures = 0;
+        if (this.#stopped) return;
+        this.#serve(cert);
+        this.#schedule(this.#renewAt(cert) - this.#now());
+      })
+      .catch((err: unknown) => {
+        if (this.#stopped) return;
+        this.#failures += 1;
+        const delay = this.#backoff(this.#failures);
+        const failure = isNonstopError(err)
+          ? err
+          : errors.ACME_ORDER_FAILED(`serving the new certificate failed: ${String(err)}`, undefined, {
+              cause: err,
+            });
+        // The CA forgot the account (a reset staging CA): the next attempt makes a new one.
+        if (JSON.stringify(failure.details ?? {}).includes(':accountDoesNotExist')) {
+          rmSync(this.#files.accountUrl, { force: true });
+        }
+        this.#log.error(
+          {
+            code: failure.code,
+            err: failure.message,
+            ...(failure.details === undefined ? {} : { details: failure.details }),
+            domains: this.#config.domains,
+            attempt: this.#failures,
+            retryInMs: delay,
+            readiness: this.readiness(),
+          },
+          'ACME order failed; retrying',
+        );
+        this.#schedule(delay);
+      })
       .finally(() => {
         this.#running = undefined;
       });
