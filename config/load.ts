@@ -46,6 +46,8 @@ const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
     ['routes'],
     ['https', 'cert'],
     ['https', 'key'],
+    ['https', 'acme', 'stateDir'],
+    ['https', 'acme', 'caFile'],
     ['redis', 'passwordFile'],
     ['redis', 'endpoints', '*', 'passwordFile'],
     ['idempotency', 'secretFile'],

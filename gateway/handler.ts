@@ -7,6 +7,8 @@ import type { RoutesConfig } from '../config/schemas/routes.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { ClientAddresses } from './client-address.js';
+import type { ChallengeStore } from './acme/challenges.js';
+import type { CertificateReadiness } from './acme/manager.js';
 import type { IdempotencyScope } from './idempotency-key.js';
 import { FIXED_ROUTES, type GatewayMetrics, type RequestTrack } from './metrics.js';
 import { RateLimiter } from './rate-limit.js';
@@ -17,6 +19,7 @@ import type { Router } from './router.js';
 import { body } from './steps/body.js';
 import { capacity } from './steps/capacity.js';
 import { cookies } from './steps/cookies.js';
+import { acmeChallenge } from './steps/acme-challenge.js';
 import { asNonstopError, enqueue } from './steps/enqueue.js';
 import { runSteps, type Exchange, type Routed, type Step } from './steps/exchange.js';
 import { health } from './steps/health.js';
@@ -46,6 +49,10 @@ export interface HandlerDeps {
   readonly metrics: GatewayMetrics;
   /** Who a request comes from (the listeners' PROXY headers, trusted forwarding headers). */
   readonly clientAddresses?: ClientAddresses | undefined;
+  /** With ACME's http-01: the answers to its challenges. */
+  readonly challenges?: ChallengeStore | undefined;
+  /** With ACME: /readyz fails while no unexpired certificate is served. */
+  readonly certificate?: { readiness(): CertificateReadiness } | undefined;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -62,11 +69,13 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   );
   const clients = deps.clientAddresses ?? new ClientAddresses(config.clientAddress, log);
   const findRoute = route(router, deps.routes ?? {});
-  const healthStep = health(queue, replies);
+  const acmeStep = acmeChallenge(deps.challenges);
+  const healthStep = health(queue, replies, deps.certificate);
   const staticStep = staticFiles(deps.staticFiles);
   // Before the route: what every request must pass, cheapest first.
   const before: Step<Exchange>[] = [
     httpVersion,
+    acmeStep,
     healthStep,
     rateLimit(limiter),
     requestLimits(limits),
@@ -84,6 +93,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   const { metrics } = deps;
   const series = {
     health: metrics.seriesOf(FIXED_ROUTES.health),
+    acme: metrics.seriesOf(FIXED_ROUTES.acme),
     static: metrics.seriesOf(FIXED_ROUTES.static),
     refused: metrics.seriesOf(FIXED_ROUTES.refused),
     unmatched: metrics.seriesOf(FIXED_ROUTES.unmatched),
@@ -107,7 +117,13 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     const ended = await runSteps(x, before);
     if (ended !== undefined) {
       track.route =
-        ended === healthStep ? series.health : ended === staticStep ? series.static : series.refused;
+        ended === healthStep
+          ? series.health
+          : ended === staticStep
+            ? series.static
+            : ended === acmeStep
+              ? series.acme
+              : series.refused;
       return;
     }
     const found = findRoute(x);

@@ -28,6 +28,8 @@ export const FIXED_ROUTES = {
   options: '_options',
   /** Plain HTTP redirected to HTTPS. */
   redirect: '_redirect',
+  /** An ACME HTTP-01 challenge (/.well-known/acme-challenge/), answered or not. */
+  acme: '_acme',
 } as const;
 
 /** From 5 ms (a static file, a refusal) to 30 s (the longest reply deadlines). */

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { redisEndpoints, type GatewayConfig } from '../config/schemas/gateway.js';
 import { checkClientAddress } from '../config/client-address.js';
 import { checkStaticMounts } from '../config/static-mounts.js';
@@ -15,7 +16,12 @@ import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { createRedis } from '../lib/redis.js';
 import { ClientAddresses } from './client-address.js';
+import type { ChallengeStore } from './acme/challenges.js';
+import { RelayedChallengeStore } from './acme/relayed-challenges.js';
+import { AcmeManager, type ServedCertificate } from './acme/manager.js';
+import { TlsAlpnResponder } from './acme/tls-alpn.js';
 import { createRequestHandler, type RequestHandler } from './handler.js';
+import { answerChallenge } from './steps/acme-challenge.js';
 import { IdempotencyScope } from './idempotency-key.js';
 import { FIXED_ROUTES, GatewayMetrics } from './metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
@@ -35,21 +41,41 @@ export interface Gateway {
   readonly metricsAddress: AddressInfo | undefined;
   /** Its metrics; `metrics.setCertificate` is for any path that installs a certificate itself. */
   readonly metrics: GatewayMetrics;
+  /** With `https.acme`: the certificate's manager (what it serves, renewNow). */
+  readonly acme: AcmeManager | undefined;
   /** Re-reads the certificate and key (SIGHUP); keeps the old ones if the new ones fail. */
   reloadTls(): void;
   close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  /**
+   * With `https.acme`: where challenge answers go. Default: published through the brokers to
+   * every gateway serving the name (gateway/acme/relayed-challenges.ts), and answered here.
+   */
+  readonly challenges?: ChallengeStore;
+  /** With `https.acme`: told of each certificate the HTTPS listener starts to serve. */
+  readonly onCertificate?: (cert: ServedCertificate) => void;
 }
 
 export async function startGateway(
   config: GatewayConfig,
   routes: RoutesConfig,
   log: Logger,
+  options: GatewayOptions = {},
 ): Promise<Gateway> {
   if (config.http.mode === 'redirect' && config.https === undefined) {
     throw errors.CONFIG_INVALID(
       'gateway: field "http.mode" is "redirect" but no "https" listener is configured',
     );
   }
+  const acmeConfig = config.https?.acme;
+  if (acmeConfig?.challenges.includes('http-01') === true && config.http.mode === 'off') {
+    throw errors.CONFIG_INVALID(
+      'gateway: field "https.acme.challenges" has "http-01" but "http.mode" is "off" (port 80 answers it)',
+    );
+  }
+  let acmeManager: AcmeManager | undefined;
   // Config problems first, before any connection is made.
   const hsts = config.https === undefined ? '' : hstsHeader(config.https.hsts);
   checkStaticMounts('gateway', config.static, routes);
@@ -68,6 +94,16 @@ export async function startGateway(
     );
   }
   const instanceId = randomUUID();
+  const relayed =
+    acmeConfig === undefined || options.challenges !== undefined
+      ? undefined
+      : RelayedChallengeStore.connect(config.redis, config.id, instanceId, log);
+  const challenges = acmeConfig === undefined ? undefined : (options.challenges ?? relayed);
+  const httpChallenges = acmeConfig?.challenges.includes('http-01') === true ? challenges : undefined;
+  const alpn =
+    challenges !== undefined && acmeConfig?.challenges.includes('tls-alpn-01') === true
+      ? new TlsAlpnResponder(challenges, log)
+      : undefined;
   const endpoints = redisEndpoints(config.redis);
   const queue = new QueueSet(
     endpoints.map((e) => RequestQueue.connect(e, config.id, instanceId, log)),
@@ -102,6 +138,11 @@ export async function startGateway(
     staticFiles: statics,
     metrics,
     clientAddresses: clients,
+    challenges: httpChallenges,
+    certificate:
+      acmeConfig === undefined
+        ? undefined
+        : { readiness: () => acmeManager?.readiness() ?? { ok: false, reason: 'ACME not started' } },
   });
 
   const serverOptions = {
@@ -122,15 +163,25 @@ export async function startGateway(
   try {
     if (config.https !== undefined) {
       const tls = config.https;
-      const files = readTls(tls.cert, tls.key);
+      // With ACME alone there is no certificate until the first one is in (handshakes fail).
+      const files: { cert?: Buffer; key?: Buffer } =
+        tls.cert === undefined || tls.key === undefined ? {} : readTls(tls.cert, tls.key);
       httpsServer = https.createServer(
-        { ...serverOptions, ...tlsProfileOptions(tls.profile), ...files },
+        {
+          ...serverOptions,
+          ...tlsProfileOptions(tls.profile),
+          ...(tls.acme === undefined ? files : {}),
+          ...(alpn === undefined ? {} : { SNICallback: alpn.SNICallback, ALPNCallback: alpn.ALPNCallback }),
+        },
         (req, res) => {
           res.setHeader('strict-transport-security', hsts);
           handler(req, res);
         },
       );
-      metrics.setCertificate(files.cert);
+      // With ACME, the certificate's expiry is set as each one is served (onCertificate below).
+      if (tls.acme === undefined && files.cert !== undefined) metrics.setCertificate(files.cert);
+      if (alpn !== undefined)
+        httpsServer.on('secureConnection', (socket: TLSSocket) => alpn.onSecureConnection(socket));
       servers.push(httpsServer);
       const listener = clients.acceptOn(harden(httpsServer, config, log), 'https', tls.proxyProtocol);
       httpsAddress = await listen(listener, tls.host, tls.port);
@@ -138,7 +189,7 @@ export async function startGateway(
     if (config.http.mode !== 'off') {
       const httpsPort = httpsAddress?.port ?? 443;
       const onRequest: RequestHandler =
-        config.http.mode === 'serve' ? handler : counted(metrics, redirectTo(httpsPort));
+        config.http.mode === 'serve' ? handler : counted(metrics, redirectTo(httpsPort, httpChallenges));
       const httpServer = http.createServer(serverOptions, onRequest);
       servers.push(httpServer);
       const listener = clients.acceptOn(harden(httpServer, config, log), 'http', config.http.proxyProtocol);
@@ -148,9 +199,31 @@ export async function startGateway(
   } catch (err) {
     await Promise.all(servers.map((s) => closeServer(s)));
     await Promise.all([queue.close(), replies.close()]);
+    relayed?.close();
     throw err;
   }
   log.info({ gatewayId: config.id, instanceId, http: httpAddress, https: httpsAddress }, 'gateway listening');
+  if (acmeConfig !== undefined && httpsServer !== undefined && challenges !== undefined) {
+    const server = httpsServer;
+    const profile = tlsProfileOptions(config.https!.profile);
+    const { cert, key } = config.https!;
+    acmeManager = new AcmeManager({
+      config: acmeConfig,
+      store: challenges,
+      log,
+      ...(cert === undefined || key === undefined
+        ? {}
+        : { fallback: { certPem: readFileSync(cert, 'utf8'), keyPem: readFileSync(key, 'utf8') } }),
+      onCertificate(served) {
+        // New handshakes get the new certificate; open connections keep theirs.
+        server.setSecureContext({ ...profile, cert: served.certPem, key: served.keyPem });
+        metrics.setCertificate(served.certPem);
+        options.onCertificate?.(served);
+      },
+    });
+    relayed?.start();
+    acmeManager.start();
+  }
 
   return {
     instanceId,
@@ -158,8 +231,13 @@ export async function startGateway(
     https: httpsAddress,
     metricsAddress: metricsServer?.address,
     metrics,
+    acme: acmeManager,
     reloadTls() {
       if (httpsServer === undefined || config.https === undefined) return;
+      if (acmeManager !== undefined || config.https.cert === undefined || config.https.key === undefined) {
+        log.info({}, 'TLS reload skipped: the certificate is managed by ACME');
+        return;
+      }
       try {
         const files = readTls(config.https.cert, config.https.key);
         httpsServer.setSecureContext({ ...tlsProfileOptions(config.https.profile), ...files });
@@ -170,6 +248,8 @@ export async function startGateway(
       }
     },
     async close() {
+      await acmeManager?.stop();
+      relayed?.close();
       await Promise.all([...servers.map((s) => closeServer(s)), metricsServer?.close()]);
       await replies.close();
       await queue.close();
@@ -214,8 +294,23 @@ function counted(metrics: GatewayMetrics, handler: RequestHandler): RequestHandl
   };
 }
 
-/** Port 80 in redirect mode: a permanent redirect to the same path on HTTPS. */
-function redirectTo(httpsPort: number): RequestHandler {
+/** Port 80 in redirect mode: a permanent redirect to the same path on HTTPS (but ACME's http-01). */
+function redirectTo(httpsPort: number, challenges: ChallengeStore | undefined): RequestHandler {
+  const redirect = redirectOnly(httpsPort);
+  if (challenges === undefined) return redirect;
+  return (req, res) => {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    answerChallenge(challenges, req, res, q === -1 ? url : url.slice(0, q)).then(
+      (answered) => {
+        if (!answered) redirect(req, res);
+      },
+      () => res.writeHead(500, { 'content-length': 0, connection: 'close' }).end(),
+    );
+  };
+}
+
+function redirectOnly(httpsPort: number): RequestHandler {
   return (req: IncomingMessage, res: ServerResponse) => {
     const hostHeader = req.headers.host ?? '';
     const host = hostHeader.startsWith('[')

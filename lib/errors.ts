@@ -163,6 +163,25 @@ export const errors = {
     502,
   ),
 
+  // Gateway certificates from ACME (gateway/acme/manager.ts); each is logged, then retried.
+  ACME_RATE_LIMITED: createError(
+    'NONSTOP_ERR_ACME_RATE_LIMITED',
+    'The ACME server refuses more orders for now (rate limited); the gateway retries later',
+  ),
+  ACME_CHALLENGE_FAILED: createError(
+    'NONSTOP_ERR_ACME_CHALLENGE_FAILED',
+    'The ACME server could not validate a challenge: check that the names point at the gateways and ports 80/443 reach them',
+  ),
+  ACME_CA_UNREACHABLE: createError(
+    'NONSTOP_ERR_ACME_CA_UNREACHABLE',
+    'The ACME server is unreachable or failing (check https.acme.directoryUrl, DNS and outbound HTTPS)',
+  ),
+  ACME_ORDER_FAILED: createError('NONSTOP_ERR_ACME_ORDER_FAILED', 'The ACME server refused the order'),
+  ACME_STATE_INVALID: createError(
+    'NONSTOP_ERR_ACME_STATE_INVALID',
+    "The ACME state folder cannot be used (https.acme.stateDir): it must be the gateway user's, mode 0700",
+  ),
+
   // Key generation.
   PKI_FAILED: createError('NONSTOP_ERR_PKI_FAILED', 'Key or certificate generation failed'),
 

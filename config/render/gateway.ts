@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { checkClientAddress } from '../client-address.js';
 import { gatewayUser } from '../redis-users.js';
-import type { GatewayConfig } from '../schemas/gateway.js';
+import type { AcmeConfig, GatewayConfig } from '../schemas/gateway.js';
 import { checkedDocument, optional } from './document.js';
 
 /** `::` takes IPv6 and IPv4-mapped IPv4: the gateway answers on both families. */
@@ -35,10 +35,32 @@ export interface GatewayInput {
   readonly static?: readonly StaticMountInput[];
   /** The metrics listener's port on loopback (default 9464); null: none. */
   readonly metricsPort?: number | null;
+  /** The certificate from an ACME CA instead of the role's TLS files (Ansible: gateway_acme). */
+  readonly acme?: AcmeInput;
+  /**
+   * With `acme`: whether the role installed tls/gateway.crt and .key too (served until the first
+   * ACME certificate). Default true; without `acme` the files are always used.
+   */
+  readonly tlsFiles?: boolean;
 }
 
 /** Where a scraper on the gateway (or an admin's login) finds its metrics listener. */
 export const DEFAULT_METRICS_PORT = 9464;
+
+export interface AcmeInput {
+  readonly directoryUrl: string;
+  readonly email?: string;
+  readonly domains: readonly string[];
+  readonly challenges?: AcmeConfig['challenges'];
+  /** Trust for the CA's own HTTPS besides the system's (the role's tls/acme-ca.crt). */
+  readonly caFile?: string;
+  readonly renewFraction?: number;
+  /** Default ACME_STATE_DIR (systemd's StateDirectory of the gateway unit). */
+  readonly stateDir?: string;
+}
+
+/** The gateway unit's StateDirectory=nonstop-gateway, with acme/ under it. */
+export const ACME_STATE_DIR = '/var/lib/nonstop-gateway/acme';
 
 export interface StaticMountInput {
   readonly path: string;
@@ -82,8 +104,8 @@ export function gatewayDocument(input: GatewayInput) {
     https: {
       host,
       port: input.httpsPort ?? 443,
-      cert: files.cert,
-      key: files.key,
+      ...(input.acme !== undefined && input.tlsFiles === false ? {} : { cert: files.cert, key: files.key }),
+      ...(input.acme === undefined ? {} : { acme: { stateDir: ACME_STATE_DIR, ...input.acme } }),
       ...optional('proxyProtocol', input.httpsProxyProtocol),
     },
     redis: {

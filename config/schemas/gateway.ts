@@ -11,6 +11,48 @@ import {
   schemaKeySchema,
 } from './common.js';
 
+const DNS_NAME = '^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$';
+
+/** The gateway obtains and renews its own certificate (gateway/acme/manager.ts). */
+export const acmeSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['directoryUrl', 'domains', 'stateDir'],
+  properties: {
+    // The CA's ACME directory, e.g. https://acme-v02.api.letsencrypt.org/directory.
+    directoryUrl: { type: 'string', minLength: 8, maxLength: 2048, pattern: '^https?://' },
+    // The account's contact (the CA mails about expiring certificates and policy changes).
+    email: { type: 'string', maxLength: 254, pattern: '^[^@\\s]+@[^@\\s]+$' },
+    // The names on the certificate (lower case); the first is its subject.
+    domains: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 100,
+      uniqueItems: true,
+      items: { type: 'string', pattern: DNS_NAME },
+    },
+    // The challenge types the gateway answers, in order of preference: http-01 on the HTTP
+    // listener (any mode but "off"), tls-alpn-01 on the HTTPS listener.
+    challenges: {
+      type: 'array',
+      minItems: 1,
+      uniqueItems: true,
+      items: { enum: ['http-01', 'tls-alpn-01'] },
+      default: ['http-01', 'tls-alpn-01'],
+    },
+    // Account key, certificate and key (files 0600, the folder 0700).
+    stateDir: { type: 'string', minLength: 2, maxLength: 4096, pattern: '^/' },
+    // CA certificate(s) to trust for the ACME server's own HTTPS, besides the system's.
+    caFile: pathSchema,
+    // Renew once this fraction of the certificate's lifetime has passed.
+    renewFraction: { type: 'number', exclusiveMinimum: 0, maximum: 0.95, default: 2 / 3 },
+    // A failed order is retried after min·2^n ms (at most max), each minus up to `jitter` of it.
+    retryMinMs: { type: 'integer', minimum: 100, maximum: 86400000, default: 60000 },
+    retryMaxMs: { type: 'integer', minimum: 100, maximum: 86400000, default: 3600000 },
+    jitter: { type: 'number', minimum: 0, maximum: 1, default: 0.3 },
+  },
+} as const;
+
 export const gatewaySchema = {
   $id: 'nonstop/gateway',
   type: 'object',
@@ -37,11 +79,18 @@ export const gatewaySchema = {
     https: {
       type: 'object',
       additionalProperties: false,
-      required: ['cert', 'key'],
+      // Certificate files, or ACME (with the files, if given, served until the first ACME
+      // certificate is in: a fallback for the gateway's first minutes, never after).
+      anyOf: [
+        { properties: { cert: pathSchema }, required: ['cert'] },
+        { properties: { acme: { type: 'object' } }, required: ['acme'] },
+      ],
+      dependencies: { cert: ['key'], key: ['cert'] },
       properties: {
         ...listenSchema({ host: '0.0.0.0', port: 443 }).properties,
         cert: pathSchema,
         key: pathSchema,
+        acme: acmeSchema,
         // Mozilla's server-side TLS profiles: "intermediate" (TLS 1.2 with AEAD, forward-secret
         // suites, and TLS 1.3) or "modern" (TLS 1.3 only).
         profile: { type: 'string', enum: ['intermediate', 'modern'], default: 'intermediate' },
@@ -209,8 +258,10 @@ export interface GatewayConfig {
   readonly https?: {
     readonly host: string;
     readonly port: number;
-    readonly cert: string;
-    readonly key: string;
+    /** With `acme`, optional: served until the first ACME certificate. */
+    readonly cert?: string;
+    readonly key?: string;
+    readonly acme?: AcmeConfig;
     readonly profile: 'intermediate' | 'modern';
     readonly proxyProtocol: boolean;
     readonly hsts: {
@@ -250,6 +301,19 @@ export interface GatewayMetricsListener {
   readonly port: number;
   /** The host may be other than loopback (an admin network); false by default. */
   readonly allowNonLoopback: boolean;
+}
+
+export interface AcmeConfig {
+  readonly directoryUrl: string;
+  readonly email?: string;
+  readonly domains: readonly string[];
+  readonly challenges: readonly ('http-01' | 'tls-alpn-01')[];
+  readonly stateDir: string;
+  readonly caFile?: string;
+  readonly renewFraction: number;
+  readonly retryMinMs: number;
+  readonly retryMaxMs: number;
+  readonly jitter: number;
 }
 
 export interface StaticMount {

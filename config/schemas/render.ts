@@ -5,7 +5,7 @@ import type { HostRole, TunnelBroker } from '../../gateway/sshd-config.js';
 import { brokerSchema } from './broker.js';
 import { ID_PATTERN, maxBodyBytesSchema, pathSchema, redisSchema, replyTimeoutSchema } from './common.js';
 import { coreSchema } from './core.js';
-import { gatewaySchema } from './gateway.js';
+import { acmeSchema, gatewaySchema } from './gateway.js';
 import { guardSchema } from './guard.js';
 import { knockSecretSchema, rotationSchema } from './knock-common.js';
 import { knockSchema } from './knock.js';
@@ -158,6 +158,23 @@ export const gatewayInputSchema = {
     static: gatewaySchema.properties.static,
     // The metrics listener on 127.0.0.1:metricsPort (Ansible: gateway_metrics_port); null: none.
     metricsPort: { type: ['integer', 'null'], minimum: 1, maximum: 65535 },
+    // Certificates from an ACME CA (Ansible: gateway_acme); the daemon's schema, but for
+    // retry tuning, which keeps its defaults.
+    acme: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['directoryUrl', 'domains'],
+      properties: {
+        directoryUrl: acmeSchema.properties.directoryUrl,
+        email: acmeSchema.properties.email,
+        domains: acmeSchema.properties.domains,
+        challenges: acmeSchema.properties.challenges,
+        caFile: dirSchema,
+        renewFraction: acmeSchema.properties.renewFraction,
+        stateDir: dirSchema,
+      },
+    },
+    tlsFiles: { type: 'boolean' },
   },
 } as const;
 

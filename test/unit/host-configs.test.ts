@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { renderArtefact, renderCommand } from '../../cli/render.js';
 import { brokerDocument, type BrokerInput } from '../../config/render/broker.js';
 import { coreDocument, type CoreInput } from '../../config/render/core.js';
-import { gatewayDocument, type GatewayInput } from '../../config/render/gateway.js';
+import { ACME_STATE_DIR, gatewayDocument, type GatewayInput } from '../../config/render/gateway.js';
 import { guardDocument, type GuardInput } from '../../config/render/guard.js';
 import { knockProfilesDocument } from '../../config/render/knock.js';
 import {
@@ -73,6 +73,23 @@ describe('host-config builders', () => {
     assert.throws(
       () => gatewayDocument({ ...gatewayFacts, limits: { ratePerSecond: 0 } }),
       /gateway\.json of gw1: field "limits\.ratePerSecond"/,
+    );
+  });
+
+  test("gateway with ACME: the state folder under the unit's StateDirectory; the TLS files only when installed", () => {
+    const acme = { directoryUrl: 'https://acme.example/dir', domains: ['www.example.net'] };
+    const alone = gatewayDocument({ ...gatewayFacts, acme, tlsFiles: false });
+    assert.deepEqual(alone.https, {
+      host: '::',
+      port: 443,
+      acme: { stateDir: ACME_STATE_DIR, ...acme },
+    });
+    const withFiles = gatewayDocument({ ...gatewayFacts, acme });
+    assert.equal(withFiles.https.cert, '/etc/nonstop/tls/gateway.crt');
+    assert.equal(withFiles.https.acme?.stateDir, '/var/lib/nonstop-gateway/acme');
+    assert.throws(
+      () => gatewayDocument({ ...gatewayFacts, acme: { ...acme, domains: ['WWW.example.net'] } }),
+      /gateway\.json of gw1: field "https\.acme\.domains\[0\]"/,
     );
   });
 
