@@ -44,7 +44,7 @@ export async function startGateway(
   // Config problems first, before any connection is made.
   const hsts = config.https === undefined ? '' : hstsHeader(config.https.hsts);
   checkStaticMounts('gateway', config.static, routes);
-  const statics = new StaticFiles(config.static, log);
+  const statics = new StaticFiles(config.static, log, config.compression);
   const secretFile = config.idempotency.secretFile;
   const idempotency =
     secretFile === undefined
