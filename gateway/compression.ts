@@ -29,8 +29,19 @@ const Q_VALUE = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/;
  * or `*;q=0` without an entry of its own says otherwise. `x-gzip` counts as gzip.
  */
 export function acceptedCodings(header: string | undefined): AcceptedCodings {
-  if (header === undefined) return { br: 0, gzip: 0, identity: 1 };
+  const listed = listedCodings(header);
+  const star = listed.get('*');
+  return {
+    br: listed.get('br') ?? star ?? 0,
+    gzip: listed.get('gzip') ?? star ?? 0,
+    identity: listed.get('identity') ?? star ?? 1,
+  };
+}
+
+/** Each coding the header names, with its q (the highest when named twice). */
+function listedCodings(header: string | undefined): Map<string, number> {
   const listed = new Map<string, number>();
+  if (header === undefined) return listed;
   for (const part of header.split(',')) {
     const [rawName, ...params] = part.split(';');
     const name = rawName!.trim().toLowerCase();
@@ -44,27 +55,24 @@ export function acceptedCodings(header: string | undefined): AcceptedCodings {
     const key = name === 'x-gzip' ? 'gzip' : name;
     listed.set(key, Math.max(q, listed.get(key) ?? 0));
   }
-  const star = listed.get('*');
-  return {
-    br: listed.get('br') ?? star ?? 0,
-    gzip: listed.get('gzip') ?? star ?? 0,
-    identity: listed.get('identity') ?? star ?? 1,
-  };
+  return listed;
 }
 
 /**
  * Of the codings available, the one the client prefers (br on a tie), or undefined for identity:
- * when it accepts none of them, or rates identity above them. When it refuses identity as well,
- * identity it gets all the same (RFC 9110 12.5.3 lets a server answer so).
+ * when it accepts none of them, or names identity with a higher q (`gzip;q=0.5, identity`; an
+ * unnamed identity ranks below any accepted coding). When it refuses identity as well, identity
+ * it gets all the same (RFC 9110 12.5.3 lets a server answer so).
  */
 export function chooseCoding(header: string | undefined, available: readonly Coding[]): Coding | undefined {
   const q = acceptedCodings(header);
+  const identity = listedCodings(header).get('identity') ?? 0;
   let best: Coding | undefined;
   for (const coding of CODINGS) {
     if (!available.includes(coding) || q[coding] <= 0) continue;
     if (best === undefined || q[coding] > q[best]) best = coding;
   }
-  if (best === undefined || q.identity > q[best]) return undefined;
+  if (best === undefined || identity > q[best]) return undefined;
   return best;
 }
 

@@ -50,6 +50,8 @@ test('chooseCoding: br on a tie, the higher q, identity when preferred or nothin
   assert.equal(chooseCoding('identity', both), undefined);
   assert.equal(chooseCoding(undefined, both), undefined);
   assert.equal(chooseCoding('br;q=0.1, identity', both), undefined, 'identity rated above br');
+  assert.equal(chooseCoding('gzip;q=0.9', both), 'gzip', 'an unnamed identity ranks below');
+  assert.equal(chooseCoding('*;q=0.5, br;q=0.1', both), 'gzip');
   assert.equal(chooseCoding('br, identity;q=0', both), 'br');
   assert.equal(chooseCoding('identity;q=0', both), undefined, 'nothing acceptable: identity all the same');
 });
