@@ -4,7 +4,7 @@
 // broker's tunnel on loopback, the deployment's idempotency secret.
 import { join } from 'node:path';
 import { gatewayUser } from '../redis-users.js';
-import type { GatewayConfig } from '../schemas/gateway.js';
+import type { CodingLevels, CompressionConfig, GatewayConfig } from '../schemas/gateway.js';
 import { checkedDocument, optional } from './document.js';
 
 /** `::` takes IPv6 and IPv4-mapped IPv4: the gateway answers on both families. */
@@ -27,6 +27,15 @@ export interface GatewayInput {
   readonly replyTimeoutMs?: number;
   /** Folders the gateway serves itself (the Ansible role copies them to /srv/nonstop/static/). */
   readonly static?: readonly StaticMountInput[];
+  /** Response compression, as gateway.json's `compression` (the daemon fills what is left out). */
+  readonly compression?: CompressionInput;
+}
+
+export interface CompressionInput {
+  readonly enabled?: boolean;
+  readonly minBytes?: number;
+  readonly dynamic?: Partial<CodingLevels>;
+  readonly static?: Partial<CompressionConfig['static']>;
 }
 
 export interface StaticMountInput {
@@ -66,6 +75,7 @@ export function gatewayDocument(input: GatewayInput) {
     ...optional('limits', input.limits),
     ...optional('replyTimeoutMs', input.replyTimeoutMs),
     ...optional('static', input.static),
+    ...optional('compression', input.compression),
     // The same secret on every gateway: a client's Idempotency-Key maps to one request id.
     idempotency: { secretFile: files.idempotencySecret },
   } as const);

@@ -151,6 +151,8 @@ export const gatewayInputSchema = {
     replyTimeoutMs: replyTimeoutSchema,
     // Static mounts, each `{ path, dir, maxAgeSeconds?, index? }` (Ansible: gateway_static).
     static: gatewaySchema.properties.static,
+    // Response compression, as gateway.json's (Ansible: gateway_compression).
+    compression: gatewaySchema.properties.compression,
   },
 } as const;
 
