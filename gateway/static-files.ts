@@ -1,7 +1,8 @@
 // Static files served by the gateway itself, a step of its request path (after the HTTP, limit
 // and rate checks, before routing): no queue, no broker.
-// GET/HEAD only, conditional and range requests, precompressed variants (.br/.gz sidecars, else
-// compressed here and cached), and no path that could leave a mount's folder. The HTTP rules are in static-http.ts, the path checks in static-path.ts.
+// GET/HEAD only, conditional and range requests, compressed variants (.br/.gz sidecars, else
+// compressed here and cached: static-compressed.ts), and no path that could leave a mount's
+// folder. The HTTP rules are in static-http.ts, the path checks in static-path.ts.
 import { constants, createReadStream, realpathSync, type Stats } from 'node:fs';
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -20,7 +21,6 @@ import { checkStaticPath } from './static-path.js';
 import { ifRangeMatches, notModified } from './conditional.js';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
-
 const VARIANTS: readonly { readonly coding: Coding; readonly ext: string }[] = [
   { coding: 'br', ext: '.br' },
   { coding: 'gzip', ext: '.gz' },

@@ -138,12 +138,12 @@ export const gatewaySchema = {
         enabled: { type: 'boolean', default: true },
         // Bodies smaller than this go uncompressed (the headers would eat the gain).
         minBytes: { type: 'integer', minimum: 0, maximum: 1048576, default: 1024 },
-        // Application replies, compressed per answer: levels cheap in CPU.
+        // Application replies, compressed per answer: levels cheap in CPU (bench/compression.ts).
         dynamic: {
           type: 'object',
           additionalProperties: false,
           properties: {
-            brotliQuality: { type: 'integer', minimum: 0, maximum: 11, default: 4 },
+            brotliQuality: { type: 'integer', minimum: 0, maximum: 11, default: 5 },
             gzipLevel: { type: 'integer', minimum: 1, maximum: 9, default: 6 },
           },
           default: {},
