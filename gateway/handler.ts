@@ -35,8 +35,8 @@ import type { StaticFiles } from './static-files.js';
 export interface HandlerDeps {
   readonly config: GatewayConfig;
   readonly router: Router;
-  /** The route table's own settings (its CORS policy). */
-  readonly routes?: Pick<RoutesConfig, 'cors'>;
+  /** The route table's own settings (its CORS policy, its `compress` default). */
+  readonly routes?: Pick<RoutesConfig, 'cors' | 'compress'>;
   readonly queue: JobQueue;
   readonly replies: ReplyWaiter;
   readonly instanceId: string;

@@ -1,9 +1,11 @@
 // Writing answers to clients: the gateway's JSON errors, the application's replies (JSON or any
-// content, cookies, the headers it may set, 304 for what the client has), and the headers every
-// response carries.
+// content, cookies, the headers it may set, 304 for what the client has, compressed where its
+// route allows: gateway/compression.ts), and the headers every response carries.
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import type { NonstopError } from '../lib/errors.js';
 import type { Reply } from '../lib/envelope.js';
+import type { CompressionConfig } from '../config/schemas/gateway.js';
+import { compress, compressionFor, variantEtag } from './compression.js';
 import { notModified } from './conditional.js';
 
 export const REPLAYED_HEADER = 'x-nonstop-replayed';
@@ -83,6 +85,8 @@ export interface ReplyRequest {
   readonly headers: IncomingHttpHeaders;
   /** Headers this answer carries whatever it is (CORS). */
   readonly extra?: Readonly<Record<string, string>>;
+  /** Given when the route's policy lets this reply be compressed (gateway/compression.ts). */
+  readonly compression?: CompressionConfig | undefined;
 }
 
 /** Joins two Vary values without repeating a name. */
@@ -101,7 +105,7 @@ function lastModifiedMs(value: string | undefined): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
-export function sendReply(res: ServerResponse, reply: Reply, request?: ReplyRequest): void {
+export async function sendReply(res: ServerResponse, reply: Reply, request?: ReplyRequest): Promise<void> {
   if (res.headersSent || res.destroyed) return;
   const headers: Record<string, string | string[]> = { ...BASE_HEADERS, 'x-request-id': reply.id };
   // Tells a retrying client that this is the stored answer of an earlier execution.
@@ -113,12 +117,33 @@ export function sendReply(res: ServerResponse, reply: Reply, request?: ReplyRequ
     headers[name] = name === 'vary' ? (joinVary(headers.vary as string | undefined, value) ?? value) : value;
   }
   if (reply.cookies !== undefined && reply.cookies.length > 0) headers['set-cookie'] = [...reply.cookies];
+  const { payload, contentType } = payloadOf(reply);
+  const { vary, coding } =
+    request?.compression === undefined
+      ? { vary: false, coding: undefined }
+      : compressionFor(
+          request.compression,
+          {
+            status: reply.status,
+            contentType,
+            size: payload.length,
+            cacheControl: reply.headers['cache-control'],
+          },
+          single(request.headers['accept-encoding']),
+        );
+  if (vary) headers.vary = joinVary(headers.vary as string | undefined, 'Accept-Encoding')!;
+  if (coding !== undefined && typeof headers.etag === 'string') {
+    // The compressed bytes are another representation: the identity's tag must not validate them.
+    const tag = variantEtag(headers.etag, coding);
+    if (tag === undefined) delete headers.etag;
+    else headers.etag = tag;
+  }
   const get = request?.method === 'GET' || request?.method === 'HEAD';
   if (
     get &&
     reply.status === 200 &&
     notModified(request.headers['if-none-match'], request.headers['if-modified-since'], {
-      etag: reply.headers.etag,
+      etag: headers.etag as string | undefined,
       mtimeMs: lastModifiedMs(reply.headers['last-modified']),
     })
   ) {
@@ -130,18 +155,36 @@ export function sendReply(res: ServerResponse, reply: Reply, request?: ReplyRequ
     res.writeHead(304, kept).end();
     return;
   }
-  if (reply.content === undefined) {
-    const payload =
-      reply.body === null || reply.body === undefined || reply.status === 204 || reply.status === 304
-        ? ''
-        : JSON.stringify(reply.body);
-    if (payload !== '') headers['content-type'] = 'application/json; charset=utf-8';
-    headers['content-length'] = String(Buffer.byteLength(payload));
-    res.writeHead(reply.status, headers).end(payload);
+  if (contentType !== undefined) headers['content-type'] = contentType;
+  if (coding !== undefined && request?.compression !== undefined) {
+    headers['content-encoding'] = coding;
+    // HEAD: the headers of the compressed answer, without compressing a body nobody gets (and so
+    // without its Content-Length, which a HEAD answer may leave out, RFC 9110 8.6).
+    if (request.method === 'HEAD') {
+      res.writeHead(reply.status, headers).end();
+      return;
+    }
+    const compressed = await compress(payload, coding, request.compression.dynamic);
+    if (res.headersSent || res.destroyed) return;
+    headers['content-length'] = String(compressed.length);
+    res.writeHead(reply.status, headers).end(compressed);
     return;
   }
-  const bytes = Buffer.from(reply.content.base64, 'base64');
-  headers['content-type'] = reply.content.type;
-  headers['content-length'] = String(bytes.length);
-  res.writeHead(reply.status, headers).end(bytes);
+  headers['content-length'] = String(payload.length);
+  res.writeHead(reply.status, headers).end(payload);
+}
+
+/** The bytes a reply's body is, and their type (none for an empty body). */
+function payloadOf(reply: Reply): { payload: Buffer; contentType: string | undefined } {
+  if (reply.content !== undefined)
+    return { payload: Buffer.from(reply.content.base64, 'base64'), contentType: reply.content.type };
+  const empty =
+    reply.body === null || reply.body === undefined || reply.status === 204 || reply.status === 304;
+  return empty
+    ? { payload: Buffer.alloc(0), contentType: undefined }
+    : { payload: Buffer.from(JSON.stringify(reply.body)), contentType: 'application/json; charset=utf-8' };
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value.join(', ') : value;
 }

@@ -81,7 +81,7 @@ export async function startGateway(
   checkStaticMounts('gateway', config.static, routes);
   checkClientAddress('gateway', config);
   const clients = new ClientAddresses(config.clientAddress, log);
-  const statics = new StaticFiles(config.static, log);
+  const statics = new StaticFiles(config.static, log, config.compression);
   const secretFile = config.idempotency.secretFile;
   const idempotency =
     secretFile === undefined

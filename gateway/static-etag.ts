@@ -58,6 +58,7 @@ export class EtagCache {
   }
 }
 
-function versionOf(st: Stats): string {
+/** What identifies one version of a file: a change of any part is a new file. */
+export function versionOf(st: Stats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
 }

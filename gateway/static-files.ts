@@ -1,18 +1,21 @@
 // Static files served by the gateway itself, a step of its request path (after the HTTP, limit
 // and rate checks, before routing): no queue, no broker.
-// GET/HEAD only, conditional and range requests, precompressed variants, and no path that could
-// leave a mount's folder. The HTTP rules are in static-http.ts, the path checks in static-path.ts.
+// GET/HEAD only, conditional and range requests, compressed variants (.br/.gz sidecars, else
+// compressed here and cached: static-compressed.ts), and no path that could leave a mount's
+// folder. The HTTP rules are in static-http.ts, the path checks in static-path.ts.
 import { constants, createReadStream, realpathSync, type Stats } from 'node:fs';
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { StaticMount } from '../config/schemas/gateway.js';
+import type { CompressionConfig, StaticMount } from '../config/schemas/gateway.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { sendError } from './respond.js';
 import { EtagCache } from './static-etag.js';
-import { chooseCoding, contentTypeOf, isHashedName, parseRange, type Coding } from './static-http.js';
+import { contentTypeOf, isHashedName, parseRange } from './static-http.js';
+import { chooseCoding, CODINGS, compressStream, isCompressible, type Coding } from './compression.js';
+import { CompressedVariants } from './static-compressed.js';
 import { hasBody } from './body.js';
 import { checkStaticPath } from './static-path.js';
 import { ifRangeMatches, notModified } from './conditional.js';
@@ -43,11 +46,14 @@ interface Found {
 export class StaticFiles {
   private readonly mounts: readonly Mount[];
   private readonly etags = new EtagCache();
+  private readonly compressed: CompressedVariants;
 
   constructor(
     mounts: readonly StaticMount[],
     private readonly log: Logger,
+    private readonly compression: CompressionConfig,
   ) {
+    this.compressed = new CompressedVariants(compression.static.cacheBytes, compression.static);
     this.mounts = mounts.map((m) => ({
       path: m.path,
       root: realpathSync(m.dir),
@@ -110,23 +116,29 @@ export class StaticFiles {
       const found = await this.locate(mount, requested + v.ext);
       if (found !== undefined) variants.push({ coding: v.coding, file: found });
     }
+    const name = segments[segments.length - 1]!;
+    const type = contentTypeOf(name);
+    // Without a sidecar, a compressible file (by type and size) is compressed here.
+    const live = isCompressible(this.compression, { status: 200, contentType: type, size: file.stat.size });
     // A Range request gets the identity file: byte positions are the original's.
     const rangeHeader = req.method === 'GET' ? req.headers.range : undefined;
-    const coding =
+    let coding =
       rangeHeader === undefined
-        ? chooseCoding(
-            req.headers['accept-encoding'],
-            variants.map((v) => v.coding),
-          )
+        ? chooseCoding(req.headers['accept-encoding'], live ? CODINGS : variants.map((v) => v.coding))
         : undefined;
-    const chosen = variants.find((v) => v.coding === coding)?.file ?? file;
-    const name = segments[segments.length - 1]!;
-    const suffix = coding === undefined ? '' : `-${coding}`;
+    const sidecar = variants.find((v) => v.coding === coding)?.file;
     const common: Record<string, string> = {
       'cache-control': isHashedName(name) ? IMMUTABLE : `public, max-age=${mount.maxAgeSeconds}`,
       'x-content-type-options': 'nosniff',
-      ...(variants.length > 0 ? { vary: 'Accept-Encoding' } : {}),
+      ...(variants.length > 0 || live ? { vary: 'Accept-Encoding' } : {}),
     };
+    if (coding !== undefined && sidecar === undefined) {
+      if (await this.answerCompressed(req, res, file, coding, common, type)) return;
+      // Too many compressions under way, or the file changed while read: uncompressed.
+      coding = undefined;
+    }
+    const chosen = sidecar ?? file;
+    const suffix = coding === undefined ? '' : `-${coding}`;
     const validatorsOf = async (st: Stats) => ({
       etag: await this.etags.etag(chosen.path, st, suffix),
       mtimeMs: st.mtimeMs,
@@ -140,7 +152,7 @@ export class StaticFiles {
     }
     const fullHeaders = (st: Stats, etag: string): Record<string, string | number> => ({
       ...common,
-      'content-type': contentTypeOf(name),
+      'content-type': type,
       'accept-ranges': 'bytes',
       etag,
       'last-modified': httpDate(st.mtimeMs),
@@ -195,6 +207,93 @@ export class StaticFiles {
       return;
     }
     return this.stream(handle, chosen.path, res, 0, st.size - 1);
+  }
+
+  /**
+   * A file compressed here: from the cache when it is small enough, else as it is sent (no
+   * Content-Length). Its ETag is the file's with the coding appended. False: not answered (the
+   * cache is busy, or the file changed), so the caller sends it uncompressed.
+   */
+  private async answerCompressed(
+    req: IncomingMessage,
+    res: ServerResponse,
+    file: Found,
+    coding: Coding,
+    common: Record<string, string>,
+    type: string,
+  ): Promise<boolean> {
+    const headersOf = async (st: Stats) => {
+      const etag = await this.etags.etag(file.path, st, `-${coding}`);
+      return {
+        etag,
+        headers: {
+          ...common,
+          'content-type': type,
+          'accept-ranges': 'bytes',
+          etag,
+          'last-modified': httpDate(st.mtimeMs),
+          'content-encoding': coding,
+        },
+      };
+    };
+    const first = await headersOf(file.stat);
+    if (
+      notModified(req.headers['if-none-match'], req.headers['if-modified-since'], {
+        etag: first.etag,
+        mtimeMs: file.stat.mtimeMs,
+      })
+    ) {
+      const { etag, 'last-modified': lastModified } = first.headers;
+      res.writeHead(304, { ...common, etag, 'last-modified': lastModified });
+      res.end();
+      return true;
+    }
+    if (file.stat.size <= this.compressed.maxFileBytes) {
+      // HEAD fills the cache too: the GET that follows finds it there.
+      const bytes = await this.compressed.get(file.path, file.stat, coding);
+      if (bytes === undefined) return false;
+      res.writeHead(200, { ...first.headers, 'content-length': bytes.length });
+      if (req.method === 'HEAD') res.end();
+      else res.end(bytes);
+      return true;
+    }
+    if (req.method === 'HEAD') {
+      res.writeHead(200, first.headers);
+      res.end();
+      return true;
+    }
+    const handle = await openFile(file.path);
+    if (handle === undefined) {
+      notFound(res);
+      return true;
+    }
+    let st: Stats;
+    try {
+      st = await handle.stat();
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    if (!st.isFile()) {
+      await handle.close();
+      notFound(res);
+      return true;
+    }
+    res.writeHead(200, (await headersOf(st)).headers);
+    const source = createReadStream(file.path, { fd: handle, autoClose: true });
+    try {
+      await pipeline(source, compressStream(coding, this.compression.dynamic, st.size), res, { end: false });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+        this.log.warn({ err: describe(err), path: file.path }, 'static file read failed');
+      }
+      res.destroy();
+      return true;
+    }
+    // A file that shrank while sent: the client must not take what came for the whole.
+    if (source.bytesRead !== st.size) res.destroy();
+    else res.end();
+    return true;
   }
 
   /** The real path of `candidate` when it is a regular file inside the mount and no dotfile. */

@@ -1,5 +1,5 @@
 // The pure HTTP rules of static files (RFC 9110): content types, hashed names, ETags and
-// byte ranges, Accept-Encoding. No I/O, so each is unit-tested (conditionals: conditional.ts).
+// byte ranges. No I/O, so each is unit-tested (conditionals: conditional.ts).
 
 const TEXT = '; charset=utf-8';
 
@@ -99,45 +99,4 @@ export function parseRange(header: string | undefined, size: number): RangeReque
   if (last !== undefined && last < start) return { kind: 'none' };
   if (start >= size) return { kind: 'unsatisfiable' };
   return { kind: 'range', start, end: Math.min(last ?? size - 1, size - 1) };
-}
-
-export type Coding = 'br' | 'gzip';
-
-/**
- * The quality the client gives each coding we may send (RFC 9110 12.5.3): a listed coding has
- * its own q, an unlisted one that of `*`, else 0. `x-gzip` counts as gzip.
- */
-export function acceptedCodings(header: string | undefined): Record<Coding, number> {
-  const out: Record<Coding, number> = { br: 0, gzip: 0 };
-  if (header === undefined) return out;
-  const listed = new Map<string, number>();
-  for (const part of header.split(',')) {
-    const [rawName, ...params] = part.split(';');
-    const name = rawName!.trim().toLowerCase();
-    if (name === '') continue;
-    let q = 1;
-    for (const p of params) {
-      const [k, v] = p.split('=').map((s) => s.trim());
-      if (k?.toLowerCase() === 'q') {
-        // A malformed q counts as 0: never send a coding the client may not decode.
-        q = /^(?:0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/.test(v ?? '') ? Number(v) : 0;
-      }
-    }
-    const key = name === 'x-gzip' ? 'gzip' : name;
-    listed.set(key, Math.max(q, listed.get(key) ?? 0));
-  }
-  const star = listed.get('*') ?? 0;
-  for (const coding of ['br', 'gzip'] as const) out[coding] = listed.get(coding) ?? star;
-  return out;
-}
-
-/** Of the codings available, the one the client prefers (br on a tie), or undefined for identity. */
-export function chooseCoding(header: string | undefined, available: readonly Coding[]): Coding | undefined {
-  const q = acceptedCodings(header);
-  let best: Coding | undefined;
-  for (const coding of ['br', 'gzip'] as const) {
-    if (!available.includes(coding) || q[coding] <= 0) continue;
-    if (best === undefined || q[coding] > q[best]) best = coding;
-  }
-  return best;
 }

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { checkClientAddress } from '../client-address.js';
 import { gatewayUser } from '../redis-users.js';
-import type { AcmeConfig, GatewayConfig } from '../schemas/gateway.js';
+import type { AcmeConfig, CodingLevels, CompressionConfig, GatewayConfig } from '../schemas/gateway.js';
 import { checkedDocument, optional } from './document.js';
 
 /** `::` takes IPv6 and IPv4-mapped IPv4: the gateway answers on both families. */
@@ -42,6 +42,15 @@ export interface GatewayInput {
    * ACME certificate). Default true; without `acme` the files are always used.
    */
   readonly tlsFiles?: boolean;
+  /** Response compression, as gateway.json's `compression` (the daemon fills what is left out). */
+  readonly compression?: CompressionInput;
+}
+
+export interface CompressionInput {
+  readonly enabled?: boolean;
+  readonly minBytes?: number;
+  readonly dynamic?: Partial<CodingLevels>;
+  readonly static?: Partial<CompressionConfig['static']>;
 }
 
 /** Where a scraper on the gateway (or an admin's login) finds its metrics listener. */
@@ -121,6 +130,7 @@ export function gatewayDocument(input: GatewayInput) {
     ...optional('static', input.static),
     // Loopback only: the scraper runs on the gateway, or reaches it through an admin's SSH login.
     ...(metricsPort === null ? {} : { metrics: { host: '127.0.0.1', port: metricsPort } }),
+    ...optional('compression', input.compression),
     // The same secret on every gateway: a client's Idempotency-Key maps to one request id.
     idempotency: { secretFile: files.idempotencySecret },
   } as const);

@@ -222,6 +222,42 @@ export const gatewaySchema = {
         allowNonLoopback: { type: 'boolean', default: false },
       },
     },
+    // Response compression (gateway/compression.ts): br or gzip by the client's Accept-Encoding,
+    // for text types only. Which application replies may be compressed is the route table's
+    // decision (`compress`, BREACH); static files always may be.
+    compression: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        // Bodies smaller than this go uncompressed (the headers would eat the gain).
+        minBytes: { type: 'integer', minimum: 0, maximum: 1048576, default: 1024 },
+        // Application replies, compressed per answer: levels cheap in CPU (bench/compression.ts).
+        dynamic: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            brotliQuality: { type: 'integer', minimum: 0, maximum: 11, default: 5 },
+            gzipLevel: { type: 'integer', minimum: 1, maximum: 9, default: 6 },
+          },
+          default: {},
+        },
+        // Static files without a .br/.gz sidecar, compressed once per file version and kept in
+        // memory up to cacheBytes; a file over cacheBytes/8 is compressed as it is sent, at the
+        // dynamic levels.
+        static: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            brotliQuality: { type: 'integer', minimum: 0, maximum: 11, default: 9 },
+            gzipLevel: { type: 'integer', minimum: 1, maximum: 9, default: 9 },
+            cacheBytes: { type: 'integer', minimum: 0, maximum: 1073741824, default: 33554432 },
+          },
+          default: {},
+        },
+      },
+      default: {},
+    },
     idempotency: {
       type: 'object',
       additionalProperties: false,
@@ -294,6 +330,7 @@ export interface GatewayConfig {
   readonly idempotency: { readonly secretFile?: string; readonly identityHeaders: readonly string[] };
   readonly static: readonly StaticMount[];
   readonly metrics?: GatewayMetricsListener;
+  readonly compression: CompressionConfig;
 }
 
 export interface GatewayMetricsListener {
@@ -314,6 +351,20 @@ export interface AcmeConfig {
   readonly retryMinMs: number;
   readonly retryMaxMs: number;
   readonly jitter: number;
+}
+
+export interface CodingLevels {
+  /** Brotli quality, 0-11. */
+  readonly brotliQuality: number;
+  /** gzip level, 1-9. */
+  readonly gzipLevel: number;
+}
+
+export interface CompressionConfig {
+  readonly enabled: boolean;
+  readonly minBytes: number;
+  readonly dynamic: CodingLevels;
+  readonly static: CodingLevels & { readonly cacheBytes: number };
 }
 
 export interface StaticMount {

@@ -175,6 +175,8 @@ export const gatewayInputSchema = {
       },
     },
     tlsFiles: { type: 'boolean' },
+    // Response compression, as gateway.json's (Ansible: gateway_compression).
+    compression: gatewaySchema.properties.compression,
   },
 } as const;
 

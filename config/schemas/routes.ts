@@ -60,6 +60,9 @@ export const routesSchema = {
     kind: { const: 'routes' },
     // The CORS policy of every route that does not set its own (none when absent).
     cors: corsSchema,
+    // Whether the replies of routes that do not set their own `compress` may be compressed.
+    // Absent: those of routes that take no cookies, when the reply sets none (BREACH).
+    compress: { type: 'boolean' },
     routes: {
       type: 'array',
       minItems: 1,
@@ -105,6 +108,9 @@ export const routesSchema = {
           },
           // This route's CORS policy, over the table's `cors`; false: none for this route.
           cors: { anyOf: [corsSchema, { const: false }] },
+          // May the gateway compress this route's replies (over the table's `compress`)? Only
+          // when no reply mixes a secret with what an attacker sent (BREACH; README).
+          compress: { type: 'boolean' },
           schema: {
             type: 'object',
             additionalProperties: false,
@@ -151,6 +157,7 @@ export interface RouteDefinition {
   readonly multipart: MultipartLimits;
   readonly cookies: readonly string[];
   readonly cors?: CorsPolicy | false;
+  readonly compress?: boolean;
   readonly schema: {
     readonly params?: Readonly<Record<string, unknown>>;
     readonly query?: Readonly<Record<string, unknown>>;
@@ -161,5 +168,6 @@ export interface RouteDefinition {
 export interface RoutesConfig {
   readonly kind: 'routes';
   readonly cors?: CorsPolicy;
+  readonly compress?: boolean;
   readonly routes: readonly RouteDefinition[];
 }

@@ -1,12 +1,15 @@
 // The last step: the envelope queued, its reply awaited, and the answer sent (or 504 when no
-// reply comes by the deadline). A keyed request whose twin is in flight is refused with 409.
+// reply comes by the deadline), compressed where the route table allows. A keyed request whose
+// twin is in flight is refused with 409.
 import type { GatewayConfig } from '../../config/schemas/gateway.js';
+import type { RoutesConfig } from '../../config/schemas/routes.js';
 import { errors, isNonstopError, type NonstopError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { buildEnvelope } from '../envelope.js';
 import type { GatewayMetrics } from '../metrics.js';
 import type { JobQueue } from '../queue-set.js';
 import type { ReplyWaiter } from '../reply-waiter.js';
+import { mayCompressReply } from '../compression.js';
 import { sendError, sendReply } from '../respond.js';
 import type { Routed } from './exchange.js';
 
@@ -14,6 +17,8 @@ const RETRY_AFTER_SECONDS = '5';
 
 export interface EnqueueDeps {
   readonly config: GatewayConfig;
+  /** The route table's own settings (its `compress` default). */
+  readonly routes?: Pick<RoutesConfig, 'compress'>;
   readonly queue: JobQueue;
   readonly replies: ReplyWaiter;
   readonly instanceId: string;
@@ -25,7 +30,15 @@ export function asNonstopError(err: unknown): NonstopError {
   return isNonstopError(err) ? err : errors.INTERNAL(undefined, undefined, { cause: err });
 }
 
-export function enqueue({ config, queue, replies, instanceId, log, metrics }: EnqueueDeps) {
+export function enqueue({
+  config,
+  routes: table = {},
+  queue,
+  replies,
+  instanceId,
+  log,
+  metrics,
+}: EnqueueDeps) {
   return async (x: Routed): Promise<void> => {
     const { req, res, route } = x;
     const timeoutMs = route.timeoutMs ?? config.replyTimeoutMs;
@@ -86,6 +99,12 @@ export function enqueue({ config, queue, replies, instanceId, log, metrics }: En
       },
       'answered',
     );
-    sendReply(res, answer, { method: req.method ?? 'GET', headers: req.headers, extra: x.answerHeaders });
+    const compressible = mayCompressReply(route, table, (answer.cookies?.length ?? 0) > 0);
+    await sendReply(res, answer, {
+      method: req.method ?? 'GET',
+      headers: req.headers,
+      extra: x.answerHeaders,
+      compression: compressible ? config.compression : undefined,
+    });
   };
 }

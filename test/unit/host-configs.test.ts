@@ -281,6 +281,20 @@ describe('nonstop render gateway|guard|broker|core|knock', () => {
     assert.equal('static' in gatewayDocument(gatewayFacts), false, 'no mounts: the field is left out');
   });
 
+  test('gateway: compression settings pass through; a bad one names its field', () => {
+    const compression = { minBytes: 2048, dynamic: { brotliQuality: 5 }, static: { cacheBytes: 1048576 } };
+    const doc = JSON.parse(renderArtefact('gateway', 'in.json', { ...gatewayFacts, compression })) as {
+      compression: unknown;
+    };
+    assert.deepEqual(doc.compression, compression);
+    assert.equal('compression' in gatewayDocument(gatewayFacts), false, 'none given: the field is left out');
+    refuses(
+      'gateway',
+      { ...gatewayFacts, compression: { dynamic: { brotliQuality: 12 } } },
+      /field "compression\.dynamic\.brotliQuality"/,
+    );
+  });
+
   test('bad input names the field and what was expected', () => {
     refuses(
       'gateway',

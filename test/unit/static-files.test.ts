@@ -1,5 +1,5 @@
-// The pure rules of the gateway's static files: ranges, Accept-Encoding, hashed names, ETag
-// lists and conditionals, path checks, and the start-time mount checks against routes.
+// The pure rules of the gateway's static files: ranges, hashed names, ETag lists and
+// conditionals, path checks, and the start-time mount checks against routes.
 import assert from 'node:assert/strict';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,14 +7,7 @@ import { test } from 'node:test';
 import { shadows, staticMountProblems } from '../../config/static-mounts.js';
 import type { RoutesConfig } from '../../config/schemas/routes.js';
 import { EtagCache } from '../../gateway/static-etag.js';
-import {
-  acceptedCodings,
-  chooseCoding,
-  contentTypeOf,
-  etagOf,
-  isHashedName,
-  parseRange,
-} from '../../gateway/static-http.js';
+import { contentTypeOf, etagOf, isHashedName, parseRange } from '../../gateway/static-http.js';
 import { ifRangeMatches, notModified, parseEtagList } from '../../gateway/conditional.js';
 import { checkStaticPath } from '../../gateway/static-path.js';
 import { tempDir } from '../helpers/files.js';
@@ -49,23 +42,6 @@ test('parseRange: single ranges, suffixes, clipping, unsatisfiable, multiple, ig
     { kind: 'none' },
     'absurd numbers are not parsed',
   );
-});
-
-test('Accept-Encoding: q values, q=0, *, x-gzip, malformed q, and the preference', () => {
-  assert.deepEqual(acceptedCodings(undefined), { br: 0, gzip: 0 });
-  assert.deepEqual(acceptedCodings('gzip, br'), { br: 1, gzip: 1 });
-  assert.deepEqual(acceptedCodings('br;q=0, gzip;q=0.5'), { br: 0, gzip: 0.5 });
-  assert.deepEqual(acceptedCodings('*'), { br: 1, gzip: 1 });
-  assert.deepEqual(acceptedCodings('*;q=0.2, br;q=0'), { br: 0, gzip: 0.2 });
-  assert.deepEqual(acceptedCodings('x-gzip'), { br: 0, gzip: 1 });
-  assert.deepEqual(acceptedCodings('BR; Q=0.7'), { br: 0.7, gzip: 0 });
-  assert.deepEqual(acceptedCodings('br;q=2, gzip;q=abc'), { br: 0, gzip: 0 }, 'malformed q is 0');
-  assert.equal(chooseCoding('gzip, br', ['br', 'gzip']), 'br', 'br wins a tie');
-  assert.equal(chooseCoding('gzip;q=1, br;q=0.5', ['br', 'gzip']), 'gzip');
-  assert.equal(chooseCoding('br', ['gzip']), undefined);
-  assert.equal(chooseCoding('gzip;q=0', ['gzip']), undefined);
-  assert.equal(chooseCoding('identity', ['br', 'gzip']), undefined);
-  assert.equal(chooseCoding(undefined, ['br', 'gzip']), undefined);
 });
 
 test('hashed names: hex and base64url segments before the extension, never plain words', () => {
