@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type Http2SecureServer } from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { redisEndpoints, type GatewayConfig } from '../config/schemas/gateway.js';
@@ -12,7 +13,9 @@ import { replyKey } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { createRedis } from '../lib/redis.js';
-import { createRequestHandler, type RequestHandler } from './handler.js';
+import { createRequestHandler } from './handler.js';
+import type { GatewayRequest, GatewayResponse } from './http-message.js';
+import { guardSessions, http1FallbackLimits, http2ServerOptions, type Http2Guard } from './http2-guard.js';
 import { IdempotencyScope } from './idempotency-key.js';
 import { readIdempotencySecret } from './idempotency-secret.js';
 import { ReplyWaiter } from './reply-waiter.js';
@@ -94,32 +97,47 @@ export async function startGateway(
     // let a slow-loris connection hold a socket far past headersTimeout.
     connectionsCheckingInterval: Math.min(1000, config.limits.headersTimeoutMs / 2),
   };
-  const servers: (http.Server | https.Server)[] = [];
-  let httpsServer: https.Server | undefined;
+  const servers: Listener[] = [];
+  let httpsServer: https.Server | Http2SecureServer | undefined;
+  let h2Guard: Http2Guard | undefined;
   let httpsAddress: AddressInfo | undefined;
   let httpAddress: AddressInfo | undefined;
 
   try {
     if (config.https !== undefined) {
       const tls = config.https;
-      httpsServer = https.createServer(
-        { ...serverOptions, ...tlsProfileOptions(tls.profile), ...readTls(tls.cert, tls.key) },
-        (req, res) => {
-          res.setHeader('strict-transport-security', hsts);
-          handler(req, res);
-        },
-      );
+      const onRequest = (req: GatewayRequest, res: GatewayResponse) => {
+        res.setHeader('strict-transport-security', hsts);
+        handler(req, res);
+      };
+      const tlsOptions = { ...tlsProfileOptions(tls.profile), ...readTls(tls.cert, tls.key) };
+      if (tls.http2.enabled) {
+        // ALPN picks h2 or http/1.1; Node's compatibility API gives both the same request and
+        // response objects, so the steps and respond.ts serve either.
+        const h2Server = http2.createSecureServer(
+          { ...http2ServerOptions(tls.http2, config.limits), ...tlsOptions },
+          onRequest,
+        );
+        http1FallbackLimits(h2Server, config.limits, serverOptions.keepAliveTimeout);
+        h2Guard = guardSessions(h2Server, tls.http2, config.limits, log);
+        httpsServer = h2Server;
+      } else {
+        httpsServer = https.createServer({ ...serverOptions, ...tlsOptions }, onRequest);
+      }
       servers.push(httpsServer);
       httpsAddress = await listen(harden(httpsServer, config, log), tls.host, tls.port);
     }
+    // Plain HTTP stays HTTP/1.1: no h2c (cleartext HTTP/2 by prior knowledge or Upgrade), which
+    // browsers never use and which would only widen what port 80 parses.
     if (config.http.mode !== 'off') {
       const httpsPort = httpsAddress?.port ?? 443;
-      const onRequest: RequestHandler = config.http.mode === 'serve' ? handler : redirectTo(httpsPort);
+      const onRequest: Http1Handler = config.http.mode === 'serve' ? handler : redirectTo(httpsPort);
       const httpServer = http.createServer(serverOptions, onRequest);
       servers.push(httpServer);
       httpAddress = await listen(harden(httpServer, config, log), config.http.host, config.http.port);
     }
   } catch (err) {
+    h2Guard?.closeSessions();
     await Promise.all(servers.map((s) => closeServer(s)));
     await Promise.all([queue.close(), replies.close()]);
     throw err;
@@ -143,6 +161,7 @@ export async function startGateway(
       }
     },
     async close() {
+      h2Guard?.closeSessions();
       await Promise.all(servers.map((s) => closeServer(s)));
       await replies.close();
       await queue.close();
@@ -156,9 +175,17 @@ function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer
 }
 
 /** Header-count cap, and a definite answer (or a close) for requests Node cannot parse. */
-function harden<S extends http.Server | https.Server>(server: S, config: GatewayConfig, log: Logger): S {
-  // One more than allowed, so the handler can see that the limit was passed.
-  server.maxHeadersCount = config.limits.maxHeaders + 1;
+type Listener = http.Server | https.Server | Http2SecureServer;
+type Http1Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+function isHttp1(server: Listener): server is http.Server | https.Server {
+  return server instanceof http.Server || server instanceof https.Server;
+}
+
+function harden<S extends Listener>(server: S, config: GatewayConfig, log: Logger): S {
+  // One more than allowed, so the handler can see that the limit was passed (HTTP/1.1; an
+  // HTTP/2 server's fallback gets it from http1FallbackLimits).
+  if (isHttp1(server)) server.maxHeadersCount = config.limits.maxHeaders + 1;
   server.maxConnections = config.limits.maxConnections;
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
@@ -179,7 +206,7 @@ const HOST =
   /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$|^\[[0-9a-f:.]+\]$/i;
 
 /** Port 80 in redirect mode: a permanent redirect to the same path on HTTPS. */
-function redirectTo(httpsPort: number): RequestHandler {
+function redirectTo(httpsPort: number): Http1Handler {
   return (req: IncomingMessage, res: ServerResponse) => {
     const hostHeader = req.headers.host ?? '';
     const host = hostHeader.startsWith('[')
@@ -194,7 +221,7 @@ function redirectTo(httpsPort: number): RequestHandler {
   };
 }
 
-function listen(server: http.Server | https.Server, host: string, port: number): Promise<AddressInfo> {
+function listen(server: Listener, host: string, port: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -204,10 +231,10 @@ function listen(server: http.Server | https.Server, host: string, port: number):
   });
 }
 
-function closeServer(server: http.Server | https.Server): Promise<void> {
+function closeServer(server: Listener): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();
     server.close(() => resolve());
-    server.closeIdleConnections();
+    if (isHttp1(server)) server.closeIdleConnections();
   });
 }
