@@ -99,7 +99,7 @@ describe('HTTP/2 from the internet', { skip }, () => {
       ]);
       const r = await attack;
       const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
-      assert.ok(line, r.stderr);
+      assert.ok(line, `code ${r.code}: ${r.stdout} ${r.stderr}`);
       const seen = JSON.parse(line) as { goaway: number | null; opened: number; closed: boolean };
       assert.equal(seen.goaway, ENHANCE_YOUR_CALM, line);
       assert.equal(seen.closed, true, 'the gateway closed the session');

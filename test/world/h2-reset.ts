@@ -15,23 +15,34 @@ const spec = JSON.parse(process.argv[2] ?? '{}') as Spec;
 const session = http2.connect(spec.url, { ca: readFileSync(spec.ca), servername: spec.servername });
 let goaway: number | null = null;
 let opened = 0;
-session.on('error', () => {});
+let error: string | undefined;
+session.on('error', (err: Error) => (error = err.message));
 session.on('goaway', (code: number) => (goaway = code));
 const done = (closed: boolean) => {
-  process.stdout.write(`${JSON.stringify({ goaway, opened, closed })}\n`);
+  process.stdout.write(`${JSON.stringify({ goaway, opened, closed, error })}\n`);
   process.exit(0);
 };
 session.on('close', () => done(true));
-setTimeout(() => done(false), 10_000).unref();
-session.once('remoteSettings', () => {
-  for (let i = 0; i < spec.count && !session.closed && !session.destroyed; i++) {
+// Held (not unref'd): the script always reports, even when nothing else keeps it alive.
+setTimeout(() => done(false), 20_000);
+// In rounds of 50 (under the server's concurrency limit), each reset once its HEADERS have
+// left: a client's HTTP/2 stack sends nothing for a stream reset before it was sent.
+const round = () => {
+  const streams: http2.ClientHttp2Stream[] = [];
+  for (let i = 0; i < 50 && opened < spec.count; i++) {
+    if (session.closed || session.destroyed) return;
     try {
       const stream = session.request({ ':path': '/notes?limit=1' });
       stream.on('error', () => {});
-      stream.close(constants.NGHTTP2_CANCEL);
+      streams.push(stream);
       opened++;
     } catch {
-      break;
+      return;
     }
   }
-});
+  setTimeout(() => {
+    for (const stream of streams) stream.close(constants.NGHTTP2_CANCEL);
+    if (opened < spec.count) round();
+  }, 1);
+};
+session.once('remoteSettings', round);
