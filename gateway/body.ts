@@ -1,14 +1,20 @@
 // Reads a request body up to a byte limit. The declared length is checked before reading a
 // byte; a chunked body is counted as it arrives and the read stops at the limit.
-import type { IncomingMessage } from 'node:http';
+import { isHttp2Request, type GatewayRequest } from './http-message.js';
 import { errors } from '../lib/errors.js';
 
-/** Whether a request carries a body (chunked, or a non-zero Content-Length). */
-export function hasBody(req: Pick<IncomingMessage, 'headers'>): boolean {
-  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+/**
+ * Whether a request carries a body: chunked or a non-zero Content-Length on HTTP/1.x; on
+ * HTTP/2 also any stream whose HEADERS did not end it, since DATA frames need no length.
+ */
+export function hasBody(req: GatewayRequest): boolean {
+  if (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0) {
+    return true;
+  }
+  return isHttp2Request(req) && req.headers['content-length'] === undefined && !req.stream.endAfterHeaders;
 }
 
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: GatewayRequest, limit: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
     return Promise.reject(errors.BODY_TOO_LARGE(`Request body exceeds ${limit} bytes`));

@@ -2,12 +2,12 @@
 // logs). The peer is the connection's source, or the client a PROXY header named; when the peer
 // is a trusted proxy, its forwarding header (X-Forwarded-For or Forwarded, as configured) is read
 // from the right, past every trusted proxy, to the first address that is not one.
-import type { IncomingMessage } from 'node:http';
 import { isIPv6, type Server } from 'node:net';
 import type { GatewayConfig } from '../config/schemas/gateway.js';
 import { AddressSet, canonicalIp } from '../lib/ip-prefix.js';
 import type { Logger } from '../lib/log.js';
 import { ProxiedConnections, requireProxyHeader } from './proxy-listener.js';
+import type { GatewayRequest } from './http-message.js';
 
 /** Hops read from the right at most: longer chains than this are not a real path. */
 export const MAX_HOPS = 32;
@@ -43,7 +43,7 @@ export class ClientAddresses {
     return server;
   }
 
-  of(req: IncomingMessage): string {
+  of(req: GatewayRequest): string {
     const socket = req.socket;
     const peer = this.connections.get(socket) ?? canonicalIp(socket.remoteAddress ?? '') ?? 'unknown';
     const name = this.config.forwardedHeader;

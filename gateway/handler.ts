@@ -1,7 +1,6 @@
 // The gateway's request path, as the ordered list of its steps (gateway/steps/): each refuses,
 // answers, or lets the request go on. Every refusal happens before any queue work and every
 // accepted request ends with one answer.
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { GatewayConfig } from '../config/schemas/gateway.js';
 import type { RoutesConfig } from '../config/schemas/routes.js';
 import { errors } from '../lib/errors.js';
@@ -14,7 +13,8 @@ import { FIXED_ROUTES, type GatewayMetrics, type RequestTrack } from './metrics.
 import { RateLimiter } from './rate-limit.js';
 import type { ReplyWaiter } from './reply-waiter.js';
 import type { JobQueue } from './queue-set.js';
-import { sendError } from './respond.js';
+import { isHttp2, type GatewayRequest, type GatewayResponse } from './http-message.js';
+import { closeAfterAnswer, sendError } from './respond.js';
 import type { Router } from './router.js';
 import { body } from './steps/body.js';
 import { capacity } from './steps/capacity.js';
@@ -55,7 +55,7 @@ export interface HandlerDeps {
   readonly certificate?: { readiness(): CertificateReadiness } | undefined;
 }
 
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+export type RequestHandler = (req: GatewayRequest, res: GatewayResponse) => void;
 
 export function createRequestHandler(deps: HandlerDeps): RequestHandler {
   const { config, router, queue, replies, log } = deps;
@@ -100,7 +100,7 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     options: metrics.seriesOf(FIXED_ROUTES.options),
   };
 
-  async function handle(req: IncomingMessage, res: ServerResponse, track: RequestTrack): Promise<void> {
+  async function handle(req: GatewayRequest, res: GatewayResponse, track: RequestTrack): Promise<void> {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const x: Exchange = {
@@ -134,6 +134,8 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     }
     track.route = metrics.seriesOf(found.route.name);
     if (await runSteps(found, after)) return;
+    // A client that reset its stream (HTTP/2) or hung up meanwhile gets nothing queued for it.
+    if (clientGone(res)) return;
     await send(found);
   }
 
@@ -145,8 +147,12 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
       track.refused(known.code);
       if (known.status === undefined || known.status >= 500) log.error({ err }, 'request failed');
       // After a refused body the rest of it is not read; close rather than drain.
-      if (known.code === errors.BODY_TOO_LARGE.code) res.setHeader('connection', 'close');
+      if (known.code === errors.BODY_TOO_LARGE.code) closeAfterAnswer(res);
       sendError(res, known);
     });
   };
+}
+
+function clientGone(res: GatewayResponse): boolean {
+  return isHttp2(res) ? res.stream.destroyed : res.destroyed;
 }

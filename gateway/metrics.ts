@@ -5,9 +5,9 @@
 // label set a request can touch is made once (at start, or at its first status code), so that a
 // request costs a few lookups and increments.
 import { X509Certificate } from 'node:crypto';
-import type { ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { GatewayResponse } from './http-message.js';
 
 export const METRIC_PREFIX = 'nonstop_gateway_';
 
@@ -165,7 +165,7 @@ export class GatewayMetrics {
    * status and latency are counted when its response closes, as "aborted" when it closed before
    * the answer was complete. One listener: 'close' follows 'finish' on every response.
    */
-  track(res: ServerResponse, route: RouteSeries): RequestTrack {
+  track(res: GatewayResponse, route: RouteSeries): RequestTrack {
     const track = new Tracked(this, route);
     res.on('close', () => {
       this.count(

@@ -1,12 +1,14 @@
 // Writing answers to clients: the gateway's JSON errors, the application's replies (JSON or any
 // content, cookies, the headers it may set, 304 for what the client has, compressed where its
 // route allows: gateway/compression.ts), and the headers every response carries.
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import { constants } from 'node:http2';
 import type { NonstopError } from '../lib/errors.js';
 import type { Reply } from '../lib/envelope.js';
 import type { CompressionConfig } from '../config/schemas/gateway.js';
 import { compress, compressionFor, variantEtag } from './compression.js';
 import { notModified } from './conditional.js';
+import { forProtocol, isHttp2, type GatewayResponse } from './http-message.js';
 
 export const REPLAYED_HEADER = 'x-nonstop-replayed';
 
@@ -47,7 +49,7 @@ const REPLY_HEADERS = new Set([
 const NOT_MODIFIED_KEEPS = ['etag', 'last-modified', 'cache-control', 'expires', 'vary', 'content-location'];
 
 export function sendJson(
-  res: ServerResponse,
+  res: GatewayResponse,
   status: number,
   body: unknown,
   headers: Record<string, string> = {},
@@ -55,17 +57,36 @@ export function sendJson(
   if (res.headersSent || res.destroyed) return;
   const payload =
     body === null || body === undefined || status === 204 || status === 304 ? '' : JSON.stringify(body);
+  if (headers.connection === 'close') closeAfterAnswer(res);
   res.writeHead(status, {
     ...BASE_HEADERS,
-    ...headers,
+    ...forProtocol(res, headers),
     ...(payload === '' ? {} : { 'content-type': 'application/json; charset=utf-8' }),
     'content-length': Buffer.byteLength(payload),
   });
   res.end(payload);
 }
 
+/**
+ * Ends the connection's use once this answer is sent, when the rest of the request is not
+ * going to be read (a refused body, faulty framing). HTTP/1.1 closes the connection; HTTP/2
+ * has no `connection` header (RFC 9113, 8.2.2) and needs no closing of the whole session,
+ * whose other streams are fine: the stream alone is reset with NO_ERROR after the complete
+ * answer, which tells the client to stop sending its body (RFC 9113, 8.1).
+ */
+export function closeAfterAnswer(res: GatewayResponse): void {
+  if (!isHttp2(res)) {
+    if (!res.headersSent) res.setHeader('connection', 'close');
+    return;
+  }
+  const stream = res.stream;
+  res.once('finish', () => {
+    if (!stream.closed) stream.close(constants.NGHTTP2_NO_ERROR);
+  });
+}
+
 export function sendError(
-  res: ServerResponse,
+  res: GatewayResponse,
   err: NonstopError,
   requestId?: string,
   headers: Record<string, string> = {},
@@ -105,7 +126,7 @@ function lastModifiedMs(value: string | undefined): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
-export async function sendReply(res: ServerResponse, reply: Reply, request?: ReplyRequest): Promise<void> {
+export async function sendReply(res: GatewayResponse, reply: Reply, request?: ReplyRequest): Promise<void> {
   if (res.headersSent || res.destroyed) return;
   const headers: Record<string, string | string[]> = { ...BASE_HEADERS, 'x-request-id': reply.id };
   // Tells a retrying client that this is the stored answer of an earlier execution.

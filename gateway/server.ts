@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http, { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type Http2SecureServer } from 'node:http2';
 import https from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -20,8 +21,10 @@ import type { ChallengeStore } from './acme/challenges.js';
 import { RelayedChallengeStore } from './acme/relayed-challenges.js';
 import { AcmeManager, type ServedCertificate } from './acme/manager.js';
 import { TlsAlpnResponder } from './acme/tls-alpn.js';
-import { createRequestHandler, type RequestHandler } from './handler.js';
+import { createRequestHandler } from './handler.js';
 import { answerChallenge } from './steps/acme-challenge.js';
+import type { GatewayRequest, GatewayResponse } from './http-message.js';
+import { guardSessions, http1FallbackLimits, http2ServerOptions, type Http2Guard } from './http2-guard.js';
 import { IdempotencyScope } from './idempotency-key.js';
 import { FIXED_ROUTES, GatewayMetrics } from './metrics.js';
 import { startMetricsServer, type MetricsServer } from './metrics-server.js';
@@ -102,7 +105,11 @@ export async function startGateway(
   const httpChallenges = acmeConfig?.challenges.includes('http-01') === true ? challenges : undefined;
   const alpn =
     challenges !== undefined && acmeConfig?.challenges.includes('tls-alpn-01') === true
-      ? new TlsAlpnResponder(challenges, log)
+      ? new TlsAlpnResponder(
+          challenges,
+          log,
+          config.https?.http2.enabled === true ? ['h2', 'http/1.1'] : ['http/1.1'],
+        )
       : undefined;
   const endpoints = redisEndpoints(config.redis);
   const queue = new QueueSet(
@@ -154,8 +161,9 @@ export async function startGateway(
     // let a slow-loris connection hold a socket far past headersTimeout.
     connectionsCheckingInterval: Math.min(1000, config.limits.headersTimeoutMs / 2),
   };
-  const servers: (http.Server | https.Server)[] = [];
-  let httpsServer: https.Server | undefined;
+  const servers: Listener[] = [];
+  let httpsServer: https.Server | Http2SecureServer | undefined;
+  let h2Guard: Http2Guard | undefined;
   let httpsAddress: AddressInfo | undefined;
   let httpAddress: AddressInfo | undefined;
   let metricsServer: MetricsServer | undefined;
@@ -163,21 +171,32 @@ export async function startGateway(
   try {
     if (config.https !== undefined) {
       const tls = config.https;
+      const onRequest = (req: GatewayRequest, res: GatewayResponse) => {
+        res.setHeader('strict-transport-security', hsts);
+        handler(req, res);
+      };
       // With ACME alone there is no certificate until the first one is in (handshakes fail).
       const files: { cert?: Buffer; key?: Buffer } =
         tls.cert === undefined || tls.key === undefined ? {} : readTls(tls.cert, tls.key);
-      httpsServer = https.createServer(
-        {
-          ...serverOptions,
-          ...tlsProfileOptions(tls.profile),
-          ...(tls.acme === undefined ? files : {}),
-          ...(alpn === undefined ? {} : { SNICallback: alpn.SNICallback, ALPNCallback: alpn.ALPNCallback }),
-        },
-        (req, res) => {
-          res.setHeader('strict-transport-security', hsts);
-          handler(req, res);
-        },
-      );
+      const tlsOptions = {
+        ...tlsProfileOptions(tls.profile),
+        ...(tls.acme === undefined ? files : {}),
+        // TLS-ALPN-01 picks the protocol itself (acme-tls/1, else h2 or http/1.1 as below).
+        ...(alpn === undefined ? {} : { SNICallback: alpn.SNICallback, ALPNCallback: alpn.ALPNCallback }),
+      };
+      if (tls.http2.enabled) {
+        // ALPN picks h2 or http/1.1; Node's compatibility API gives both the same request and
+        // response objects, so the steps and respond.ts serve either.
+        const h2Server = http2.createSecureServer(
+          { ...http2ServerOptions(tls.http2, config.limits), ...tlsOptions },
+          onRequest,
+        );
+        http1FallbackLimits(h2Server, config.limits, serverOptions.keepAliveTimeout);
+        h2Guard = guardSessions(h2Server, tls.http2, config.limits, log);
+        httpsServer = h2Server;
+      } else {
+        httpsServer = https.createServer({ ...serverOptions, ...tlsOptions }, onRequest);
+      }
       // With ACME, the certificate's expiry is set as each one is served (onCertificate below).
       if (tls.acme === undefined && files.cert !== undefined) metrics.setCertificate(files.cert);
       if (alpn !== undefined)
@@ -186,9 +205,11 @@ export async function startGateway(
       const listener = clients.acceptOn(harden(httpsServer, config, log), 'https', tls.proxyProtocol);
       httpsAddress = await listen(listener, tls.host, tls.port);
     }
+    // Plain HTTP stays HTTP/1.1: no h2c (cleartext HTTP/2 by prior knowledge or Upgrade), which
+    // browsers never use and which would only widen what port 80 parses.
     if (config.http.mode !== 'off') {
       const httpsPort = httpsAddress?.port ?? 443;
-      const onRequest: RequestHandler =
+      const onRequest: Http1Handler =
         config.http.mode === 'serve' ? handler : counted(metrics, redirectTo(httpsPort, httpChallenges));
       const httpServer = http.createServer(serverOptions, onRequest);
       servers.push(httpServer);
@@ -197,6 +218,7 @@ export async function startGateway(
     }
     if (config.metrics !== undefined) metricsServer = await startMetricsServer(config.metrics, metrics, log);
   } catch (err) {
+    h2Guard?.closeSessions();
     await Promise.all(servers.map((s) => closeServer(s)));
     await Promise.all([queue.close(), replies.close()]);
     relayed?.close();
@@ -250,6 +272,7 @@ export async function startGateway(
     async close() {
       await acmeManager?.stop();
       relayed?.close();
+      h2Guard?.closeSessions();
       await Promise.all([...servers.map((s) => closeServer(s)), metricsServer?.close()]);
       await replies.close();
       await queue.close();
@@ -263,9 +286,17 @@ function readTls(certFile: string, keyFile: string): { cert: Buffer; key: Buffer
 }
 
 /** Header-count cap, and a definite answer (or a close) for requests Node cannot parse. */
-function harden<S extends http.Server | https.Server>(server: S, config: GatewayConfig, log: Logger): S {
-  // One more than allowed, so the handler can see that the limit was passed.
-  server.maxHeadersCount = config.limits.maxHeaders + 1;
+type Listener = http.Server | https.Server | Http2SecureServer;
+type Http1Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+function isHttp1(server: Listener): server is http.Server | https.Server {
+  return server instanceof http.Server || server instanceof https.Server;
+}
+
+function harden<S extends Listener>(server: S, config: GatewayConfig, log: Logger): S {
+  // One more than allowed, so the handler can see that the limit was passed (HTTP/1.1; an
+  // HTTP/2 server's fallback gets it from http1FallbackLimits).
+  if (isHttp1(server)) server.maxHeadersCount = config.limits.maxHeaders + 1;
   server.maxConnections = config.limits.maxConnections;
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
@@ -286,7 +317,7 @@ const HOST =
   /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$|^\[[0-9a-f:.]+\]$/i;
 
 /** `handler` with each request counted under FIXED_ROUTES.redirect. */
-function counted(metrics: GatewayMetrics, handler: RequestHandler): RequestHandler {
+function counted(metrics: GatewayMetrics, handler: Http1Handler): Http1Handler {
   const series = metrics.seriesOf(FIXED_ROUTES.redirect);
   return (req, res) => {
     metrics.track(res, series);
@@ -295,7 +326,7 @@ function counted(metrics: GatewayMetrics, handler: RequestHandler): RequestHandl
 }
 
 /** Port 80 in redirect mode: a permanent redirect to the same path on HTTPS (but ACME's http-01). */
-function redirectTo(httpsPort: number, challenges: ChallengeStore | undefined): RequestHandler {
+function redirectTo(httpsPort: number, challenges: ChallengeStore | undefined): Http1Handler {
   const redirect = redirectOnly(httpsPort);
   if (challenges === undefined) return redirect;
   return (req, res) => {
@@ -310,7 +341,7 @@ function redirectTo(httpsPort: number, challenges: ChallengeStore | undefined): 
   };
 }
 
-function redirectOnly(httpsPort: number): RequestHandler {
+function redirectOnly(httpsPort: number): Http1Handler {
   return (req: IncomingMessage, res: ServerResponse) => {
     const hostHeader = req.headers.host ?? '';
     const host = hostHeader.startsWith('[')
@@ -325,7 +356,7 @@ function redirectOnly(httpsPort: number): RequestHandler {
   };
 }
 
-function listen(server: http.Server | https.Server, host: string, port: number): Promise<AddressInfo> {
+function listen(server: Listener, host: string, port: number): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -335,10 +366,10 @@ function listen(server: http.Server | https.Server, host: string, port: number):
   });
 }
 
-function closeServer(server: http.Server | https.Server): Promise<void> {
+function closeServer(server: Listener): Promise<void> {
   return new Promise((resolve) => {
     if (!server.listening) return resolve();
     server.close(() => resolve());
-    server.closeIdleConnections();
+    if (isHttp1(server)) server.closeIdleConnections();
   });
 }

@@ -5,12 +5,12 @@
 // folder. The HTTP rules are in static-http.ts, the path checks in static-path.ts.
 import { constants, createReadStream, realpathSync, type Stats } from 'node:fs';
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { CompressionConfig, StaticMount } from '../config/schemas/gateway.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import type { GatewayRequest, GatewayResponse } from './http-message.js';
 import { sendError } from './respond.js';
 import { EtagCache } from './static-etag.js';
 import { contentTypeOf, isHashedName, parseRange } from './static-http.js';
@@ -68,7 +68,7 @@ export class StaticFiles {
   }
 
   /** Answers the request; never rejects (an unexpected failure is a 500 and a warning). */
-  async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async serve(req: GatewayRequest, res: GatewayResponse): Promise<void> {
     try {
       await this.answer(req, res);
     } catch (err) {
@@ -78,7 +78,7 @@ export class StaticFiles {
     }
   }
 
-  private async answer(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async answer(req: GatewayRequest, res: GatewayResponse): Promise<void> {
     // The HTTP version, framing, URL and header limits and the client's rate were checked by
     // the steps before this one (gateway/handler.ts).
     const url = req.url ?? '/';
@@ -215,8 +215,8 @@ export class StaticFiles {
    * cache is busy, or the file changed), so the caller sends it uncompressed.
    */
   private async answerCompressed(
-    req: IncomingMessage,
-    res: ServerResponse,
+    req: GatewayRequest,
+    res: GatewayResponse,
     file: Found,
     coding: Coding,
     common: Record<string, string>,
@@ -323,7 +323,7 @@ export class StaticFiles {
   private async stream(
     handle: FileHandle,
     path: string,
-    res: ServerResponse,
+    res: GatewayResponse,
     start: number,
     end: number,
   ): Promise<void> {
@@ -354,7 +354,7 @@ async function openFile(path: string): Promise<FileHandle | undefined> {
   }
 }
 
-function notFound(res: ServerResponse): void {
+function notFound(res: GatewayResponse): void {
   sendError(res, errors.NOT_FOUND('No such file'));
 }
 

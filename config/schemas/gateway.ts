@@ -107,6 +107,30 @@ export const gatewaySchema = {
           },
           default: {},
         },
+        // HTTP/2 on this listener (ALPN "h2", HTTP/1.1 for clients that do not offer it):
+        // gateway/http2-guard.ts. Its header list is bounded by limits.maxHeaderBytes and
+        // limits.maxHeaders, as HTTP/1.1's headers are.
+        http2: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            enabled: { type: 'boolean', default: true },
+            // SETTINGS_MAX_CONCURRENT_STREAMS: requests one connection may have open at once.
+            maxConcurrentStreams: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+            // SETTINGS_INITIAL_WINDOW_SIZE: request body bytes a stream may send unacknowledged.
+            initialWindowSize: { type: 'integer', minimum: 16384, maximum: 1048576, default: 65535 },
+            // What one session may buffer (nghttp2's state and queued frames) before it is closed.
+            maxSessionMemoryMb: { type: 'integer', minimum: 1, maximum: 256, default: 10 },
+            // Streams one session may open over its life; then GOAWAY and the client reconnects.
+            maxStreamsPerSession: { type: 'integer', minimum: 10, maximum: 10000000, default: 10000 },
+            // Streams a client may reset in a second before its session is ended (rapid reset,
+            // CVE-2023-44487).
+            maxResetsPerSecond: { type: 'integer', minimum: 1, maximum: 10000, default: 100 },
+            // A session without a frame in either direction for this long is closed.
+            idleTimeoutMs: { type: 'integer', minimum: 1000, maximum: 600000, default: 30000 },
+          },
+          default: {},
+        },
       },
     },
     redis: {
@@ -305,6 +329,7 @@ export interface GatewayConfig {
       readonly includeSubDomains: boolean;
       readonly preload: boolean;
     };
+    readonly http2: Http2Config;
   };
   readonly redis: GatewayRedisConfig;
   readonly limits: {
@@ -365,6 +390,16 @@ export interface CompressionConfig {
   readonly minBytes: number;
   readonly dynamic: CodingLevels;
   readonly static: CodingLevels & { readonly cacheBytes: number };
+}
+
+export interface Http2Config {
+  readonly enabled: boolean;
+  readonly maxConcurrentStreams: number;
+  readonly initialWindowSize: number;
+  readonly maxSessionMemoryMb: number;
+  readonly maxStreamsPerSession: number;
+  readonly maxResetsPerSecond: number;
+  readonly idleTimeoutMs: number;
 }
 
 export interface StaticMount {

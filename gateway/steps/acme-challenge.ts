@@ -2,8 +2,8 @@
 // HTTP-01 challenge, from the challenge store (this gateway's own or one relayed from another
 // gateway behind the name). Runs first, before rate limits and the queue, and on port 80 in
 // every mode: in redirect mode it is the one path that is answered rather than redirected.
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ChallengeStore } from '../acme/challenges.js';
+import type { GatewayRequest, GatewayResponse } from '../http-message.js';
 import { ANSWERED, type Exchange, type Step } from './exchange.js';
 
 export const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
@@ -19,8 +19,8 @@ export function acmeChallenge(store: ChallengeStore | undefined): Step<Exchange>
 /** True when the request was for the challenge path (and has been answered, 200 or 404). */
 export async function answerChallenge(
   store: ChallengeStore,
-  req: IncomingMessage,
-  res: ServerResponse,
+  req: GatewayRequest,
+  res: GatewayResponse,
   path: string,
 ): Promise<boolean> {
   if (!path.startsWith(ACME_CHALLENGE_PREFIX)) return false;
@@ -36,6 +36,7 @@ export async function answerChallenge(
     'cache-control': 'no-store',
     'x-content-type-options': 'nosniff',
   });
-  res.end(req.method === 'HEAD' ? undefined : body);
+  if (req.method === 'HEAD') res.end();
+  else res.end(body);
   return true;
 }

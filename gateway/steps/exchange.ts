@@ -1,17 +1,17 @@
 // One request on its way through the gateway's steps (gateway/handler.ts lists them in order).
 // A step returns nothing to let the request go on, a refusal (sent as the gateway's JSON
 // error), or ANSWERED when it wrote the answer itself (health, a preflight).
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RouteDefinition } from '../../config/schemas/routes.js';
 import type { BodyType } from '../../lib/envelope.js';
 import type { NonstopError } from '../../lib/errors.js';
+import type { GatewayRequest, GatewayResponse } from '../http-message.js';
 import type { KeyedRequest } from '../idempotency-key.js';
 import type { RequestTrack } from '../metrics.js';
 import { sendError } from '../respond.js';
 
 export interface Exchange {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+  readonly req: GatewayRequest;
+  readonly res: GatewayResponse;
   readonly started: number;
   readonly url: string;
   /** The raw (percent-encoded) path, without the query. */

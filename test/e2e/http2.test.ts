@@ -1,0 +1,110 @@
+// HTTP/2 through the whole system, from the internet host: curl --http2 negotiates h2 with a
+// gateway and gets the application's answer; h2load's short burst over 4 connections with 10
+// streams each is all 2xx; a rapid-reset client (test/world/h2-reset.ts) gets GOAWAY and its
+// session closed, and the gateway's other clients are answered meanwhile and after.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { SITE_NAME, ThreeTier } from '../../world/three-tier.js';
+import { worldSkipReason } from '../../world/world.js';
+
+const skip = worldSkipReason();
+const RESET = 'dist/test/world/h2-reset.js';
+/** ENHANCE_YOUR_CALM, the code gateway/http2-guard.ts ends a resetting session with. */
+const ENHANCE_YOUR_CALM = 0xb;
+
+describe('HTTP/2 from the internet', { skip }, () => {
+  let tt: ThreeTier;
+  before(async () => {
+    tt = await ThreeTier.start();
+    await tt.waitUntilServing(90_000);
+  });
+  after(() => tt?.close());
+
+  test(
+    'curl --http2 reports HTTP/2 and gets the answer through the system',
+    { timeout: 60_000 },
+    async () => {
+      const g = tt.gateway('gw1');
+      const r = await tt.inet.exec('curl', [
+        '--http2',
+        '-sS',
+        '--cacert',
+        tt.publicCaFile,
+        '--resolve',
+        `${SITE_NAME}:443:${g.host.ip4}`,
+        '-w',
+        '\n%{http_version} %{http_code}',
+        `https://${SITE_NAME}/notes?limit=1`,
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.trim().split('\n');
+      assert.equal(lines.at(-1), '2 200');
+      const body = JSON.parse(lines.slice(0, -1).join('\n')) as { error?: unknown };
+      assert.equal(body.error, undefined, 'the application answered, not the gateway');
+      // Plain HTTP stays HTTP/1.1 (no h2c): curl's prior-knowledge h2 gets no HTTP/2 answer.
+      const h2c = await tt.inet.exec('curl', [
+        '--http2-prior-knowledge',
+        '-sS',
+        '-o',
+        '/dev/null',
+        `http://${g.host.ip4}/healthz`,
+      ]);
+      assert.notEqual(h2c.code, 0);
+    },
+  );
+
+  test(
+    'h2load: 200 requests over 4 connections, 10 streams each, all 2xx',
+    { timeout: 120_000 },
+    async () => {
+      const g = tt.gateway('gw1');
+      // h2load does not verify the certificate; curl above did.
+      const r = await tt.inet.exec(
+        'h2load',
+        ['-n', '200', '-c', '4', '-m', '10', `https://${g.host.ip4}/notes?limit=1`],
+        {
+          timeoutMs: 90_000,
+        },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /Application protocol: h2/);
+      assert.match(
+        r.stdout,
+        /requests: 200 total, 200 started, 200 done, 200 succeeded, 0 failed, 0 errored/,
+      );
+      assert.match(r.stdout, /status codes: 200 2xx, 0 3xx, 0 4xx, 0 5xx/);
+    },
+  );
+
+  test(
+    'a rapid-reset client gets GOAWAY and a closed session; other clients are served',
+    { timeout: 120_000 },
+    async () => {
+      const g = tt.gateway('gw1');
+      const attack = tt.inet.runNode(
+        RESET,
+        [
+          JSON.stringify({
+            url: `https://${g.host.ip4}`,
+            ca: tt.publicCaFile,
+            servername: SITE_NAME,
+            count: 5000,
+          }),
+        ],
+        { timeoutMs: 30_000 },
+      );
+      const during = tt.requests('gw1', [
+        { path: '/notes?limit=1', https: true },
+        { path: '/notes?limit=1', https: true },
+      ]);
+      const r = await attack;
+      const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+      assert.ok(line, `code ${r.code}: ${r.stdout} ${r.stderr}`);
+      const seen = JSON.parse(line) as { goaway: number | null; opened: number; closed: boolean };
+      assert.equal(seen.goaway, ENHANCE_YOUR_CALM, line);
+      assert.equal(seen.closed, true, 'the gateway closed the session');
+      for (const a of await during) assert.equal(a.status, 200, a.error);
+      assert.equal((await tt.request('gw1', { path: '/notes?limit=1', https: true })).status, 200);
+    },
+  );
+});
