@@ -5,7 +5,13 @@
 import { join } from 'node:path';
 import { checkClientAddress } from '../client-address.js';
 import { gatewayUser } from '../redis-users.js';
-import type { AcmeConfig, CodingLevels, CompressionConfig, GatewayConfig } from '../schemas/gateway.js';
+import type {
+  AcmeConfig,
+  CodingLevels,
+  CompressionConfig,
+  GatewayConfig,
+  Http2Config,
+} from '../schemas/gateway.js';
 import { checkedDocument, optional } from './document.js';
 
 /** `::` takes IPv6 and IPv4-mapped IPv4: the gateway answers on both families. */
@@ -44,6 +50,8 @@ export interface GatewayInput {
   readonly tlsFiles?: boolean;
   /** Response compression, as gateway.json's `compression` (the daemon fills what is left out). */
   readonly compression?: CompressionInput;
+  /** HTTP/2 on the HTTPS listener, as gateway.json's `https.http2` (on by default). */
+  readonly http2?: Partial<Http2Config>;
 }
 
 export interface CompressionInput {
@@ -116,6 +124,7 @@ export function gatewayDocument(input: GatewayInput) {
       ...(input.acme !== undefined && input.tlsFiles === false ? {} : { cert: files.cert, key: files.key }),
       ...(input.acme === undefined ? {} : { acme: { stateDir: ACME_STATE_DIR, ...input.acme } }),
       ...optional('proxyProtocol', input.httpsProxyProtocol),
+      ...optional('http2', input.http2),
     },
     redis: {
       username: gatewayUser(input.id),

@@ -177,6 +177,8 @@ export const gatewayInputSchema = {
     tlsFiles: { type: 'boolean' },
     // Response compression, as gateway.json's (Ansible: gateway_compression).
     compression: gatewaySchema.properties.compression,
+    // HTTP/2 on the HTTPS listener, as gateway.json's https.http2 (Ansible: gateway_http2).
+    http2: gatewaySchema.properties.https.properties.http2,
   },
 } as const;
 
