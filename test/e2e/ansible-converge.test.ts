@@ -511,7 +511,13 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
             configDir,
             rotation,
             gateways: [
-              { ...gw1, hostKeyFingerprint: fingerprint.stdout.split(' ')[1] ?? '', remotePort: 6380 },
+              {
+                ...gw1,
+                hostKeyFingerprint: fingerprint.stdout.split(' ')[1] ?? '',
+                remotePort: 6380,
+                // The inventory's (group_vars/all.yml): the name whose ACME answers it relays.
+                names: ['www.example.net'],
+              },
             ],
             core: { url: 'https://10.0.0.30:9443', serverName: 'core' },
           }),
