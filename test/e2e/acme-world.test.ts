@@ -15,7 +15,7 @@ import { SITE_NAME, ThreeTier, type GatewayNode } from '../../world/three-tier.j
 import { worldSkipReason, type Host } from '../../world/world.js';
 import { tempDir } from '../helpers/files.js';
 import { sampleValue } from '../helpers/prometheus.js';
-import { preparePebble, type PreparedPebble } from '../helpers/world-pebble.js';
+import { preparePebble, type PreparedPebble, type RunningPebble } from '../helpers/world-pebble.js';
 
 const skip = worldSkipReason();
 const PEER = 'dist/test/helpers/keepalive-tls-peer.js';
@@ -78,11 +78,16 @@ function savedLeaf(g: GatewayNode): string {
   return leaf(readFileSync(join(g.dir, 'acme', 'cert.pem'), 'utf8'));
 }
 
-function orderedCertificate(g: GatewayNode, timeoutMs: number): Promise<string> {
-  return g.gateway.waitForLine(
-    (l) => l.includes('"msg":"serving TLS certificate"') && l.includes('"source":"order"'),
-    timeoutMs,
-  );
+/** Resolves once the gateway serves a certificate it ordered; fails with pebble's last words. */
+async function orderedCertificate(g: GatewayNode, pebble: RunningPebble): Promise<void> {
+  try {
+    await g.gateway.waitForLine(
+      (l) => l.includes('"msg":"serving TLS certificate"') && l.includes('"source":"order"'),
+      45_000,
+    );
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\npebble:\n${pebble.output().slice(-4000)}`, { cause: err });
+  }
 }
 
 describe('ACME certificates in the world, validated through another gateway', { skip }, () => {
@@ -117,11 +122,7 @@ describe('ACME certificates in the world, validated through another gateway', { 
     const gw2AnsweredBefore = await acmeRequests(gw2, '200');
 
     await tt.restartGateway('gw1');
-    try {
-      await orderedCertificate(gw1, 45_000);
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\npebble:\n${pebble.output().slice(-4000)}`, { cause: err });
-    }
+    await orderedCertificate(gw1, pebble);
     const viaGw1 = await fetchSite(tt.inet, gw1, root);
     assert.equal(viaGw1.status, '200');
     assert.equal(viaGw1.leaf, savedLeaf(gw1), 'gw1 serves the certificate it ordered');
@@ -136,11 +137,7 @@ describe('ACME certificates in the world, validated through another gateway', { 
 
     // TLS-ALPN-01: gw3 has no HTTP-01; the CA's acme-tls/1 handshake to gw2 gets gw3's answer.
     await tt.restartGateway('gw3');
-    try {
-      await orderedCertificate(gw3, 45_000);
-    } catch (err) {
-      throw new Error(`${(err as Error).message}\npebble:\n${pebble.output().slice(-4000)}`, { cause: err });
-    }
+    await orderedCertificate(gw3, pebble);
     const viaGw3 = await fetchSite(tt.inet, gw3, root);
     assert.equal(viaGw3.status, '200');
     assert.equal(viaGw3.leaf, savedLeaf(gw3), 'gw3 serves the certificate it ordered');

@@ -120,17 +120,8 @@ async function startPebble(
       async () => {
         if (processes.some((p) => !p.running)) throw new Error('pebble or pebble-challtestsrv exited');
         const dir = await curl(['-o', '/dev/null', '-w', '%{http_code}', '--cacert', caFile, directoryUrl]);
-        const dns = await curl([
-          '-o',
-          '/dev/null',
-          '-w',
-          '%{http_code}',
-          '-X',
-          'POST',
-          '-d',
-          '{}',
-          `${DNS_MANAGEMENT}/clear-request-history`,
-        ]);
+        // Any HTTP answer (404 here): its management API listens.
+        const dns = await curl(['-o', '/dev/null', '-w', '%{http_code}', `${DNS_MANAGEMENT}/`]);
         return dir.stdout === '200' && dns.stdout !== '000';
       },
       15_000,
