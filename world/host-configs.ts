@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { DEFAULT_STATUS_PORT, type BrokerGatewayInput, type BrokerInput } from '../config/render/broker.js';
 import type { CoreInput } from '../config/render/core.js';
-import { DEFAULT_METRICS_PORT, type GatewayInput } from '../config/render/gateway.js';
+import { DEFAULT_METRICS_PORT, type AcmeInput, type GatewayInput } from '../config/render/gateway.js';
 import type { GuardInput } from '../config/render/guard.js';
 import { packageRoot } from './world.js';
 
@@ -41,6 +41,11 @@ export const WORLD_CONFIG_DIFFERENCES = {
 export interface WorldGatewayOptions {
   readonly limits?: GatewayInput['limits'];
   readonly replyTimeoutMs?: number;
+  /**
+   * Its certificate by ACME (the world's PKI files are served until the first one); the state
+   * folder is under the gateway's own unless named (the deployed one is the unit's, on the machine).
+   */
+  readonly acme?: AcmeInput;
 }
 
 /** The deployed default (config/render/broker.ts): the world's brokers are the deployed ones here. */
@@ -61,6 +66,9 @@ export function worldGatewayInput(facts: GatewayFacts, options: WorldGatewayOpti
     static: [{ path: GUESTBOOK_ASSETS.path, dir: join(packageRoot(), GUESTBOOK_ASSETS.dir) }],
     limits: { ratePerSecond: 1_000_000, rateBurst: 1_000_000, ...options.limits },
     ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
+    ...(options.acme === undefined
+      ? {}
+      : { acme: { stateDir: join(facts.configDir, 'acme'), ...options.acme } }),
   };
 }
 

@@ -14,7 +14,7 @@ import type { RedisBudget } from '../broker/redis-unit.js';
 import { validateConfig } from '../config/load.js';
 import { brokerDocument, brokerFiles } from '../config/render/broker.js';
 import { coreDocument, coreFiles } from '../config/render/core.js';
-import { DUAL_STACK, gatewayDocument, gatewayFiles } from '../config/render/gateway.js';
+import { DUAL_STACK, gatewayDocument, gatewayFiles, type AcmeInput } from '../config/render/gateway.js';
 import { guardDocument } from '../config/render/guard.js';
 import { knockProfilesDocument } from '../config/render/knock.js';
 import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
@@ -57,8 +57,21 @@ export interface ThreeTierOptions {
   /** Merged into each gateway's `limits`; rate limits are lifted by default. */
   readonly gatewayLimits?: Readonly<Record<string, number>>;
   readonly replyTimeoutMs?: number;
+  /**
+   * Certificates by ACME for the gateways it names (default: none, the world's PKI files only).
+   * Called once every host has its addresses, before any daemon starts (an ACME CA for inet can
+   * be prepared here); what the function it resolves to returns for a gateway id is that
+   * gateway's ACME input (undefined: none).
+   */
+  readonly gatewayAcme?: (hosts: WorldHosts) => Promise<(gatewayId: string) => AcmeInput | undefined>;
   /** Called with a line for each step of the bring-up. */
   readonly progress?: (step: string) => void;
+}
+
+/** The world's hosts, by role, once they have their addresses. */
+export interface WorldHosts {
+  readonly inet: Host;
+  readonly gateways: ReadonlyMap<string, Host>;
 }
 
 export interface SshKey {
@@ -454,6 +467,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   for (const id of brokerIds) brokerHosts.set(id, await world.addHost(id, { public: 1, private: 1 }));
   const coreHost = await world.addHost('core', { private: 1 });
   const coreIp = coreHost.addresses.private.v4[0]!;
+  const acmeOf = (await options.gatewayAcme?.({ inet, gateways: gatewayHosts })) ?? (() => undefined);
 
   progress("generating certificates, SSH keys, knock secrets, and each gateway's Redis on each broker");
   const dir = world.dir;
@@ -639,6 +653,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     // One secret for the deployment (the first gateway makes it, the others get a copy): every
     // gateway derives the same request id from a client's Idempotency-Key.
     place(idempotencySecret(join(dir, 'idempotency.secret')), files.idempotencySecret);
+    const acme = acmeOf(id);
     writeJson(
       configFile,
       gatewayDocument(
@@ -647,6 +662,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
           {
             ...(options.gatewayLimits === undefined ? {} : { limits: options.gatewayLimits }),
             ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
+            ...(acme === undefined ? {} : { acme }),
           },
         ),
       ),

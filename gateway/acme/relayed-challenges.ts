@@ -22,6 +22,12 @@ import { LocalChallengeStore, type ChallengeAnswer, type ChallengeStore } from '
 export const INBOX_POLL_MS = 500;
 /** How long `publish` waits to see its answer relayed back by a broker. */
 export const CONFIRM_TIMEOUT_MS = 10_000;
+/**
+ * How long `publish` waits after that, for the other gateways of the name to have read their
+ * inboxes (every INBOX_POLL_MS, plus the read itself; the broker writes theirs about when it
+ * writes this one's): a CA validates as soon as it is told to, at whichever gateway it resolves.
+ */
+export const SETTLE_MS = 2 * INBOX_POLL_MS;
 
 export interface RelayedChallengeOptions {
   /** A connection to each broker's Redis of this gateway (its redis.endpoints). */
@@ -31,6 +37,7 @@ export interface RelayedChallengeOptions {
   readonly log: Logger;
   readonly pollMs?: number;
   readonly confirmTimeoutMs?: number;
+  readonly settleMs?: number;
   readonly now?: () => number;
 }
 
@@ -84,7 +91,7 @@ export class RelayedChallengeStore implements ChallengeStore {
     gatewayId: string,
     instanceId: string,
     log: Logger,
-    options: Partial<Pick<RelayedChallengeOptions, 'pollMs' | 'confirmTimeoutMs'>> = {},
+    options: Partial<Pick<RelayedChallengeOptions, 'pollMs' | 'confirmTimeoutMs' | 'settleMs'>> = {},
   ): RelayedChallengeStore {
     const connections = redisEndpoints(redis).map((e, i) =>
       createRedis(e, 'fail-fast', `nonstop-gw-${gatewayId}-${instanceId}-acme-${i}`, log, {
@@ -123,8 +130,9 @@ export class RelayedChallengeStore implements ChallengeStore {
   /**
    * Answers it at once from here, writes it to every broker's outbox, and resolves when a
    * broker has relayed it (it shows in this gateway's own inbox: the broker checked it and
-   * handed it to every gateway of the name), or after `confirmTimeoutMs` with a warning (no
-   * broker relayed it: the other gateways of the name may not answer it).
+   * handed it to every gateway of the name) and `settleMs` more have passed (the others have
+   * read it by then), or after `confirmTimeoutMs` with a warning (no broker relayed it: the
+   * other gateways of the name may not answer it).
    */
   async publish(answer: ChallengeAnswer): Promise<void> {
     await this.#own.publish(answer);
@@ -143,7 +151,8 @@ export class RelayedChallengeStore implements ChallengeStore {
       () => this.#relayed(relayed),
       this.options.confirmTimeoutMs ?? CONFIRM_TIMEOUT_MS,
     );
-    if (!seen)
+    if (seen) await this.#settle(this.options.settleMs ?? SETTLE_MS);
+    else
       this.options.log.warn(
         { type: relayed.type, identifier: relayed.identifier },
         'no broker relayed the ACME challenge answer in time; other gateways of the name may not answer it',
@@ -254,6 +263,11 @@ export class RelayedChallengeStore implements ChallengeStore {
         'writing the ACME challenge outbox failed',
       );
     }
+  }
+
+  /** Resolves after `ms`, or at close. */
+  #settle(ms: number): Promise<void> {
+    return this.#until(() => false, ms).then(() => undefined);
   }
 
   /** Resolves true once `done()` holds after a poll, false after `timeoutMs` or at close. */

@@ -1,11 +1,14 @@
 // The gateway's relayed challenge store over stand-in Redis connections: its own answers first,
 // the relayed ones from memory, what the outbox carries (a shorter lifetime than the local one),
-// and what it keeps while a broker's Redis cannot be read.
+// what it keeps while a broker's Redis cannot be read, and how long publish waits.
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { test } from 'node:test';
 import type { ChallengeAnswer } from '../../gateway/acme/challenges.js';
-import { RelayedChallengeStore } from '../../gateway/acme/relayed-challenges.js';
+import {
+  RelayedChallengeStore,
+  type RelayedChallengeOptions,
+} from '../../gateway/acme/relayed-challenges.js';
 import {
   challengeInboxKey,
   challengeOutboxKey,
@@ -47,7 +50,7 @@ const mine = (token: string, over: Partial<ChallengeAnswer> = {}): ChallengeAnsw
   ...over,
 });
 
-function setup() {
+function setup(over: Partial<RelayedChallengeOptions> = {}) {
   let now = NOW;
   const redis = [new FakeRedis(), new FakeRedis()];
   const store = new RelayedChallengeStore({
@@ -57,6 +60,7 @@ function setup() {
     log: silentLogger(),
     confirmTimeoutMs: 0,
     now: () => now,
+    ...over,
   });
   const relay = (r: FakeRedis, source: string, answers: RelayedAnswer[]) =>
     r.hashes.set(challengeInboxKey('p', 'gwb'), {
@@ -133,4 +137,26 @@ test("a broker's Redis that cannot be read keeps what it relayed; the other's ad
   await store.poll();
   assert.equal(store.httpAnswer('two'), undefined);
   assert.equal(store.httpAnswer('x'), undefined);
+});
+
+test('publish resolves settleMs after its answer shows relayed (the others have read theirs); at once at close', async () => {
+  const { store, redis, relay } = setup({ confirmTimeoutMs: 5000, settleMs: 300 });
+  const relayed = (a: ChallengeAnswer) => {
+    relay(redis[0]!, 'gwb', [{ ...a, expiresAt: NOW + MAX_ANSWER_LIFETIME_MS - CLOCK_SLACK_MS }]);
+    return store.poll();
+  };
+  const first = mine('settle');
+  await relayed(first);
+  let started = Date.now();
+  await store.publish(first);
+  const took = Date.now() - started;
+  assert.ok(took >= 290 && took < 2000, `publish took ${took} ms`);
+
+  const second = mine('closing');
+  await relayed(second);
+  started = Date.now();
+  const publishing = store.publish(second);
+  setTimeout(() => store.close(), 50);
+  await publishing;
+  assert.ok(Date.now() - started < 250, 'close ends the wait');
 });
