@@ -4,7 +4,7 @@
 // hosts, and a request naming any other host is refused: a web page an admin has open cannot
 // read it by rebinding its own name to 127.0.0.1.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listenAdmin, refuseForeignHost, type AdminListener } from '../lib/admin-listener.js';
 import type { Logger } from '../lib/log.js';
 import type { ChallengeRelayCounts } from './acme-relay.js';
 import type { JobOutcome, QueueDepth } from './gateway-worker.js';
@@ -43,10 +43,7 @@ export interface StatusSource {
   snapshot(): Promise<StatusSnapshot>;
 }
 
-export interface StatusServer {
-  readonly address: AddressInfo;
-  close(): Promise<void>;
-}
+export type StatusServer = AdminListener;
 
 export function statusDocument(brokerId: string, s: StatusSnapshot): Record<string, unknown> {
   return { brokerId, tunnels: s.tunnels, jobs: s.jobs, queues: s.queues, cells: s.cells, acme: s.acme ?? {} };
@@ -126,9 +123,6 @@ export function metricsText(s: StatusSnapshot): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The Host a loopback client sends: a loopback address or localhost, with any port. */
-const LOOPBACK_HOST = /^(?:127(?:\.\d{1,3}){3}|\[::1\]|localhost)(?::\d{1,5})?$/i;
-
 export function startStatusServer(
   where: { host: string; port: number },
   source: StatusSource,
@@ -159,10 +153,7 @@ export function startStatusServer(
     }
   };
   const server = http.createServer((req, res) => {
-    if (!LOOPBACK_HOST.test(req.headers.host ?? '')) {
-      res.writeHead(421, { 'content-length': 0, connection: 'close' }).end();
-      return;
-    }
+    if (refuseForeignHost(req, res)) return;
     if (req.method !== 'GET') {
       res.writeHead(405, { allow: 'GET', 'content-length': 0 }).end();
       return;
@@ -173,20 +164,5 @@ export function startStatusServer(
       res.end();
     });
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(where.port, where.host, () => {
-      server.off('error', reject);
-      const address = server.address() as AddressInfo;
-      log.info({ address }, 'status endpoint listening');
-      resolve({
-        address,
-        close: () =>
-          new Promise<void>((done) => {
-            server.close(() => done());
-            server.closeAllConnections();
-          }),
-      });
-    });
-  });
+  return listenAdmin(server, where, log, 'status endpoint');
 }
