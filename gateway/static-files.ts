@@ -166,19 +166,9 @@ export class StaticFiles {
 
     // What is sent is what the open descriptor holds: a file replaced or removed since the
     // stat above is answered as it is now, or not found.
-    const handle = await openFile(chosen.path);
-    if (handle === undefined) return notFound(res);
-    let st: Stats;
-    try {
-      st = await handle.stat();
-    } catch (err) {
-      await handle.close();
-      throw err;
-    }
-    if (!st.isFile()) {
-      await handle.close();
-      return notFound(res);
-    }
+    const opened = await openRegularFile(chosen.path);
+    if (opened === undefined) return notFound(res);
+    const { handle, st } = opened;
     current = await validatorsOf(st);
     const headers = fullHeaders(st, current.etag);
     const range = parseRange(rangeHeader, st.size);
@@ -262,23 +252,12 @@ export class StaticFiles {
       res.end();
       return true;
     }
-    const handle = await openFile(file.path);
-    if (handle === undefined) {
+    const opened = await openRegularFile(file.path);
+    if (opened === undefined) {
       notFound(res);
       return true;
     }
-    let st: Stats;
-    try {
-      st = await handle.stat();
-    } catch (err) {
-      await handle.close();
-      throw err;
-    }
-    if (!st.isFile()) {
-      await handle.close();
-      notFound(res);
-      return true;
-    }
+    const { handle, st } = opened;
     res.writeHead(200, (await headersOf(st)).headers);
     const source = createReadStream(file.path, { fd: handle, autoClose: true });
     try {
@@ -352,6 +331,24 @@ async function openFile(path: string): Promise<FileHandle | undefined> {
     if (isMissing(err)) return undefined;
     throw err;
   }
+}
+
+/** The file open, with its stat: undefined when it is missing or not a regular file. */
+async function openRegularFile(path: string): Promise<{ handle: FileHandle; st: Stats } | undefined> {
+  const handle = await openFile(path);
+  if (handle === undefined) return undefined;
+  let st: Stats;
+  try {
+    st = await handle.stat();
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+  if (!st.isFile()) {
+    await handle.close();
+    return undefined;
+  }
+  return { handle, st };
 }
 
 function notFound(res: GatewayResponse): void {
