@@ -10,6 +10,48 @@ import { generatePki } from '../../lib/pki.js';
 import { tempDir } from './files.js';
 import { until } from './until.js';
 
+/** pebble-challtestsrv as a DNS server only (its own HTTP-01/TLS-ALPN-01 responders off). */
+export function challtestsrvArgs(defaultIPv4: string, dns: string, management: string): string[] {
+  return [
+    ...['-defaultIPv4', defaultIPv4, '-defaultIPv6', ''],
+    ...['-dns01', dns, '-http01', '', '-https01', '', '-tlsalpn01', ''],
+    ...['-management', management],
+  ];
+}
+
+/** Pebble validating for real: no sleeps, no always-valid, no nonce rejections, no reused authz. */
+export const PEBBLE_ENV = {
+  PEBBLE_VA_NOSLEEP: '1',
+  PEBBLE_VA_ALWAYS_VALID: '0',
+  PEBBLE_WFE_NONCEREJECT: '0',
+  PEBBLE_AUTHZREUSE: '0',
+} as const;
+
+/** Pebble's config file: where it listens, its TLS files, and the ports it validates on. */
+export function pebbleConfig(c: {
+  listen: string;
+  management: string;
+  cert: string;
+  key: string;
+  httpPort: number;
+  tlsPort: number;
+  validitySeconds?: number | undefined;
+}): string {
+  return JSON.stringify({
+    pebble: {
+      listenAddress: c.listen,
+      managementListenAddress: c.management,
+      certificate: c.cert,
+      privateKey: c.key,
+      httpPort: c.httpPort,
+      tlsPort: c.tlsPort,
+      ocspResponderURL: '',
+      externalAccountBindingRequired: false,
+      ...(c.validitySeconds === undefined ? {} : { certificateValidityPeriod: c.validitySeconds }),
+    },
+  });
+}
+
 export interface Pebble {
   readonly directoryUrl: string;
   /** The CA of pebble's own HTTPS (its listener's certificate). */
@@ -51,47 +93,24 @@ export async function startPebble(t: TestContext, options: PebbleOptions): Promi
     child.stderr.on('data', (c: Buffer) => output.push(c.toString()));
     return child;
   };
-  run('pebble-challtestsrv', [
-    '-defaultIPv4',
-    '127.0.0.1',
-    '-defaultIPv6',
-    '',
-    '-dns01',
-    `127.0.0.1:${dnsPort}`,
-    '-http01',
-    '',
-    '-https01',
-    '',
-    '-tlsalpn01',
-    '',
-    '-management',
-    `127.0.0.1:${challManagementPort}`,
-  ]);
+  run(
+    'pebble-challtestsrv',
+    challtestsrvArgs('127.0.0.1', `127.0.0.1:${dnsPort}`, `127.0.0.1:${challManagementPort}`),
+  );
   const configFile = join(dir, 'pebble.json');
   writeFileSync(
     configFile,
-    JSON.stringify({
-      pebble: {
-        listenAddress: `127.0.0.1:${acmePort}`,
-        managementListenAddress: `127.0.0.1:${managementPort}`,
-        certificate: pki.gateways.pebble!.cert,
-        privateKey: pki.gateways.pebble!.key,
-        httpPort: options.httpPort,
-        tlsPort: options.tlsPort,
-        ocspResponderURL: '',
-        externalAccountBindingRequired: false,
-        ...(options.validitySeconds === undefined
-          ? {}
-          : { certificateValidityPeriod: options.validitySeconds }),
-      },
+    pebbleConfig({
+      listen: `127.0.0.1:${acmePort}`,
+      management: `127.0.0.1:${managementPort}`,
+      cert: pki.gateways.pebble!.cert,
+      key: pki.gateways.pebble!.key,
+      httpPort: options.httpPort,
+      tlsPort: options.tlsPort,
+      validitySeconds: options.validitySeconds,
     }),
   );
-  const pebble = run('pebble', ['-config', configFile, '-dnsserver', `127.0.0.1:${dnsPort}`], {
-    PEBBLE_VA_NOSLEEP: '1',
-    PEBBLE_VA_ALWAYS_VALID: '0',
-    PEBBLE_WFE_NONCEREJECT: '0',
-    PEBBLE_AUTHZREUSE: '0',
-  });
+  const pebble = run('pebble', ['-config', configFile, '-dnsserver', `127.0.0.1:${dnsPort}`], PEBBLE_ENV);
   const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
   const ca = readFileSync(pki.publicCa.cert);
   try {

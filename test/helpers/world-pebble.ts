@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generatePki } from '../../lib/pki.js';
 import type { Host, HostProcess } from '../../world/world.js';
+import { challtestsrvArgs, PEBBLE_ENV, pebbleConfig } from './pebble.js';
 import { until } from './until.js';
 
 const ACME_PORT = 14000;
@@ -50,21 +51,15 @@ export async function preparePebble(
   const configFile = join(dir, 'pebble.json');
   writeFileSync(
     configFile,
-    JSON.stringify({
-      pebble: {
-        listenAddress: `${inet.ip4}:${ACME_PORT}`,
-        managementListenAddress: `127.0.0.1:${MANAGEMENT_PORT}`,
-        certificate: pki.gateways.pebble!.cert,
-        privateKey: pki.gateways.pebble!.key,
-        // Where the validations go: the gateways' own ports.
-        httpPort: 80,
-        tlsPort: 443,
-        ocspResponderURL: '',
-        externalAccountBindingRequired: false,
-        ...(options.validitySeconds === undefined
-          ? {}
-          : { certificateValidityPeriod: options.validitySeconds }),
-      },
+    pebbleConfig({
+      listen: `${inet.ip4}:${ACME_PORT}`,
+      management: `127.0.0.1:${MANAGEMENT_PORT}`,
+      cert: pki.gateways.pebble!.cert,
+      key: pki.gateways.pebble!.key,
+      // Where the validations go: the gateways' own ports.
+      httpPort: 80,
+      tlsPort: 443,
+      validitySeconds: options.validitySeconds,
     }),
   );
   const directoryUrl = `https://${inet.ip4}:${ACME_PORT}/dir`;
@@ -89,32 +84,10 @@ async function startPebble(
   const curl = (args: string[]) => inet.exec('curl', ['-sS', '--max-time', '5', ...args]);
   try {
     processes.push(
-      inet.spawn('pebble-challtestsrv', [
-        // No default answers: a name resolves only once the test adds it.
-        '-defaultIPv4',
-        '',
-        '-defaultIPv6',
-        '',
-        '-dns01',
-        DNS,
-        '-http01',
-        '',
-        '-https01',
-        '',
-        '-tlsalpn01',
-        '',
-        '-management',
-        DNS_MANAGEMENT.slice('http://'.length),
-      ]),
+      // No default answers: a name resolves only once the test adds it.
+      inet.spawn('pebble-challtestsrv', challtestsrvArgs('', DNS, DNS_MANAGEMENT.slice('http://'.length))),
     );
-    processes.push(
-      inet.spawn('pebble', ['-config', configFile, '-dnsserver', DNS], {
-        PEBBLE_VA_NOSLEEP: '1',
-        PEBBLE_VA_ALWAYS_VALID: '0',
-        PEBBLE_WFE_NONCEREJECT: '0',
-        PEBBLE_AUTHZREUSE: '0',
-      }),
-    );
+    processes.push(inet.spawn('pebble', ['-config', configFile, '-dnsserver', DNS], PEBBLE_ENV));
     await until(
       'pebble to answer its directory and challtestsrv its management API',
       async () => {
