@@ -1,4 +1,5 @@
 // Starts a gateway for a test (HTTP on an ephemeral loopback port, serving) and stops it after.
+import { request, type IncomingHttpHeaders } from 'node:http';
 import type { TestContext } from 'node:test';
 import { validateConfig } from '../../config/load.js';
 import { loadRoutes } from '../../config/routes.js';
@@ -43,4 +44,32 @@ export async function untilReady(url: string, timeoutMs = 5000): Promise<void> {
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`gateway at ${url} not ready within ${timeoutMs} ms`);
+}
+
+export interface RawAnswer {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  /** As it came on the wire (node:http decodes nothing). */
+  readonly body: Buffer;
+}
+
+/** One plain-HTTP request to 127.0.0.1, the path sent exactly as given (unlike fetch). */
+export function rawGet(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }

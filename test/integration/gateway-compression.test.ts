@@ -5,42 +5,17 @@
 // worker in the test stands in for the broker.
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { request, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import { Worker, type Job } from 'bullmq';
 import { replyKey, queueName, type Envelope, type Reply } from '../../lib/envelope.js';
 import { tempDir, writeJson } from '../helpers/files.js';
-import { startTestGateway, untilReady } from '../helpers/gateway.js';
+import { rawGet, startTestGateway, untilReady, type RawAnswer } from '../helpers/gateway.js';
 import { REDIS_HOST, REDIS_PORT, testRedis } from '../helpers/redis.js';
 
-interface Answer {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  /** As it came on the wire (node:http decodes nothing). */
-  readonly body: Buffer;
-}
-
-function get(
-  port: number,
-  path: string,
-  headers: Record<string, string> = {},
-  method = 'GET',
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const get = rawGet;
+type Answer = RawAnswer;
 
 /** The body as the client reads it after undoing Content-Encoding. */
 function decoded(a: Answer): string {

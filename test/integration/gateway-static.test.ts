@@ -10,36 +10,12 @@ import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { tempDir } from '../helpers/files.js';
-import { startTestGateway, untilReady } from '../helpers/gateway.js';
+import { rawGet, startTestGateway, untilReady, type RawAnswer } from '../helpers/gateway.js';
 import { usePki } from '../helpers/pki.js';
 import { testRedis, type TestRedis } from '../helpers/redis.js';
 
-interface Answer {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: Buffer;
-}
-
-/** One request with the path sent exactly as given (no URL normalisation, unlike fetch). */
-function get(
-  port: number,
-  path: string,
-  headers: Record<string, string> = {},
-  method = 'GET',
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+const get = rawGet;
+type Answer = RawAnswer;
 
 function rawRequest(port: number, bytes: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
