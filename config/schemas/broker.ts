@@ -48,7 +48,8 @@ const redisServerSchema = {
   properties: {
     // Data and client buffers; past it writes are refused (noeviction: BullMQ keeps every key).
     maxMemoryMb: { type: 'integer', minimum: 8, maximum: 65536, default: 256 },
-    // That gateway's processes (2 connections each: queue, replies) + the broker's 3 + admin.
+    // That gateway's processes (2 connections each: queue, replies; 3 with ACME, its challenge
+    // store) + the broker's 3 + admin.
     maxClients: { type: 'integer', minimum: 8, maximum: 10000, default: 32 },
     // The largest job (a serialized envelope) Redis accepts: proto-max-bulk-len. The query and
     // output buffer limits follow from it. Keep it above the gateway's limits.maxBodyBytes plus
@@ -172,7 +173,8 @@ export const brokerSchema = {
         // At shutdown, after the last reply is pushed, before the tunnels close.
         drainMs: { type: 'integer', minimum: 0, maximum: 60000, default: 1000 },
         // Channels (= Redis connections) one gateway may hold open through its tunnel; more are
-        // refused. A gateway process needs two (its queue and its reply connection). Each costs
+        // refused. A gateway process needs two (its queue and its reply connection; three with
+        // ACME, whose challenge store has its own). Each costs
         // a file descriptor and, at worst (a stalled reader on either side), ~4.5 MiB of memory
         // (ssh2's 2 MiB window and 2 MiB read buffer, 256 KiB pumped each way): size the
         // broker's LimitNOFILE and MemoryMax from maxChannels × gateways.
