@@ -1,11 +1,15 @@
 // HTTP/2 through the whole system, from the internet host: curl --http2 negotiates h2 with a
 // gateway and gets the application's answer; h2load's short burst over 4 connections with 10
 // streams each is all 2xx; a rapid-reset client (test/world/h2-reset.ts) gets GOAWAY and its
-// session closed, and the gateway's other clients are answered meanwhile and after.
+// session closed, and the gateway's other clients are answered meanwhile and after. And the
+// site's stylesheet comes compressed (br) over h2, with Vary, and decodes to the file's bytes.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { SITE_NAME, ThreeTier } from '../../world/three-tier.js';
-import { worldSkipReason } from '../../world/world.js';
+import { GUESTBOOK_ASSETS } from '../../world/host-configs.js';
+import { packageRoot, worldSkipReason } from '../../world/world.js';
 
 const skip = worldSkipReason();
 const RESET = 'dist/test/world/h2-reset.js';
@@ -19,6 +23,35 @@ describe('HTTP/2 from the internet', { skip }, () => {
     await tt.waitUntilServing(90_000);
   });
   after(() => tt?.close());
+
+  test(
+    'the stylesheet comes compressed over HTTP/2 and decodes to the file',
+    { timeout: 60_000 },
+    async () => {
+      const g = tt.gateway('gw2');
+      const url = `https://${SITE_NAME}${GUESTBOOK_ASSETS.path}guestbook.css`;
+      const curl = (args: string[]) =>
+        tt.inet.exec('curl', [
+          '--http2',
+          '-sS',
+          '--cacert',
+          tt.publicCaFile,
+          '--resolve',
+          `${SITE_NAME}:443:${g.host.ip4}`,
+          ...args,
+          url,
+        ]);
+      const headers = await curl(['-H', 'accept-encoding: br', '-o', '/dev/null', '-D', '-']);
+      assert.equal(headers.code, 0, headers.stderr);
+      assert.match(headers.stdout, /^HTTP\/2 200/);
+      assert.match(headers.stdout, /^content-encoding: br\r?$/m);
+      assert.match(headers.stdout, /^vary: accept-encoding\r?$/im);
+      const decoded = await curl(['--compressed']);
+      assert.equal(decoded.code, 0, decoded.stderr);
+      const file = readFileSync(join(packageRoot(), GUESTBOOK_ASSETS.dir, 'guestbook.css'), 'utf8');
+      assert.equal(decoded.stdout, file);
+    },
+  );
 
   test(
     'curl --http2 reports HTTP/2 and gets the answer through the system',
