@@ -13,6 +13,9 @@ import type { Logger } from '../lib/log.js';
 
 type Limits = GatewayConfig['limits'];
 
+/** How long a session ended for abuse may take to get its GOAWAY out before it is cut. */
+const GOAWAY_FLUSH_MS = 1000;
+
 /** Pseudo-headers a request may carry (:method, :scheme, :authority, :path, :protocol). */
 const PSEUDO_HEADERS = 5;
 
@@ -112,9 +115,19 @@ function guard(session: ServerHttp2Session, h2: Http2Config, limits: Limits, log
     ended = true;
     log.warn({ clientIp, streams, resets, reason }, 'HTTP/2 session ended');
     // GOAWAY with the code, then the connection closes: the streams this client left open
-    // are dropped with it.
+    // are dropped with it. Destroying at once loses the GOAWAY whenever answers are still being
+    // written (Node sends nothing new while a write is in flight), so the connection is closed
+    // once the frame has left, or after GOAWAY_FLUSH_MS from a client that does not read.
     session.goaway(code);
-    session.destroy();
+    const since = Date.now();
+    const closeWhenFlushed = () => {
+      if (session.destroyed) return;
+      const flushed = session.state.outboundQueueSize === 0 && session.socket.writableLength === 0;
+      // Node's destroy() sends a final GOAWAY too, with this code only when given an error.
+      if (flushed || Date.now() - since >= GOAWAY_FLUSH_MS) session.destroy(new Error(reason), code);
+      else setTimeout(closeWhenFlushed, 5);
+    };
+    setImmediate(closeWhenFlushed);
   };
 
   session.on('stream', (stream) => {
@@ -124,10 +137,27 @@ function guard(session: ServerHttp2Session, h2: Http2Config, limits: Limits, log
       // Graceful: this stream and those open are answered, new ones go to a new connection.
       session.close();
     }
-    // A stream whose client resets it before its answer: counted, and too many in a second
+    // A stream its client resets before the answer has left: counted, and too many in a second
     // end the session. Each costs the gateway a request's work while costing the client one
     // frame, and a reset stream no longer counts against SETTINGS_MAX_CONCURRENT_STREAMS.
-    stream.once('aborted', () => {
+    // Counted from the close code, not the 'aborted' event: an answer the gateway wrote at once
+    // (a 404, a 429) has ended the stream's writable side before the client's RST_STREAM from
+    // the same read is processed, and Node emits 'aborted' only while that side is open.
+    let resetHere = false;
+    const deadline = setTimeout(() => {
+      // HTTP/1.1's requestTimeout: the whole request (headers and body) within requestTimeoutMs.
+      // Waiting for the application's answer afterwards is the reply deadline's business.
+      if (stream.closed || stream.endAfterHeaders || stream.readableEnded) return;
+      if (!stream.headersSent) {
+        stream.respond({ ':status': 408, 'content-length': '0' }, { endStream: true });
+      }
+      resetHere = true;
+      stream.close(constants.NGHTTP2_CANCEL);
+    }, limits.requestTimeoutMs);
+    deadline.unref();
+    stream.once('close', () => {
+      clearTimeout(deadline);
+      if (resetHere || ended || stream.rstCode === constants.NGHTTP2_NO_ERROR) return;
       const now = Date.now();
       if (now - windowStart >= 1000) {
         windowStart = now;
@@ -136,16 +166,5 @@ function guard(session: ServerHttp2Session, h2: Http2Config, limits: Limits, log
       resets++;
       if (resets > h2.maxResetsPerSecond) endSession('rapid reset', constants.NGHTTP2_ENHANCE_YOUR_CALM);
     });
-    // HTTP/1.1's requestTimeout: the whole request (headers and body) within requestTimeoutMs.
-    // Waiting for the application's answer afterwards is the reply deadline's business.
-    const deadline = setTimeout(() => {
-      if (stream.closed || stream.endAfterHeaders || stream.readableEnded) return;
-      if (!stream.headersSent) {
-        stream.respond({ ':status': 408, 'content-length': '0' }, { endStream: true });
-      }
-      stream.close(constants.NGHTTP2_CANCEL);
-    }, limits.requestTimeoutMs);
-    deadline.unref();
-    stream.once('close', () => clearTimeout(deadline));
   });
 }

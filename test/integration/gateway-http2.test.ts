@@ -308,6 +308,28 @@ describe('the gateway over HTTP/2', () => {
     assert.ok(reached <= limit + 1 + 100, `${reached} reset streams reached the queue (limit ${limit})`);
   });
 
+  test('rapid reset on a path answered at once (404, no queue) still ends the session', async (t) => {
+    // The gateway's own refusals are written before the client's RST_STREAM is read, so the
+    // stream is never 'aborted'; the reset still counts, from the stream's close code.
+    const limit = 20;
+    const s = await system(t, ca(), gw(), { maxResetsPerSecond: limit });
+    const attacker = h2Session(t, s);
+    await new Promise((r) => attacker.once('remoteSettings', r));
+    const goaway = untilGoaway(attacker);
+    for (let i = 0; i < 1000 && !attacker.closed && !attacker.destroyed; i++) {
+      try {
+        const stream = attacker.request({ ':path': '/no-such-route' });
+        stream.on('error', () => {});
+        stream.close(constants.NGHTTP2_CANCEL);
+      } catch {
+        break;
+      }
+    }
+    assert.equal(await goaway, constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    await untilClosed(attacker);
+    assert.equal(s.seen.length, 0, 'nothing reached the queue');
+  });
+
   test('a session past maxStreamsPerSession is sent GOAWAY after its last stream is answered', async (t) => {
     const s = await system(t, ca(), gw(), { maxStreamsPerSession: 10 });
     const session = h2Session(t, s);
