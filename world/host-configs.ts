@@ -46,6 +46,9 @@ export interface WorldGatewayOptions {
    * folder is under the gateway's own unless named (the deployed one is the unit's, on the machine).
    */
   readonly acme?: AcmeInput;
+  /** 443 in PROXY protocol mode, from the trusted proxies of `clientAddress`. */
+  readonly httpsProxyProtocol?: boolean;
+  readonly clientAddress?: GatewayInput['clientAddress'];
 }
 
 /** The deployed default (config/render/broker.ts): the world's brokers are the deployed ones here. */
@@ -69,6 +72,8 @@ export function worldGatewayInput(facts: GatewayFacts, options: WorldGatewayOpti
     ...(options.acme === undefined
       ? {}
       : { acme: { stateDir: join(facts.configDir, 'acme'), ...options.acme } }),
+    ...(options.httpsProxyProtocol === undefined ? {} : { httpsProxyProtocol: options.httpsProxyProtocol }),
+    ...(options.clientAddress === undefined ? {} : { clientAddress: options.clientAddress }),
   };
 }
 

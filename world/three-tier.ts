@@ -64,6 +64,11 @@ export interface ThreeTierOptions {
    * gateway's ACME input (undefined: none).
    */
   readonly gatewayAcme?: (hosts: WorldHosts) => Promise<(gatewayId: string) => AcmeInput | undefined>;
+  /**
+   * Every gateway's 443 takes PROXY protocol headers, and from inet only (a load balancer in front):
+   * `clientAddress.trustedProxies` is inet's addresses. Default off, as deployed.
+   */
+  readonly gatewayProxyProtocolFromInet?: boolean;
   /** Called with a line for each step of the bring-up. */
   readonly progress?: (step: string) => void;
 }
@@ -663,6 +668,12 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
             ...(options.gatewayLimits === undefined ? {} : { limits: options.gatewayLimits }),
             ...(options.replyTimeoutMs === undefined ? {} : { replyTimeoutMs: options.replyTimeoutMs }),
             ...(acme === undefined ? {} : { acme }),
+            ...(options.gatewayProxyProtocolFromInet === true
+              ? {
+                  httpsProxyProtocol: true,
+                  clientAddress: { trustedProxies: [`${inet.ip4}/32`, `${inet.ip6}/128`] },
+                }
+              : {}),
           },
         ),
       ),
