@@ -2,7 +2,7 @@
 // logs). The peer is the connection's source, or the client a PROXY header named; when the peer
 // is a trusted proxy, its forwarding header (X-Forwarded-For or Forwarded, as configured) is read
 // from the right, past every trusted proxy, to the first address that is not one.
-import { isIPv6, type Server } from 'node:net';
+import { isIPv6, type Server, type Socket } from 'node:net';
 import type { GatewayConfig } from '../config/schemas/gateway.js';
 import { AddressSet, canonicalIp } from '../lib/ip-prefix.js';
 import type { Logger } from '../lib/log.js';
@@ -43,9 +43,16 @@ export class ClientAddresses {
     return server;
   }
 
+  /**
+   * The connection's client, before any request is read: the address its PROXY header named,
+   * else its source (for logs about the connection itself, such as a malformed request).
+   */
+  peerOf(socket: Pick<Socket, 'localAddress' | 'localPort' | 'remoteAddress' | 'remotePort'>): string {
+    return this.connections.get(socket) ?? canonicalIp(socket.remoteAddress ?? '') ?? 'unknown';
+  }
+
   of(req: GatewayRequest): string {
-    const socket = req.socket;
-    const peer = this.connections.get(socket) ?? canonicalIp(socket.remoteAddress ?? '') ?? 'unknown';
+    const peer = this.peerOf(req.socket);
     const name = this.config.forwardedHeader;
     if (name === 'none' || !this.trusted.has(peer)) return peer;
     const header = req.headers[name];

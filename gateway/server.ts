@@ -202,7 +202,11 @@ export async function startGateway(
       if (alpn !== undefined)
         httpsServer.on('secureConnection', (socket: TLSSocket) => alpn.onSecureConnection(socket));
       servers.push(httpsServer);
-      const listener = clients.acceptOn(harden(httpsServer, config, log), 'https', tls.proxyProtocol);
+      const listener = clients.acceptOn(
+        harden(httpsServer, config, clients, log),
+        'https',
+        tls.proxyProtocol,
+      );
       httpsAddress = await listen(listener, tls.host, tls.port);
     }
     // Plain HTTP stays HTTP/1.1: no h2c (cleartext HTTP/2 by prior knowledge or Upgrade), which
@@ -213,7 +217,11 @@ export async function startGateway(
         config.http.mode === 'serve' ? handler : counted(metrics, redirectTo(httpsPort, httpChallenges));
       const httpServer = http.createServer(serverOptions, onRequest);
       servers.push(httpServer);
-      const listener = clients.acceptOn(harden(httpServer, config, log), 'http', config.http.proxyProtocol);
+      const listener = clients.acceptOn(
+        harden(httpServer, config, clients, log),
+        'http',
+        config.http.proxyProtocol,
+      );
       httpAddress = await listen(listener, config.http.host, config.http.port);
     }
     if (config.metrics !== undefined) metricsServer = await startMetricsServer(config.metrics, metrics, log);
@@ -293,7 +301,12 @@ function isHttp1(server: Listener): server is http.Server | https.Server {
   return server instanceof http.Server || server instanceof https.Server;
 }
 
-function harden<S extends Listener>(server: S, config: GatewayConfig, log: Logger): S {
+function harden<S extends Listener>(
+  server: S,
+  config: GatewayConfig,
+  clients: ClientAddresses,
+  log: Logger,
+): S {
   // One more than allowed, so the handler can see that the limit was passed (HTTP/1.1; an
   // HTTP/2 server's fallback gets it from http1FallbackLimits).
   if (isHttp1(server)) server.maxHeadersCount = config.limits.maxHeaders + 1;
@@ -305,7 +318,7 @@ function harden<S extends Listener>(server: S, config: GatewayConfig, log: Logge
     }
     const status =
       err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    log.debug({ code: err.code, clientIp: socket.remoteAddress }, 'malformed request');
+    log.debug({ code: err.code, clientIp: clients.peerOf(socket) }, 'malformed request');
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`,
     );

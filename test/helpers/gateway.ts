@@ -5,7 +5,7 @@ import { validateConfig } from '../../config/load.js';
 import { loadRoutes } from '../../config/routes.js';
 import type { GatewayConfig } from '../../config/schemas/gateway.js';
 import { startGateway, type Gateway } from '../../gateway/server.js';
-import { silentLogger } from '../../lib/log.js';
+import { silentLogger, type Logger } from '../../lib/log.js';
 import { exampleRoutesFile } from './files.js';
 import { testIdempotencySecretFile } from './idempotency.js';
 import { REDIS_HOST, REDIS_PORT } from './redis.js';
@@ -18,7 +18,13 @@ export interface TestGateway {
 
 export async function startTestGateway(
   t: TestContext,
-  options: { prefix: string; id?: string; redisPort?: number; overrides?: Record<string, unknown> },
+  options: {
+    prefix: string;
+    id?: string;
+    redisPort?: number;
+    overrides?: Record<string, unknown>;
+    logger?: Logger;
+  },
 ): Promise<TestGateway> {
   const config = validateConfig('gateway', 'test-gateway.json', {
     kind: 'gateway',
@@ -30,7 +36,7 @@ export async function startTestGateway(
     idempotency: { secretFile: testIdempotencySecretFile() },
     ...options.overrides,
   });
-  const gateway = await startGateway(config, loadRoutes(config.routes), silentLogger());
+  const gateway = await startGateway(config, loadRoutes(config.routes), options.logger ?? silentLogger());
   t.after(() => gateway.close());
   return { gateway, config, url: `http://127.0.0.1:${gateway.http!.port}` };
 }

@@ -7,6 +7,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { Queue } from 'bullmq';
 import { queueName } from '../../lib/envelope.js';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
+import { captureLogger } from '../helpers/log.js';
 import { usePki } from '../helpers/pki.js';
 import { proxyV1, proxyV2 } from '../helpers/proxy-protocol.js';
 import { REDIS_HOST, REDIS_PORT, testRedis, type TestRedis } from '../helpers/redis.js';
@@ -118,6 +119,29 @@ describe('client addresses', () => {
     const started = Date.now();
     assert.equal(await exchange(t, port, Buffer.from('PROXY ')), '');
     assert.ok(Date.now() - started >= 250, 'closed at the header timeout');
+  });
+
+  test("a malformed request behind a proxy is logged with the client's address, not the proxy's", async (t) => {
+    const redis = testRedis(t);
+    const log = captureLogger();
+    const { gateway } = await startTestGateway(t, {
+      prefix: redis.prefix,
+      logger: log.logger,
+      overrides: {
+        http: { host: '127.0.0.1', port: 0, mode: 'serve', proxyProtocol: true },
+        clientAddress: { trustedProxies: ['127.0.0.0/8'] },
+      },
+    });
+    const port = gateway.http!.port;
+    const answer = await exchange(
+      t,
+      port,
+      Buffer.concat([proxyV1(hop('203.0.113.5')), Buffer.from('GET / HTTP/1.1\r\nno colon here\r\n\r\n')]),
+    );
+    assert.equal(status(answer), 400);
+    const line = log.lines().find((l) => l['msg'] === 'malformed request');
+    assert.ok(line, log.text());
+    assert.equal(line['clientIp'], '203.0.113.5');
   });
 
   test('a PROXY header from an untrusted source is never believed: the connection is closed', async (t) => {
