@@ -7,6 +7,8 @@ export interface ProcSample {
   /** Of which in the kernel (stime). */
   readonly systemSeconds: number;
   readonly rssKiB: number;
+  /** Peak resident set size so far (VmHWM). */
+  readonly hwmKiB: number;
 }
 
 const TICKS_PER_SECOND = 100;
@@ -16,11 +18,12 @@ export function sampleProc(pid: number): ProcSample {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]); // fields 14 and 15 of proc(5)
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rss = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? 0);
+  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
   return {
     cpuSeconds: ticks / TICKS_PER_SECOND,
     systemSeconds: Number(fields[12]) / TICKS_PER_SECOND,
-    rssKiB: rss,
+    rssKiB: kib('VmRSS'),
+    hwmKiB: kib('VmHWM'),
   };
 }
 
@@ -53,17 +56,20 @@ export function sampleTree(pid: number): ProcSample {
   let cpuSeconds = 0;
   let systemSeconds = 0;
   let rssKiB = 0;
+  let hwmKiB = 0;
   for (const p of processTree(pid)) {
     try {
       const s = sampleProc(p);
       cpuSeconds += s.cpuSeconds;
       systemSeconds += s.systemSeconds;
       rssKiB += s.rssKiB;
+      hwmKiB += s.hwmKiB;
     } catch {
       // exited
     }
   }
-  return { cpuSeconds, systemSeconds, rssKiB };
+  // The sum of each process's own peak (they need not have peaked together).
+  return { cpuSeconds, systemSeconds, rssKiB, hwmKiB };
 }
 
 /**

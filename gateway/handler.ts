@@ -135,6 +135,10 @@ export function createRequestHandler(deps: HandlerDeps): RequestHandler {
     track.route = metrics.seriesOf(found.route.name);
     if (await runSteps(found, after)) return;
     // A client that reset its stream (HTTP/2) or hung up meanwhile gets nothing queued for it.
+    // A stream's HEADERS and its RST_STREAM often come in one read, and nghttp2 hands the
+    // request over (and the steps above run) before it reads the reset: one turn of the event
+    // loop lets it, so that a rapid-reset client's streams cost no queued work.
+    if (isHttp2(res)) await new Promise<void>((resolve) => setImmediate(resolve));
     if (clientGone(res)) return;
     await send(found);
   }

@@ -1,30 +1,14 @@
 // A bounded flood of spoofed SYNs (50k packets within 20 s, from inet to the gateway only):
 // the guard stays alive, its memory bounded by the source cap, and a correct knock still works.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { sampleProc } from '../../bench/proc.js';
 import { World, worldSkipReason, type Host } from '../../world/world.js';
 import { AGENT, CLI, eventually, startGateway, type Gateway } from './gateway.js';
 
 const skip = worldSkipReason();
 const CAP = 2000;
 const PACKETS = 50000;
-
-interface ProcSample {
-  readonly cpuSeconds: number;
-  readonly rssKiB: number;
-  readonly hwmKiB: number;
-}
-
-/** CPU time (utime + stime from /proc/PID/stat) and VmRSS / VmHWM from /proc/PID/status. */
-function sample(pid: number): ProcSample {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // fields 14 and 15 of stat(5)
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1]);
-  return { cpuSeconds: ticks / 100, rssKiB: kib('VmRSS'), hwmKiB: kib('VmHWM') };
-}
 
 describe('SYN flood against the guard', { skip }, () => {
   let world: World;
@@ -55,7 +39,7 @@ describe('SYN flood against the guard', { skip }, () => {
   test('SYNs and connections to 80/443 never reach the daemon (kernel-side filtering)', async (t) => {
     const before = await received();
     assert.ok(Number.isInteger(before), 'the guard logs stats');
-    const cpuBefore = sample(gw.guard.pid).cpuSeconds;
+    const cpuBefore = sampleProc(gw.guard.pid).cpuSeconds;
     const started = Date.now();
     const flood = await inet.runNode(AGENT, [
       'flood',
@@ -74,7 +58,7 @@ describe('SYN flood against the guard', { skip }, () => {
     }
     assert.equal(await received(), before);
     const figures = {
-      guardCpuSeconds: +(sample(gw.guard.pid).cpuSeconds - cpuBefore).toFixed(2),
+      guardCpuSeconds: +(sampleProc(gw.guard.pid).cpuSeconds - cpuBefore).toFixed(2),
       wallSeconds: (Date.now() - started) / 1000,
     };
     t.diagnostic(`80/443 figures (5000 SYNs + 20 connections): ${JSON.stringify(figures)}`);
@@ -83,7 +67,7 @@ describe('SYN flood against the guard', { skip }, () => {
 
   test('survives 50k random SYNs with bounded memory; a correct knock works afterwards', async (t) => {
     const pid = gw.guard.pid;
-    const before = sample(pid);
+    const before = sampleProc(pid);
     const started = Date.now();
     const flood = await inet.runNode(
       AGENT,
@@ -104,7 +88,7 @@ describe('SYN flood against the guard', { skip }, () => {
     assert.equal(flood.code, 0, flood.stderr);
     const sent = JSON.parse(flood.stdout) as { sent: number; errors: number; ms: number };
     await new Promise((r) => setTimeout(r, 1500)); // let the guard drain its socket and log stats
-    const afterFlood = sample(pid);
+    const afterFlood = sampleProc(pid);
     const wallSeconds = (Date.now() - started) / 1000;
     assert.ok(gw.guard.running, 'the guard is alive');
 

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { sampleProc } from '../../bench/proc.js';
 import { SITE_NAME, ThreeTier } from '../../world/three-tier.js';
 import { GUESTBOOK_ASSETS } from '../../world/host-configs.js';
 import { packageRoot, worldSkipReason } from '../../world/world.js';
@@ -15,6 +16,8 @@ const skip = worldSkipReason();
 const RESET = 'dist/test/world/h2-reset.js';
 /** ENHANCE_YOUR_CALM, the code gateway/http2-guard.ts ends a resetting session with. */
 const ENHANCE_YOUR_CALM = 0xb;
+/** Connections of the sustained attack, one after another. */
+const SESSIONS = 40;
 
 describe('HTTP/2 from the internet', { skip }, () => {
   let tt: ThreeTier;
@@ -149,6 +152,58 @@ describe('HTTP/2 from the internet', { skip }, () => {
       );
       assert.equal(seen.closed, true, 'the gateway closed the session');
       for (const a of await during) assert.equal(a.status, 200, a.error);
+      assert.equal((await tt.request('gw1', { path: '/notes?limit=1', https: true })).status, 200);
+    },
+  );
+
+  test(
+    'rapid reset, reconnecting: every session is ended, and the gateway stays bounded in CPU and memory',
+    { timeout: 300_000 },
+    async (t) => {
+      const g = tt.gateway('gw1');
+      const pid = g.gateway.pid;
+      const before = sampleProc(pid);
+      const started = Date.now();
+      const r = await tt.inet.runNode(
+        RESET,
+        [
+          JSON.stringify({
+            url: `https://${g.host.ip4}`,
+            ca: tt.publicCaFile,
+            servername: SITE_NAME,
+            count: 5000,
+            sessions: SESSIONS,
+          }),
+        ],
+        { timeoutMs: 240_000 },
+      );
+      const wallSeconds = (Date.now() - started) / 1000;
+      const after = sampleProc(pid);
+      const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
+      assert.ok(line, `code ${r.code}: ${r.stdout} ${r.stderr}`);
+      const { sessions } = JSON.parse(line) as {
+        sessions: { goaway: number | null; opened: number; closed: boolean }[];
+      };
+      const figures = {
+        sessions: sessions.length,
+        streamsSent: sessions.reduce((n, s) => n + s.opened, 0),
+        wallSeconds: +wallSeconds.toFixed(2),
+        gatewayCpuSeconds: +(after.cpuSeconds - before.cpuSeconds).toFixed(2),
+        rssKiBBefore: before.rssKiB,
+        rssKiBAfter: after.rssKiB,
+        hwmKiBBefore: before.hwmKiB,
+        hwmKiBAfter: after.hwmKiB,
+      };
+      t.diagnostic(`rapid-reset figures: ${JSON.stringify(figures)}`);
+      assert.equal(sessions.length, SESSIONS);
+      for (const s of sessions) {
+        assert.equal(s.goaway, ENHANCE_YOUR_CALM, JSON.stringify(s));
+        assert.equal(s.closed, true);
+      }
+      // Bounded: what the attack leaves resident, and its peak, are a few sessions' worth, not
+      // a sum over the streams it sent (the limits are generous: this is not a benchmark).
+      assert.ok(after.rssKiB - before.rssKiB < 64 * 1024, JSON.stringify(figures));
+      assert.ok(after.hwmKiB - before.hwmKiB < 128 * 1024, JSON.stringify(figures));
       assert.equal((await tt.request('gw1', { path: '/notes?limit=1', https: true })).status, 200);
     },
   );
