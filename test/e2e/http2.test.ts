@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sampleProc } from '../../bench/proc.js';
-import { SITE_NAME, ThreeTier } from '../../world/three-tier.js';
+import { SITE_NAME, ThreeTier, type GatewayNode } from '../../world/three-tier.js';
 import { GUESTBOOK_ASSETS } from '../../world/host-configs.js';
 import { packageRoot, worldSkipReason } from '../../world/world.js';
 
@@ -26,6 +26,22 @@ describe('HTTP/2 from the internet', { skip }, () => {
     await tt.waitUntilServing(90_000);
   });
   after(() => tt?.close());
+
+  /** test/world/h2-reset.ts from inet against `g`: `sessions` connections, one after another. */
+  const resetAttack = (g: GatewayNode, sessions: number) =>
+    tt.inet.runNode(
+      RESET,
+      [
+        JSON.stringify({
+          url: `https://${g.host.ip4}`,
+          ca: tt.publicCaFile,
+          servername: SITE_NAME,
+          count: 5000,
+          sessions,
+        }),
+      ],
+      { timeoutMs: 30_000 * sessions },
+    );
 
   test(
     'the stylesheet comes compressed over HTTP/2 and decodes to the file',
@@ -117,18 +133,7 @@ describe('HTTP/2 from the internet', { skip }, () => {
     { timeout: 120_000 },
     async (t) => {
       const g = tt.gateway('gw1');
-      const attack = tt.inet.runNode(
-        RESET,
-        [
-          JSON.stringify({
-            url: `https://${g.host.ip4}`,
-            ca: tt.publicCaFile,
-            servername: SITE_NAME,
-            count: 5000,
-          }),
-        ],
-        { timeoutMs: 30_000 },
-      );
+      const attack = resetAttack(g, 1);
       const during = tt.requests('gw1', [
         { path: '/notes?limit=1', https: true },
         { path: '/notes?limit=1', https: true },
@@ -164,19 +169,7 @@ describe('HTTP/2 from the internet', { skip }, () => {
       const pid = g.gateway.pid;
       const before = sampleProc(pid);
       const started = Date.now();
-      const r = await tt.inet.runNode(
-        RESET,
-        [
-          JSON.stringify({
-            url: `https://${g.host.ip4}`,
-            ca: tt.publicCaFile,
-            servername: SITE_NAME,
-            count: 5000,
-            sessions: SESSIONS,
-          }),
-        ],
-        { timeoutMs: 240_000 },
-      );
+      const r = await resetAttack(g, SESSIONS);
       const wallSeconds = (Date.now() - started) / 1000;
       const after = sampleProc(pid);
       const line = r.stdout.split('\n').find((l) => l.startsWith('{'));
