@@ -5,7 +5,7 @@
 // test/unit/host-configs.test.ts checks that the list is neither short nor stale.
 import { join } from 'node:path';
 import { DEFAULT_STATUS_PORT, type BrokerGatewayInput, type BrokerInput } from '../config/render/broker.js';
-import type { CoreInput } from '../config/render/core.js';
+import type { CoreInput, CorePostgres } from '../config/render/core.js';
 import { DEFAULT_METRICS_PORT, type AcmeInput, type GatewayInput } from '../config/render/gateway.js';
 import type { GuardInput } from '../config/render/guard.js';
 import { packageRoot } from './world.js';
@@ -30,7 +30,8 @@ export const WORLD_CONFIG_DIFFERENCES = {
     'tunnels.keepaliveIntervalMs': 'a killed sshd must be noticed within seconds, not 15',
   },
   core: {
-    'database.url': "no PostgreSQL server in the world: the embedded database in the core's folder",
+    'database.url':
+      "the world's PostgreSQL (corePostgres, world/postgres.ts) has its socket in the world's folder; without it, no server: the embedded database in the core's folder",
     'database.dataDir': "no PostgreSQL server in the world: the embedded database in the core's folder",
     upstreams:
       'the world runs the sample site (core/app/guestbook) on the core host; a deployment names its own',
@@ -99,10 +100,11 @@ export type CoreFacts = Omit<CoreInput, 'database'>;
 /** Where the sample site listens on the core host (loopback: only the core calls it). */
 export const GUESTBOOK_PORT = 3000;
 
-export function worldCoreInput(facts: CoreFacts): CoreInput {
+/** `postgres`: the world's PostgreSQL server (world/postgres.ts); none, the embedded database. */
+export function worldCoreInput(facts: CoreFacts, postgres?: CorePostgres): CoreInput {
   return {
     ...facts,
-    database: { embedded: { dataDir: join(facts.configDir, 'db') } },
+    database: postgres === undefined ? { embedded: { dataDir: join(facts.configDir, 'db') } } : { postgres },
     upstreams: [{ url: `http://127.0.0.1:${GUESTBOOK_PORT}`, routes: ['site.*'] }],
   };
 }

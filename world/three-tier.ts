@@ -1,8 +1,8 @@
 // The whole system in network namespaces: an internet host, gateways (nftables guard with
 // rotating knocks, real sshd, `nonstop gateway` on 80/443), brokers (one Redis per gateway,
 // started from the redis.conf and ACL `nonstop redis-acl` renders, storing nothing; SSH tunnels
-// out to every gateway, listening on nothing) and a core (embedded
-// database) on a private segment. `nonstop demo`, the chaos and attack suites and the benchmarks
+// out to every gateway, listening on nothing) and a core (embedded database, or a real
+// PostgreSQL server in its namespace with `corePostgres`) on a private segment. `nonstop demo`, the chaos and attack suites and the benchmarks
 // all drive this one world. Every process runs by pid inside the world; `close()` leaves nothing.
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,6 +31,7 @@ import {
 import { newKnockSecret } from '../knock/rotating.js';
 import { generatePki } from '../lib/pki.js';
 import { peerNice, type BudgetCgroup } from './cgroup.js';
+import { startWorldPostgres, type WorldPostgres } from './postgres.js';
 import { descendants, packageRoot, World, type Host, type HostProcess } from './world.js';
 
 const run = promisify(execFile);
@@ -57,6 +58,11 @@ export interface ThreeTierOptions {
   /** Merged into each gateway's `limits`; rate limits are lifted by default. */
   readonly gatewayLimits?: Readonly<Record<string, number>>;
   readonly replyTimeoutMs?: number;
+  /**
+   * The core on a real PostgreSQL server in its namespace (world/postgres.ts), as deployed,
+   * instead of the embedded database. Default false.
+   */
+  readonly corePostgres?: boolean;
   /**
    * Certificates by ACME for the gateways it names (default: none, the world's PKI files only).
    * Called once every host has its addresses, before any daemon starts (an ACME CA for inet can
@@ -154,7 +160,10 @@ export interface CoreNode {
   readonly port: number;
   readonly url: string;
   readonly configFile: string;
+  /** Where its database keeps its data: the embedded database's folder, or PostgreSQL's cluster. */
   readonly dataDir: string;
+  /** Its PostgreSQL server (`corePostgres`), or null on the embedded database. */
+  readonly postgres: WorldPostgres | null;
   readonly caFile: string;
   readonly certFile: string;
   readonly keyFile: string;
@@ -527,15 +536,16 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   progress(`starting the core on ${coreIp}:${CORE_PORT} (private segment only)`);
   const coreDir = hostDir('core');
   const coreConfig = join(coreDir, 'core.json');
+  const postgres = options.corePostgres === true ? await startWorldPostgres(world, coreHost) : null;
   const coreDoc = coreDocument(
-    worldCoreInput({ configDir: coreDir, privateAddress: coreIp, port: CORE_PORT }),
+    worldCoreInput({ configDir: coreDir, privateAddress: coreIp, port: CORE_PORT }, postgres?.corePostgres),
   );
   const coreTls = coreFiles(coreDir);
   place(routes, coreTls.routes);
   place(pki.ca.cert, coreTls.ca);
   place(pki.core.cert, coreTls.cert);
   place(pki.core.key, coreTls.key);
-  const dataDir = coreDoc.database.dataDir!;
+  const dataDir = postgres?.dataDir ?? coreDoc.database.dataDir!;
   writeJson(coreConfig, coreDoc);
   const coreStarting = startCore(coreHost, coreConfig);
   // The sample site is the core's upstream for site.* (loopback on the core host).
@@ -755,6 +765,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     url: `https://${coreIp}:${CORE_PORT}`,
     configFile: coreConfig,
     dataDir,
+    postgres,
     caFile: coreTls.ca,
     certFile: coreTls.cert,
     keyFile: coreTls.key,

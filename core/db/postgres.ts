@@ -63,6 +63,15 @@ class PostgresDatabase implements Database {
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     let broken: Error | undefined;
+    // The pool listens for a client's errors only while it is idle. A connection lost while the
+    // client is checked out (the server killed or restarted between two queries of `fn`) would
+    // otherwise be an unhandled 'error' event and end the process; here it marks the client
+    // broken, and the next query (or COMMIT) rejects with a connection error, so the request
+    // gets a retryable 503 and nothing is recorded.
+    const onError = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', onError);
     const tx: Queryable = {
       query: async (sql, params = []) => toResult(await client.query(sql, [...params])),
     };
@@ -81,6 +90,7 @@ class PostgresDatabase implements Database {
       throw err;
     } finally {
       // A connection that failed mid-transaction is destroyed rather than returned to the pool.
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }

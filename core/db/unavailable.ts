@@ -28,9 +28,12 @@ const LOST_CONNECTION = [
 
 export function isUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
-  const code = (err as { code?: unknown }).code;
+  const { code, syscall } = err as { code?: unknown; syscall?: unknown };
   if (typeof code === 'string') {
     if (RETRYABLE_ERRNO.has(code)) return true;
+    // No socket file: the server over a Unix socket is stopped (a clean stop removes it) or
+    // between its crash and its restart. Only for a connect: another ENOENT is no outage.
+    if (code === 'ENOENT' && syscall === 'connect') return true;
     if (RETRYABLE_SQLSTATE.some((re) => re.test(code))) return true;
   }
   if (LOST_CONNECTION.some((m) => err.message.includes(m))) return true;

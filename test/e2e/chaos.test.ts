@@ -2,11 +2,13 @@
 // injected one at a time, then mixed. Afterwards three ledgers are reconciled — what clients were
 // told, what the core's database holds, what the queues still hold — and any request that was
 // acknowledged without effect, took effect twice, or never got a definite answer fails the suite.
+// The core runs on a real PostgreSQL server, as deployed (world/postgres.ts), which is one of
+// the faults: killed with its backends mid-transaction, then recovered from its WAL.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setPriority } from 'node:os';
 import { after, before, describe, test } from 'node:test';
-import { PGlite } from '@electric-sql/pglite';
+import type { WorldPostgres } from '../../world/postgres.js';
 import { ThreeTier } from '../../world/three-tier.js';
 import { worldSkipReason, type HostProcess } from '../../world/world.js';
 import { adminCli, redisOf } from '../world/broker-probes.js';
@@ -50,7 +52,7 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
     // its bring-up (every process it starts inherits this priority).
     setPriority(-10);
     // A short reply deadline, so a client whose reply was lost hears 504 soon and retries.
-    tt = await ThreeTier.start({ replyTimeoutMs: 3000 });
+    tt = await ThreeTier.start({ replyTimeoutMs: 3000, corePostgres: true });
   });
   after(() => tt?.close());
 
@@ -94,6 +96,43 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
       await tt.setLink(victim.host, 'public', true);
     });
     await phase('core restart', () => tt.restartCore());
+    await phase('PostgreSQL SIGKILL', async () => {
+      // The postmaster and every backend at once, transactions and commits in flight: the core
+      // answers 503 meanwhile (nothing recorded, retried), and recovery keeps what was committed.
+      const pg = tt.core.postgres!;
+      const core = tt.core.process;
+      const pid = pg.process.pid;
+      const from = core.lines.length;
+      await pg.kill();
+      await sleep(OUTAGE_MS);
+      await pg.start();
+      assert.ok(
+        core.running,
+        `the core outlived its database:\n${[...core.lines, ...core.stderrLines].slice(-10).join('\n')}`,
+      );
+      // What the core answered the brokers' executions meanwhile: 503 (retried), never a 500.
+      const failures: Record<string, number> = {};
+      for (const line of core.lines.slice(from)) {
+        if (!line.startsWith('{')) continue;
+        const entry = JSON.parse(line) as { requestId?: string; status?: number; code?: string };
+        if (entry.requestId === undefined || entry.status === undefined || entry.status === 200) continue;
+        const key = `${entry.status} ${entry.code ?? ''}`;
+        failures[key] = (failures[key] ?? 0) + 1;
+      }
+      t.diagnostic(
+        `PostgreSQL SIGKILL: postmaster ${pid}, restarted as ${pg.process.pid}; ` +
+          `the core's failed executions meanwhile: ${JSON.stringify(failures)}`,
+      );
+      assert.ok(
+        (failures['503 NONSTOP_ERR_DATABASE_UNAVAILABLE'] ?? 0) > 0,
+        'executions reached the core while its database was down',
+      );
+      assert.deepEqual(
+        Object.keys(failures).filter((k) => !k.startsWith('503 ') && !k.startsWith('504 ')),
+        [],
+        'the core answered 503 (or a deadline) while its database was down, nothing else',
+      );
+    });
     // A clean restart of every Redis of the busiest broker: brokers keep nothing on disk, so the
     // queues are gone too; every request they held is answered 503/504 or reset, and retried.
     await phase('Redis restart', async () => tt.restartRedis(await busiestBroker(tt)));
@@ -129,9 +168,9 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
     // Ledger 3: the queues. Every job ends up answered and removed.
     const queued = await waitForEmptyQueues(tt, 30_000);
 
-    // Ledger 2: the core's database (the core stops so its embedded database can be opened here).
+    // Ledger 2: the core's database (the core stops first, so nothing changes while it is read).
     await tt.core.process.stop(10_000);
-    const effects = await countEffects(tt.core.dataDir, `chaos-${RUN}-%`);
+    const effects = await countEffects(tt.core.postgres!, `chaos-${RUN}-%`);
 
     // Ledger 1 reconciled against 2, per phase.
     const problems: string[] = [];
@@ -251,15 +290,15 @@ function redisCli(tt: ThreeTier, brokerId: string, gatewayId: string, args: stri
   return adminCli(b, redisOf(b, gatewayId), args);
 }
 
-async function countEffects(dataDir: string, pattern: string): Promise<Map<string, number>> {
-  const db = new PGlite(dataDir);
+async function countEffects(pg: WorldPostgres, pattern: string): Promise<Map<string, number>> {
+  const client = await pg.connect();
   try {
-    const { rows } = await db.query<{ title: string; n: number }>(
+    const { rows } = await client.query<{ title: string; n: number }>(
       'SELECT title, count(*)::int AS n FROM notes WHERE title LIKE $1 GROUP BY title',
       [pattern],
     );
     return new Map(rows.map((r) => [r.title, r.n]));
   } finally {
-    await db.close();
+    await client.end();
   }
 }

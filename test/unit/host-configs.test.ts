@@ -234,6 +234,23 @@ describe('the world against the deployment', () => {
       }
     });
 
+  test("core on the world's PostgreSQL (corePostgres): the deployed server, its socket in the world's folder", () => {
+    const socketDir = '/tmp/nst-1-abcdef-XYZ/postgres';
+    const world = coreDocument(worldCoreInput(coreFacts, { ...corePostgres.database.postgres, socketDir }));
+    const deployed = coreDocument(corePostgres);
+    assert.deepEqual(undeclaredDifferences('core', world, deployed, WORLD_CONFIG_DIFFERENCES.core), []);
+    const differences = configDifferences('core', world, deployed);
+    assert.deepEqual(
+      differences.find((d) => d.path === 'database.url'),
+      {
+        path: 'database.url',
+        world: `postgresql://nonstop-core@/nonstop?host=${socketDir}&port=5432`,
+        deployed: 'postgresql://nonstop-core@/nonstop?host=/var/run/postgresql&port=5432',
+      },
+    );
+    assert.ok(!differences.some((d) => d.path.startsWith('database.') && d.path !== 'database.url'));
+  });
+
   test('an undeclared difference is caught, with both values', () => {
     const world = gatewayDocument({ ...worldGatewayInput(gatewayFacts), listenHost: '0.0.0.0' });
     assert.deepEqual(

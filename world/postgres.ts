@@ -1,0 +1,244 @@
+// A real PostgreSQL server for the world's core: Debian's binaries (the version the core role
+// installs), a cluster made with initdb in the world's folder, run inside the core's namespace
+// as the `postgres` OS user (PostgreSQL refuses root). It listens on a Unix socket in that
+// folder only (no TCP at all, so never on the machine's own 5432), with peer authentication as
+// deployed; the world's core runs as root, which pg_ident maps to the core's role. The core
+// creates its schema and tables itself, as in production: here are only the role and the
+// database the Ansible role creates (ansible/roles/core/tasks/main.yml). The world removes the
+// folder and stops the server by pid at close, also when a bring-up fails.
+import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { CorePostgres } from '../config/render/core.js';
+import { descendants, isAlive, type Host, type HostProcess, type World } from './world.js';
+
+/** Debian 12's PostgreSQL, as the core role installs it (core_postgresql_version). */
+export const POSTGRES_BIN = '/usr/lib/postgresql/15/bin';
+/** The OS user the server runs as (Debian's package creates it). */
+const OS_USER = 'postgres';
+/** The core's role and database, as the Ansible role names them (core_user, core_database). */
+const CORE_ROLE = 'nonstop-core';
+const CORE_DATABASE = 'nonstop';
+/** Only the name of the socket file (.s.PGSQL.5432 in the world's folder): no TCP listener. */
+const PORT = 5432;
+const READY = 'database system is ready to accept connections';
+
+export interface WorldPostgresInfo {
+  /** Its folder: the socket, and the cluster under data/. */
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly socketDir: string;
+  readonly port: number;
+  readonly role: string;
+  readonly database: string;
+}
+
+export class WorldPostgres implements WorldPostgresInfo {
+  readonly dataDir: string;
+  readonly socketDir: string;
+  readonly port = PORT;
+  readonly role = CORE_ROLE;
+  readonly database = CORE_DATABASE;
+
+  /** Use `startWorldPostgres()`. */
+  constructor(
+    readonly host: Host,
+    readonly dir: string,
+    /** The postmaster (setpriv and `ip netns exec` exec it: this pid is the postmaster's). */
+    public process: HostProcess,
+  ) {
+    this.dataDir = join(dir, 'data');
+    this.socketDir = dir;
+  }
+
+  /** What the core config's builder takes (config/render/core.ts): the socket, the role, the database. */
+  get corePostgres(): CorePostgres {
+    return { user: this.role, database: this.database, port: this.port, socketDir: this.socketDir };
+  }
+
+  /**
+   * SIGKILL of the postmaster and of every backend and auxiliary process it forked, as when the
+   * OOM killer or a crash takes the server: no shutdown checkpoint, whatever was in flight is
+   * cut. The postmaster is stopped first so it forks nothing between the listing and the kill.
+   */
+  async kill(): Promise<void> {
+    const pid = this.process.pid;
+    if (!this.process.running) throw new Error(`PostgreSQL (pid ${pid}) is not running`);
+    process.kill(pid, 'SIGSTOP');
+    const children = descendants(pid);
+    for (const p of children) signal(p, 'SIGKILL');
+    signal(pid, 'SIGKILL');
+    await this.process.exited;
+    // Its children are reaped by whoever inherited them; a new postmaster refuses to start while
+    // one of them still holds the old shared memory.
+    const end = Date.now() + 10_000;
+    while (children.some(isAlive)) {
+      if (Date.now() > end)
+        throw new Error(`PostgreSQL's processes ${children.filter(isAlive).join(', ')} outlived SIGKILL`);
+      await sleep(50);
+    }
+  }
+
+  /** Starts the server again on its cluster (after a kill: crash recovery from the WAL). */
+  async start(): Promise<void> {
+    if (this.process.running) throw new Error(`PostgreSQL (pid ${this.process.pid}) is running already`);
+    this.process = await startPostmaster(this.host, this.dataDir);
+  }
+
+  /** A fast shutdown (SIGINT: clients disconnected, a checkpoint written), SIGKILL after `graceMs`. */
+  async stop(graceMs = 10_000): Promise<void> {
+    if (!this.process.running) return;
+    this.process.child.kill('SIGINT');
+    const timer = setTimeout(() => this.process.child.kill('SIGKILL'), graceMs);
+    await this.process.exited;
+    clearTimeout(timer);
+  }
+
+  /**
+   * A client on the core's database as the core's role, from this (root) process: the socket is
+   * a file, reachable from any namespace; peer authentication maps root to the role.
+   */
+  async connect(): Promise<pg.Client> {
+    const client = new pg.Client({
+      host: this.socketDir,
+      port: this.port,
+      user: this.role,
+      database: this.database,
+    });
+    await client.connect();
+    return client;
+  }
+}
+
+/**
+ * Makes a cluster in `<world>/postgres` and starts it in `host`'s namespace, with the core's
+ * role and database created; resolves once it accepts connections.
+ */
+export async function startWorldPostgres(world: World, host: Host): Promise<WorldPostgres> {
+  const { uid, gid } = osUser(OS_USER);
+  // The postgres user must reach its folder through the world's (0700, root's): search only,
+  // so it lists nothing there, and every host's folder below is 0700 itself.
+  chmodSync(world.dir, 0o711);
+  const dir = join(world.dir, 'postgres');
+  mkdirSync(dir, { mode: 0o700 });
+  chownSync(dir, uid, gid);
+  const dataDir = join(dir, 'data');
+  await host.check(
+    'setpriv',
+    [
+      ...asOsUser(),
+      join(POSTGRES_BIN, 'initdb'),
+      '--pgdata',
+      dataDir,
+      '--username',
+      OS_USER,
+      '--encoding',
+      'UTF8',
+      '--locale',
+      'C',
+      '--auth-local',
+      'peer',
+      '--auth-host',
+      'reject',
+    ],
+    { timeoutMs: 120_000 },
+  );
+  // The deployed conf.d/nonstop.conf sets listen_addresses and port; here: no TCP at all.
+  appendFileSync(
+    join(dataDir, 'postgresql.conf'),
+    [
+      '',
+      "# The test world's (world/postgres.ts): its Unix socket in the world's folder, no TCP.",
+      "listen_addresses = ''",
+      `port = ${PORT}`,
+      `unix_socket_directories = '${dir}'`,
+      '',
+    ].join('\n'),
+  );
+  // Peer authentication over the socket, as Debian's default; root (the world's core and its
+  // ledgers) maps to the core's role.
+  writeFileSync(
+    join(dataDir, 'pg_hba.conf'),
+    [
+      '# TYPE DATABASE USER METHOD',
+      `local all ${OS_USER} peer`,
+      `local ${CORE_DATABASE} ${CORE_ROLE} peer map=world`,
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(join(dataDir, 'pg_ident.conf'), `world root ${CORE_ROLE}\n`);
+  const postmaster = await startPostmaster(host, dataDir);
+  const server = new WorldPostgres(host, dir, postmaster);
+  // As the Ansible role does: a role that logs in and nothing more, owning its database.
+  await host.check(
+    'setpriv',
+    [
+      ...asOsUser(),
+      join(POSTGRES_BIN, 'psql'),
+      '--no-psqlrc',
+      '-v',
+      'ON_ERROR_STOP=1',
+      '-h',
+      dir,
+      '-p',
+      String(PORT),
+      '-U',
+      OS_USER,
+      '-d',
+      'postgres',
+      '-c',
+      `CREATE ROLE "${CORE_ROLE}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE`,
+      '-c',
+      `CREATE DATABASE ${CORE_DATABASE} OWNER "${CORE_ROLE}" ENCODING 'UTF8'`,
+    ],
+    { timeoutMs: 60_000 },
+  );
+  return server;
+}
+
+async function startPostmaster(host: Host, dataDir: string): Promise<HostProcess> {
+  // setpriv execs the postmaster: the process the world tracks (and a fault kills) is the server.
+  const postmaster = host.spawn('setpriv', [...asOsUser(), join(POSTGRES_BIN, 'postgres'), '-D', dataDir]);
+  try {
+    await Promise.race([
+      postmaster.waitForLine((l) => l.includes(READY), 60_000),
+      postmaster.exited.then((code) => {
+        throw new Error(`exited ${code}`);
+      }),
+    ]);
+  } catch (err) {
+    await postmaster.stop(2000);
+    throw new Error(
+      `${host.name}: PostgreSQL did not start (${(err as Error).message.split('\n')[0]}):\n` +
+        postmaster.stderrLines.slice(-20).join('\n'),
+      { cause: err },
+    );
+  }
+  return postmaster;
+}
+
+function asOsUser(): string[] {
+  return [`--reuid=${OS_USER}`, `--regid=${OS_USER}`, '--init-groups', '--'];
+}
+
+function osUser(name: string): { uid: number; gid: number } {
+  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+    const [user, , uid, gid] = line.split(':');
+    if (user === name) return { uid: Number(uid), gid: Number(gid) };
+  }
+  throw new Error(
+    `no "${name}" OS user to run the world's PostgreSQL as: install Debian's postgresql-15 (scripts/setup.sh)`,
+  );
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // Already gone.
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
