@@ -17,11 +17,15 @@ import { NONSTOP_SCOPE, nonstopMigrations } from './db/requests.js';
 import { schedulePruning } from './db/prune.js';
 import { createDispatcher } from './dispatch.js';
 import { Executor } from './executor.js';
+import { CoreMetrics } from './metrics.js';
+import { startMetricsListener, type MetricsListener } from '../lib/metrics-listener.js';
 import { checkHandlers, loadApplication, NO_APPLICATION } from './load-application.js';
 import { checkUpstreams } from './upstream/targets.js';
 
 export interface RunningCore {
   readonly address: { readonly host: string; readonly port: number };
+  /** The metrics listener's address, when the config has `metrics`. */
+  readonly metricsAddress?: { readonly host: string; readonly port: number };
   /** Stops accepting, lets in-flight requests finish, then closes the database. */
   close(): Promise<void>;
 }
@@ -55,11 +59,16 @@ export async function startCore(
 
   const db = await openDatabase(config.database, logger);
   let server: Server | undefined;
+  let metricsListener: MetricsListener | undefined;
   try {
     await migrate(db, NONSTOP_SCOPE, nonstopMigrations, logger);
     await migrate(db, `app:${app.name}`, app.migrations, logger);
     const routeMap = new Map<string, RouteDefinition>(routes.routes.map((r) => [r.name, r]));
+    const metrics = config.metrics === undefined ? undefined : new CoreMetrics(routeMap.keys());
+    if (config.metrics !== undefined && metrics !== undefined)
+      metricsListener = await startMetricsListener(config.metrics, metrics.registry, logger);
     const dispatch = createDispatcher({
+      ...(metrics === undefined ? {} : { metrics }),
       brokerUnit: config.tls.brokerUnit,
       routes: routeMap,
       executor: new Executor(db, app, logger, { upstreams }),
@@ -101,8 +110,12 @@ export async function startCore(
       'core listening',
     );
 
+    const metricsAt = metricsListener?.address;
     return {
       address,
+      ...(metricsAt === undefined
+        ? {}
+        : { metricsAddress: { host: metricsAt.address, port: metricsAt.port } }),
       close: async () => {
         closing = true;
         const closed = new Promise<void>((resolve) => listening.close(() => resolve()));
@@ -115,11 +128,13 @@ export async function startCore(
         await pruning.stop();
         await db.close();
         for (const upstream of upstreams) upstream.agent.destroy();
+        await metricsListener?.close();
         logger.info('core stopped');
       },
     };
   } catch (err) {
     server?.close();
+    await metricsListener?.close();
     await db.close();
     throw err;
   }
