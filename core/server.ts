@@ -10,6 +10,7 @@ import { loadRoutes } from '../config/routes.js';
 import type { RouteDefinition, RoutesConfig } from '../config/schemas/routes.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { startMetricsListener, type MetricsListener } from '../lib/metrics-listener.js';
 import type { Application } from './application.js';
 import { migrate } from './db/migrate.js';
 import { openDatabase } from './db/open.js';
@@ -18,7 +19,6 @@ import { schedulePruning } from './db/prune.js';
 import { createDispatcher } from './dispatch.js';
 import { Executor } from './executor.js';
 import { CoreMetrics } from './metrics.js';
-import { startMetricsListener, type MetricsListener } from '../lib/metrics-listener.js';
 import { checkHandlers, loadApplication, NO_APPLICATION } from './load-application.js';
 import { checkUpstreams } from './upstream/targets.js';
 
@@ -64,9 +64,11 @@ export async function startCore(
     await migrate(db, NONSTOP_SCOPE, nonstopMigrations, logger);
     await migrate(db, `app:${app.name}`, app.migrations, logger);
     const routeMap = new Map<string, RouteDefinition>(routes.routes.map((r) => [r.name, r]));
-    const metrics = config.metrics === undefined ? undefined : new CoreMetrics(routeMap.keys());
-    if (config.metrics !== undefined && metrics !== undefined)
+    let metrics: CoreMetrics | undefined;
+    if (config.metrics !== undefined) {
+      metrics = new CoreMetrics(routeMap.keys());
       metricsListener = await startMetricsListener(config.metrics, metrics.registry, logger);
+    }
     const dispatch = createDispatcher({
       ...(metrics === undefined ? {} : { metrics }),
       brokerUnit: config.tls.brokerUnit,
