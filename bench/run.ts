@@ -69,7 +69,7 @@ try {
       const r = await b.host.exec('curl', ['-s', '-m', '5', `http://127.0.0.1:${b.statusPort}/metrics`]);
       let sum = 0;
       for (const m of r.stdout.matchAll(
-        new RegExp(`^nonstop_jobs_total\\{gateway="${gw.id}",outcome="answered"\\} (\\d+)$`, 'gm'),
+        new RegExp(`^nonstop_broker_jobs_total\\{gateway="${gw.id}",outcome="answered"\\} (\\d+)$`, 'gm'),
       ))
         sum += Number(m[1]);
       out.set(b.id, sum);

@@ -13,6 +13,7 @@ import { ChallengeRelayHub } from './acme-relay-hub.js';
 import { CoreClient } from './core-client.js';
 import { GatewayWorker } from './gateway-worker.js';
 import type { Knocker } from './knocker.js';
+import { BrokerWorkMetrics } from './metrics.js';
 import type { StatusSnapshot } from './status-server.js';
 import { TunnelManager } from './tunnel-manager.js';
 import { RequestValidator } from './validator.js';
@@ -24,6 +25,8 @@ export interface Broker {
   relayChallenges(target: string, source: string, answers: unknown): Promise<void>;
   /** Its tunnels and job counts now (no cells: everything runs in this process). */
   snapshot(): StatusSnapshot;
+  /** The snapshot with this process's work metrics (broker/metrics.ts), for the status endpoint. */
+  status(): Promise<StatusSnapshot>;
   /**
    * Stops taking jobs, finishes the ones in flight (their replies go out through the
    * tunnels, which stay up a moment longer), then closes the tunnels and disconnects.
@@ -47,6 +50,7 @@ export function startBroker(
   const validator = new RequestValidator(config.routes, routes);
   const core = new CoreClient(config.core, log);
   const workers = new Map<string, GatewayWorker>();
+  const metrics = new BrokerWorkMetrics(config.gateways.map((g) => g.id));
   const connections: Redis[] = [];
   const inboxes = new Map<string, ChallengeInbox>();
   const outboxes = new Map<string, ChallengeOutbox>();
@@ -98,7 +102,16 @@ export function startBroker(
     outboxes.set(gw.id, outbox);
     workers.set(
       gw.id,
-      new GatewayWorker({ config, gatewayId: gw.id, routes, validator, core, replies, log }),
+      new GatewayWorker({
+        config,
+        gatewayId: gw.id,
+        routes,
+        validator,
+        core,
+        replies,
+        log,
+        metrics: metrics.forGateway(gw.id),
+      }),
     );
   }
   const tunnels = new TunnelManager(config, log, options.knocker);
@@ -107,18 +120,20 @@ export function startBroker(
     { brokerId: config.id, gateways: [...workers.keys()], tunnels: [...tunnels.tunnels.keys()] },
     'broker working',
   );
+  const snapshot = (): StatusSnapshot => ({
+    tunnels: tunnels.status(),
+    jobs: Object.fromEntries([...workers].map(([id, w]) => [id, { ...w.counts }])),
+    queues: Object.fromEntries([...workers].map(([id, w]) => [id, w.depth])),
+    cells: [],
+    acme: Object.fromEntries([...outboxes].map(([id, o]) => [id, { ...o.counts }])),
+  });
   return {
     workers,
     tunnels,
     relayChallenges: (target, source, answers) =>
       inboxes.get(target)?.relay(source, relayedAnswers(answers, Date.now())) ?? Promise.resolve(),
-    snapshot: () => ({
-      tunnels: tunnels.status(),
-      jobs: Object.fromEntries([...workers].map(([id, w]) => [id, { ...w.counts }])),
-      queues: Object.fromEntries([...workers].map(([id, w]) => [id, w.depth])),
-      cells: [],
-      acme: Object.fromEntries([...outboxes].map(([id, o]) => [id, { ...o.counts }])),
-    }),
+    snapshot,
+    status: async () => ({ ...snapshot(), work: [await metrics.json()] }),
     async close() {
       for (const o of outboxes.values()) o.close();
       for (const i of inboxes.values()) i.close();

@@ -167,6 +167,7 @@ export class CellSupervisor {
     const jobs: Record<string, StatusSnapshot['jobs'][string]> = {};
     const queues: Record<string, StatusSnapshot['queues'][string]> = {};
     const acme: Record<string, NonNullable<StatusSnapshot['acme']>[string]> = {};
+    const work: NonNullable<StatusSnapshot['work']>[number][] = [];
     parts.forEach((part, i) => {
       const cell = this.#cells[i]!;
       if (part === null) return;
@@ -180,8 +181,9 @@ export class CellSupervisor {
       Object.assign(jobs, part.snapshot.jobs);
       Object.assign(queues, part.snapshot.queues);
       Object.assign(acme, part.snapshot.acme);
+      work.push(...(part.snapshot.work ?? []));
     });
-    return { tunnels, jobs, queues, cells, acme };
+    return { tunnels, jobs, queues, cells, acme, work };
   }
 
   #ask(cell: Cell, timeoutMs: number): Promise<{ snapshot: StatusSnapshot; running: boolean } | null> {
@@ -248,17 +250,22 @@ export class CellSupervisor {
  * (a cell left running would hold its tunnel's port against the restarted broker's cell).
  */
 export function serveParent(
-  snapshot: () => StatusSnapshot,
+  snapshot: () => Promise<StatusSnapshot>,
   log: Logger,
   relayed: (source: string, answers: unknown) => void = () => {},
 ): Promise<string> {
-  process.send?.({ type: 'ready', snapshot: snapshot() } satisfies FromCell);
+  const send = (message: (s: StatusSnapshot) => FromCell) =>
+    snapshot().then(
+      (s) => process.send?.(message(s)),
+      (err: unknown) =>
+        log.error({ err: err instanceof Error ? err.message : String(err) }, 'status snapshot failed'),
+    );
+  void send((s) => ({ type: 'ready', snapshot: s }));
   return new Promise((resolve) => {
     let asked = false;
     process.on('message', (m: ToCell) => {
       if (m?.type === 'acme-relay') relayed(m.source, m.answers);
-      else if (m?.type === 'snapshot')
-        process.send?.({ type: 'snapshot', id: m.id, snapshot: snapshot() } satisfies FromCell);
+      else if (m?.type === 'snapshot') void send((s) => ({ type: 'snapshot', id: m.id, snapshot: s }));
       else if (m?.type === 'close') {
         asked = true;
         resolve('asked by its broker');

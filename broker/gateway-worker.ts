@@ -20,6 +20,7 @@ import { createRedis, type Redis } from '../lib/redis.js';
 import type { CoreClient } from './core-client.js';
 import { EnvelopeBounds, maxJobDataBytes } from './envelope-bounds.js';
 import { JobScreen, screenedBackend } from './job-screen.js';
+import type { CoreCallMetrics } from './metrics.js';
 import { UnreadableJobSweeper } from './unreadable-jobs.js';
 import type { RequestValidator } from './validator.js';
 
@@ -44,6 +45,8 @@ export interface GatewayWorkerDeps {
   /** The reply connection, to this gateway's own Redis. */
   readonly replies: Redis;
   readonly log: Logger;
+  /** Each request handed to the core is timed here (broker/metrics.ts). */
+  readonly metrics?: CoreCallMetrics;
 }
 
 export type JobOutcome = 'answered' | 'invalid' | 'tampered' | 'expired';
@@ -195,6 +198,7 @@ export class GatewayWorker {
     }
 
     const started = Date.now();
+    const timer = performance.now();
     let reply: Reply;
     try {
       const answer = await this.deps.core.execute(envelope);
@@ -207,12 +211,14 @@ export class GatewayWorker {
         ...(answer.cookies === undefined ? {} : { cookies: answer.cookies }),
         ...(answer.replayed ? { replayed: true } : {}),
       };
+      this.deps.metrics?.observe((performance.now() - timer) / 1000);
       log.info(
         { status: answer.status, replayed: answer.replayed, durationMs: Date.now() - started },
         'executed',
       );
     } catch (err) {
       const e: NonstopError = isNonstopError(err) ? err : errors.INTERNAL();
+      this.deps.metrics?.observe((performance.now() - timer) / 1000, e.code);
       log.warn(
         { code: e.code, err: e.message, ms: Date.now() - started },
         'core did not complete the request',

@@ -61,7 +61,7 @@ Signals: SIGINT/SIGTERM stop taking jobs and finish the ones in flight.`,
           if (process.send !== undefined)
             return {
               until: serveParent(
-                () => broker.snapshot(),
+                () => broker.status(),
                 log,
                 (source, answers) => void broker.relayChallenges(only, source, answers),
               ),
@@ -74,7 +74,7 @@ Signals: SIGINT/SIGTERM stop taking jobs and finish the ones in flight.`,
           return withStatus(
             cellConfig,
             log,
-            { brokerId: config.id, snapshot: () => Promise.resolve(broker.snapshot()) },
+            { brokerId: config.id, snapshot: () => broker.status() },
             broker,
           );
         }
@@ -82,12 +82,7 @@ Signals: SIGINT/SIGTERM stop taking jobs and finish the ones in flight.`,
         if (!config.cells.perGateway) {
           const { startBroker } = await import('../broker/broker.js');
           const broker = startBroker(config, routes, log);
-          return withStatus(
-            config,
-            log,
-            { brokerId: config.id, snapshot: () => Promise.resolve(broker.snapshot()) },
-            broker,
-          );
+          return withStatus(config, log, { brokerId: config.id, snapshot: () => broker.status() }, broker);
         }
         const cells = new CellSupervisor({
           configFile: file,

@@ -8,6 +8,7 @@ import { errors } from '../lib/errors.js';
 import { createAjv } from './ajv.js';
 import { describeErrors, formatProblems, type FieldProblem } from './errors-format.js';
 import { gatewayProblems } from './gateway-checks.js';
+import { metricsListenerProblems } from './schemas/metrics-listener.js';
 import { brokerSchema, type BrokerConfig } from './schemas/broker.js';
 import { coreSchema, type CoreConfig } from './schemas/core.js';
 import { gatewaySchema, type GatewayConfig } from './schemas/gateway.js';
@@ -77,6 +78,8 @@ const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
 /** What a kind's schema cannot say, checked after it (defaults filled, before paths resolve). */
 const CHECKS: { readonly [K in ConfigKind]?: (config: ConfigKinds[K]) => FieldProblem[] } = {
   gateway: gatewayProblems,
+  core: (config) => metricsListenerProblems('metrics', config.metrics),
+  guard: (config) => metricsListenerProblems('metrics', config.metrics),
 };
 
 // Every mistake in a config file at once: the operator fixes them in one go.

@@ -7,6 +7,7 @@ import { errors, isNonstopError, type NonstopError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { Database } from './db/database.js';
 import type { Executor } from './executor.js';
+import { FIXED_ROUTES, type CoreMetrics } from './metrics.js';
 import { readBody, sendError, sendJson } from './http.js';
 import {
   checkExecuteHeaders,
@@ -23,6 +24,8 @@ export interface DispatchOptions {
   readonly executor: Executor;
   readonly db: Database;
   readonly logger: Logger;
+  /** Counts every answer (core/metrics.ts); none: nothing is counted. */
+  readonly metrics?: CoreMetrics;
 }
 
 /** What the request log line says about an execute request, filled in as it is learnt. */
@@ -39,14 +42,18 @@ export function createDispatcher(options: DispatchOptions) {
   return async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now();
     const outcome: Outcome = {};
+    const path = (req.url ?? '/').split('?')[0];
+    const routeLabel = () =>
+      outcome.route ??
+      (path === HEALTH_PATH && req.method === 'GET' ? FIXED_ROUTES.health : FIXED_ROUTES.refused);
     try {
       const broker = brokerName(req.socket as TLSSocket, options.brokerUnit);
-      const path = (req.url ?? '/').split('?')[0];
       if (path === HEALTH_PATH && req.method === 'GET') await health(res, options.db);
       else if (path === EXECUTE_PATH && req.method === 'POST') await execute(req, res, options, outcome);
       else if (path === HEALTH_PATH || path === EXECUTE_PATH) throw errors.METHOD_NOT_ALLOWED();
       else throw errors.NOT_FOUND(`no such endpoint; the core serves POST ${EXECUTE_PATH}`);
       const line = { ...outcome, broker, status: res.statusCode, durationMs: elapsed(started) };
+      options.metrics?.count(routeLabel(), outcome.appStatus ?? res.statusCode, seconds(started));
       // Health probes come often and say little; executions are the log's substance.
       if (outcome.requestId === undefined) logger.debug(line, 'health');
       else logger.info(line, 'executed');
@@ -56,6 +63,11 @@ export function createDispatcher(options: DispatchOptions) {
       else res.destroy();
       // Unexpected errors (bugs) keep their message and stack in the log; never a request body.
       const unexpected = isNonstopError(err) ? undefined : describe(err);
+      if (options.metrics !== undefined) {
+        options.metrics.count(routeLabel(), failure.status ?? 500, seconds(started));
+        if (failure.code === errors.DATABASE_UNAVAILABLE.code)
+          options.metrics.databaseError(outcome.route === undefined ? 'health' : 'execute');
+      }
       logger.warn(
         { ...outcome, status: failure.status, code: failure.code, durationMs: elapsed(started), unexpected },
         failure.message,
@@ -110,6 +122,10 @@ function asNonstopError(err: unknown): NonstopError {
 
 function describe(err: unknown): { message: string; stack?: string } {
   return err instanceof Error ? { message: err.message, stack: err.stack } : { message: String(err) };
+}
+
+function seconds(started: number): number {
+  return (performance.now() - started) / 1000;
 }
 
 function elapsed(started: number): number {

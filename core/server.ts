@@ -10,6 +10,7 @@ import { loadRoutes } from '../config/routes.js';
 import type { RouteDefinition, RoutesConfig } from '../config/schemas/routes.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { startMetricsListener, type MetricsListener } from '../lib/metrics-listener.js';
 import type { Application } from './application.js';
 import { migrate } from './db/migrate.js';
 import { openDatabase } from './db/open.js';
@@ -17,11 +18,14 @@ import { NONSTOP_SCOPE, nonstopMigrations } from './db/requests.js';
 import { schedulePruning } from './db/prune.js';
 import { createDispatcher } from './dispatch.js';
 import { Executor } from './executor.js';
+import { CoreMetrics } from './metrics.js';
 import { checkHandlers, loadApplication, NO_APPLICATION } from './load-application.js';
 import { checkUpstreams } from './upstream/targets.js';
 
 export interface RunningCore {
   readonly address: { readonly host: string; readonly port: number };
+  /** The metrics listener's address, when the config has `metrics`. */
+  readonly metricsAddress?: { readonly host: string; readonly port: number };
   /** Stops accepting, lets in-flight requests finish, then closes the database. */
   close(): Promise<void>;
 }
@@ -55,11 +59,18 @@ export async function startCore(
 
   const db = await openDatabase(config.database, logger);
   let server: Server | undefined;
+  let metricsListener: MetricsListener | undefined;
   try {
     await migrate(db, NONSTOP_SCOPE, nonstopMigrations, logger);
     await migrate(db, `app:${app.name}`, app.migrations, logger);
     const routeMap = new Map<string, RouteDefinition>(routes.routes.map((r) => [r.name, r]));
+    let metrics: CoreMetrics | undefined;
+    if (config.metrics !== undefined) {
+      metrics = new CoreMetrics(routeMap.keys());
+      metricsListener = await startMetricsListener(config.metrics, metrics.registry, logger);
+    }
     const dispatch = createDispatcher({
+      ...(metrics === undefined ? {} : { metrics }),
       brokerUnit: config.tls.brokerUnit,
       routes: routeMap,
       executor: new Executor(db, app, logger, { upstreams }),
@@ -101,8 +112,12 @@ export async function startCore(
       'core listening',
     );
 
+    const metricsAt = metricsListener?.address;
     return {
       address,
+      ...(metricsAt === undefined
+        ? {}
+        : { metricsAddress: { host: metricsAt.address, port: metricsAt.port } }),
       close: async () => {
         closing = true;
         const closed = new Promise<void>((resolve) => listening.close(() => resolve()));
@@ -115,11 +130,13 @@ export async function startCore(
         await pruning.stop();
         await db.close();
         for (const upstream of upstreams) upstream.agent.destroy();
+        await metricsListener?.close();
         logger.info('core stopped');
       },
     };
   } catch (err) {
     server?.close();
+    await metricsListener?.close();
     await db.close();
     throw err;
   }

@@ -3,8 +3,10 @@
 // table stays loaded when the daemon stops or dies, so SSH stays filtered and 80/443 keep going.
 import type { GuardConfig, KnockStep } from '../config/knock.js';
 import type { Logger } from '../lib/log.js';
+import { startMetricsListener, type MetricsListener } from '../lib/metrics-listener.js';
 import { SequenceCatalog } from './catalog.js';
 import { KnockListener } from './listener.js';
+import { GuardMetrics } from './metrics.js';
 import { runNft } from './nft.js';
 import { renderDeleteTable, renderOpenWindow, renderRuleset } from './ruleset.js';
 import { KnockTracker, type KnockOutcome } from './tracker.js';
@@ -20,6 +22,10 @@ export interface GuardStats {
   readonly opened: number;
   readonly failed: number;
   readonly expired: number;
+  /** Source addresses whose SSH window nft added. */
+  readonly windows: number;
+  /** Windows not opened: nft failed, or too many were pending. */
+  readonly windowErrors: number;
 }
 
 export class KnockGuard {
@@ -34,7 +40,8 @@ export class KnockGuard {
   #failed: (err: Error) => void = () => {};
   /** Resolves with the error if the guard can no longer read knocks. */
   readonly failed: Promise<Error>;
-  #counts = { opened: 0, failed: 0, expired: 0 };
+  #counts = { opened: 0, failed: 0, expired: 0, windows: 0, windowErrors: 0 };
+  #metrics: MetricsListener | undefined;
 
   constructor(
     private readonly config: GuardConfig,
@@ -57,16 +64,27 @@ export class KnockGuard {
   async start(): Promise<void> {
     // Table first: even if the sockets then fail, the host is closed, not open.
     await runNft(this.config.nft, this.ruleset());
-    this.#listener = new KnockListener(
-      this.config.divertProtocols,
-      (source, step) => this.#onKnock(source, step),
-      // raw-socket closes a socket after an error: this guard is deaf now, so say so and let
-      // the supervisor restart it (the table stays: SSH stays closed meanwhile).
-      (err) => {
-        this.log.error({ event: 'socket-error', err: err.message }, 'raw socket error');
-        this.#failed(err);
-      },
-    );
+    // Before the sockets: a metrics port already taken fails the start with nothing left open.
+    if (this.config.metrics !== undefined) {
+      const metrics = new GuardMetrics(() => this.stats(), this.config);
+      this.#metrics = await startMetricsListener(this.config.metrics, metrics.registry, this.log);
+    }
+    try {
+      this.#listener = new KnockListener(
+        this.config.divertProtocols,
+        (source, step) => this.#onKnock(source, step),
+        // raw-socket closes a socket after an error: this guard is deaf now, so say so and let
+        // the supervisor restart it (the table stays: SSH stays closed meanwhile).
+        (err) => {
+          this.log.error({ event: 'socket-error', err: err.message }, 'raw socket error');
+          this.#failed(err);
+        },
+      );
+    } catch (err) {
+      await this.#metrics?.close();
+      this.#metrics = undefined;
+      throw err;
+    }
     const sweep = setInterval(() => this.#report(this.#tracker.sweep(Date.now())), 1000);
     this.#timers.push(sweep);
     if (this.config.statsIntervalSeconds > 0) {
@@ -96,9 +114,16 @@ export class KnockGuard {
     for (const t of this.#timers.splice(0)) clearInterval(t);
     this.#listener?.close();
     this.#listener = undefined;
+    await this.#metrics?.close();
+    this.#metrics = undefined;
     await this.#nftQueue;
     if (this.config.removeTableOnExit) await runNft(this.config.nft, renderDeleteTable());
     this.log.info({ event: 'stopped', tableRemoved: this.config.removeTableOnExit }, 'knock guard stopped');
+  }
+
+  /** Where the metrics listener listens, once started (when the config has `metrics`). */
+  get metricsAddress(): { readonly address: string; readonly port: number } | undefined {
+    return this.#metrics?.address;
   }
 
   stats(): GuardStats {
@@ -141,6 +166,7 @@ export class KnockGuard {
 
   #openWindow(address: string): void {
     if (this.#pendingOpen.size >= MAX_PENDING_WINDOWS) {
+      this.#counts.windowErrors += 1;
       this.log.error({ event: 'window-error', clientIp: address }, 'too many windows pending; not opened');
       return;
     }
@@ -151,16 +177,22 @@ export class KnockGuard {
       const batch = [...this.#pendingOpen];
       this.#pendingOpen.clear();
       const script = batch.map((a) => renderOpenWindow(a, this.config.windowSeconds)).join('');
-      return runNft(this.config.nft, script).catch((err: unknown) =>
-        this.log.error(
-          {
-            event: 'window-error',
-            clientIps: batch.slice(0, 16),
-            count: batch.length,
-            err: (err as Error).message,
-          },
-          'cannot open window',
-        ),
+      return runNft(this.config.nft, script).then(
+        () => {
+          this.#counts.windows += batch.length;
+        },
+        (err: unknown) => {
+          this.#counts.windowErrors += batch.length;
+          this.log.error(
+            {
+              event: 'window-error',
+              clientIps: batch.slice(0, 16),
+              count: batch.length,
+              err: (err as Error).message,
+            },
+            'cannot open window',
+          );
+        },
       );
     });
   }

@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { errors } from '../../lib/errors.js';
+import { CORE_METRICS_PORT } from '../schemas/core.js';
 import { checkedDocument, optional } from './document.js';
 
 /** PostgreSQL on the core host, reached over its Unix socket as `user` (peer authentication). */
@@ -36,6 +37,8 @@ export interface CoreInput {
   }[];
   /** Organizational unit of the brokers' client certificates. */
   readonly brokerUnit?: string;
+  /** The metrics listener's port on loopback (default 9465); null: none. */
+  readonly metricsPort?: number | null;
 }
 
 export function coreFiles(configDir: string) {
@@ -60,6 +63,7 @@ export function coreDocument(input: CoreInput) {
       `${label}: field "privateAddress" must be the core's own private IP address (got ${JSON.stringify(input.privateAddress)})`,
     );
   const files = coreFiles(input.configDir);
+  const metricsPort = input.metricsPort === undefined ? CORE_METRICS_PORT : input.metricsPort;
   return checkedDocument('core', label, {
     kind: 'core',
     routes: files.routes,
@@ -71,6 +75,8 @@ export function coreDocument(input: CoreInput) {
         : { dataDir: input.database.embedded.dataDir },
     ...optional('application', input.application),
     ...optional('upstreams', input.upstreams),
+    // On loopback, always: read on the core host, or through an admin's SSH forward.
+    ...(metricsPort === null ? {} : { metrics: { host: '127.0.0.1', port: metricsPort } }),
   } as const);
 }
 

@@ -3,6 +3,7 @@
 // guard lets no port in but its SSH to a knock; a gateway's lets in exactly its web ports; the
 // table stays when the guard stops (the host stays closed, as nftables.service loaded it).
 import { errors } from '../../lib/errors.js';
+import { GUARD_METRICS_PORT } from '../schemas/guard.js';
 import type { RotationParams } from '../schemas/knock-common.js';
 import { checkedDocument, optional } from './document.js';
 
@@ -31,6 +32,8 @@ export interface GuardInput {
   readonly clients?: readonly KnockClient[];
   /** knockd-style static sequences (admins). */
   readonly static?: readonly StaticKnock[];
+  /** The metrics listener's port on loopback (default 9466); null: none. */
+  readonly metricsPort?: number | null;
 }
 
 export function guardDocument(input: GuardInput) {
@@ -50,6 +53,7 @@ export function guardDocument(input: GuardInput) {
         'or "static" must name an admin knock for role "broker" (its SSH would open to no one)',
       );
   }
+  const metricsPort = input.metricsPort === undefined ? GUARD_METRICS_PORT : input.metricsPort;
   const publicTcpPorts = input.role === 'gateway' ? [input.httpPort ?? 80, input.httpsPort ?? 443] : [];
   return checkedDocument('guard', label, {
     kind: 'guard',
@@ -61,6 +65,8 @@ export function guardDocument(input: GuardInput) {
     removeTableOnExit: false,
     static: statics,
     rotating: { ...input.rotation, clients },
+    // On loopback, always: the host's scraper or an admin's login reads it.
+    ...(metricsPort === null ? {} : { metrics: { host: '127.0.0.1', port: metricsPort } }),
   } as const);
 }
 

@@ -1,5 +1,9 @@
 // Schema of a core machine's config file (`"kind": "core"`).
 import { listenSchema, logSchema, pathSchema, schemaKeySchema } from './common.js';
+import { metricsListenerSchema, type MetricsListenerConfig } from './metrics-listener.js';
+
+/** Where the core's metrics listener is when the config has `"metrics": {}`. */
+export const CORE_METRICS_PORT = 9465;
 
 /**
  * The largest upstream answer body a core accepts: its base64 in the broker's reply must stay
@@ -83,6 +87,11 @@ export const coreSchema = {
     },
     /** Applications in any language, reached over HTTP; a route goes to the first that matches. */
     upstreams: { type: 'array', maxItems: 16, items: upstreamSchema, default: [] },
+    /**
+     * Prometheus metrics (core/metrics.ts) on a plain HTTP listener of their own, loopback only
+     * unless allowNonLoopback; none unless configured.
+     */
+    metrics: metricsListenerSchema(CORE_METRICS_PORT),
   },
 } as const;
 
@@ -114,4 +123,5 @@ export interface CoreConfig {
   };
   readonly application: string | null;
   readonly upstreams: readonly UpstreamConfig[];
+  readonly metrics?: MetricsListenerConfig;
 }

@@ -6,6 +6,10 @@ import {
   staticSequenceSchema,
   type RotationParams,
 } from './knock-common.js';
+import { metricsListenerSchema, type MetricsListenerConfig } from './metrics-listener.js';
+
+/** Where the guard's metrics listener is when the config has `"metrics": {}`. */
+export const GUARD_METRICS_PORT = 9466;
 
 const NAME_PATTERN = '^[a-z0-9][a-z0-9._-]{0,62}$';
 const portSchema = { type: 'integer', minimum: 1, maximum: 65535 } as const;
@@ -41,6 +45,8 @@ export const guardSchema = {
       default: {},
     },
     nft: { type: 'string', minLength: 1, maxLength: 4096, default: 'nft' },
+    /** Prometheus metrics (knock/metrics.ts), loopback only unless allowNonLoopback; none unless set. */
+    metrics: metricsListenerSchema(GUARD_METRICS_PORT),
     static: {
       type: 'array',
       maxItems: 64,
@@ -92,6 +98,7 @@ export interface GuardConfig {
   readonly statsIntervalSeconds: number;
   readonly divertProtocols: { readonly tcp: number; readonly udp: number };
   readonly nft: string;
+  readonly metrics?: MetricsListenerConfig;
   readonly static: readonly { readonly name: string; readonly sequence: readonly string[] }[];
   readonly rotating: RotationParams & {
     readonly clients: readonly { readonly name: string; readonly secret: string }[];

@@ -197,6 +197,8 @@ export const guardInputSchema = {
     rotation: rotationSchema,
     clients: guardSchema.properties.rotating.properties.clients,
     static: guardSchema.properties.static,
+    /** The metrics listener on 127.0.0.1 (Ansible: gateway_guard_metrics_port, broker_guard_metrics_port); null: none. */
+    metricsPort: { type: ['integer', 'null'], minimum: 1, maximum: 65535 },
   },
 } as const;
 
@@ -292,6 +294,8 @@ export const coreInputSchema = {
     application: coreSchema.properties.application,
     upstreams: coreSchema.properties.upstreams,
     brokerUnit: coreSchema.properties.tls.properties.brokerUnit,
+    /** The metrics listener on 127.0.0.1 (Ansible: core_metrics_port); null: none. */
+    metricsPort: { type: ['integer', 'null'], minimum: 1, maximum: 65535 },
   },
 } as const;
 

@@ -102,11 +102,11 @@ describe('broker tunnels', () => {
     assert.ok((await w.statusOf('gw1')).forwarded >= 1);
 
     const metrics = await (await fetch(`${w.base}/metrics`)).text();
-    assert.match(metrics, /^nonstop_tunnel_state\{gateway="gw1",state="up"\} 1$/m);
-    assert.match(metrics, /^nonstop_tunnel_state\{gateway="gw1",state="backing-off"\} 0$/m);
-    assert.match(metrics, /^nonstop_tunnel_reconnects_total\{gateway="gw1"\} 0$/m);
-    assert.match(metrics, /^# TYPE nonstop_jobs_total counter$/m);
-    assert.match(metrics, /^nonstop_jobs_total\{gateway="gw1",outcome="answered"\} 0$/m);
+    assert.match(metrics, /^nonstop_broker_tunnel_state\{gateway="gw1",state="up"\} 1$/m);
+    assert.match(metrics, /^nonstop_broker_tunnel_state\{gateway="gw1",state="backing-off"\} 0$/m);
+    assert.match(metrics, /^nonstop_broker_tunnel_reconnects_total\{gateway="gw1"\} 0$/m);
+    assert.match(metrics, /^# TYPE nonstop_broker_jobs_total counter$/m);
+    assert.match(metrics, /^nonstop_broker_jobs_total\{gateway="gw1",outcome="answered"\} 0$/m);
   });
 
   test('a wrong pinned host key is refused, loudly, while the other gateway comes up', async (t) => {
@@ -157,7 +157,7 @@ describe('broker tunnels', () => {
     const metrics = await (await fetch(`${w.base}/metrics`)).text();
     assert.match(
       metrics,
-      new RegExp(`^nonstop_tunnel_reconnects_total\\{gateway="gw1"\\} ${back.reconnects}$`, 'm'),
+      new RegExp(`^nonstop_broker_tunnel_reconnects_total\\{gateway="gw1"\\} ${back.reconnects}$`, 'm'),
     );
   });
 

@@ -52,8 +52,8 @@ describe('broker status endpoint', () => {
     const metrics = await fetch(`${base}/metrics`);
     assert.match(metrics.headers.get('content-type') ?? '', /^text\/plain/);
     const text = await metrics.text();
-    assert.match(text, /^nonstop_jobs_total\{gateway="gw2",outcome="tampered"\} 0$/m);
-    assert.match(text, /^nonstop_acme_answers_total\{gateway="gw1",outcome="refused"\} 0$/m);
+    assert.match(text, /^nonstop_broker_jobs_total\{gateway="gw2",outcome="tampered"\} 0$/m);
+    assert.match(text, /^nonstop_broker_acme_answers_total\{gateway="gw1",outcome="refused"\} 0$/m);
     assert.equal((await fetch(`${base}/status`, { method: 'POST' })).status, 405);
     assert.equal((await fetch(`${base}/other`)).status, 404);
 
@@ -66,7 +66,7 @@ describe('broker status endpoint', () => {
     });
     assert.match(
       await (await fetch(`${base}/metrics`)).text(),
-      /^nonstop_queue_jobs\{gateway="gw1",state="delayed"\} 1$/m,
+      /^nonstop_broker_queue_jobs\{gateway="gw1",state="delayed"\} 1$/m,
     );
     await redis.client.del(delayed);
 
