@@ -247,7 +247,7 @@ async function busiestBroker(tt: ThreeTier): Promise<string> {
     const b = tt.broker(id);
     const r = await b.host.exec('curl', ['-s', '-m', '2', `http://127.0.0.1:${b.statusPort}/metrics`]);
     let sum = 0;
-    for (const m of r.stdout.matchAll(/^nonstop_jobs_total\{[^}]*outcome="answered"[^}]*\} (\d+)$/gm))
+    for (const m of r.stdout.matchAll(/^nonstop_broker_jobs_total\{[^}]*outcome="answered"[^}]*\} (\d+)$/gm))
       sum += Number(m[1]);
     return sum;
   };
