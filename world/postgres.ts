@@ -114,7 +114,16 @@ export class WorldPostgres implements WorldPostgresInfo {
  * Makes a cluster in `<world>/postgres` and starts it in `host`'s namespace, with the core's
  * role and database created; resolves once it accepts connections.
  */
-export async function startWorldPostgres(world: World, host: Host): Promise<WorldPostgres> {
+export interface WorldPostgresOptions {
+  /** The data folder on a tmpfs of this many MiB (World.mountTmpfs): a disk a test can fill. */
+  readonly diskMb?: number | undefined;
+}
+
+export async function startWorldPostgres(
+  world: World,
+  host: Host,
+  options: WorldPostgresOptions = {},
+): Promise<WorldPostgres> {
   const { uid, gid } = osUser(OS_USER);
   // The postgres user must reach its folder through the world's (0700, root's): search only,
   // so it lists nothing there, and every host's folder below is 0700 itself.
@@ -123,6 +132,7 @@ export async function startWorldPostgres(world: World, host: Host): Promise<Worl
   mkdirSync(dir, { mode: 0o700 });
   chownSync(dir, uid, gid);
   const dataDir = join(dir, 'data');
+  if (options.diskMb !== undefined) world.mountTmpfs(dataDir, options.diskMb, uid, gid);
   await host.check(
     'setpriv',
     [

@@ -63,6 +63,8 @@ export interface ThreeTierOptions {
    * instead of the embedded database. Default false.
    */
   readonly corePostgres?: boolean;
+  /** With corePostgres: its data folder on a tmpfs of this many MiB, a disk a test can fill. */
+  readonly corePostgresDiskMb?: number;
   /**
    * Certificates by ACME for the gateways it names (default: none, the world's PKI files only).
    * Called once every host has its addresses, before any daemon starts (an ACME CA for inet can
@@ -536,7 +538,10 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   progress(`starting the core on ${coreIp}:${CORE_PORT} (private segment only)`);
   const coreDir = hostDir('core');
   const coreConfig = join(coreDir, 'core.json');
-  const postgres = options.corePostgres === true ? await startWorldPostgres(world, coreHost) : null;
+  const postgres =
+    options.corePostgres === true
+      ? await startWorldPostgres(world, coreHost, { diskMb: options.corePostgresDiskMb })
+      : null;
   const coreDoc = coreDocument(
     worldCoreInput({ configDir: coreDir, privateAddress: coreIp, port: CORE_PORT }, postgres?.corePostgres),
   );

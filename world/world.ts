@@ -7,7 +7,7 @@
 // brokers) and `private` (198.19.0.0/16, 2001:2:0:2::/64; brokers and core).
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -219,6 +219,8 @@ export class World {
   readonly #switches = new Map<Segment, string>();
   readonly #nextAddress: Record<Segment, number> = { public: 10, private: 10 };
   readonly #cgroups = new Set<BudgetCgroup>();
+  /** tmpfs mounts of this world (under its folder), unmounted at close. */
+  readonly #mounts: string[] = [];
   #cgroupSupport: CgroupSupport | undefined;
   #ports = 0;
   #cgroupCount = 0;
@@ -242,6 +244,25 @@ export class World {
   track(proc: HostProcess): void {
     this.#processes.add(proc);
     void proc.exited.then(() => this.#processes.delete(proc));
+  }
+
+  /**
+   * A tmpfs of `sizeMb` at `path` (a new folder under the world's), owned by `uid`:`gid` with
+   * mode 0700: a disk of its own that a test can fill. Unmounted at close, also after a crash
+   * (removeStragglers unmounts what a dead run left).
+   */
+  mountTmpfs(path: string, sizeMb: number, uid: number, gid: number): void {
+    if (!path.startsWith(`${this.dir}/`)) throw new Error(`${path} is not under the world's folder`);
+    mkdirSync(path, { recursive: true, mode: 0o700 });
+    execFileSync('mount', [
+      '-t',
+      'tmpfs',
+      '-o',
+      `size=${sizeMb}m,mode=0700,uid=${uid},gid=${gid},nosuid,nodev`,
+      'tmpfs',
+      path,
+    ]);
+    this.#mounts.push(path);
   }
 
   /** Where this machine lets the world make cgroups, or why not (looked up once). */
@@ -314,6 +335,7 @@ export class World {
     for (const ns of this.#namespaces.splice(0).reverse()) await ip(['netns', 'del', ns]).catch(() => {});
     // Emptied now: their processes have exited.
     for (const cg of this.#cgroups) await this.removeCgroup(cg).catch(() => {});
+    unmountUnder(this.dir);
     rmSync(this.dir, { recursive: true, force: true });
     live.delete(this);
   }
@@ -339,6 +361,7 @@ export class World {
         // removeStragglers takes it
       }
     }
+    unmountUnder(this.dir);
     rmSync(this.dir, { recursive: true, force: true });
     live.delete(this);
   }
@@ -418,6 +441,7 @@ export function removeStragglers(): void {
     const pid = Number(name.split('-')[1]);
     if (!name.startsWith(`${NS_PREFIX}-`) || !Number.isInteger(pid) || pid === process.pid || isAlive(pid))
       continue;
+    unmountUnder(join(tmpdir(), name));
     rmSync(join(tmpdir(), name), { recursive: true, force: true });
   }
   let names: string[];
@@ -441,6 +465,28 @@ export function removeStragglers(): void {
   }
   // Their processes were killed with their namespaces: their cgroups are empty now.
   removeStrayCgroups(NS_PREFIX, (pid) => pid !== process.pid && !isAlive(pid));
+}
+
+/** Unmounts (lazily, deepest first) every mount below `dir`, as /proc/self/mounts lists them. */
+function unmountUnder(dir: string): void {
+  let table: string;
+  try {
+    table = readFileSync('/proc/self/mounts', 'utf8');
+  } catch {
+    return;
+  }
+  const below = table
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .filter((mountPoint) => mountPoint.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const mountPoint of below) {
+    try {
+      execFileSync('umount', ['-l', mountPoint], { stdio: 'ignore' });
+    } catch {
+      // gone meanwhile
+    }
+  }
 }
 
 /** SIGKILLs every process still inside one of this world's (or a dead run's) namespaces. */
