@@ -1,6 +1,9 @@
 // Sends validated requests to the core over HTTPS with mutual TLS. Connections are kept
 // alive and reused. A failed attempt is retried with backoff until the request's deadline,
-// always with the same idempotency key, so the core applies it at most once.
+// always with the same idempotency key, so the core applies it at most once. With several core
+// hosts (`core.url` and `core.peers`, one database) attempts go round the ones not marked down;
+// one that fails an attempt is marked down for a while (longer each time) and the retry goes to
+// another at once. Exactly once holds across them: the request table is the database's.
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import type { BrokerConfig } from '../config/schemas/broker.js';
@@ -28,15 +31,29 @@ type Attempt =
 /** No answer larger than a reply can be is read to its end: it could not be carried (502). */
 const MAX_RESPONSE_BYTES = MAX_REPLY_BYTES;
 
+/** Down after a failed attempt for this long at first, doubling to DOWN_MAX_MS. */
+const DOWN_FIRST_MS = 250;
+const DOWN_MAX_MS = 5000;
+
+interface Endpoint {
+  readonly url: URL;
+  /** Consecutive failed attempts. */
+  failures: number;
+  /** Not picked before this (epoch ms) while another is up. */
+  downUntil: number;
+}
+
 export class CoreClient {
   private readonly agent: https.Agent;
-  private readonly url: URL;
+  private readonly endpoints: Endpoint[];
+  private turn = 0;
 
   constructor(
     private readonly config: BrokerConfig['core'],
     private readonly log: Logger,
   ) {
-    this.url = new URL(EXECUTE_PATH, config.url);
+    const urls = [...new Set([config.url, ...(config.peers ?? [])])];
+    this.endpoints = urls.map((u) => ({ url: new URL(EXECUTE_PATH, u), failures: 0, downUntil: 0 }));
     this.agent = new https.Agent({
       keepAlive: true,
       maxSockets: config.maxSockets,
@@ -48,6 +65,23 @@ export class CoreClient {
     });
   }
 
+  /** The next endpoint not marked down, in turn; if every one is, the one back soonest. */
+  private pick(now = Date.now()): Endpoint {
+    const n = this.endpoints.length;
+    for (let i = 0; i < n; i++) {
+      const e = this.endpoints[(this.turn + i) % n]!;
+      if (e.downUntil <= now) {
+        this.turn = (this.turn + i + 1) % n;
+        return e;
+      }
+    }
+    return this.endpoints.reduce((a, b) => (b.downUntil < a.downUntil ? b : a));
+  }
+
+  private anotherUp(than: Endpoint, now = Date.now()): boolean {
+    return this.endpoints.some((e) => e !== than && e.downUntil <= now);
+  }
+
   /** Executes an envelope at the core; the answer is the application's response. */
   async execute(envelope: Envelope): Promise<CoreAnswer> {
     const payload = JSON.stringify(envelope);
@@ -55,17 +89,25 @@ export class CoreClient {
     for (let attempt = 1; ; attempt++) {
       const remaining = envelope.deadline - Date.now();
       if (remaining <= 0) throw errors.CORE_UNAVAILABLE(`No answer from the core before the deadline`);
+      const endpoint = this.pick();
       const result = await this.attempt(
+        endpoint.url,
         envelope.id,
         payload,
         Math.min(this.config.attemptTimeoutMs, remaining),
       );
+      if (result.kind !== 'retry') endpoint.failures = 0;
       if (result.kind === 'answer') return result.answer;
       if (result.kind === 'fail') throw errorFor(result);
+      endpoint.failures++;
+      endpoint.downUntil = Date.now() + Math.min(DOWN_FIRST_MS * 2 ** (endpoint.failures - 1), DOWN_MAX_MS);
+      const failover = this.anotherUp(endpoint);
       this.log.warn(
-        { requestId: envelope.id, attempt, reason: result.reason },
+        { requestId: envelope.id, attempt, core: endpoint.url.host, reason: result.reason, failover },
         'core attempt failed; retrying',
       );
+      // Another core host is up: try it now. Else wait, as for a single core.
+      if (failover) continue;
       const wait = Math.min(backoff * (0.5 + Math.random()), envelope.deadline - Date.now());
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       backoff = Math.min(backoff * 2, 2000);
@@ -76,10 +118,10 @@ export class CoreClient {
     this.agent.destroy();
   }
 
-  private attempt(id: string, payload: string, timeoutMs: number): Promise<Attempt> {
+  private attempt(url: URL, id: string, payload: string, timeoutMs: number): Promise<Attempt> {
     return new Promise((resolve) => {
       const req = https.request(
-        this.url,
+        url,
         {
           method: 'POST',
           agent: this.agent,

@@ -36,7 +36,8 @@ export interface BrokerInput {
   /** The role's folder: routes.json, tls/{ca,broker}.crt, tls/broker.key, ssh/id_ed25519, knock/. */
   readonly configDir: string;
   readonly gateways: readonly BrokerGatewayInput[];
-  readonly core: { readonly url: string; readonly serverName?: string };
+  /** `peers`: further core hosts on the same database (the broker spreads and fails over). */
+  readonly core: { readonly url: string; readonly peers?: readonly string[]; readonly serverName?: string };
   /** Where `nonstop redis-acl` writes each gateway's Redis (<redisDir>/<gateway>/); default <configDir>/redis. */
   readonly redisDir?: string;
   readonly redisFirstPort?: number;
@@ -111,6 +112,7 @@ export function brokerDocument(input: BrokerInput) {
     ...(statusPort === null ? {} : { status: { host: '127.0.0.1', port: statusPort } }),
     core: {
       url: input.core.url,
+      ...(input.core.peers === undefined || input.core.peers.length === 0 ? {} : { peers: input.core.peers }),
       ca: files.ca,
       cert: files.cert,
       key: files.key,

@@ -235,6 +235,15 @@ export const brokerSchema = {
       required: ['url', 'ca', 'cert', 'key'],
       properties: {
         url: { type: 'string', pattern: '^https://[^/]+/?$', maxLength: 512 },
+        // Further core hosts on the same database: requests are spread across url and these,
+        // and an attempt that finds one down goes to another at once.
+        peers: {
+          type: 'array',
+          maxItems: 15,
+          uniqueItems: true,
+          items: { type: 'string', pattern: '^https://[^/]+/?$', maxLength: 512 },
+          default: [],
+        },
         ca: pathSchema,
         cert: pathSchema,
         key: pathSchema,
@@ -262,6 +271,7 @@ export interface BrokerConfig {
   readonly stalledIntervalMs: number;
   readonly core: {
     readonly url: string;
+    readonly peers: readonly string[];
     readonly ca: string;
     readonly cert: string;
     readonly key: string;

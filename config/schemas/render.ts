@@ -240,6 +240,7 @@ export const brokerInputSchema = {
       required: ['url'],
       properties: {
         url: brokerSchema.properties.core.properties.url,
+        peers: brokerSchema.properties.core.properties.peers,
         serverName: brokerSchema.properties.core.properties.serverName,
       },
     },

@@ -135,6 +135,18 @@ describe('host-config builders', () => {
       rotating: { client: 'broker1', secretFile: '/etc/nonstop/knock/gw1.secret', stepSeconds: 60 },
     });
     assert.equal(doc.core.ca, '/etc/nonstop/tls/ca.crt');
+    // Further core hosts on the same database: none unless given; each an https URL.
+    assert.equal((doc.core as { peers?: unknown }).peers, undefined);
+    const peered = brokerDocument({
+      ...brokerFacts,
+      core: { ...brokerFacts.core, peers: ['https://10.0.0.31:9443'] },
+    });
+    assert.deepEqual(peered.core.peers, ['https://10.0.0.31:9443']);
+    assert.throws(
+      () =>
+        brokerDocument({ ...brokerFacts, core: { ...brokerFacts.core, peers: ['http://10.0.0.31:9443'] } }),
+      /peers\[0\]/,
+    );
     assert.deepEqual(doc.status, { host: '127.0.0.1', port: 9100 }, 'a status listener on loopback');
     assert.equal(brokerDocument({ ...brokerFacts, statusPort: null }).status, undefined, 'null: none');
     const unknocked = brokerDocument({
