@@ -66,6 +66,12 @@ export interface ThreeTierOptions {
   /** With corePostgres: its data folder on a tmpfs of this many MiB, a disk a test can fill. */
   readonly corePostgresDiskMb?: number;
   /**
+   * A second core host, `core2` on the private segment, on the same PostgreSQL (needs
+   * corePostgres): the brokers list it in `core.peers`. Its sample site keeps a database of
+   * its own. Default false.
+   */
+  readonly secondCore?: boolean;
+  /**
    * Certificates by ACME for the gateways it names (default: none, the world's PKI files only).
    * Called once every host has its addresses, before any daemon starts (an ACME CA for inet can
    * be prepared here); what the function it resolves to returns for a gateway id is that
@@ -206,7 +212,8 @@ export class ThreeTier {
     readonly inet: Host,
     readonly gateways: readonly GatewayNode[],
     readonly brokers: readonly BrokerNode[],
-    readonly core: CoreNode,
+    /** Every core host: `core`, then `core2` with secondCore. */
+    readonly cores: readonly CoreNode[],
     files: { adminKnockProfiles: string; publicCaFile: string },
   ) {
     this.adminKnockProfiles = files.adminKnockProfiles;
@@ -328,9 +335,14 @@ export class ThreeTier {
     g.gateway = await startGateway(g.host, g.configFile);
   }
 
-  async restartCore(): Promise<void> {
-    await this.core.process.stop(10_000);
-    this.core.process = await startCore(this.core.host, this.core.configFile);
+  /** The first core host (the only one unless secondCore). */
+  get core(): CoreNode {
+    return this.cores[0]!;
+  }
+
+  async restartCore(core: CoreNode = this.core): Promise<void> {
+    await core.process.stop(10_000);
+    core.process = await startCore(core.host, core.configFile);
   }
 
   redis(brokerId: string, gatewayId: string): RedisNode {
@@ -481,8 +493,12 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   for (const id of gatewayIds) gatewayHosts.set(id, await world.addHost(id, { public: 1 }));
   const brokerHosts = new Map<string, Host>();
   for (const id of brokerIds) brokerHosts.set(id, await world.addHost(id, { public: 1, private: 1 }));
+  if (options.secondCore === true && options.corePostgres !== true)
+    throw new Error("secondCore needs corePostgres: the embedded database is one process's");
   const coreHost = await world.addHost('core', { private: 1 });
   const coreIp = coreHost.addresses.private.v4[0]!;
+  const core2Host = options.secondCore === true ? await world.addHost('core2', { private: 1 }) : undefined;
+  const core2Ip = core2Host?.addresses.private.v4[0];
   const acmeOf = (await options.gatewayAcme?.({ inet, gateways: gatewayHosts })) ?? (() => undefined);
 
   progress("generating certificates, SSH keys, knock secrets, and each gateway's Redis on each broker");
@@ -535,34 +551,47 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     }),
   );
 
-  progress(`starting the core on ${coreIp}:${CORE_PORT} (private segment only)`);
-  const coreDir = hostDir('core');
-  const coreConfig = join(coreDir, 'core.json');
   const postgres =
     options.corePostgres === true
       ? await startWorldPostgres(world, coreHost, { diskMb: options.corePostgresDiskMb })
       : null;
-  const coreDoc = coreDocument(
-    worldCoreInput({ configDir: coreDir, privateAddress: coreIp, port: CORE_PORT }, postgres?.corePostgres),
-  );
-  const coreTls = coreFiles(coreDir);
-  place(routes, coreTls.routes);
-  place(pki.ca.cert, coreTls.ca);
-  place(pki.core.cert, coreTls.cert);
-  place(pki.core.key, coreTls.key);
-  const dataDir = postgres?.dataDir ?? coreDoc.database.dataDir!;
-  writeJson(coreConfig, coreDoc);
-  const coreStarting = startCore(coreHost, coreConfig);
-  // The sample site is the core's upstream for site.* (loopback on the core host).
-  const site = coreHost.spawn('python3', [
-    join(packageRoot(), GUESTBOOK),
-    '--port',
-    String(GUESTBOOK_PORT),
-    '--db',
-    join(coreDir, 'guestbook.sqlite3'),
-    '--secure-cookies',
-  ]);
-  const siteStarting = site.waitForLine((l) => l.includes('"listening"'), 30_000);
+  /** A core host's files and config (as its role writes them), its core and its sample site. */
+  const setUpCore = (id: string, host: Host, ip: string) => {
+    progress(`starting ${id} on ${ip}:${CORE_PORT} (private segment only)`);
+    const coreDir = hostDir(id);
+    const configFile = join(coreDir, 'core.json');
+    const doc = coreDocument(
+      worldCoreInput({ configDir: coreDir, privateAddress: ip, port: CORE_PORT }, postgres?.corePostgres),
+    );
+    const tls = coreFiles(coreDir);
+    place(routes, tls.routes);
+    place(pki.ca.cert, tls.ca);
+    place(pki.core.cert, tls.cert);
+    place(pki.core.key, tls.key);
+    writeJson(configFile, doc);
+    const starting = startCore(host, configFile);
+    // The sample site is the core's upstream for site.* (loopback on the core host).
+    const site = host.spawn('python3', [
+      join(packageRoot(), GUESTBOOK),
+      '--port',
+      String(GUESTBOOK_PORT),
+      '--db',
+      join(coreDir, 'guestbook.sqlite3'),
+      '--secure-cookies',
+    ]);
+    const siteStarting = site.waitForLine((l) => l.includes('"listening"'), 30_000);
+    return {
+      host,
+      ip,
+      configFile,
+      tls,
+      dataDir: postgres?.dataDir ?? doc.database.dataDir!,
+      site,
+      ready: Promise.all([starting, siteStarting]).then(([process]) => process),
+    };
+  };
+  const coreSetUps = [setUpCore('core', coreHost, coreIp)];
+  if (core2Host !== undefined) coreSetUps.push(setUpCore('core2', core2Host, core2Ip!));
 
   const hostKeys = new Map<string, SshKey>();
   for (const id of gatewayIds) {
@@ -600,7 +629,11 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
             ? {}
             : { maxBodyBytes: options.gatewayLimits['maxBodyBytes'] }),
         })),
-        core: { url: `https://${coreIp}:${CORE_PORT}`, serverName: 'core' },
+        core: {
+          url: `https://${coreIp}:${CORE_PORT}`,
+          ...(core2Ip === undefined ? {} : { peers: [`https://${core2Ip}:${CORE_PORT}`] }),
+          serverName: 'core',
+        },
       }),
     );
     const files = brokerFiles(bdir);
@@ -717,8 +750,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       gateway,
     });
   }
-  const coreProcess = await coreStarting;
-  await siteStarting;
+  const coreProcesses = await Promise.all(coreSetUps.map((c) => c.ready));
 
   const brokers: BrokerNode[] = [];
   // Each gateway's Redis gets its unit's CPU and memory budget in a cgroup; said once if it cannot.
@@ -763,21 +795,21 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     });
   }
 
-  const core: CoreNode = {
-    host: coreHost,
-    ip: coreIp,
+  const cores: CoreNode[] = coreSetUps.map((c, i) => ({
+    host: c.host,
+    ip: c.ip,
     port: CORE_PORT,
-    url: `https://${coreIp}:${CORE_PORT}`,
-    configFile: coreConfig,
-    dataDir,
+    url: `https://${c.ip}:${CORE_PORT}`,
+    configFile: c.configFile,
+    dataDir: c.dataDir,
     postgres,
-    caFile: coreTls.ca,
-    certFile: coreTls.cert,
-    keyFile: coreTls.key,
-    process: coreProcess,
-    site,
-  };
-  return new ThreeTier(world, inet, gateways, brokers, core, {
+    caFile: c.tls.ca,
+    certFile: c.tls.cert,
+    keyFile: c.tls.key,
+    process: coreProcesses[i]!,
+    site: c.site,
+  }));
+  return new ThreeTier(world, inet, gateways, brokers, cores, {
     adminKnockProfiles,
     publicCaFile: pki.publicCa.cert,
   });
