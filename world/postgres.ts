@@ -6,7 +6,16 @@
 // creates its schema and tables itself, as in production: here are only the role and the
 // database the Ansible role creates (ansible/roles/core/tasks/main.yml). The world removes the
 // folder and stops the server by pid at close, also when a bring-up fails.
-import { chmodSync, chownSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { CorePostgres } from '../config/render/core.js';
@@ -34,21 +43,72 @@ export interface WorldPostgresInfo {
 }
 
 export class WorldPostgres implements WorldPostgresInfo {
-  readonly dataDir: string;
+  /** Its cluster; after promoteStandby(), the promoted standby's. */
+  dataDir: string;
   readonly socketDir: string;
   readonly port = PORT;
   readonly role = CORE_ROLE;
   readonly database = CORE_DATABASE;
 
+  /** Its standby (option `standby`), until promoteStandby() makes it the primary. */
+  standby: WorldPostgres | null = null;
+
   /** Use `startWorldPostgres()`. */
   constructor(
     readonly host: Host,
-    readonly dir: string,
+    /** Its folder; after promoteStandby(), the promoted standby's. */
+    public dir: string,
     /** The postmaster (setpriv and `ip netns exec` exec it: this pid is the postmaster's). */
     public process: HostProcess,
+    /** Where clients find its socket: its folder, or the primary link (option `standby`). */
+    socketDir: string = dir,
   ) {
     this.dataDir = join(dir, 'data');
-    this.socketDir = dir;
+    this.socketDir = socketDir;
+  }
+
+  /** One query as the postgres superuser (psql -At): its rows, `|`-separated, one a line. */
+  async adminQuery(sql: string): Promise<string> {
+    const out = await this.host.check(
+      'setpriv',
+      [
+        ...asOsUser(),
+        join(POSTGRES_BIN, 'psql'),
+        '--no-psqlrc',
+        '-At',
+        '-h',
+        this.dir,
+        '-p',
+        String(PORT),
+      ].concat(['-U', OS_USER, '-d', 'postgres', '-c', sql]),
+      { timeoutMs: 30_000 },
+    );
+    return out.trim();
+  }
+
+  /**
+   * The failover an operator (or a tool such as Patroni) runs once the primary is lost: the
+   * standby is promoted, then the link the clients use moves to it in one rename. The old
+   * primary's process, if still running, is killed first (no split brain).
+   */
+  async promoteStandby(): Promise<void> {
+    const standby = this.standby;
+    if (standby === null) throw new Error('this world has no PostgreSQL standby');
+    if (this.process.running) await this.kill();
+    await this.host.check(
+      'setpriv',
+      [...asOsUser(), join(POSTGRES_BIN, 'pg_ctl'), 'promote', '-w', '-D', standby.dataDir],
+      {
+        timeoutMs: 60_000,
+      },
+    );
+    const next = `${this.socketDir}.next`;
+    symlinkSync(standby.dir, next);
+    renameSync(next, this.socketDir);
+    this.standby = null;
+    this.process = standby.process;
+    this.dir = standby.dir;
+    this.dataDir = standby.dataDir;
   }
 
   /** What the core config's builder takes (config/render/core.ts): the socket, the role, the database. */
@@ -117,6 +177,13 @@ export class WorldPostgres implements WorldPostgresInfo {
 export interface WorldPostgresOptions {
   /** The data folder on a tmpfs of this many MiB (World.mountTmpfs): a disk a test can fill. */
   readonly diskMb?: number | undefined;
+  /**
+   * A synchronous streaming-replication standby (pg_basebackup, `synchronous_commit =
+   * remote_apply`: a commit the core was told of is on both). The core reaches "the primary"
+   * through a symlink to the primary's socket folder, which promoteStandby() moves, as DNS or
+   * an address is moved at a promotion.
+   */
+  readonly standby?: boolean | undefined;
 }
 
 export async function startWorldPostgres(
@@ -172,14 +239,35 @@ export async function startWorldPostgres(
     [
       '# TYPE DATABASE USER METHOD',
       `local all ${OS_USER} peer`,
+      `local replication ${OS_USER} peer`,
       `local ${CORE_DATABASE} ${CORE_ROLE} peer map=world`,
       '',
     ].join('\n'),
   );
   writeFileSync(join(dataDir, 'pg_ident.conf'), `world root ${CORE_ROLE}\n`);
   const postmaster = await startPostmaster(host, dataDir);
-  const server = new WorldPostgres(host, dir, postmaster);
+  const link = join(world.dir, 'postgres-primary');
+  if (options.standby === true) symlinkSync(dir, link);
+  const server = new WorldPostgres(host, dir, postmaster, options.standby === true ? link : dir);
   // As the Ansible role does: a role that logs in and nothing more, owning its database.
+  await psql(host, dir, [
+    `CREATE ROLE "${CORE_ROLE}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE`,
+    `CREATE DATABASE ${CORE_DATABASE} OWNER "${CORE_ROLE}" ENCODING 'UTF8'`,
+  ]);
+  if (options.standby === true) {
+    server.standby = await startStandby(world, host, dir);
+    // Synchronous from now on (the standby is streaming: a commit waits for it to apply).
+    await psql(host, dir, [
+      `ALTER SYSTEM SET synchronous_standby_names = '${STANDBY_NAME}'`,
+      'ALTER SYSTEM SET synchronous_commit = remote_apply',
+      'SELECT pg_reload_conf()',
+    ]);
+  }
+  return server;
+}
+
+/** psql as the postgres OS user on the server whose socket is in `dir`, one command each. */
+async function psql(host: Host, dir: string, commands: readonly string[]): Promise<void> {
   await host.check(
     'setpriv',
     [
@@ -196,22 +284,58 @@ export async function startWorldPostgres(
       OS_USER,
       '-d',
       'postgres',
-      '-c',
-      `CREATE ROLE "${CORE_ROLE}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE`,
-      '-c',
-      `CREATE DATABASE ${CORE_DATABASE} OWNER "${CORE_ROLE}" ENCODING 'UTF8'`,
+      ...commands.flatMap((c) => ['-c', c]),
     ],
     { timeoutMs: 60_000 },
   );
-  return server;
 }
 
-async function startPostmaster(host: Host, dataDir: string): Promise<HostProcess> {
+/** The name the primary's synchronous_standby_names waits for. */
+const STANDBY_NAME = 'standby';
+
+/** A copy of the primary by pg_basebackup, streaming from it (standby.signal), on its own socket. */
+async function startStandby(world: World, host: Host, primaryDir: string): Promise<WorldPostgres> {
+  const { uid, gid } = osUser(OS_USER);
+  const dir = join(world.dir, 'postgres-standby');
+  mkdirSync(dir, { mode: 0o700 });
+  chownSync(dir, uid, gid);
+  const dataDir = join(dir, 'data');
+  await host.check(
+    'setpriv',
+    [
+      ...asOsUser(),
+      join(POSTGRES_BIN, 'pg_basebackup'),
+      '--pgdata',
+      dataDir,
+      '--write-recovery-conf',
+      '--wal-method=stream',
+      '--checkpoint=fast',
+      '--dbname',
+      `host=${primaryDir} port=${PORT} user=${OS_USER} application_name=${STANDBY_NAME}`,
+    ],
+    { timeoutMs: 120_000 },
+  );
+  // Its own socket; once promoted it waits for no standby of its own.
+  appendFileSync(
+    join(dataDir, 'postgresql.conf'),
+    [
+      '',
+      "# The world's standby.",
+      `unix_socket_directories = '${dir}'`,
+      "synchronous_standby_names = ''",
+      '',
+    ].join('\n'),
+  );
+  const postmaster = await startPostmaster(host, dataDir, 'ready to accept read-only connections');
+  return new WorldPostgres(host, dir, postmaster);
+}
+
+async function startPostmaster(host: Host, dataDir: string, ready = READY): Promise<HostProcess> {
   // setpriv execs the postmaster: the process the world tracks (and a fault kills) is the server.
   const postmaster = host.spawn('setpriv', [...asOsUser(), join(POSTGRES_BIN, 'postgres'), '-D', dataDir]);
   try {
     await Promise.race([
-      postmaster.waitForLine((l) => l.includes(READY), 60_000),
+      postmaster.waitForLine((l) => l.includes(ready), 60_000),
       postmaster.exited.then((code) => {
         throw new Error(`exited ${code}`);
       }),

@@ -65,6 +65,8 @@ export interface ThreeTierOptions {
   readonly corePostgres?: boolean;
   /** With corePostgres: its data folder on a tmpfs of this many MiB, a disk a test can fill. */
   readonly corePostgresDiskMb?: number;
+  /** With corePostgres: a synchronous standby the test can promote (world/postgres.ts). */
+  readonly corePostgresStandby?: boolean;
   /**
    * A second core host, `core2` on the private segment, on the same PostgreSQL (needs
    * corePostgres): the brokers list it in `core.peers`. Its sample site keeps a database of
@@ -553,7 +555,10 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
 
   const postgres =
     options.corePostgres === true
-      ? await startWorldPostgres(world, coreHost, { diskMb: options.corePostgresDiskMb })
+      ? await startWorldPostgres(world, coreHost, {
+          diskMb: options.corePostgresDiskMb,
+          standby: options.corePostgresStandby,
+        })
       : null;
   /** A core host's files and config (as its role writes them), its core and its sample site. */
   const setUpCore = (id: string, host: Host, ip: string) => {
