@@ -1,9 +1,8 @@
-// A daemon's Prometheus listener (the core's, the knock guard's): plain HTTP, GET /metrics only,
+// A daemon's Prometheus listener (the gateway's, the core's, the knock guard's): plain HTTP, GET /metrics only,
 // from a prom-client registry of the daemon's own. Loopback unless the config allows an admin
 // network (config/schemas/metrics-listener.ts); the same refusal of a foreign Host as every admin
 // listener (lib/admin-listener.ts), so a page an admin has open cannot read it by DNS rebinding.
 import http from 'node:http';
-import type { Registry } from 'prom-client';
 import { isLoopbackHost } from '../config/gateway-checks.js';
 import type { MetricsListenerConfig } from '../config/schemas/metrics-listener.js';
 import { listenAdmin, refuseForeignHost, type AdminListener } from './admin-listener.js';
@@ -12,9 +11,15 @@ import type { Logger } from './log.js';
 
 export type MetricsListener = AdminListener;
 
+/** What a listener serves: a prom-client Registry, or anything that renders like one. */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
 export function startMetricsListener(
   where: MetricsListenerConfig,
-  registry: Registry,
+  registry: MetricsSource,
   log: Logger,
 ): Promise<MetricsListener> {
   // The config check refuses this too; a listener started from code is held to the same rule.
