@@ -168,7 +168,15 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
       } finally {
         counts = await fault.remove();
       }
-      t.diagnostic(`WAN: forwarder ${JSON.stringify(counts)}; ${knockSummary(tt, from)}`);
+      const knocks = knockCounts(tt, from);
+      t.diagnostic(
+        `WAN: forwarder ${JSON.stringify(counts)}; knocks at the guards: ${JSON.stringify(knocks)}`,
+      );
+      // Every broker's tunnel into gw1 came back, each after a knock that opened SSH.
+      assert.ok(
+        (knocks.opened ?? 0) >= tt.brokers.length,
+        `a knock of each broker opened SSH across the WAN: ${JSON.stringify(knocks)}`,
+      );
     });
     await phase(`WAN blackout ${BLACKOUT_MS / 1000} s`, async () => {
       // Nothing in or out of any broker on the public segment: every tunnel stalls and dies by
@@ -190,7 +198,7 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
       await tt.waitUntilServing(90_000);
       t.diagnostic(
         `WAN blackout: forwarder ${JSON.stringify(counts)}; serving again ${Date.now() - t0} ms after; ` +
-          knockSummary(tt, from),
+          `knocks at the guards: ${JSON.stringify(knockCounts(tt, from))}`,
       );
     });
     await phase('mixed', async () => {
@@ -296,7 +304,7 @@ function guardLines(tt: ThreeTier): Map<string, number> {
 }
 
 /** The guards' knock outcomes since `from`, counted: opened, failed (and why), expired. */
-function knockSummary(tt: ThreeTier, from: Map<string, number>): string {
+function knockCounts(tt: ThreeTier, from: Map<string, number>): Record<string, number> {
   const counts: Record<string, number> = {};
   for (const g of tt.gateways) {
     for (const line of g.guard.lines.slice(from.get(g.id) ?? 0)) {
@@ -308,7 +316,7 @@ function knockSummary(tt: ThreeTier, from: Map<string, number>): string {
       counts[key ?? '?'] = (counts[key ?? '?'] ?? 0) + 1;
     }
   }
-  return `knocks at the guards: ${JSON.stringify(counts)}`;
+  return counts;
 }
 
 /** The broker that answered the most jobs in the last second (from its /metrics). */
