@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setPriority } from 'node:os';
 import { after, before, describe, test } from 'node:test';
+import { BLACKOUT, WanFault, type Impairment } from '../../world/netem.js';
 import type { WorldPostgres } from '../../world/postgres.js';
 import { ThreeTier } from '../../world/three-tier.js';
 import { worldSkipReason, type HostProcess } from '../../world/world.js';
@@ -20,6 +21,9 @@ const RUN = randomBytes(4).toString('hex');
 const GIVE_UP_MS = 60_000;
 /** How long each fault lasts before it is healed. */
 const OUTAGE_MS = 4000;
+/** A long-haul link: 50 ms each way (100 ms round trip) ± 10 ms, 3% lost, 5% overtaking. */
+const WAN: Impairment = { delayMs: 50, jitterMs: 10, loss: 0.03, reorder: 0.05 };
+const BLACKOUT_MS = 20_000;
 
 interface Phase {
   readonly name: string;
@@ -145,6 +149,58 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
       await Promise.all(tt.gateways.map((g) => tt.startRedis(victim, g.id)));
     });
     await phase('gateway restart', () => tt.restartGateway(gw2!.id));
+    await phase('WAN: 100 ms RTT, jitter, 3% loss, reordering', async () => {
+      // Every broker's and the client's link on the public segment. The gateway's sshd dies at
+      // once, so every tunnel into it must knock and connect again across the WAN: a knock that
+      // lost or reordered a step leaves SSH filtered, and the broker knocks again.
+      const hosts = [...tt.brokers.map((b) => b.host), tt.inet];
+      const fault = await WanFault.apply(tt.world, 'public', hosts, WAN);
+      const from = guardLines(tt);
+      let counts;
+      try {
+        await tt.killSshd(gw1!.id);
+        await sleep(500);
+        await tt.startSshd(gw1!.id);
+        const t0 = Date.now();
+        await tt.waitUntilServing(60_000);
+        t.diagnostic(`WAN: every tunnel back, and serving, ${Date.now() - t0} ms after sshd returned`);
+        await sleep(6000);
+      } finally {
+        counts = await fault.remove();
+      }
+      const knocks = knockCounts(tt, from);
+      t.diagnostic(
+        `WAN: forwarder ${JSON.stringify(counts)}; knocks at the guards: ${JSON.stringify(knocks)}`,
+      );
+      // Every broker's tunnel into gw1 came back, each after a knock that opened SSH.
+      assert.ok(
+        (knocks.opened ?? 0) >= tt.brokers.length,
+        `a knock of each broker opened SSH across the WAN: ${JSON.stringify(knocks)}`,
+      );
+    });
+    await phase(`WAN blackout ${BLACKOUT_MS / 1000} s`, async () => {
+      // Nothing in or out of any broker on the public segment: every tunnel stalls and dies by
+      // keepalive, knocks vanish; afterwards they knock, reconnect and carry the queue again.
+      const fault = await WanFault.apply(
+        tt.world,
+        'public',
+        tt.brokers.map((b) => b.host),
+        BLACKOUT,
+      );
+      const from = guardLines(tt);
+      let counts;
+      try {
+        await sleep(BLACKOUT_MS);
+      } finally {
+        counts = await fault.remove();
+      }
+      const t0 = Date.now();
+      await tt.waitUntilServing(90_000);
+      t.diagnostic(
+        `WAN blackout: forwarder ${JSON.stringify(counts)}; serving again ${Date.now() - t0} ms after; ` +
+          `knocks at the guards: ${JSON.stringify(knockCounts(tt, from))}`,
+      );
+    });
     await phase('mixed', async () => {
       // Everything at once: no broker is reachable for a while, then all heal together.
       const victim = await busiestBroker(tt);
@@ -216,14 +272,15 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
     for (const [marker, n] of effects) problems.push(`${marker}: ${n} effects, but no client sent it`);
 
     t.diagnostic(
-      '| phase | sent | acknowledged | effects | lost | duplicated | no answer | retried |\n' +
-        '|---|---|---|---|---|---|---|---|\n' +
+      '| phase | seconds | sent | acknowledged | effects | lost | duplicated | no answer | retried |\n' +
+        '|---|---|---|---|---|---|---|---|---|\n' +
         phases
           .map((p) => {
             const x = tallies.get(p.name);
+            const seconds = ((p.end - p.start) / 1000).toFixed(1);
             return x === undefined
-              ? `| ${p.name} | 0 | | | | | | |`
-              : `| ${p.name} | ${x.sent} | ${x.acknowledged} | ${x.effects} | ${x.lost} | ${x.duplicated} | ${x.undefinite} | ${x.retried} |`;
+              ? `| ${p.name} | ${seconds} | 0 | | | | | | |`
+              : `| ${p.name} | ${seconds} | ${x.sent} | ${x.acknowledged} | ${x.effects} | ${x.lost} | ${x.duplicated} | ${x.undefinite} | ${x.retried} |`;
           })
           .join('\n'),
     );
@@ -240,6 +297,27 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
     );
   });
 });
+
+/** Where each gateway's guard log stands now. */
+function guardLines(tt: ThreeTier): Map<string, number> {
+  return new Map(tt.gateways.map((g) => [g.id, g.guard.lines.length]));
+}
+
+/** The guards' knock outcomes since `from`, counted: opened, failed (and why), expired. */
+function knockCounts(tt: ThreeTier, from: Map<string, number>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const g of tt.gateways) {
+    for (const line of g.guard.lines.slice(from.get(g.id) ?? 0)) {
+      if (!line.startsWith('{')) continue;
+      const entry = JSON.parse(line) as { event?: string; outcome?: string; reason?: string };
+      if (entry.event !== 'knock') continue;
+      const key =
+        entry.outcome === 'failed' ? `failed (${entry.reason?.replace(/\d+/g, 'N')})` : entry.outcome;
+      counts[key ?? '?'] = (counts[key ?? '?'] ?? 0) + 1;
+    }
+  }
+  return counts;
+}
 
 /** The broker that answered the most jobs in the last second (from its /metrics). */
 async function busiestBroker(tt: ThreeTier): Promise<string> {
