@@ -120,31 +120,40 @@ export class SequenceCatalog implements SequenceSource {
     };
     this.#static.forEach(add);
     const r = this.config.rotating;
-    for (const client of r.clients) {
-      for (let offset = -this.#diagnosisSteps; offset <= this.#diagnosisSteps; offset++) {
-        const step = current + offset;
-        const id = `${client.name}@${step}`;
-        if (this.#used.has(id)) continue;
-        let steps = this.#derived.get(id);
-        if (steps === undefined) {
-          steps = deriveSequence(
-            { gateway: this.config.gateway, client: client.name, secret: client.secret },
+    // Accepted sequences first, for every client: the tracker keeps a few attempts per source,
+    // in this order, so diagnostic ones sharing a first port never crowd out one that opens.
+    const accepted: number[] = [];
+    const diagnostic: number[] = [];
+    for (let offset = -this.#diagnosisSteps; offset <= this.#diagnosisSteps; offset++) {
+      (Math.abs(offset) <= ACCEPTED_STEPS ? accepted : diagnostic).push(offset);
+    }
+    for (const offsets of [accepted, diagnostic]) {
+      for (const client of r.clients) {
+        for (const offset of offsets) {
+          const step = current + offset;
+          const id = `${client.name}@${step}`;
+          if (this.#used.has(id)) continue;
+          let steps = this.#derived.get(id);
+          if (steps === undefined) {
+            steps = deriveSequence(
+              { gateway: this.config.gateway, client: client.name, secret: client.secret },
+              step,
+              r,
+            );
+            this.#derived.set(id, steps);
+          }
+          const opens = offsets === accepted;
+          const seq: RotatingSequence = {
+            id: opens ? id : `${id}:skewed`,
+            name: client.name,
+            kind: 'rotating',
+            steps,
+            client: client.name,
             step,
-            r,
-          );
-          this.#derived.set(id, steps);
+            ...(opens ? {} : { diagnostic: true }),
+          };
+          add(seq);
         }
-        const accepted = Math.abs(offset) <= ACCEPTED_STEPS;
-        const seq: RotatingSequence = {
-          id: accepted ? id : `${id}:skewed`,
-          name: client.name,
-          kind: 'rotating',
-          steps,
-          client: client.name,
-          step,
-          ...(accepted ? {} : { diagnostic: true }),
-        };
-        add(seq);
       }
     }
   }

@@ -106,3 +106,33 @@ test('the clock-skew line is due once per key per interval, and the table stays 
   assert.equal(once.due('b alice', SKEW_LOG_INTERVAL_MS + 1), true);
   assert.equal(once.due('c alice', SKEW_LOG_INTERVAL_MS + 2), false);
 });
+
+test('where sequences share a first port, the ones that open come first and still open', () => {
+  // Eight ports, three clients, 41 steps each: every port starts many sequences.
+  const tight = { portMin: 40000, portMax: 40007, length: 2, stepSeconds: 30 };
+  const clients = ['alice', 'bob', 'carol'].map((name) => ({ name, secret: newKnockSecret() }));
+  const config = parseGuardConfig('guard.json', {
+    kind: 'guard',
+    gateway: 'gw1',
+    rotating: { ...tight, clients },
+  });
+  const now = 1_800_000_000_000;
+  const step = timeStep(now, 30);
+  for (const client of clients) {
+    for (const s of [step - 1, step, step + 1]) {
+      const catalog = new SequenceCatalog(config);
+      const tracker = new KnockTracker(catalog, { timeoutMs: 2000, maxSources: 64 });
+      const seq = deriveSequence({ gateway: 'gw1', client: client.name, secret: client.secret }, s, tight);
+      const list = catalog.startingWith(seq[0]!, now);
+      assert.ok(list.length > 8, `${list.length} sequences start at ${seq[0]!.port}`);
+      const firstDiagnostic = list.findIndex((q) => q.diagnostic === true);
+      assert.ok(
+        list.slice(firstDiagnostic).every((q) => q.diagnostic === true),
+        'opening ones first',
+      );
+      tracker.knock('198.18.0.10', seq[0]!, now);
+      const out = tracker.knock('198.18.0.10', seq[1]!, now + 30);
+      assert.equal(out.find((o) => o.kind === 'opened' || o.kind === 'skewed')?.kind, 'opened');
+    }
+  }
+});
