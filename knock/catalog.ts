@@ -7,8 +7,8 @@
 // Beyond that tolerance the catalog also tracks, for diagnosis only, each client's sequences
 // for the steps up to SKEW_DIAGNOSIS_SECONDS either side (at most MAX_SKEW_DIAGNOSIS_STEPS): a
 // knock that completes one of those opens nothing, but tells the guard that a secret holder's
-// clock is that far off. Derivations are cached per (client, step), so a new step costs two
-// HMAC derivations per client, not the whole range again.
+// clock is that far off. Derivations are cached per (client, step), so a new step costs one
+// derivation per client (the step entering the range), not the whole range again.
 import { parseKnockSequence, type GuardConfig, type KnockStep } from '../config/knock.js';
 import { deriveSequence, timeStep } from './rotating.js';
 import type { Sequence, SequenceSource } from './tracker.js';
