@@ -2,11 +2,21 @@
 // SSH port to this broker's address for a short window. Built per gateway from its `ssh.knock`
 // config: a static sequence, or a rotating one computed from this broker's secret for that
 // gateway and the current time step (knock/client.ts, the same code as `nonstop knock`).
+//
+// A rotating knock from a host whose clock is more than one step (default 30 s) off the
+// gateway's opens nothing, and looks from here like any filtered port. The tunnel already backs
+// off between attempts (exponential, capped); the knocker adds the diagnosis: after
+// UNANSWERED_HINT_AFTER knocks in a row that SSH did not answer, one warning that names the
+// clock, and no other until SSH has answered again.
 import { readFileSync } from 'node:fs';
 import type { GatewayKnock } from '../config/schemas/broker.js';
 import { errors } from '../lib/errors.js';
 import { profileSequence, resolveGateway, sendKnock } from '../knock/client.js';
 import type { KnockProfile } from '../config/knock.js';
+import type { Logger } from '../lib/log.js';
+
+/** Knocks in a row that SSH did not answer before the knocker suggests the clock. */
+export const UNANSWERED_HINT_AFTER = 3;
 
 export interface Knocker {
   /**
@@ -15,6 +25,11 @@ export interface Knocker {
    * other); rejects if it could not be sent.
    */
   knock(gatewayHost: string): Promise<string>;
+  /**
+   * Told after each knock whether SSH then answered at all (a TCP connection: the knock opened
+   * the port) or not (the connection attempt timed out: the port stayed filtered).
+   */
+  sshAnswered?(answered: boolean): void;
 }
 
 /** For gateways whose SSH port is open to brokers without a knock. */
@@ -23,7 +38,7 @@ export const noKnock: Knocker = {
 };
 
 /** The knocker for one gateway; the secret is read once, here, so a missing file fails at start. */
-export function knockerFor(gatewayId: string, knock: GatewayKnock | undefined): Knocker {
+export function knockerFor(gatewayId: string, knock: GatewayKnock | undefined, log?: Logger): Knocker {
   if (knock === undefined || (knock.sequence === undefined && knock.rotating === undefined)) return noKnock;
   const profile: KnockProfile = {
     sshPort: 22,
@@ -43,11 +58,41 @@ export function knockerFor(gatewayId: string, knock: GatewayKnock | undefined): 
           },
         }),
   };
+  let unanswered = 0;
   return {
     async knock(gatewayHost) {
       const address = await resolveGateway(gatewayHost);
       await sendKnock(address, profileSequence(profile), { delayMs: profile.delayMs });
       return address;
+    },
+    sshAnswered(answered) {
+      if (answered) {
+        unanswered = 0;
+        return;
+      }
+      unanswered += 1;
+      if (unanswered !== UNANSWERED_HINT_AFTER || log === undefined) return;
+      const rotating = profile.rotating;
+      if (rotating === undefined) {
+        log.warn(
+          { event: 'knock-unanswered', gatewayId, knocks: unanswered },
+          `SSH on gateway ${gatewayId} stayed filtered after ${unanswered} knocks in a row: ` +
+            "check the static sequence against the gateway's guard; retrying with backoff",
+        );
+        return;
+      }
+      log.warn(
+        {
+          event: 'knock-unanswered',
+          gatewayId,
+          knocks: unanswered,
+          client: rotating.client,
+          toleranceSeconds: rotating.stepSeconds,
+        },
+        `SSH on gateway ${gatewayId} stayed filtered after ${unanswered} rotating knocks in a row: ` +
+          `if this host's clock is more than ${rotating.stepSeconds} s off the gateway's (its guard logs ` +
+          'knock-clock-skew), fix the clock (NTP); otherwise check the secret. Retrying with backoff',
+      );
     },
   };
 }

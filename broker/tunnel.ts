@@ -90,6 +90,8 @@ export class GatewayTunnel {
   private pausedMs = 0;
   private closed = false;
   private client: ssh2.Client | undefined;
+  /** Whether the current connection attempt got a TCP connection to SSH. */
+  private sshReached = false;
   /** The current connection's channels. */
   private channels: TunnelChannels | undefined;
   /** The current connection's budget. */
@@ -168,8 +170,10 @@ export class GatewayTunnel {
     while (!this.closed) {
       this.setState('connecting');
       let wasUp = false;
+      let knocked = false;
       try {
         const address = await this.knocker.knock(this.ssh.host);
+        knocked = true;
         const client = await this.connect(address);
         if (this.closed) {
           client.end();
@@ -192,6 +196,11 @@ export class GatewayTunnel {
       } catch (err) {
         this.client?.end();
         this.lastError = describe(err);
+        // The knock went out, then no TCP connection within the timeout: SSH stayed filtered
+        // (the knocker may say why).
+        if (knocked && !this.sshReached && (err as { level?: unknown }).level === 'client-timeout') {
+          this.knocker.sshAnswered?.(false);
+        }
         // A host key mismatch was logged, loudly, where it was found.
         if (!this.closed && !(isNonstopError(err) && err.code === errors.TUNNEL_HOST_KEY_MISMATCH.code)) {
           this.log.warn({ err: this.lastError }, 'tunnel could not be set up; retrying');
@@ -249,6 +258,11 @@ export class GatewayTunnel {
     return new Promise((resolve, reject) => {
       const client = new ssh2.Client();
       this.client = client;
+      this.sshReached = false;
+      client.once('connect', () => {
+        this.sshReached = true;
+        this.knocker.sshAnswered?.(true);
+      });
       let mismatch: Error | undefined;
       const channels = new TunnelChannels(
         client,

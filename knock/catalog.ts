@@ -1,16 +1,38 @@
 // The sequences a guard accepts right now: its static sequences, and each client's rotating
-// sequence for the current and the previous time step (clock skew). A rotating sequence is
-// valid once: after it opened the window its (client, step) pair is remembered until the step
-// can no longer be valid, so a captured knock replays to nothing.
+// sequence for the previous, the current and the next time step, so a knocking host whose clock
+// is up to one step (default 30 s) behind or ahead of the guard's always gets in. A rotating
+// sequence is valid once: after it opened the window its (client, step) pair is remembered
+// until the step can no longer be valid, so a captured knock replays to nothing.
+//
+// Beyond that tolerance the catalog also tracks, for diagnosis only, each client's sequences
+// for the steps up to SKEW_DIAGNOSIS_SECONDS either side (at most MAX_SKEW_DIAGNOSIS_STEPS): a
+// knock that completes one of those opens nothing, but tells the guard that a secret holder's
+// clock is that far off. Derivations are cached per (client, step), so a new step costs one
+// derivation per client (the step entering the range), not the whole range again.
 import { parseKnockSequence, type GuardConfig, type KnockStep } from '../config/knock.js';
 import { deriveSequence, timeStep } from './rotating.js';
 import type { Sequence, SequenceSource } from './tracker.js';
 
 const stepKey = (s: KnockStep) => (s.protocol === 'udp' ? 65536 + s.port : s.port);
 
+/** How far off a knocking host's clock the guard still recognises (and says so). */
+export const SKEW_DIAGNOSIS_SECONDS = 600;
+export const MAX_SKEW_DIAGNOSIS_STEPS = 40;
+
+/** Steps either side of the current one that open: one (previous, current, next). */
+export const ACCEPTED_STEPS = 1;
+
 interface RotatingSequence extends Sequence {
   readonly client: string;
   readonly step: number;
+}
+
+/** Steps either side of the current one that are tracked for diagnosis, accepted ones included. */
+export function diagnosisSteps(stepSeconds: number): number {
+  return Math.max(
+    ACCEPTED_STEPS,
+    Math.min(MAX_SKEW_DIAGNOSIS_STEPS, Math.ceil(SKEW_DIAGNOSIS_SECONDS / stepSeconds)),
+  );
 }
 
 export class SequenceCatalog implements SequenceSource {
@@ -19,6 +41,9 @@ export class SequenceCatalog implements SequenceSource {
   #builtForStep = Number.NaN;
   /** `client@step` of rotating sequences already used. */
   readonly #used = new Set<string>();
+  /** Derived ports per `client@step`, for the steps in the diagnosis range. */
+  readonly #derived = new Map<string, KnockStep[]>();
+  readonly #diagnosisSteps: number;
 
   constructor(private readonly config: GuardConfig) {
     this.#static = config.static.map((s) => ({
@@ -27,6 +52,7 @@ export class SequenceCatalog implements SequenceSource {
       kind: 'static' as const,
       steps: parseKnockSequence(s.sequence),
     }));
+    this.#diagnosisSteps = diagnosisSteps(config.rotating.stepSeconds);
   }
 
   /** Ports the kernel must pass to the daemon: static steps plus the rotating range. */
@@ -47,7 +73,18 @@ export class SequenceCatalog implements SequenceSource {
   isValid(seq: Sequence, nowMs: number): boolean {
     if (!isRotating(seq)) return true;
     const current = timeStep(nowMs, this.config.rotating.stepSeconds);
-    return (seq.step === current || seq.step === current - 1) && !this.#used.has(seq.id);
+    const range = seq.diagnostic === true ? this.#diagnosisSteps : ACCEPTED_STEPS;
+    return Math.abs(seq.step - current) <= range && !this.#used.has(seq.id);
+  }
+
+  /**
+   * How far the knocking host's clock is from this one, as far as a rotating sequence tells:
+   * the sequence's step minus the current step, in seconds (positive: the knocker is ahead).
+   */
+  skewSeconds(seq: Sequence, nowMs: number): number {
+    if (!isRotating(seq)) return 0;
+    const stepSeconds = this.config.rotating.stepSeconds;
+    return (seq.step - timeStep(nowMs, stepSeconds)) * stepSeconds;
   }
 
   /** Marks a rotating sequence as spent; call when it opened the window. */
@@ -68,7 +105,11 @@ export class SequenceCatalog implements SequenceSource {
     this.#builtForStep = current;
     for (const id of this.#used) {
       const step = Number(id.slice(id.lastIndexOf('@') + 1));
-      if (step < current - 1) this.#used.delete(id);
+      if (step < current - ACCEPTED_STEPS) this.#used.delete(id);
+    }
+    for (const id of this.#derived.keys()) {
+      const step = Number(id.slice(id.lastIndexOf('@') + 1));
+      if (Math.abs(step - current) > this.#diagnosisSteps) this.#derived.delete(id);
     }
     this.#byFirst.clear();
     const add = (seq: Sequence) => {
@@ -79,24 +120,40 @@ export class SequenceCatalog implements SequenceSource {
     };
     this.#static.forEach(add);
     const r = this.config.rotating;
-    for (const client of r.clients) {
-      for (const step of [current, current - 1]) {
-        const id = `${client.name}@${step}`;
-        if (this.#used.has(id)) continue;
-        const steps = deriveSequence(
-          { gateway: this.config.gateway, client: client.name, secret: client.secret },
-          step,
-          r,
-        );
-        const seq: RotatingSequence = {
-          id,
-          name: client.name,
-          kind: 'rotating',
-          steps,
-          client: client.name,
-          step,
-        };
-        add(seq);
+    // Accepted sequences first, for every client: the tracker keeps a few attempts per source,
+    // in this order, so diagnostic ones sharing a first port never crowd out one that opens.
+    const accepted: number[] = [];
+    const diagnostic: number[] = [];
+    for (let offset = -this.#diagnosisSteps; offset <= this.#diagnosisSteps; offset++) {
+      (Math.abs(offset) <= ACCEPTED_STEPS ? accepted : diagnostic).push(offset);
+    }
+    for (const offsets of [accepted, diagnostic]) {
+      for (const client of r.clients) {
+        for (const offset of offsets) {
+          const step = current + offset;
+          const id = `${client.name}@${step}`;
+          if (this.#used.has(id)) continue;
+          let steps = this.#derived.get(id);
+          if (steps === undefined) {
+            steps = deriveSequence(
+              { gateway: this.config.gateway, client: client.name, secret: client.secret },
+              step,
+              r,
+            );
+            this.#derived.set(id, steps);
+          }
+          const opens = offsets === accepted;
+          const seq: RotatingSequence = {
+            id: opens ? id : `${id}:skewed`,
+            name: client.name,
+            kind: 'rotating',
+            steps,
+            client: client.name,
+            step,
+            ...(opens ? {} : { diagnostic: true }),
+          };
+          add(seq);
+        }
       }
     }
   }

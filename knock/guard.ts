@@ -4,7 +4,8 @@
 import type { GuardConfig, KnockStep } from '../config/knock.js';
 import type { Logger } from '../lib/log.js';
 import { startMetricsListener, type MetricsListener } from '../lib/metrics-listener.js';
-import { SequenceCatalog } from './catalog.js';
+import { sourceKey } from '../lib/ip-prefix.js';
+import { ACCEPTED_STEPS, SequenceCatalog } from './catalog.js';
 import { KnockListener } from './listener.js';
 import { GuardMetrics } from './metrics.js';
 import { runNft } from './nft.js';
@@ -14,12 +15,42 @@ import { KnockTracker, type KnockOutcome } from './tracker.js';
 /** Windows waiting for nft at once; more means a flood of valid knocks, which is suspicious. */
 const MAX_PENDING_WINDOWS = 4096;
 
+/** A clock-skew line is written at most once per (source, client) in this long. */
+export const SKEW_LOG_INTERVAL_MS = 10 * 60_000;
+/** (source, client) pairs remembered for that; the oldest is forgotten first. */
+const MAX_SKEW_LOG_KEYS = 1024;
+
+/** Says whether a key is due: the first time, then again once `intervalMs` has passed. */
+export class OncePer {
+  /** When each key was last due (Map order: the oldest first). */
+  readonly #last = new Map<string, number>();
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly maxKeys: number,
+  ) {}
+
+  due(key: string, nowMs: number): boolean {
+    const last = this.#last.get(key);
+    if (last !== undefined && nowMs - last < this.intervalMs) return false;
+    this.#last.delete(key);
+    this.#last.set(key, nowMs);
+    for (const old of this.#last.keys()) {
+      if (this.#last.size <= this.maxKeys) break;
+      this.#last.delete(old);
+    }
+    return true;
+  }
+}
+
 export interface GuardStats {
   readonly received: number;
   readonly malformed: number;
   readonly tracked: number;
   readonly evicted: number;
   readonly opened: number;
+  /** Rotating sequences of a time step beyond the clock tolerance (nothing opened). */
+  readonly skewed: number;
   readonly failed: number;
   readonly expired: number;
   /** Source addresses whose SSH window nft added. */
@@ -40,7 +71,8 @@ export class KnockGuard {
   #failed: (err: Error) => void = () => {};
   /** Resolves with the error if the guard can no longer read knocks. */
   readonly failed: Promise<Error>;
-  #counts = { opened: 0, failed: 0, expired: 0, windows: 0, windowErrors: 0 };
+  #counts = { opened: 0, skewed: 0, failed: 0, expired: 0, windows: 0, windowErrors: 0 };
+  readonly #skewLogged = new OncePer(SKEW_LOG_INTERVAL_MS, MAX_SKEW_LOG_KEYS);
   #metrics: MetricsListener | undefined;
 
   constructor(
@@ -139,12 +171,16 @@ export class KnockGuard {
     const now = Date.now();
     const outcomes = this.#tracker.knock(source, step, now);
     for (const o of outcomes) if (o.kind === 'opened') this.#catalog.consume(o.seq, now);
-    this.#report(outcomes);
+    this.#report(outcomes, now);
   }
 
-  #report(outcomes: readonly KnockOutcome[]): void {
+  #report(outcomes: readonly KnockOutcome[], now = Date.now()): void {
     for (const o of outcomes) {
       this.#counts[o.kind] += 1;
+      if (o.kind === 'skewed') {
+        this.#reportSkew(o, now);
+        continue;
+      }
       // One audit line per attempt; fail2ban can match `"outcome":"failed"` and `"clientIp"`.
       const audit = {
         event: 'knock',
@@ -162,6 +198,30 @@ export class KnockGuard {
         this.log.warn({ ...audit, reason: o.reason }, `knock ${o.kind} from ${o.source}`);
       }
     }
+  }
+
+  /**
+   * A knock with a client's secret but for a time step beyond the tolerance: the knocking host's
+   * clock is off. Said once per source and client every SKEW_LOG_INTERVAL_MS, never per packet
+   * or attempt: a broker retrying with a wrong clock writes one line, not a stream.
+   */
+  #reportSkew(o: KnockOutcome, now: number): void {
+    const key = `${sourceKey(o.source, this.config.ipv6PrefixLength)} ${o.seq.name}`;
+    if (!this.#skewLogged.due(key, now)) return;
+    const skewSeconds = this.#catalog.skewSeconds(o.seq, now);
+    const toleranceSeconds = ACCEPTED_STEPS * this.config.rotating.stepSeconds;
+    this.log.warn(
+      {
+        event: 'knock-clock-skew',
+        clientIp: o.source,
+        client: o.seq.name,
+        skewSeconds,
+        toleranceSeconds,
+      },
+      `rotating knock from ${o.source} (client ${o.seq.name}) matches a time step ${Math.abs(skewSeconds)} s ` +
+        `${skewSeconds > 0 ? 'ahead of' : 'behind'} this gateway's clock (accepted: within ${toleranceSeconds} s); ` +
+        'nothing opened: fix the clock (NTP) on the knocking host',
+    );
   }
 
   #openWindow(address: string): void {

@@ -7,7 +7,7 @@ import type { GuardStats } from './guard.js';
 
 export const METRIC_PREFIX = 'nonstop_guard_';
 
-const OUTCOMES = ['opened', 'failed', 'expired'] as const;
+const OUTCOMES = ['opened', 'skewed', 'failed', 'expired'] as const;
 
 export class GuardMetrics {
   readonly registry = new Registry();
@@ -37,7 +37,7 @@ export class GuardMetrics {
     counted('malformed_knocks_total', 'Knock packets that held no readable knock.', (s) => s.malformed);
     new Counter({
       name: `${METRIC_PREFIX}sequences_total`,
-      help: 'Knock attempts that ended, by outcome: opened (sequence completed), failed (a wrong step), expired (too slow, or a rotating sequence that lapsed).',
+      help: 'Knock attempts that ended, by outcome: opened (sequence completed), skewed (a rotating sequence of a time step beyond the clock tolerance: nothing opened), failed (a wrong step), expired (too slow, or a rotating sequence that lapsed).',
       labelNames: ['outcome'],
       registers,
       collect() {

@@ -18,6 +18,11 @@ export interface Sequence {
   readonly name: string;
   readonly kind: 'static' | 'rotating';
   readonly steps: readonly KnockStep[];
+  /**
+   * Completing it opens nothing: a rotating sequence of a step beyond the clock tolerance,
+   * tracked so the guard can tell a secret holder that its clock is off.
+   */
+  readonly diagnostic?: boolean;
 }
 
 /** Where the tracker finds the sequences valid right now. */
@@ -43,7 +48,8 @@ interface SourceState {
 }
 
 export interface KnockOutcome {
-  readonly kind: 'opened' | 'failed' | 'expired';
+  /** `skewed`: a diagnostic sequence completed (the knocker's clock is off); nothing opens. */
+  readonly kind: 'opened' | 'skewed' | 'failed' | 'expired';
   readonly source: string;
   readonly seq: Sequence;
   readonly reason?: string;
@@ -104,7 +110,7 @@ export class KnockTracker {
           a.matched += 1;
           if (a.matched === a.seq.steps.length) {
             // Success ends every other attempt of this source too.
-            out.push({ kind: 'opened', source, seq: a.seq });
+            out.push({ kind: a.seq.diagnostic === true ? 'skewed' : 'opened', source, seq: a.seq });
             return out;
           }
           next.push(a);
@@ -124,7 +130,7 @@ export class KnockTracker {
       if (next.length >= this.#maxAttempts) break;
       if (next.some((a) => a.seq.id === seq.id)) continue;
       if (seq.steps.length === 1) {
-        out.push({ kind: 'opened', source, seq });
+        out.push({ kind: seq.diagnostic === true ? 'skewed' : 'opened', source, seq });
         return out;
       }
       next.push({ seq, matched: 1, startedMs: nowMs });

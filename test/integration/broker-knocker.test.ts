@@ -7,7 +7,9 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import pino from 'pino';
 import { knockerFor } from '../../broker/knocker.js';
+import type { Logger } from '../../lib/log.js';
 import { freePort } from '../../lib/free-port.js';
 import { isNonstopError } from '../../lib/errors.js';
 import { deriveSequence, newKnockSecret, timeStep } from '../../knock/rotating.js';
@@ -143,4 +145,46 @@ test('a missing or malformed secret file fails at start, naming it', (t) => {
     (err) =>
       isNonstopError(err) && /not a knock secret/.test(err.message) && !err.message.includes('hunter2'),
   );
+});
+
+/** A logger that keeps its lines, parsed. */
+function capturingLogger(): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const log = pino(
+    { level: 'info' },
+    { write: (s: string) => lines.push(JSON.parse(s) as Record<string, unknown>) },
+  );
+  return { log, lines };
+}
+
+test('after three rotating knocks in a row that SSH did not answer, one line names the clock', (t) => {
+  const dir = tempDir(t);
+  const secretFile = join(dir, 'gw1.knock');
+  writeFileSync(secretFile, newKnockSecret());
+  const { log, lines } = capturingLogger();
+  const rotation = { portMin: 20000, portMax: 29999, length: 4, stepSeconds: 30 };
+  const knocker = knockerFor('gw1', { delayMs: 0, rotating: { ...rotation, client: 'b1', secretFile } }, log);
+  const hints = () => lines.filter((l) => l.event === 'knock-unanswered');
+  knocker.sshAnswered?.(false);
+  knocker.sshAnswered?.(false);
+  assert.equal(hints().length, 0, 'two misses may be a lost packet');
+  knocker.sshAnswered?.(false);
+  assert.equal(hints().length, 1);
+  assert.match(String(hints()[0]!.msg), /more than 30 s off.*fix the clock \(NTP\)/);
+  assert.equal(hints()[0]!.toleranceSeconds, 30);
+  for (let i = 0; i < 20; i++) knocker.sshAnswered?.(false);
+  assert.equal(hints().length, 1, 'once, not per attempt');
+  // SSH answered: the count starts again, and a new run of misses is said again, once.
+  knocker.sshAnswered?.(true);
+  for (let i = 0; i < 5; i++) knocker.sshAnswered?.(false);
+  assert.equal(hints().length, 2);
+});
+
+test('a static sequence that SSH does not answer is not blamed on the clock', () => {
+  const { log, lines } = capturingLogger();
+  const knocker = knockerFor('gw1', { delayMs: 0, sequence: ['7000', '8000'] }, log);
+  for (let i = 0; i < 4; i++) knocker.sshAnswered?.(false);
+  const hints = lines.filter((l) => l.event === 'knock-unanswered');
+  assert.equal(hints.length, 1);
+  assert.doesNotMatch(String(hints[0]!.msg), /clock/);
 });

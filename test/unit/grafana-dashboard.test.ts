@@ -43,6 +43,7 @@ const ZERO_STATS: GuardStats = {
   tracked: 0,
   evicted: 0,
   opened: 0,
+  skewed: 0,
   failed: 0,
   expired: 0,
   windows: 0,

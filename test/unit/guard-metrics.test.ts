@@ -38,6 +38,7 @@ test('each scrape reads the guard counts as they are then', async () => {
     tracked: 0,
     evicted: 0,
     opened: 0,
+    skewed: 0,
     failed: 0,
     expired: 0,
     windows: 0,
@@ -46,12 +47,22 @@ test('each scrape reads the guard counts as they are then', async () => {
   const metrics = new GuardMetrics(() => stats, { maxTrackedSources: 100 }, { processMetrics: false });
   let text = await metrics.registry.metrics();
   assert.equal(sampleValue(text, 'nonstop_guard_sequences_total', { outcome: 'expired' }), 0);
-  stats = { ...stats, received: 9, tracked: 3, evicted: 2, expired: 4, windows: 1, windowErrors: 5 };
+  stats = {
+    ...stats,
+    received: 9,
+    tracked: 3,
+    evicted: 2,
+    expired: 4,
+    skewed: 2,
+    windows: 1,
+    windowErrors: 5,
+  };
   text = await metrics.registry.metrics();
   assert.equal(sampleValue(text, 'nonstop_guard_knocks_total'), 9);
   assert.equal(sampleValue(text, 'nonstop_guard_tracked_sources'), 3);
   assert.equal(sampleValue(text, 'nonstop_guard_tracker_evictions_total'), 2);
   assert.equal(sampleValue(text, 'nonstop_guard_sequences_total', { outcome: 'expired' }), 4);
+  assert.equal(sampleValue(text, 'nonstop_guard_sequences_total', { outcome: 'skewed' }), 2);
   assert.equal(sampleValue(text, 'nonstop_guard_windows_opened_total'), 1);
   assert.equal(sampleValue(text, 'nonstop_guard_window_errors_total'), 5);
   assert.equal(sampleValue(text, 'nonstop_guard_tracked_sources_limit'), 100);
