@@ -243,10 +243,19 @@ describe('network attacks on the three-tier world', { skip }, () => {
       for (const local of [...tcp, ...(await locals(b.host, '-lunH'))])
         assert.match(local, /^(127\.\d+\.\d+\.\d+|\[::1\]):\d+$/, `${b.id}: ${local} is not loopback`);
     }
-    // The core on its private address; the sample site (the core's upstream) on loopback only.
+    // The core on its private address; the sample site (the core's upstream) and the core's
+    // metrics listener (as its config names it) on loopback only.
+    const coreConfig = JSON.parse(readFileSync(tt.core.configFile, 'utf8')) as {
+      metrics?: { host: string; port: number };
+    };
+    assert.equal(coreConfig.metrics?.host, '127.0.0.1');
     assert.deepEqual(
       (await locals(tt.core.host, '-ltnH')).sort(),
-      [`${tt.core.ip}:${tt.core.port}`, `127.0.0.1:${GUESTBOOK_PORT}`].sort(),
+      [
+        `${tt.core.ip}:${tt.core.port}`,
+        `127.0.0.1:${GUESTBOOK_PORT}`,
+        `127.0.0.1:${coreConfig.metrics.port}`,
+      ].sort(),
     );
     assert.deepEqual(await locals(tt.core.host, '-lunH'), []);
   });
