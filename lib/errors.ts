@@ -193,6 +193,14 @@ export const errors = {
   ),
   KNOCK_PROFILE_NOT_FOUND: createError('NONSTOP_ERR_KNOCK_PROFILE_NOT_FOUND', 'No such knock profile'),
   KNOCK_FAILED: createError('NONSTOP_ERR_KNOCK_FAILED', 'Could not send the knock sequence'),
+  SPA_KEY_INVALID: createError(
+    'NONSTOP_ERR_SPA_KEY_INVALID',
+    'The SPA key file is not what `fwknop --key-gen` prints (KEY_BASE64 and HMAC_KEY_BASE64 lines)',
+  ),
+  SPA_REQUEST_INVALID: createError(
+    'NONSTOP_ERR_SPA_REQUEST_INVALID',
+    'The SPA request cannot be encoded (username, access address, access list or timeout)',
+  ),
 } as const;
 
 export function isNonstopError(value: unknown): value is NonstopError {
