@@ -11,7 +11,8 @@
 import { readFileSync } from 'node:fs';
 import type { GatewayKnock } from '../config/schemas/broker.js';
 import { errors } from '../lib/errors.js';
-import { profileSequence, resolveGateway, sendKnock } from '../knock/client.js';
+import { profileSequence, resolveGateway, sendKnock, sendSpa, type SpaKnock } from '../knock/client.js';
+import { parseSpaKeyFile } from '../knock/spa.js';
 import type { KnockProfile } from '../config/knock.js';
 import type { Logger } from '../lib/log.js';
 
@@ -38,7 +39,13 @@ export const noKnock: Knocker = {
 };
 
 /** The knocker for one gateway; the secret is read once, here, so a missing file fails at start. */
-export function knockerFor(gatewayId: string, knock: GatewayKnock | undefined, log?: Logger): Knocker {
+export function knockerFor(
+  gatewayId: string,
+  knock: GatewayKnock | undefined,
+  log?: Logger,
+  sshPort = 22,
+): Knocker {
+  if (knock?.spa !== undefined) return spaKnocker(gatewayId, knock.spa, sshPort, log);
   if (knock === undefined || (knock.sequence === undefined && knock.rotating === undefined)) return noKnock;
   const profile: KnockProfile = {
     sshPort: 22,
@@ -92,6 +99,46 @@ export function knockerFor(gatewayId: string, knock: GatewayKnock | undefined, l
         `SSH on gateway ${gatewayId} stayed filtered after ${unanswered} rotating knocks in a row: ` +
           `if this host's clock is more than ${rotating.stepSeconds} s off the gateway's (its guard logs ` +
           'knock-clock-skew), fix the clock (NTP); otherwise check the secret. Retrying with backoff',
+      );
+    },
+  };
+}
+
+/** One SPA packet before each connection (a fresh one each time: the guard refuses a replay). */
+function spaKnocker(
+  gatewayId: string,
+  spa: NonNullable<GatewayKnock['spa']>,
+  sshPort: number,
+  log: Logger | undefined,
+): Knocker {
+  let text: string;
+  try {
+    text = readFileSync(spa.keyFile, 'utf8');
+  } catch (err) {
+    throw errors.CONFIG_UNREADABLE(
+      `gateways[${gatewayId}].ssh.knock.spa.keyFile: cannot read ${spa.keyFile}`,
+      undefined,
+      {
+        cause: err,
+      },
+    );
+  }
+  const request: SpaKnock = { port: spa.port, sshPort, key: parseSpaKeyFile(text, spa.keyFile) };
+  let unanswered = 0;
+  return {
+    async knock(gatewayHost) {
+      const address = await resolveGateway(gatewayHost);
+      await sendSpa(address, request);
+      return address;
+    },
+    sshAnswered(answered) {
+      unanswered = answered ? 0 : unanswered + 1;
+      if (unanswered !== UNANSWERED_HINT_AFTER || log === undefined) return;
+      log.warn(
+        { event: 'knock-unanswered', gatewayId, knocks: unanswered, spaPort: spa.port },
+        `SSH on gateway ${gatewayId} stayed filtered after ${unanswered} SPA packets in a row: check this ` +
+          "broker's keys against the gateway guard's spa.clients, and the clocks (the guard logs why it " +
+          'refused an authentic packet: stale or ahead means fix the clock with NTP). Retrying with backoff',
       );
     },
   };

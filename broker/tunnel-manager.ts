@@ -15,7 +15,7 @@ export class TunnelManager {
       if (gw.ssh === undefined) continue;
       const { host, port } = gatewayRedis(config, gw.id);
       const target = { host, port };
-      const knock = knocker ?? knockerFor(gw.id, gw.ssh.knock, log.child({ gatewayId: gw.id }));
+      const knock = knocker ?? knockerFor(gw.id, gw.ssh.knock, log.child({ gatewayId: gw.id }), gw.ssh.port);
       tunnels.set(gw.id, new GatewayTunnel(gw.id, gw.ssh, target, config.tunnels, knock, log));
     }
     this.tunnels = tunnels;

@@ -47,6 +47,11 @@ const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./knock-secret.js')).knockSecretCommand,
   },
   {
+    name: 'spa-keygen',
+    summary: "create single-packet-authorization keys in fwknop's format (and a guard's spa.clients entry)",
+    load: async () => (await import('./spa-keygen.js')).spaKeygenCommand,
+  },
+  {
     name: 'demo',
     summary: 'run inet, two gateways, two brokers and a core in network namespaces (root) and trace requests',
     load: async () => (await import('./demo.js')).demoCommand,

@@ -1,5 +1,7 @@
 // `nonstop knock`: knocks on a gateway (or any knockd server), optionally then runs ssh.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,9 +11,13 @@ import {
   connectAfterKnock,
   parseProxyTarget,
   profileSequence,
+  profileSpa,
   resolveGateway,
   sendKnock,
+  sendSpa,
+  type SpaKnock,
 } from '../knock/client.js';
+import { parseSpaKeyFile } from '../knock/spa.js';
 import { errors, isNonstopError } from '../lib/errors.js';
 import { parseCommandArgs, UsageError, type Command } from './command.js';
 
@@ -21,15 +27,21 @@ export function defaultProfilesFile(): string {
 
 export const knockCommand: Command = {
   name: 'knock',
-  help: `Usage: nonstop knock [GATEWAY] (--profile NAME | --sequence SEQ) [options] [-- SSH-ARGS...]
-       nonstop knock [GATEWAY] (--profile NAME | --sequence SEQ) --proxy HOST:PORT [options]
+  help: `Usage: nonstop knock [GATEWAY] (--profile NAME | --sequence SEQ | --spa --spa-keys FILE) [options] [-- SSH-ARGS...]
+       nonstop knock [GATEWAY] (--profile NAME | --sequence SEQ | --spa --spa-keys FILE) --proxy HOST:PORT [options]
 
 Sends one SYN per TCP step (an abandoned connect, no root needed) and one datagram per UDP step.
-A rotating profile computes the current sequence from its secret and the clock.
+A rotating profile computes the current sequence from its secret and the clock. With --spa (or
+a profile with "spa"), one single-packet authorization datagram in fwknop's format instead: it
+opens a nonstop guard's SPA port and a real fwknopd alike.
 
   --profile NAME     profile from the profiles file ("kind": "knock")
   --profiles FILE    profiles file (default $NONSTOP_KNOCK_PROFILES or ~/.config/nonstop/knock.json)
   --sequence SEQ     static sequence, knockd notation: 7000,8000:udp,9000 (works with knockd)
+  --spa              send an SPA packet (keys from --spa-keys, or the profile's "spa")
+  --spa-keys FILE    SPA keys as \`nonstop spa-keygen\` or \`fwknop --key-gen\` print them
+  --spa-port N       the SPA port (default: the profile's, else 62201, fwknop's)
+  --spa-allow ADDR   the address the packet asks to open (default 0.0.0.0: the one it comes from)
   --delay MS         pause between steps (default: the profile's delayMs, else 30)
   --bind ADDR        send from this local address (also used for ssh)
   --then-ssh         run ssh to the gateway's SSH port right after knocking
@@ -55,6 +67,10 @@ the connection's bytes goes to stdout; what goes wrong is said on stderr.`,
         profile: { type: 'string', short: 'p' },
         profiles: { type: 'string' },
         sequence: { type: 'string', short: 's' },
+        spa: { type: 'boolean' },
+        'spa-keys': { type: 'string' },
+        'spa-port': { type: 'string' },
+        'spa-allow': { type: 'string' },
         delay: { type: 'string' },
         bind: { type: 'string' },
         'then-ssh': { type: 'boolean' },
@@ -72,8 +88,15 @@ the connection's bytes goes to stdout; what goes wrong is said on stderr.`,
       console.log(this.help);
       return 0;
     }
-    if ((values.profile === undefined) === (values.sequence === undefined))
-      throw new UsageError('knock needs exactly one of --profile NAME or --sequence SEQ');
+    const keysFile = values['spa-keys'];
+    const ways = [values.profile, values.sequence, keysFile].filter((w) => w !== undefined).length;
+    if (ways !== 1)
+      throw new UsageError(
+        'knock needs exactly one of --profile NAME, --sequence SEQ or --spa --spa-keys FILE',
+      );
+    if (keysFile !== undefined && !values.spa) throw new UsageError('--spa-keys goes with --spa');
+    if (values.spa && values.sequence !== undefined)
+      throw new UsageError('--spa sends no sequence: drop --sequence');
 
     let profile: KnockProfile | undefined;
     if (values.profile !== undefined) {
@@ -82,9 +105,18 @@ the connection's bytes goes to stdout; what goes wrong is said on stderr.`,
       if (profile === undefined)
         throw errors.KNOCK_PROFILE_NOT_FOUND(`${file}: no profile named "${values.profile}"`);
     }
+    const sshPortOption = intOption('--ssh-port', values['ssh-port']);
+    const spa = spaRequest(values, profile, values.profile, sshPortOption);
+    if (values.spa && spa === undefined)
+      throw new UsageError(`--spa: profile "${values.profile}" has no "spa" section`);
     let steps;
     try {
-      steps = values.sequence !== undefined ? parseKnockSequence(values.sequence) : profileSequence(profile!);
+      steps =
+        spa !== undefined
+          ? []
+          : values.sequence !== undefined
+            ? parseKnockSequence(values.sequence)
+            : profileSequence(profile!);
     } catch (err) {
       throw new UsageError(`--sequence: ${(err as Error).message}`);
     }
@@ -93,7 +125,7 @@ the connection's bytes goes to stdout; what goes wrong is said on stderr.`,
     const host = target ?? profile?.host;
     if (host === undefined) throw new UsageError('knock needs a GATEWAY (or a profile with "host")');
     const delayMs = intOption('--delay', values.delay) ?? profile?.delayMs ?? 30;
-    const sshPort = intOption('--ssh-port', values['ssh-port']) ?? profile?.sshPort ?? 22;
+    const sshPort = sshPortOption ?? profile?.sshPort ?? 22;
     const waitMs = intOption('--wait', values.wait) ?? 200;
     const user = values.user ?? profile?.sshUser;
     let proxy: { host: string; port: number } | undefined;
@@ -123,7 +155,11 @@ the connection's bytes goes to stdout; what goes wrong is said on stderr.`,
     if (values['dry-run']) {
       // With --proxy, stdout is ssh's connection: say it on stderr.
       const say = proxy !== undefined ? console.error : console.log;
-      say(`knock ${address}: ${steps.map(formatKnockStep).join(' ')}`);
+      say(
+        spa !== undefined
+          ? `knock ${address}: spa to ${spa.port}/udp asking tcp/${spa.sshPort} for ${spa.allow ?? 'the sending address'}`
+          : `knock ${address}: ${steps.map(formatKnockStep).join(' ')}`,
+      );
       if (values['then-ssh']) say(`then: ssh ${ssh.join(' ')}`);
       if (proxy !== undefined) say(`then: connect ${proxy.host} port ${proxy.port}`);
       return 0;
@@ -131,9 +167,13 @@ the connection's bytes goes to stdout; what goes wrong is said on stderr.`,
     const localAddress = values.bind !== undefined ? { localAddress: values.bind } : {};
     const knock = async () => {
       // A rotating profile's sequence is recomputed for every knock (the step may have moved on).
-      const now = values.sequence !== undefined ? steps : profileSequence(profile!);
       try {
-        await sendKnock(address, now, { delayMs, ...localAddress });
+        if (spa !== undefined) await sendSpa(address, spa, localAddress);
+        else
+          await sendKnock(address, values.sequence !== undefined ? steps : profileSequence(profile!), {
+            delayMs,
+            ...localAddress,
+          });
       } catch (err) {
         throw errors.KNOCK_FAILED(`knock ${address}: ${(err as Error).message}`, undefined, { cause: err });
       }
@@ -183,6 +223,44 @@ async function proxyConnection(
   if (failure === undefined) return 0;
   console.error(`nonstop: knock --proxy: ${where}: ${failure.message}`);
   return 1;
+}
+
+/** The SPA packet to send: from --spa-keys (with --spa-port/--spa-allow), or a profile's "spa". */
+function spaRequest(
+  values: { 'spa-keys'?: string; 'spa-port'?: string; 'spa-allow'?: string },
+  profile: KnockProfile | undefined,
+  profileName: string | undefined,
+  sshPortOption: number | undefined,
+): SpaKnock | undefined {
+  const fromProfile = profile === undefined ? undefined : profileSpa(profile, profileName);
+  const file = values['spa-keys'];
+  if (file === undefined && fromProfile === undefined) {
+    if (values['spa-port'] !== undefined || values['spa-allow'] !== undefined)
+      throw new UsageError('--spa-port and --spa-allow go with --spa');
+    return undefined;
+  }
+  const allow = values['spa-allow'];
+  if (allow !== undefined && isIP(allow) === 0)
+    throw new UsageError(`--spa-allow: "${allow}" is not an IP address`);
+  const port = intOption('--spa-port', values['spa-port']);
+  if (port !== undefined && (port < 1 || port > 65535)) throw new UsageError('--spa-port must be 1-65535');
+  let key = fromProfile?.key;
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw errors.CONFIG_UNREADABLE(`--spa-keys: cannot read ${file}`, undefined, { cause: err });
+    }
+    key = parseSpaKeyFile(text, file);
+  }
+  const chosenAllow = allow ?? fromProfile?.allow;
+  return {
+    port: port ?? fromProfile?.port ?? 62201,
+    sshPort: sshPortOption ?? fromProfile?.sshPort ?? 22,
+    key: key!,
+    ...(chosenAllow === undefined ? {} : { allow: chosenAllow }),
+  };
 }
 
 function intOption(name: string, value: string | undefined): number | undefined {

@@ -1,6 +1,8 @@
 // Knock sequences as written in config files and on the command line (knockd's notation:
 // `7000`, `7000:tcp`, `8000:udp`), and the checks a schema cannot express: port ranges, clashes
 // between knock ports and the ports the guard serves, duplicate names.
+import { isIP } from 'node:net';
+import { SPA_ENCRYPTION_KEY_BYTES, SPA_HMAC_KEY_BYTES } from '../knock/spa-keys.js';
 import { errors } from '../lib/errors.js';
 import { loadConfig, validateConfig } from './load.js';
 import type { GuardConfig } from './schemas/guard.js';
@@ -90,8 +92,38 @@ export function checkGuardConfig(file: string, config: GuardConfig): GuardConfig
         problems.push(`static[${i}].sequence[${j}]: port ${step.port} is a served port, not a knock port`);
     });
   });
+  if (config.spa !== undefined) checkSpa(config, problems);
   if (problems.length > 0) fail(file, problems);
   return config;
+}
+
+function checkSpa(config: GuardConfig, problems: string[]): void {
+  const spa = config.spa!;
+  config.static.forEach((s, i) =>
+    s.sequence.forEach((text, j) => {
+      const step = parseKnockStep(text);
+      if (typeof step !== 'string' && step.protocol === 'udp' && step.port === spa.port)
+        problems.push(`static[${i}].sequence[${j}]: port ${spa.port}/udp is the SPA port`);
+    }),
+  );
+  const names = new Set<string>();
+  spa.clients.forEach((c, i) => {
+    const where = `spa.clients[${i}]`;
+    if (names.has(c.name)) problems.push(`${where}.name: "${c.name}" is used twice`);
+    names.add(c.name);
+    checkSpaKeys(where, c, problems);
+  });
+}
+
+/** Key lengths fwknop accepts, which the schema's base64 pattern cannot say. */
+function checkSpaKeys(where: string, keys: { key: string; hmacKey: string }, problems: string[]): void {
+  const length = (text: string, field: string, what: string, bounds: { min: number; max: number }) => {
+    const n = Buffer.from(text, 'base64').length;
+    if (n < bounds.min || n > bounds.max)
+      problems.push(`${where}.${field}: decodes to ${n} bytes; ${what} is ${bounds.min}-${bounds.max}`);
+  };
+  length(keys.key, 'key', 'a Rijndael key', SPA_ENCRYPTION_KEY_BYTES);
+  length(keys.hmacKey, 'hmacKey', 'an HMAC-SHA256 key', SPA_HMAC_KEY_BYTES);
 }
 
 export function loadGuardConfig(file: string): GuardConfig {
@@ -106,8 +138,11 @@ export function checkKnockConfig(file: string, config: KnockConfig): KnockConfig
   const problems: string[] = [];
   for (const [name, profile] of Object.entries(config.profiles)) {
     const where = `profiles.${name}`;
-    if ((profile.rotating === undefined) === (profile.sequence === undefined))
-      problems.push(`${where}: needs exactly one of "sequence" or "rotating"`);
+    const ways = [profile.sequence, profile.rotating, profile.spa].filter((w) => w !== undefined);
+    if (ways.length !== 1) problems.push(`${where}: needs exactly one of "sequence", "rotating" or "spa"`);
+    if (profile.spa !== undefined) checkSpaKeys(`${where}.spa`, profile.spa, problems);
+    if (profile.spa?.allow !== undefined && isIP(profile.spa.allow) === 0)
+      problems.push(`${where}.spa.allow: "${profile.spa.allow}" is not an IP address`);
     if (profile.rotating !== undefined) checkRotation(profile.rotating, `${where}.rotating`, problems);
     profile.sequence?.forEach((text, j) => {
       const step = parseKnockStep(text);

@@ -61,6 +61,7 @@ const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
     ['core', 'key'],
     ['gateways', '*', 'ssh', 'privateKey'],
     ['gateways', '*', 'ssh', 'knock', 'rotating', 'secretFile'],
+    ['gateways', '*', 'ssh', 'knock', 'spa', 'keyFile'],
   ],
   core: [
     ['routes'],
@@ -78,6 +79,22 @@ const PATH_FIELDS: Record<ConfigKind, readonly (readonly string[])[]> = {
 /** What a kind's schema cannot say, checked after it (defaults filled, before paths resolve). */
 const CHECKS: { readonly [K in ConfigKind]?: (config: ConfigKinds[K]) => FieldProblem[] } = {
   gateway: gatewayProblems,
+  broker: (config) =>
+    config.gateways.flatMap((gw, i) => {
+      const knock = gw.ssh?.knock;
+      const ways =
+        knock === undefined
+          ? []
+          : (['sequence', 'rotating', 'spa'] as const).filter((w) => knock[w] !== undefined);
+      return ways.length > 1
+        ? [
+            {
+              field: `gateways[${i}].ssh.knock`,
+              expected: `holds ${ways.join(' and ')}: one way to knock, not several`,
+            },
+          ]
+        : [];
+    }),
   core: (config) => metricsListenerProblems('metrics', config.metrics),
   guard: (config) => metricsListenerProblems('metrics', config.metrics),
 };

@@ -6,8 +6,10 @@ import { lookup } from 'node:dns/promises';
 import { isIP, Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { userInfo } from 'node:os';
 import { parseKnockSequence, type KnockProfile, type KnockStep } from '../config/knock.js';
 import { deriveSequence, timeStep } from './rotating.js';
+import { encodeSpa, type SpaKey } from './spa.js';
 
 export interface SendKnockOptions {
   /** Pause between steps, ms. */
@@ -28,6 +30,49 @@ export function profileSequence(profile: KnockProfile, nowMs = Date.now()): Knoc
     return deriveSequence(r, timeStep(nowMs, r.stepSeconds), r);
   }
   return parseKnockSequence(profile.sequence ?? []);
+}
+
+/** An SPA packet to send: where, with which keys, asking what. */
+export interface SpaKnock {
+  /** The guard's (or fwknopd's) UDP port. */
+  readonly port: number;
+  readonly key: SpaKey;
+  /** The address the packet asks to open; 0.0.0.0 (the default): the one it is sent from. */
+  readonly allow?: string;
+  /** The SSH port it asks for. */
+  readonly sshPort: number;
+}
+
+/** The user name an SPA packet carries (fwknop sends the local login; the guard only logs it). */
+function spaUsername(): string {
+  try {
+    const name = userInfo().username;
+    if (/^[A-Za-z0-9._-]{1,64}$/.test(name)) return name;
+  } catch {
+    // no passwd entry (a container's uid): fall through
+  }
+  return 'nonstop';
+}
+
+/** Sends one SPA packet: a fresh random value and timestamp each time, so it is never a replay. */
+export function sendSpa(address: string, spa: SpaKnock, options: SendKnockOptions = {}): Promise<void> {
+  const packet = encodeSpa(
+    { username: spaUsername(), accessAddress: spa.allow ?? '0.0.0.0', access: `tcp/${spa.sshPort}` },
+    spa.key,
+  );
+  return sendDatagram(address, spa.port, options.localAddress, packet);
+}
+
+/** The SPA request a profile describes, or undefined for a sequence profile. */
+export function profileSpa(profile: KnockProfile, name = 'profile'): SpaKnock | undefined {
+  const spa = profile.spa;
+  if (spa === undefined) return undefined;
+  return {
+    port: spa.port,
+    sshPort: profile.sshPort,
+    key: { name, encryptionKey: Buffer.from(spa.key, 'base64'), hmacKey: Buffer.from(spa.hmacKey, 'base64') },
+    ...(spa.allow === undefined ? {} : { allow: spa.allow }),
+  };
 }
 
 export async function sendKnock(
@@ -53,11 +98,16 @@ async function sendSyn(address: string, port: number, localAddress: string | und
   socket.destroy();
 }
 
-function sendDatagram(address: string, port: number, localAddress: string | undefined): Promise<void> {
+function sendDatagram(
+  address: string,
+  port: number,
+  localAddress: string | undefined,
+  payload: Buffer = Buffer.from([0]),
+): Promise<void> {
   const socket = createSocket(isIP(address) === 6 ? 'udp6' : 'udp4');
   return new Promise((resolve) => {
     const send = () =>
-      socket.send(Buffer.from([0]), port, address, () => {
+      socket.send(payload, port, address, () => {
         socket.close();
         resolve();
       });

@@ -8,6 +8,7 @@ import { sourceKey } from '../lib/ip-prefix.js';
 import { ACCEPTED_STEPS, SequenceCatalog } from './catalog.js';
 import { KnockListener } from './listener.js';
 import { GuardMetrics } from './metrics.js';
+import { SpaGate, type SpaOutcome } from './spa-gate.js';
 import { runNft } from './nft.js';
 import { renderDeleteTable, renderOpenWindow, renderRuleset } from './ruleset.js';
 import { KnockTracker, type KnockOutcome } from './tracker.js';
@@ -19,6 +20,13 @@ const MAX_PENDING_WINDOWS = 4096;
 export const SKEW_LOG_INTERVAL_MS = 10 * 60_000;
 /** (source, client) pairs remembered for that; the oldest is forgotten first. */
 const MAX_SKEW_LOG_KEYS = 1024;
+
+/** How often a line sums up the SPA datagrams that failed authentication (none when none did). */
+export const SPA_SUMMARY_INTERVAL_MS = 60_000;
+/** An authentic SPA packet refused is said once per (source, client, reason) in this long. */
+const SPA_REFUSAL_LOG_INTERVAL_MS = 60_000;
+/** Distinct sources counted in one summary (beyond that: "at least"). */
+const SPA_SUMMARY_MAX_SOURCES = 1024;
 
 /** Says whether a key is due: the first time, then again once `intervalMs` has passed. */
 export class OncePer {
@@ -57,6 +65,14 @@ export interface GuardStats {
   readonly windows: number;
   /** Windows not opened: nft failed, or too many were pending. */
   readonly windowErrors: number;
+  /** SPA datagrams whose packet opened a window. */
+  readonly spaOpened: number;
+  /** SPA datagrams that failed authentication (garbage, a wrong key, a tampered byte). */
+  readonly spaUnauthenticated: number;
+  /** Authentic SPA packets refused: stale, from the future, replayed, or asking for too much. */
+  readonly spaRefused: number;
+  /** SPA digests held against replay. */
+  readonly spaRemembered: number;
 }
 
 export class KnockGuard {
@@ -66,12 +82,26 @@ export class KnockGuard {
   #timers: NodeJS.Timeout[] = [];
   /** nft calls run one after another, in order. */
   #nftQueue: Promise<void> = Promise.resolve();
-  /** Addresses waiting for the next window transaction (batched, capped). */
-  readonly #pendingOpen = new Set<string>();
+  /** Addresses waiting for the next window transaction (batched, capped), with their seconds. */
+  readonly #pendingOpen = new Map<string, number>();
   #failed: (err: Error) => void = () => {};
   /** Resolves with the error if the guard can no longer read knocks. */
   readonly failed: Promise<Error>;
-  #counts = { opened: 0, skewed: 0, failed: 0, expired: 0, windows: 0, windowErrors: 0 };
+  #counts = {
+    opened: 0,
+    skewed: 0,
+    failed: 0,
+    expired: 0,
+    windows: 0,
+    windowErrors: 0,
+    spaOpened: 0,
+    spaUnauthenticated: 0,
+    spaRefused: 0,
+  };
+  readonly #spa: SpaGate | undefined;
+  readonly #spaRefusalLogged = new OncePer(SPA_REFUSAL_LOG_INTERVAL_MS, MAX_SKEW_LOG_KEYS);
+  /** Failed SPA datagrams since the last summary: by reason, and some of their sources. */
+  #spaUnheard = { reasons: new Map<string, number>(), sources: new Set<string>() };
   readonly #skewLogged = new OncePer(SKEW_LOG_INTERVAL_MS, MAX_SKEW_LOG_KEYS);
   #metrics: MetricsListener | undefined;
 
@@ -86,6 +116,7 @@ export class KnockGuard {
       ipv6PrefixLength: config.ipv6PrefixLength,
     });
     this.failed = new Promise((resolve) => (this.#failed = resolve));
+    if (config.spa !== undefined) this.#spa = new SpaGate(config.spa, config.sshPort, config.windowSeconds);
   }
 
   /** The ruleset this guard loads (for `nonstop guard --print-ruleset` and tests). */
@@ -111,14 +142,23 @@ export class KnockGuard {
           this.log.error({ event: 'socket-error', err: err.message }, 'raw socket error');
           this.#failed(err);
         },
+        this.#spa === undefined
+          ? undefined
+          : { port: this.config.spa!.port, onPacket: (source, payload) => this.#onSpa(source, payload) },
       );
     } catch (err) {
       await this.#metrics?.close();
       this.#metrics = undefined;
       throw err;
     }
-    const sweep = setInterval(() => this.#report(this.#tracker.sweep(Date.now())), 1000);
+    const sweep = setInterval(() => {
+      const now = Date.now();
+      this.#report(this.#tracker.sweep(now));
+      this.#spa?.sweep(now);
+    }, 1000);
     this.#timers.push(sweep);
+    if (this.#spa !== undefined)
+      this.#timers.push(setInterval(() => this.#summariseSpa(), SPA_SUMMARY_INTERVAL_MS));
     if (this.config.statsIntervalSeconds > 0) {
       const stats = setInterval(
         () =>
@@ -137,6 +177,9 @@ export class KnockGuard {
         rotatingClients: this.config.rotating.clients.length,
         knockTcpPorts: ports.tcp.length,
         knockUdpPorts: ports.udp.length,
+        ...(this.config.spa === undefined
+          ? {}
+          : { spaPort: this.config.spa.port, spaClients: this.config.spa.clients.length }),
       },
       'knock guard started',
     );
@@ -144,6 +187,7 @@ export class KnockGuard {
 
   async stop(): Promise<void> {
     for (const t of this.#timers.splice(0)) clearInterval(t);
+    this.#summariseSpa();
     this.#listener?.close();
     this.#listener = undefined;
     await this.#metrics?.close();
@@ -164,6 +208,7 @@ export class KnockGuard {
       tracked: this.#tracker.size,
       evicted: this.#tracker.evicted,
       ...this.#counts,
+      spaRemembered: this.#spa?.remembered ?? 0,
     };
   }
 
@@ -224,19 +269,88 @@ export class KnockGuard {
     );
   }
 
-  #openWindow(address: string): void {
+  #onSpa(source: string, payload: Buffer): void {
+    const outcome = this.#spa!.check(source, payload, Date.now());
+    if (outcome.kind === 'opened') {
+      this.#counts.spaOpened += 1;
+      this.#openWindow(outcome.address, outcome.windowSeconds);
+      this.log.info(
+        {
+          event: 'spa',
+          outcome: 'opened',
+          clientIp: source,
+          client: outcome.client,
+          openedFor: outcome.address,
+          windowSeconds: outcome.windowSeconds,
+          user: outcome.message.username,
+        },
+        `spa opened ssh for ${outcome.address} (client ${outcome.client})`,
+      );
+    } else if (outcome.kind === 'refused') {
+      this.#counts.spaRefused += 1;
+      this.#reportSpaRefusal(source, outcome);
+    } else {
+      // Anyone can send these, from any address: counted and summed up, never a line each.
+      this.#counts.spaUnauthenticated += 1;
+      const reasons = this.#spaUnheard.reasons;
+      reasons.set(outcome.reason, (reasons.get(outcome.reason) ?? 0) + 1);
+      if (this.#spaUnheard.sources.size < SPA_SUMMARY_MAX_SOURCES)
+        this.#spaUnheard.sources.add(sourceKey(source, this.config.ipv6PrefixLength));
+    }
+  }
+
+  /** An authentic packet that opened nothing: its client holds a key, so say why, once a while. */
+  #reportSpaRefusal(source: string, o: Extract<SpaOutcome, { kind: 'refused' }>): void {
+    const key = `${sourceKey(source, this.config.ipv6PrefixLength)} ${o.client} ${o.reason}`;
+    if (!this.#spaRefusalLogged.due(key, Date.now())) return;
+    const clock = o.reason === 'stale' || o.reason === 'future';
+    this.log.warn(
+      {
+        event: 'spa',
+        outcome: 'refused',
+        reason: o.reason,
+        clientIp: source,
+        client: o.client,
+        ...(o.skewSeconds === undefined ? {} : { skewSeconds: o.skewSeconds }),
+      },
+      `spa packet from ${source} (client ${o.client}) refused: ${o.detail}` +
+        (clock ? "; if the sender's clock is off, fix it (NTP)" : ''),
+    );
+  }
+
+  #summariseSpa(): void {
+    const { reasons, sources } = this.#spaUnheard;
+    if (reasons.size === 0) return;
+    const packets = [...reasons.values()].reduce((a, b) => a + b, 0);
+    this.#spaUnheard = { reasons: new Map(), sources: new Set() };
+    const many = sources.size >= SPA_SUMMARY_MAX_SOURCES;
+    this.log.warn(
+      {
+        event: 'spa-unauthenticated',
+        packets,
+        sources: sources.size,
+        sourcesCapped: many,
+        reasons: Object.fromEntries(reasons),
+        firstSources: [...sources].slice(0, 8),
+      },
+      `${packets} spa datagrams from ${many ? 'at least ' : ''}${sources.size} sources failed authentication; nothing opened`,
+    );
+  }
+
+  #openWindow(address: string, seconds = this.config.windowSeconds): void {
     if (this.#pendingOpen.size >= MAX_PENDING_WINDOWS) {
       this.#counts.windowErrors += 1;
       this.log.error({ event: 'window-error', clientIp: address }, 'too many windows pending; not opened');
       return;
     }
     const idle = this.#pendingOpen.size === 0;
-    this.#pendingOpen.add(address);
+    this.#pendingOpen.set(address, Math.max(seconds, this.#pendingOpen.get(address) ?? 0));
     if (!idle) return; // a transaction is already queued and will take this address too
     this.#nftQueue = this.#nftQueue.then(() => {
-      const batch = [...this.#pendingOpen];
+      const pending = [...this.#pendingOpen];
       this.#pendingOpen.clear();
-      const script = batch.map((a) => renderOpenWindow(a, this.config.windowSeconds)).join('');
+      const batch = pending.map(([a]) => a);
+      const script = pending.map(([a, secs]) => renderOpenWindow(a, secs)).join('');
       return runNft(this.config.nft, script).then(
         () => {
           this.#counts.windows += batch.length;

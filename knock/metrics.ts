@@ -61,6 +61,27 @@ export class GuardMetrics {
       'Sources dropped from the knock tracker, the least recently seen first, because it was full.',
       (s) => s.evicted,
     );
+    new Counter({
+      name: `${METRIC_PREFIX}spa_packets_total`,
+      help: 'SPA datagrams read, by outcome: opened (a window), refused (authentic, but stale, from the future, replayed or asking for another port), unauthenticated (garbage, a wrong key, a tampered byte).',
+      labelNames: ['outcome'],
+      registers,
+      collect() {
+        const s = stats();
+        this.reset();
+        this.inc({ outcome: 'opened' }, s.spaOpened);
+        this.inc({ outcome: 'refused' }, s.spaRefused);
+        this.inc({ outcome: 'unauthenticated' }, s.spaUnauthenticated);
+      },
+    });
+    new Gauge({
+      name: `${METRIC_PREFIX}spa_replay_digests`,
+      help: 'Digests of accepted SPA packets held against replay, each for the packet maximum age plus the clock skew allowed.',
+      registers,
+      collect() {
+        this.set(stats().spaRemembered);
+      },
+    });
     new Gauge({
       name: `${METRIC_PREFIX}tracked_sources`,
       help: 'Sources (an IPv6 source: its prefix) part-way through a knock sequence.',

@@ -17,3 +17,19 @@ export function readKnock(buf: Buffer, ipv4: boolean, protocol: KnockProtocol): 
   const port = buf.readUInt16BE(l4 + 2);
   return port === 0 ? undefined : { port, protocol };
 }
+
+/**
+ * The destination port and payload of a diverted UDP datagram (an SPA packet), bounded by the
+ * UDP header's own length; undefined when the header is cut short or claims more than arrived.
+ */
+export function readDatagram(buf: Buffer, ipv4: boolean): { port: number; payload: Buffer } | undefined {
+  let l4 = 0;
+  if (ipv4) {
+    if (buf.length < 20 || buf[0]! >> 4 !== 4) return undefined;
+    l4 = (buf[0]! & 0x0f) * 4;
+  }
+  if (buf.length < l4 + 8) return undefined;
+  const length = buf.readUInt16BE(l4 + 4);
+  if (length < 8 || l4 + length > buf.length) return undefined;
+  return { port: buf.readUInt16BE(l4 + 2), payload: buf.subarray(l4 + 8, l4 + length) };
+}

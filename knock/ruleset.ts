@@ -8,10 +8,14 @@
 // RST, no ICMP port unreachable); only the daemon's raw sockets for those numbers do. Packets
 // that arrive carrying 253/254 from outside are dropped first, so only the kernel makes them.
 import type { GuardConfig, KnockStep } from '../config/knock.js';
+import { sourceKey } from '../lib/ip-prefix.js';
 
 export const TABLE = 'nonstop';
 export const SET_V4 = 'ssh_open4';
 export const SET_V6 = 'ssh_open6';
+/** Per-source rate meters of the SPA port (dynamic sets: an entry per source while it sends). */
+const SPA_RATE_V4 = 'spa_rate4';
+const SPA_RATE_V6 = 'spa_rate6';
 
 export interface KnockPorts {
   readonly tcp: readonly KnockStep[];
@@ -30,7 +34,10 @@ export function renderRuleset(config: GuardConfig, ports: KnockPorts): string {
   const range = r.clients.length > 0 ? { min: r.portMin, max: r.portMax } : undefined;
   const hasTcp = ports.tcp.length > 0 || range !== undefined;
   const tcpPorts = portList(ports.tcp, range);
-  const udpPorts = portList(ports.udp);
+  const spa = config.spa;
+  const udpSteps =
+    spa === undefined ? ports.udp : [...ports.udp, { port: spa.port, protocol: 'udp' as const }];
+  const udpPorts = portList(udpSteps);
   const syn = 'tcp flags & (fin | syn | rst | ack) == syn';
   // Only packets for this host (were it ever to route, others' traffic passes untouched);
   // checked after the cheap port match so that other traffic costs no route lookup.
@@ -42,7 +49,23 @@ export function renderRuleset(config: GuardConfig, ports: KnockPorts): string {
     divert.push(`meta nfproto ipv4 tcp dport ${tcpPorts} ${syn} ${local} ip protocol set ${divTcp} notrack`);
     divert.push(`ip6 nexthdr tcp tcp dport ${tcpPorts} ${syn} ${local} ip6 nexthdr set ${divTcp} notrack`);
   }
-  if (ports.udp.length > 0) {
+  if (spa !== undefined) {
+    // SPA datagrams cost the daemon an HMAC per client; these bound how many reach it. Per
+    // source first (an IPv6 source is its prefix), so that one sender cannot use up the shared
+    // budget; then for all. A source beyond the meter's size is not metered: the shared budget
+    // still holds. Everything over is dropped here, before the daemon, without an answer.
+    const mask = sourceKey('ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', config.ipv6PrefixLength).split('/')[0];
+    const perSource = `limit rate over ${spa.perSourcePacketsPerSecond}/second burst ${spa.perSourcePacketsPerSecond * 2} packets`;
+    const dport = `udp dport ${spa.port}`;
+    divert.push(`meta nfproto ipv4 ${dport} ${local} update @${SPA_RATE_V4} { ip saddr ${perSource} } drop`);
+    divert.push(
+      `meta nfproto ipv6 ${dport} ${local} update @${SPA_RATE_V6} { ip6 saddr & ${mask} ${perSource} } drop`,
+    );
+    divert.push(
+      `${dport} ${local} limit rate over ${spa.packetsPerSecond}/second burst ${spa.packetsPerSecond} packets drop`,
+    );
+  }
+  if (udpSteps.length > 0) {
     divert.push(`meta nfproto ipv4 udp dport ${udpPorts} ${local} ip protocol set ${divUdp} notrack`);
     divert.push(`ip6 nexthdr udp udp dport ${udpPorts} ${local} ip6 nexthdr set ${divUdp} notrack`);
   }
@@ -84,6 +107,10 @@ export function renderRuleset(config: GuardConfig, ports: KnockPorts): string {
     `table inet ${TABLE} {\n` +
     `  set ${SET_V4} {\n    type ipv4_addr; flags timeout; size 65535;\n  }\n` +
     `  set ${SET_V6} {\n    type ipv6_addr; flags timeout; size 65535;\n  }\n` +
+    (spa === undefined
+      ? ''
+      : `  set ${SPA_RATE_V4} {\n    type ipv4_addr; flags dynamic, timeout; size 65535; timeout 10s;\n  }\n` +
+        `  set ${SPA_RATE_V6} {\n    type ipv6_addr; flags dynamic, timeout; size 65535; timeout 10s;\n  }\n`) +
     chain('divert', 'prerouting', 'raw', 'accept', divert) +
     chain('input', 'input', 'filter', 'drop', input) +
     chain('output', 'output', 'filter', 'accept', output) +

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages (binaries the tests drive for real, Chromium for the browser test; a compiler for the native npm addons,
 # raw-socket's). Installed only when missing.
-APT_PACKAGES="g++ make python3 openssl curl nghttp2-client nftables openssh-server openssh-client knockd nmap iproute2 redis-server postgresql ansible ansible-lint mmdebstrap systemd systemd-container nginx chromium libnss3-tools pebble faketime"
+APT_PACKAGES="g++ make python3 openssl curl nghttp2-client nftables openssh-server openssh-client knockd nmap iproute2 redis-server postgresql ansible ansible-lint mmdebstrap systemd systemd-container nginx chromium libnss3-tools pebble faketime fwknop-client fwknop-server"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"

@@ -15,7 +15,7 @@ import { validateConfig } from '../config/load.js';
 import { brokerDocument, brokerFiles } from '../config/render/broker.js';
 import { coreDocument, coreFiles } from '../config/render/core.js';
 import { DUAL_STACK, gatewayDocument, gatewayFiles, type AcmeInput } from '../config/render/gateway.js';
-import { guardDocument } from '../config/render/guard.js';
+import { guardDocument, type SpaClient } from '../config/render/guard.js';
 import { knockProfilesDocument } from '../config/render/knock.js';
 import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
 import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
@@ -29,6 +29,7 @@ import {
   worldGuardInput,
 } from './host-configs.js';
 import { newKnockSecret } from '../knock/rotating.js';
+import { formatSpaKeyFile, generateSpaKeys } from '../knock/spa.js';
 import { generatePki } from '../lib/pki.js';
 import { peerNice, type BudgetCgroup } from './cgroup.js';
 import { startWorldPostgres, type WorldPostgres } from './postgres.js';
@@ -73,6 +74,13 @@ export interface ThreeTierOptions {
    * its own. Default false.
    */
   readonly secondCore?: boolean;
+  /**
+   * How brokers open the gateways' SSH: "rotating" sequences (the default), or "spa", one
+   * single-packet-authorization datagram (fwknop's format) from keys per broker and gateway.
+   * Either way the admin knocks with a rotating profile, and in "spa" also holds SPA keys of
+   * its own per gateway (`ThreeTier.adminSpaKeys`).
+   */
+  readonly brokerKnock?: 'rotating' | 'spa';
   /**
    * Certificates by ACME for the gateways it names (default: none, the world's PKI files only).
    * Called once every host has its addresses, before any daemon starts (an ACME CA for inet can
@@ -206,6 +214,8 @@ export class ThreeTier {
   readonly adminKnockProfiles: string;
   /** The public CA that signed the gateways' HTTPS certificates. */
   readonly publicCaFile: string;
+  /** With brokerKnock "spa": the admin's SPA key file per gateway (`nonstop knock --spa --spa-keys`). */
+  readonly adminSpaKeys: Readonly<Record<string, string>>;
   readonly startedAt = Date.now();
 
   /** Use `ThreeTier.start()`. */
@@ -216,9 +226,14 @@ export class ThreeTier {
     readonly brokers: readonly BrokerNode[],
     /** Every core host: `core`, then `core2` with secondCore. */
     readonly cores: readonly CoreNode[],
-    files: { adminKnockProfiles: string; publicCaFile: string },
+    files: {
+      adminKnockProfiles: string;
+      publicCaFile: string;
+      adminSpaKeys: Readonly<Record<string, string>>;
+    },
   ) {
     this.adminKnockProfiles = files.adminKnockProfiles;
+    this.adminSpaKeys = files.adminSpaKeys;
     this.publicCaFile = files.publicCaFile;
   }
 
@@ -538,6 +553,30 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   }
   const remotePorts = Object.fromEntries(brokerIds.map((b, i) => [b, FIRST_TUNNEL_PORT + i]));
   mkdirSync(join(dir, 'knock'), { recursive: true, mode: 0o700 });
+  // SPA keys per (client, gateway) too, when the brokers knock that way: the files are what
+  // `nonstop spa-keygen --out` writes, the guard entries what it prints.
+  const spaMode = options.brokerKnock === 'spa';
+  const spaClients = new Map<string, SpaClient[]>(gatewayIds.map((g) => [g, []]));
+  const adminSpaKeys: Record<string, string> = {};
+  if (spaMode) {
+    for (const client of [...brokerIds, ADMIN_CLIENT]) {
+      for (const g of gatewayIds) {
+        const key = generateSpaKeys(client);
+        spaClients.get(g)!.push({
+          name: client,
+          key: key.encryptionKey.toString('base64'),
+          hmacKey: key.hmacKey.toString('base64'),
+        });
+        const file =
+          client === ADMIN_CLIENT
+            ? join(dir, 'knock', `admin-${g}.spa`)
+            : brokerFiles(join(dir, client)).spaKeys(g);
+        if (client === ADMIN_CLIENT) adminSpaKeys[g] = file;
+        else hostDir(client, 'knock');
+        writeFileSync(file, formatSpaKeyFile(key), { mode: 0o600 });
+      }
+    }
+  }
   const adminKnockProfiles = join(dir, 'knock', 'admin-profiles.json');
   writeJson(
     adminKnockProfiles,
@@ -626,6 +665,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
           address: tunnelFamilyOf(id, brokerIds) === 6 ? gatewayHosts.get(g)!.ip6 : gatewayHosts.get(g)!.ip4,
           hostKeyFingerprint: hostKeys.get(g)!.fingerprint,
           remotePort: remotePorts[id]!,
+          ...(spaMode ? { knock: 'spa' as const } : {}),
           // Every gateway serves the site: any of them answers the site's ACME challenges.
           names: [SITE_NAME],
           // What the broker bounds this gateway's envelopes by: the same values its config has.
@@ -696,7 +736,11 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
           role: 'gateway',
           id,
           rotation: ROTATION,
-          clients: [...brokerIds, ADMIN_CLIENT].map((c) => ({ name: c, secret: secrets.get(`${c}/${id}`)! })),
+          clients: [...(spaMode ? [] : brokerIds), ADMIN_CLIENT].map((c) => ({
+            name: c,
+            secret: secrets.get(`${c}/${id}`)!,
+          })),
+          spaClients: spaClients.get(id)!,
         }),
       ),
     );
@@ -817,6 +861,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
   return new ThreeTier(world, inet, gateways, brokers, cores, {
     adminKnockProfiles,
     publicCaFile: pki.publicCa.cert,
+    adminSpaKeys,
   });
 }
 

@@ -22,8 +22,12 @@ export interface BrokerGatewayInput {
   readonly remotePort: number;
   /** Its Redis on this broker; default redisFirstPort + its index. */
   readonly redisPort?: number;
-  /** Knock before each connection, with the secret in <configDir>/knock/<id>.secret (default true). */
-  readonly knock?: boolean;
+  /**
+   * Knock before each connection: true or "rotating" (the default), a rotating sequence from the
+   * secret in <configDir>/knock/<id>.secret; "spa", one SPA packet with the keys in
+   * <configDir>/knock/<id>.spa (`nonstop spa-keygen`); false, no knock.
+   */
+  readonly knock?: boolean | 'rotating' | 'spa';
   /** That gateway's replyTimeoutMs and limits.maxBodyBytes, when not the defaults. */
   readonly replyTimeoutMs?: number;
   readonly maxBodyBytes?: number;
@@ -63,6 +67,7 @@ export function brokerFiles(configDir: string) {
     key: join(configDir, 'tls', 'broker.key'),
     sshKey: join(configDir, 'ssh', 'id_ed25519'),
     knockSecret: (gatewayId: string) => join(configDir, 'knock', `${gatewayId}.secret`),
+    spaKeys: (gatewayId: string) => join(configDir, 'knock', `${gatewayId}.spa`),
   } as const;
 }
 
@@ -97,13 +102,7 @@ export function brokerDocument(input: BrokerInput) {
         hostKeyFingerprint: gw.hostKeyFingerprint,
         privateKey: files.sshKey,
         remotePort: gw.remotePort,
-        ...(gw.knock === false
-          ? {}
-          : {
-              knock: {
-                rotating: { client: input.id, secretFile: files.knockSecret(gw.id), ...input.rotation },
-              },
-            }),
+        ...knockOf(gw, input, files),
       },
     })),
     ...optional('cells', input.cells),
@@ -119,6 +118,24 @@ export function brokerDocument(input: BrokerInput) {
       ...optional('serverName', input.core.serverName),
     },
   } as const);
+}
+
+/** How this broker knocks on one gateway: `ssh.knock` of its entry, or nothing. */
+function knockOf(
+  gw: BrokerGatewayInput,
+  input: BrokerInput,
+  files: ReturnType<typeof brokerFiles>,
+): {
+  readonly knock?: {
+    readonly spa?: { readonly keyFile: string };
+    readonly rotating?: Partial<RotationParams> & { readonly client: string; readonly secretFile: string };
+  };
+} {
+  if (gw.knock === false) return {};
+  if (gw.knock === 'spa') return { knock: { spa: { keyFile: files.spaKeys(gw.id) } } };
+  return {
+    knock: { rotating: { client: input.id, secretFile: files.knockSecret(gw.id), ...input.rotation } },
+  };
 }
 
 export type BrokerDocument = ReturnType<typeof brokerDocument>;

@@ -12,6 +12,15 @@ export interface KnockClient {
   readonly secret: string;
 }
 
+/** A single-packet-authorization client: its keys as `nonstop spa-keygen` prints them. */
+export interface SpaClient {
+  readonly name: string;
+  /** KEY_BASE64 */
+  readonly key: string;
+  /** HMAC_KEY_BASE64 */
+  readonly hmacKey: string;
+}
+
 export interface StaticKnock {
   readonly name: string;
   readonly sequence: readonly string[];
@@ -32,6 +41,10 @@ export interface GuardInput {
   readonly clients?: readonly KnockClient[];
   /** knockd-style static sequences (admins). */
   readonly static?: readonly StaticKnock[];
+  /** SPA clients (brokers with `knock: "spa"`; admins with `nonstop knock --spa` or fwknop). */
+  readonly spaClients?: readonly SpaClient[];
+  /** The SPA port (UDP; default 62201, fwknop's). */
+  readonly spaPort?: number;
   /** The metrics listener's port on loopback (default 9466); null: none. */
   readonly metricsPort?: number | null;
 }
@@ -42,15 +55,16 @@ export function guardDocument(input: GuardInput) {
     errors.CONFIG_INVALID(`${label}: field "${field}" ${expected}`);
   const clients = input.clients ?? [];
   const statics = input.static ?? [];
+  const spaClients = input.spaClients ?? [];
   if (input.role === 'broker') {
     for (const field of ['httpPort', 'httpsPort'] as const)
       if (input[field] !== undefined)
         throw fail(field, 'is for role "gateway" only (a broker serves no port)');
     // Nothing else opens a broker's SSH: without a knock, no admin could ever log in again.
-    if (clients.length + statics.length === 0)
+    if (clients.length + statics.length + spaClients.length === 0)
       throw fail(
         'clients',
-        'or "static" must name an admin knock for role "broker" (its SSH would open to no one)',
+        '(or "static", "spaClients") must name an admin knock for role "broker" (its SSH would open to no one)',
       );
   }
   const metricsPort = input.metricsPort === undefined ? GUARD_METRICS_PORT : input.metricsPort;
@@ -65,6 +79,9 @@ export function guardDocument(input: GuardInput) {
     removeTableOnExit: false,
     static: statics,
     rotating: { ...input.rotation, clients },
+    ...(spaClients.length === 0
+      ? {}
+      : { spa: { ...optional('port', input.spaPort), clients: spaClients.map((c) => ({ ...c })) } }),
     // On loopback, always: the host's scraper or an admin's login reads it.
     ...(metricsPort === null ? {} : { metrics: { host: '127.0.0.1', port: metricsPort } }),
   } as const);

@@ -141,6 +141,18 @@ export const brokerSchema = {
                 properties: {
                   delayMs: { type: 'integer', minimum: 0, maximum: 10000, default: 30 },
                   sequence: staticSequenceSchema,
+                  // Single-packet authorization (fwknop's format) to the gateway guard's SPA port.
+                  spa: {
+                    type: 'object',
+                    additionalProperties: false,
+                    required: ['keyFile'],
+                    properties: {
+                      port: { type: 'integer', minimum: 1, maximum: 65535, default: 62201 },
+                      // This broker's keys for that gateway as `nonstop spa-keygen` (or
+                      // `fwknop --key-gen`) writes them, alone in a file (mode 0600).
+                      keyFile: pathSchema,
+                    },
+                  },
                   rotating: {
                     type: 'object',
                     additionalProperties: false,
@@ -294,6 +306,7 @@ export interface GatewaySsh {
 export interface GatewayKnock {
   readonly delayMs: number;
   readonly sequence?: readonly string[];
+  readonly spa?: { readonly port: number; readonly keyFile: string };
   readonly rotating?: RotationParams & { readonly client: string; readonly secretFile: string };
 }
 

@@ -3,6 +3,7 @@ import { ID_PATTERN, logSchema, schemaKeySchema } from './common.js';
 import {
   knockSecretSchema,
   rotationSchema,
+  spaKeySchema,
   staticSequenceSchema,
   type RotationParams,
 } from './knock-common.js';
@@ -80,8 +81,72 @@ export const guardSchema = {
       },
       default: {},
     },
+    /**
+     * Single-packet authorization in fwknop's format (knock/spa.ts): one UDP datagram, encrypted
+     * (Rijndael) and authenticated (HMAC-SHA256) with a client's keys. Absent: no SPA port.
+     */
+    spa: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['clients'],
+      properties: {
+        /** fwknop's default port; filtered like the knock ports (never an answer). */
+        port: { ...portSchema, default: 62201 },
+        /** How old a packet's timestamp may be (fwknopd's MAX_SPA_PACKET_AGE). */
+        maxAgeSeconds: { type: 'integer', minimum: 5, maximum: 3600, default: 120 },
+        /** How far ahead of this host's clock a packet's timestamp may be. */
+        clockSkewSeconds: { type: 'integer', minimum: 0, maximum: 3600, default: 30 },
+        /** Digests of accepted packets kept against replay; when full, new packets are refused. */
+        replayCacheSize: { type: 'integer', minimum: 1024, maximum: 10000000, default: 100000 },
+        /** Datagrams per second one source (an IPv6 prefix) may send to the port; more are dropped. */
+        perSourcePacketsPerSecond: { type: 'integer', minimum: 1, maximum: 100000, default: 20 },
+        /** Datagrams per second all sources may send together: bounds the guard's CPU under a flood. */
+        packetsPerSecond: { type: 'integer', minimum: 10, maximum: 1000000, default: 5000 },
+        clients: {
+          type: 'array',
+          minItems: 1,
+          maxItems: 256,
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['name', 'key', 'hmacKey'],
+            properties: {
+              name: { type: 'string', pattern: NAME_PATTERN },
+              /** fwknop's KEY_BASE64 (`fwknop --key-gen`, `nonstop spa-keygen`). */
+              key: spaKeySchema,
+              /** fwknop's HMAC_KEY_BASE64. */
+              hmacKey: spaKeySchema,
+              /**
+               * Whom a packet opens SSH for: "source", the address it came from (the packet must
+               * carry 0.0.0.0 or that same address); or "packet", the address it carries, which
+               * must not be 0.0.0.0 (fwknopd with REQUIRE_SOURCE_ADDRESS; behind a NAT whose
+               * outside address the client knows).
+               */
+              openFor: { enum: ['source', 'packet'], default: 'source' },
+            },
+          },
+        },
+      },
+    },
   },
 } as const;
+
+export interface GuardSpaClient {
+  readonly name: string;
+  readonly key: string;
+  readonly hmacKey: string;
+  readonly openFor: 'source' | 'packet';
+}
+
+export interface GuardSpaConfig {
+  readonly port: number;
+  readonly maxAgeSeconds: number;
+  readonly clockSkewSeconds: number;
+  readonly replayCacheSize: number;
+  readonly perSourcePacketsPerSecond: number;
+  readonly packetsPerSecond: number;
+  readonly clients: readonly GuardSpaClient[];
+}
 
 export interface GuardConfig {
   readonly kind: 'guard';
@@ -103,4 +168,5 @@ export interface GuardConfig {
   readonly rotating: RotationParams & {
     readonly clients: readonly { readonly name: string; readonly secret: string }[];
   };
+  readonly spa?: GuardSpaConfig;
 }

@@ -14,6 +14,12 @@ export const staticSequenceSchema = {
 /** A 32-byte secret, base64url without padding (what `nonstop knock-secret` prints). */
 export const knockSecretSchema = { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' } as const;
 
+/**
+ * An SPA key as fwknop writes it (KEY_BASE64, HMAC_KEY_BASE64): standard base64 with padding.
+ * knock/spa.ts checks the decoded length (at most 32 bytes for Rijndael, 128 for HMAC).
+ */
+export const spaKeySchema = { type: 'string', pattern: '^[A-Za-z0-9+/]{4,172}={0,2}$' } as const;
+
 /** Parameters of rotating sequences; guard and client must agree on them. */
 export const rotationSchema = {
   type: 'object',

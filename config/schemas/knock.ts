@@ -3,6 +3,7 @@ import { ID_PATTERN, schemaKeySchema } from './common.js';
 import {
   knockSecretSchema,
   rotationSchema,
+  spaKeySchema,
   staticSequenceSchema,
   type RotationParams,
 } from './knock-common.js';
@@ -29,6 +30,20 @@ export const knockSchema = {
           sshUser: { type: 'string', pattern: '^[a-z_][a-z0-9_.-]{0,31}$' },
           delayMs: { type: 'integer', minimum: 0, maximum: 10000, default: 30 },
           sequence: staticSequenceSchema,
+          /** Single-packet authorization (fwknop's format) instead of a sequence. */
+          spa: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['key', 'hmacKey'],
+            properties: {
+              port: { type: 'integer', minimum: 1, maximum: 65535, default: 62201 },
+              /** fwknop's KEY_BASE64 and HMAC_KEY_BASE64 (`nonstop spa-keygen`, `fwknop --key-gen`). */
+              key: spaKeySchema,
+              hmacKey: spaKeySchema,
+              /** The address the packet asks to open; default 0.0.0.0, "the address it came from". */
+              allow: { type: 'string', minLength: 2, maxLength: 45 },
+            },
+          },
           rotating: {
             type: 'object',
             additionalProperties: false,
@@ -52,11 +67,19 @@ export interface KnockProfile {
   readonly sshUser?: string;
   readonly delayMs: number;
   readonly sequence?: readonly string[];
+  readonly spa?: SpaProfile;
   readonly rotating?: RotationParams & {
     readonly gateway: string;
     readonly client: string;
     readonly secret: string;
   };
+}
+
+export interface SpaProfile {
+  readonly port: number;
+  readonly key: string;
+  readonly hmacKey: string;
+  readonly allow?: string;
 }
 
 export interface KnockConfig {

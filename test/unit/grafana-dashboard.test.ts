@@ -48,6 +48,10 @@ const ZERO_STATS: GuardStats = {
   expired: 0,
   windows: 0,
   windowErrors: 0,
+  spaOpened: 0,
+  spaUnauthenticated: 0,
+  spaRefused: 0,
+  spaRemembered: 0,
 };
 
 /** Every daemon's families; `processMetrics`: with the process defaults (nodejs_*, process_*). */

@@ -43,6 +43,10 @@ test('each scrape reads the guard counts as they are then', async () => {
     expired: 0,
     windows: 0,
     windowErrors: 0,
+    spaOpened: 0,
+    spaUnauthenticated: 0,
+    spaRefused: 0,
+    spaRemembered: 0,
   };
   const metrics = new GuardMetrics(() => stats, { maxTrackedSources: 100 }, { processMetrics: false });
   let text = await metrics.registry.metrics();

@@ -106,7 +106,7 @@ describe('host-config builders', () => {
     assert.equal(broker.sshPort, 22);
     assert.throws(
       () => guardDocument({ role: 'broker', id: 'broker1' }),
-      /guard\.json of broker1: field "clients" or "static" must name an admin knock/,
+      /guard\.json of broker1: field "clients" \(or "static", "spaClients"\) must name an admin knock/,
     );
     assert.throws(
       () => guardDocument({ role: 'broker', id: 'broker1', static: [admin], httpPort: 80 }),

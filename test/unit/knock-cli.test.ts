@@ -71,7 +71,7 @@ test('knock: usage errors name the problem', async () => {
   };
   let e = await fail(['198.18.0.10']);
   assert.equal(e.code, 2);
-  assert.match(e.stderr, /exactly one of --profile NAME or --sequence SEQ/);
+  assert.match(e.stderr, /exactly one of --profile NAME, --sequence SEQ or --spa --spa-keys FILE/);
   e = await fail(['198.18.0.10', '--sequence', '7000,70000']);
   assert.match(e.stderr, /port 70000 is outside 1-65535/);
   e = await fail(['--sequence', '7000']);

@@ -62,10 +62,10 @@ test('errors name the file and the field', () => {
   );
 });
 
-test('knock profiles need exactly one of sequence or rotating', () => {
+test('knock profiles need exactly one of sequence, rotating or spa', () => {
   assert.throws(
     () => parseKnockConfig('knock.json', { kind: 'knock', profiles: { gw1: { host: 'x' } } }),
-    /knock\.json: field "profiles\.gw1" needs exactly one of "sequence" or "rotating"/,
+    /knock\.json: field "profiles\.gw1" needs exactly one of "sequence", "rotating" or "spa"/,
   );
   const ok = parseKnockConfig('knock.json', {
     kind: 'knock',

@@ -9,7 +9,14 @@
 //                                                    raw IPv4 SYNs from random spoofed sources: a
 //                                                    third to random ports, a third to the knock
 //                                                    range, a third to the hot ports (first steps)
-import { randomInt } from 'node:crypto';
+//   udp HOST PORT --payload HEX [--bind A]           one datagram (an SPA packet, a replay of one)
+//   udp-flood HOST PORT --count N --seconds S [--src 198.18.128.0/17] [--size B]
+//                                                    raw IPv4 UDP from random spoofed sources, each
+//                                                    a random base64 text of B bytes (what an SPA
+//                                                    packet looks like, so each costs an HMAC)
+import { randomBytes, randomInt } from 'node:crypto';
+import { createSocket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
 import { createServer } from 'node:http';
 import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -29,6 +36,8 @@ const { values, positionals } = parseArgs({
     'knock-ports': { type: 'string' },
     'hot-ports': { type: 'string' },
     src: { type: 'string', default: '198.18.128.0/17' },
+    payload: { type: 'string' },
+    size: { type: 'string', default: '180' },
   },
 });
 
@@ -161,6 +170,57 @@ async function flood(host: string): Promise<void> {
   console.log(JSON.stringify({ sent, errors, ms: Date.now() - started }));
 }
 
+async function udp(host: string, port: number): Promise<void> {
+  const socket = createSocket(isIPv6(host) ? 'udp6' : 'udp4');
+  if (values.bind !== undefined) {
+    const address = values.bind;
+    await new Promise<void>((resolve) => socket.bind({ address, port: 0 }, resolve));
+  }
+  const payload = Buffer.from(values.payload ?? '', 'hex');
+  await new Promise<void>((resolve, reject) =>
+    socket.send(payload, port, host, (err) => (err ? reject(err) : resolve())),
+  );
+  socket.close();
+  console.log(JSON.stringify({ sent: payload.length }));
+}
+
+/** IPv4 + UDP with a spoofed source and no UDP checksum (0: none, allowed over IPv4). */
+async function udpFlood(host: string, port: number): Promise<void> {
+  const count = Number(values.count);
+  const deadline = Date.now() + Number(values.seconds) * 1000;
+  const size = Number(values.size);
+  const [net, bits] = values.src.split('/');
+  const base = net!.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  const hostBits = 32 - Number(bits);
+  const socket = raw.createSocket({ protocol: raw.Protocol.UDP });
+  socket.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
+  const dst = host.split('.').map(Number);
+  const packet = Buffer.alloc(28 + size);
+  let sent = 0;
+  let errors = 0;
+  const started = Date.now();
+  while (sent + errors < count && Date.now() < deadline) {
+    packet.fill(0, 0, 28);
+    packet[0] = 0x45;
+    packet.writeUInt16BE(packet.length, 2);
+    packet[8] = 64;
+    packet[9] = 17;
+    packet.writeUInt32BE((base + randomInt(1, 2 ** hostBits - 1)) >>> 0, 12);
+    dst.forEach((o, i) => (packet[16 + i] = o));
+    packet.writeUInt16BE(randomInt(1024, 65536), 20);
+    packet.writeUInt16BE(port, 22);
+    packet.writeUInt16BE(8 + size, 24);
+    packet.write(randomBytes(size).toString('base64').slice(0, size), 28, 'latin1');
+    const ok = await new Promise<boolean>((resolve) =>
+      socket.send(packet, 0, packet.length, host, null, (err) => resolve(err === null)),
+    );
+    if (ok) sent += 1;
+    else errors += 1;
+  }
+  socket.close();
+  console.log(JSON.stringify({ sent, errors, ms: Date.now() - started }));
+}
+
 function tcpChecksum(p: Buffer): number {
   let sum = 0;
   for (let i = 12; i < 20; i += 2) sum += p.readUInt16BE(i);
@@ -184,6 +244,12 @@ switch (command) {
     break;
   case 'flood':
     await flood(host);
+    break;
+  case 'udp':
+    await udp(host, port);
+    break;
+  case 'udp-flood':
+    await udpFlood(host, port);
     break;
   default:
     console.error(`agent: unknown command ${command}`);

@@ -1,0 +1,135 @@
+// What the guard does with one SPA datagram (knock/spa.ts reads fwknop's format): decode it with
+// the clients' keys, then the checks fwknopd makes, in the order that costs an attacker most and
+// the guard least. Garbage, a wrong key or a tampered byte fails the HMAC before anything is
+// decrypted. An authentic packet must then be fresh (its timestamp within maxAgeSeconds behind
+// and clockSkewSeconds ahead of this host's clock), never seen before (the replay cache, from any
+// source), ask for this host's SSH port and nothing else, and name an address its client may
+// open. Pure: time comes in as an argument, the decision goes out, so tests drive it as the guard does.
+import { isIP } from 'node:net';
+import type { GuardSpaConfig } from '../config/schemas/guard.js';
+import { canonicalIp } from '../lib/ip-prefix.js';
+import { decodeSpa, type SpaDecodeResult, type SpaKey, type SpaMessage } from './spa.js';
+import { SpaReplayCache, spaReplayLifetimeMs } from './spa-replay.js';
+
+/** Why an authentic packet (its HMAC matched a client's key) opened nothing. */
+export type SpaGateRefusal = 'stale' | 'future' | 'replay' | 'replay-cache-full' | 'access' | 'address';
+
+export type SpaOutcome =
+  | {
+      readonly kind: 'opened';
+      readonly client: string;
+      /** The address whose SSH window opens. */
+      readonly address: string;
+      readonly windowSeconds: number;
+      readonly message: SpaMessage;
+    }
+  /** Not authentic: garbage, a wrong key, a tampered byte. Nothing is known about its sender. */
+  | {
+      readonly kind: 'unauthenticated';
+      readonly reason: Extract<SpaDecodeResult, { ok: false }>['reason'];
+      readonly detail: string;
+    }
+  | {
+      readonly kind: 'refused';
+      readonly reason: SpaGateRefusal;
+      readonly client: string;
+      readonly detail: string;
+      /** For a clock problem: the packet's timestamp minus this host's clock, in seconds. */
+      readonly skewSeconds?: number;
+    };
+
+const ANY_ADDRESS = new Set(['0.0.0.0', '::']);
+
+export class SpaGate {
+  readonly #keys: readonly SpaKey[];
+  readonly #openFor: ReadonlyMap<string, 'source' | 'packet'>;
+  readonly #replay: SpaReplayCache;
+
+  constructor(
+    private readonly config: GuardSpaConfig,
+    private readonly sshPort: number,
+    private readonly windowSeconds: number,
+  ) {
+    this.#keys = config.clients.map((c) => ({
+      name: c.name,
+      encryptionKey: Buffer.from(c.key, 'base64'),
+      hmacKey: Buffer.from(c.hmacKey, 'base64'),
+    }));
+    this.#openFor = new Map(config.clients.map((c) => [c.name, c.openFor]));
+    // A packet stays acceptable from clockSkewSeconds ahead of the clock until maxAgeSeconds
+    // behind it, so that long is as long as its digest must be remembered.
+    this.#replay = new SpaReplayCache({
+      lifetimeMs: spaReplayLifetimeMs(config.maxAgeSeconds, config.clockSkewSeconds),
+      maxEntries: config.replayCacheSize,
+    });
+  }
+
+  /** Digests held against replay now. */
+  get remembered(): number {
+    return this.#replay.size;
+  }
+
+  check(source: string, payload: Buffer, nowMs: number): SpaOutcome {
+    const decoded = decodeSpa(payload, this.#keys);
+    if (!decoded.ok) return { kind: 'unauthenticated', reason: decoded.reason, detail: decoded.detail };
+    const { client, message } = decoded;
+    const refuse = (reason: SpaGateRefusal, detail: string, skewSeconds?: number): SpaOutcome => ({
+      kind: 'refused',
+      reason,
+      client,
+      detail,
+      ...(skewSeconds === undefined ? {} : { skewSeconds }),
+    });
+
+    const skewSeconds = message.timestamp - Math.floor(nowMs / 1000);
+    if (-skewSeconds > this.config.maxAgeSeconds)
+      return refuse(
+        'stale',
+        `timestamp ${-skewSeconds} s old (at most ${this.config.maxAgeSeconds})`,
+        skewSeconds,
+      );
+    if (skewSeconds > this.config.clockSkewSeconds)
+      return refuse(
+        'future',
+        `timestamp ${skewSeconds} s ahead of this clock (at most ${this.config.clockSkewSeconds})`,
+        skewSeconds,
+      );
+    // Remembered before the other checks: an authentic packet is used once, whatever it asked.
+    const seen = this.#replay.admit(decoded.replayDigest, nowMs);
+    if (seen === 'replay') return refuse('replay', 'this packet was accepted before');
+    if (seen === 'full')
+      return refuse(
+        'replay-cache-full',
+        `${this.config.replayCacheSize} packets remembered; refusing new ones`,
+      );
+
+    const wrong = message.access.find((a) => a.protocol !== 'tcp' || a.port !== this.sshPort);
+    if (wrong !== undefined || message.access.length === 0)
+      return refuse(
+        'access',
+        `asks for ${message.access.map((a) => `${a.protocol}/${a.port}`).join(',') || 'nothing'}; ` +
+          `this guard opens tcp/${this.sshPort} only`,
+      );
+
+    const carried = message.accessAddress;
+    let address: string;
+    if (this.#openFor.get(client) === 'packet') {
+      if (isIP(carried) === 0 || ANY_ADDRESS.has(carried))
+        return refuse('address', `carries ${carried}; client ${client} must name the address to open`);
+      address = canonicalIp(carried)!;
+    } else {
+      if (!ANY_ADDRESS.has(carried) && canonicalIp(carried) !== canonicalIp(source))
+        return refuse('address', `carries ${carried} but came from ${source}`);
+      address = canonicalIp(source) ?? source;
+    }
+    const asked = message.clientTimeoutSeconds;
+    const windowSeconds =
+      asked !== undefined && asked > 0 ? Math.min(asked, this.windowSeconds) : this.windowSeconds;
+    return { kind: 'opened', client, address, windowSeconds, message };
+  }
+
+  /** Forgets digests past their lifetime; call now and then. */
+  sweep(nowMs: number): void {
+    this.#replay.sweep(nowMs);
+  }
+}
