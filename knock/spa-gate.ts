@@ -11,8 +11,20 @@ import { canonicalIp } from '../lib/ip-prefix.js';
 import { decodeSpa, type SpaDecodeResult, type SpaKey, type SpaMessage } from './spa.js';
 import { SpaReplayCache, spaReplayLifetimeMs } from './spa-replay.js';
 
-/** Why an authentic packet (its HMAC matched a client's key) opened nothing. */
-export type SpaGateRefusal = 'stale' | 'future' | 'replay' | 'replay-cache-full' | 'access' | 'address';
+type DecodeFailure = Extract<SpaDecodeResult, { ok: false }>['reason'];
+
+/**
+ * Why an authentic packet (its HMAC matched a client's key) opened nothing: the decoder's reasons
+ * past the HMAC (a key pair that does not match, a message nonstop does not act on), or the gate's.
+ */
+export type SpaGateRefusal =
+  | Exclude<DecodeFailure, 'size' | 'encoding' | 'hmac' | 'age'>
+  | 'stale'
+  | 'future'
+  | 'replay'
+  | 'replay-cache-full'
+  | 'access'
+  | 'address';
 
 export type SpaOutcome =
   | {
@@ -26,7 +38,7 @@ export type SpaOutcome =
   /** Not authentic: garbage, a wrong key, a tampered byte. Nothing is known about its sender. */
   | {
       readonly kind: 'unauthenticated';
-      readonly reason: Extract<SpaDecodeResult, { ok: false }>['reason'];
+      readonly reason: DecodeFailure;
       readonly detail: string;
     }
   | {
@@ -70,8 +82,20 @@ export class SpaGate {
   }
 
   check(source: string, payload: Buffer, nowMs: number): SpaOutcome {
-    const decoded = decodeSpa(payload, this.#keys);
-    if (!decoded.ok) return { kind: 'unauthenticated', reason: decoded.reason, detail: decoded.detail };
+    // The age is checked below, where the refusal can say by how much and which way.
+    const decoded = decodeSpa(payload, this.#keys, { nowMs, maxAgeSeconds: Infinity, skewSeconds: Infinity });
+    if (!decoded.ok) {
+      const { reason, client, detail } = decoded;
+      if (
+        client === undefined ||
+        reason === 'size' ||
+        reason === 'encoding' ||
+        reason === 'hmac' ||
+        reason === 'age'
+      )
+        return { kind: 'unauthenticated', reason, detail };
+      return { kind: 'refused', reason, client, detail };
+    }
     const { client, message } = decoded;
     const refuse = (reason: SpaGateRefusal, detail: string, skewSeconds?: number): SpaOutcome => ({
       kind: 'refused',

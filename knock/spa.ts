@@ -76,7 +76,13 @@ export type SpaDecodeResult =
       readonly message: SpaMessage;
       readonly replayDigest: string;
     }
-  | { readonly ok: false; readonly reason: SpaRefusal; readonly detail: string };
+  | {
+      readonly ok: false;
+      readonly reason: SpaRefusal;
+      readonly detail: string;
+      /** Set once a client's HMAC key authenticated the packet: its sender holds that key. */
+      readonly client?: string;
+    };
 
 export interface SpaDecodeOptions {
   readonly nowMs?: number;
@@ -178,8 +184,9 @@ export function encodeSpa(fields: SpaRequest, key: SpaKey, nowMs: number = Date.
   return sealSpaPlaintext(`${encoded}:${b64(createHash('sha256').update(encoded).digest())}`, key);
 }
 
-function refuse(reason: SpaRefusal, detail: string): SpaDecodeResult {
-  return { ok: false, reason, detail };
+/** `client`: the key whose HMAC authenticated the packet, when it got that far. */
+function refuse(reason: SpaRefusal, detail: string, client?: string): SpaDecodeResult {
+  return client === undefined ? { ok: false, reason, detail } : { ok: false, reason, detail, client };
 }
 
 /**
@@ -231,7 +238,7 @@ function decodeUnsafe(payload: Buffer, keys: readonly SpaKey[], options: SpaDeco
 
   const ct = Buffer.from(SALT_PREFIX_B64 + body.toString('latin1'), 'base64');
   if (ct.length !== ctBytes || !ct.subarray(0, 8).equals(SALTED)) {
-    return refuse('decrypt', `${key.name}: the ciphertext does not start with the OpenSSL salt header`);
+    return refuse('decrypt', `the ciphertext does not start with the OpenSSL salt header`, key.name);
   }
   const { key: aesKey, iv } = deriveKeyIv(key.encryptionKey, ct.subarray(8, 16));
   let plain: Buffer;
@@ -239,14 +246,14 @@ function decodeUnsafe(payload: Buffer, keys: readonly SpaKey[], options: SpaDeco
     const decipher = createDecipheriv('aes-256-cbc', aesKey, iv);
     plain = Buffer.concat([decipher.update(ct.subarray(16)), decipher.final()]);
   } catch {
-    return refuse('decrypt', `${key.name}: bad padding; the encryption key does not match the HMAC key`);
+    return refuse('decrypt', `bad padding; the encryption key does not match the HMAC key`, key.name);
   }
   if (!/^[0-9]{16}:/.test(plain.subarray(0, 17).toString('latin1'))) {
-    return refuse('decrypt', `${key.name}: no random value; the encryption key does not match the HMAC key`);
+    return refuse('decrypt', `no random value; the encryption key does not match the HMAC key`, key.name);
   }
   const replayDigest = createHash('sha256').update(plain).digest('hex');
   const parsed = parsePlaintext(plain);
-  if (!('randomValue' in parsed)) return refuse(parsed.reason, `${key.name}: ${parsed.detail}`);
+  if (!('randomValue' in parsed)) return refuse(parsed.reason, parsed.detail, key.name);
 
   const nowS = Math.floor((options.nowMs ?? Date.now()) / 1000);
   const age = nowS - parsed.timestamp;
@@ -255,7 +262,8 @@ function decodeUnsafe(payload: Buffer, keys: readonly SpaKey[], options: SpaDeco
   if (age > maxAge || age < -skew) {
     return refuse(
       'age',
-      `${key.name}: timestamp is ${Math.abs(age)} s in the ${age > 0 ? 'past' : 'future'} (accepted: ${maxAge} s old, ${skew} s ahead)`,
+      `timestamp is ${Math.abs(age)} s in the ${age > 0 ? 'past' : 'future'} (accepted: ${maxAge} s old, ${skew} s ahead)`,
+      key.name,
     );
   }
   return { ok: true, client: key.name, message: parsed, replayDigest };
