@@ -65,7 +65,7 @@ function daemons(tt: ThreeTier): Record<string, number> {
     for (const r of Object.values(b.redis)) out[`${b.id} redis ${r.gatewayId}`] = r.process.pid;
   }
   out['core'] = tt.core.process.pid;
-  if (tt.core.postgres !== null) out['postgres'] = tt.core.postgres.process.pid;
+  if (tt.core.postgres !== null) out['postgres'] = tt.core.postgres.primary.process.pid;
   return out;
 }
 

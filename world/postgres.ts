@@ -32,39 +32,18 @@ const CORE_DATABASE = 'nonstop';
 const PORT = 5432;
 const READY = 'database system is ready to accept connections';
 
-export interface WorldPostgresInfo {
-  /** Its folder: the socket, and the cluster under data/. */
-  readonly dir: string;
+/** One PostgreSQL server of the world: its folder (its socket, and its cluster under data/). */
+export class PostgresServer {
   readonly dataDir: string;
-  readonly socketDir: string;
-  readonly port: number;
-  readonly role: string;
-  readonly database: string;
-}
-
-export class WorldPostgres implements WorldPostgresInfo {
-  /** Its cluster; after promoteStandby(), the promoted standby's. */
-  dataDir: string;
-  readonly socketDir: string;
-  readonly port = PORT;
-  readonly role = CORE_ROLE;
-  readonly database = CORE_DATABASE;
-
-  /** Its standby (option `standby`), until promoteStandby() makes it the primary. */
-  standby: WorldPostgres | null = null;
 
   /** Use `startWorldPostgres()`. */
   constructor(
     readonly host: Host,
-    /** Its folder; after promoteStandby(), the promoted standby's. */
-    public dir: string,
-    /** The postmaster (setpriv and `ip netns exec` exec it: this pid is the postmaster's). */
+    readonly dir: string,
+    /** The postmaster (setpriv and `ip netns exec` exec it: this pid is the postmaster's); start() replaces it. */
     public process: HostProcess,
-    /** Where clients find its socket: its folder, or the primary link (option `standby`). */
-    socketDir: string = dir,
   ) {
     this.dataDir = join(dir, 'data');
-    this.socketDir = socketDir;
   }
 
   /** One query as the postgres superuser (psql -At): its rows, `|`-separated, one a line. */
@@ -84,36 +63,6 @@ export class WorldPostgres implements WorldPostgresInfo {
       { timeoutMs: 30_000 },
     );
     return out.trim();
-  }
-
-  /**
-   * The failover an operator (or a tool such as Patroni) runs once the primary is lost: the
-   * standby is promoted, then the link the clients use moves to it in one rename. The old
-   * primary's process, if still running, is killed first (no split brain).
-   */
-  async promoteStandby(): Promise<void> {
-    const standby = this.standby;
-    if (standby === null) throw new Error('this world has no PostgreSQL standby');
-    if (this.process.running) await this.kill();
-    await this.host.check(
-      'setpriv',
-      [...asOsUser(), join(POSTGRES_BIN, 'pg_ctl'), 'promote', '-w', '-D', standby.dataDir],
-      {
-        timeoutMs: 60_000,
-      },
-    );
-    const next = `${this.socketDir}.next`;
-    symlinkSync(standby.dir, next);
-    renameSync(next, this.socketDir);
-    this.standby = null;
-    this.process = standby.process;
-    this.dir = standby.dir;
-    this.dataDir = standby.dataDir;
-  }
-
-  /** What the core config's builder takes (config/render/core.ts): the socket, the role, the database. */
-  get corePostgres(): CorePostgres {
-    return { user: this.role, database: this.database, port: this.port, socketDir: this.socketDir };
   }
 
   /**
@@ -152,6 +101,68 @@ export class WorldPostgres implements WorldPostgresInfo {
     const timer = setTimeout(() => this.process.child.kill('SIGKILL'), graceMs);
     await this.process.exited;
     clearTimeout(timer);
+  }
+}
+
+/**
+ * The core's database: its primary server, the primary's standby (option `standby`), and the
+ * socket folder through which the core (and a test) reach whichever server is the primary.
+ */
+export class WorldPostgres {
+  readonly port = PORT;
+  readonly role = CORE_ROLE;
+  readonly database = CORE_DATABASE;
+  #primary: PostgresServer;
+  #standby: PostgresServer | null;
+
+  /** Use `startWorldPostgres()`. */
+  constructor(
+    primary: PostgresServer,
+    standby: PostgresServer | null,
+    /** The primary's folder, or with a standby a link to it that promoteStandby() moves. */
+    readonly socketDir: string,
+  ) {
+    this.#primary = primary;
+    this.#standby = standby;
+  }
+
+  /** The server that takes the writes now: the first one, until promoteStandby(). */
+  get primary(): PostgresServer {
+    return this.#primary;
+  }
+
+  /** The primary's streaming standby, or null (none asked for, or promoted). */
+  get standby(): PostgresServer | null {
+    return this.#standby;
+  }
+
+  /**
+   * The failover an operator (or a tool such as Patroni) runs once the primary is lost: the
+   * standby is promoted, then the link the clients use moves to it in one rename. The old
+   * primary's process, if still running, is killed first (no split brain). Resolves with the
+   * promoted server, the primary from now on.
+   */
+  async promoteStandby(): Promise<PostgresServer> {
+    const old = this.#primary;
+    const standby = this.#standby;
+    if (standby === null) throw new Error('this world has no PostgreSQL standby');
+    if (old.process.running) await old.kill();
+    await standby.host.check(
+      'setpriv',
+      [...asOsUser(), join(POSTGRES_BIN, 'pg_ctl'), 'promote', '-w', '-D', standby.dataDir],
+      { timeoutMs: 60_000 },
+    );
+    const next = `${this.socketDir}.next`;
+    symlinkSync(standby.dir, next);
+    renameSync(next, this.socketDir);
+    this.#primary = standby;
+    this.#standby = null;
+    return standby;
+  }
+
+  /** What the core config's builder takes (config/render/core.ts): the socket, the role, the database. */
+  get corePostgres(): CorePostgres {
+    return { user: this.role, database: this.database, port: this.port, socketDir: this.socketDir };
   }
 
   /**
@@ -245,25 +256,23 @@ export async function startWorldPostgres(
     ].join('\n'),
   );
   writeFileSync(join(dataDir, 'pg_ident.conf'), `world root ${CORE_ROLE}\n`);
-  const postmaster = await startPostmaster(host, dataDir);
-  const link = join(world.dir, 'postgres-primary');
-  if (options.standby === true) symlinkSync(dir, link);
-  const server = new WorldPostgres(host, dir, postmaster, options.standby === true ? link : dir);
+  const primary = new PostgresServer(host, dir, await startPostmaster(host, dataDir));
   // As the Ansible role does: a role that logs in and nothing more, owning its database.
   await psql(host, dir, [
     `CREATE ROLE "${CORE_ROLE}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE`,
     `CREATE DATABASE ${CORE_DATABASE} OWNER "${CORE_ROLE}" ENCODING 'UTF8'`,
   ]);
-  if (options.standby === true) {
-    server.standby = await startStandby(world, host, dir);
-    // Synchronous from now on (the standby is streaming: a commit waits for it to apply).
-    await psql(host, dir, [
-      `ALTER SYSTEM SET synchronous_standby_names = '${STANDBY_NAME}'`,
-      'ALTER SYSTEM SET synchronous_commit = remote_apply',
-      'SELECT pg_reload_conf()',
-    ]);
-  }
-  return server;
+  if (options.standby !== true) return new WorldPostgres(primary, null, dir);
+  const standby = await startStandby(world, host, dir);
+  // Synchronous from now on (the standby is streaming: a commit waits for it to apply).
+  await psql(host, dir, [
+    `ALTER SYSTEM SET synchronous_standby_names = '${STANDBY_NAME}'`,
+    'ALTER SYSTEM SET synchronous_commit = remote_apply',
+    'SELECT pg_reload_conf()',
+  ]);
+  const link = join(world.dir, 'postgres-primary');
+  symlinkSync(dir, link);
+  return new WorldPostgres(primary, standby, link);
 }
 
 /** psql as the postgres OS user on the server whose socket is in `dir`, one command each. */
@@ -294,7 +303,7 @@ async function psql(host: Host, dir: string, commands: readonly string[]): Promi
 const STANDBY_NAME = 'standby';
 
 /** A copy of the primary by pg_basebackup, streaming from it (standby.signal), on its own socket. */
-async function startStandby(world: World, host: Host, primaryDir: string): Promise<WorldPostgres> {
+async function startStandby(world: World, host: Host, primaryDir: string): Promise<PostgresServer> {
   const { uid, gid } = osUser(OS_USER);
   const dir = join(world.dir, 'postgres-standby');
   mkdirSync(dir, { mode: 0o700 });
@@ -327,7 +336,7 @@ async function startStandby(world: World, host: Host, primaryDir: string): Promi
     ].join('\n'),
   );
   const postmaster = await startPostmaster(host, dataDir, 'ready to accept read-only connections');
-  return new WorldPostgres(host, dir, postmaster);
+  return new PostgresServer(host, dir, postmaster);
 }
 
 async function startPostmaster(host: Host, dataDir: string, ready = READY): Promise<HostProcess> {

@@ -629,7 +629,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       ip,
       configFile,
       tls,
-      dataDir: postgres?.dataDir ?? doc.database.dataDir!,
+      dataDir: postgres?.primary.dataDir ?? doc.database.dataDir!,
       site,
       ready: Promise.all([starting, siteStarting]).then(([process]) => process),
     };

@@ -9,11 +9,11 @@ import { randomBytes } from 'node:crypto';
 import { setPriority } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { BLACKOUT, WanFault, type Impairment } from '../../world/netem.js';
-import type { WorldPostgres } from '../../world/postgres.js';
 import { ThreeTier } from '../../world/three-tier.js';
 import { worldSkipReason, type HostProcess } from '../../world/world.js';
 import { adminCli, redisOf } from '../world/broker-probes.js';
 import type { ChaosResult } from '../world/chaos-client.js';
+import { countNotes } from '../world/notes.js';
 
 const skip = worldSkipReason();
 const CHAOS_CLIENT = 'dist/test/world/chaos-client.js';
@@ -103,7 +103,7 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
     await phase('PostgreSQL SIGKILL', async () => {
       // The postmaster and every backend at once, transactions and commits in flight: the core
       // answers 503 meanwhile (nothing recorded, retried), and recovery keeps what was committed.
-      const pg = tt.core.postgres!;
+      const pg = tt.core.postgres!.primary;
       const core = tt.core.process;
       const pid = pg.process.pid;
       const from = core.lines.length;
@@ -226,7 +226,7 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
 
     // Ledger 2: the core's database (the core stops first, so nothing changes while it is read).
     await tt.core.process.stop(10_000);
-    const effects = await countEffects(tt.core.postgres!, `chaos-${RUN}-%`);
+    const effects = await countNotes(tt.core.postgres!, `chaos-${RUN}-%`);
 
     // Ledger 1 reconciled against 2, per phase.
     const problems: string[] = [];
@@ -366,17 +366,4 @@ async function waitForEmptyQueues(tt: ThreeTier, timeoutMs: number): Promise<Rec
 function redisCli(tt: ThreeTier, brokerId: string, gatewayId: string, args: string[]): Promise<string> {
   const b = tt.broker(brokerId);
   return adminCli(b, redisOf(b, gatewayId), args);
-}
-
-async function countEffects(pg: WorldPostgres, pattern: string): Promise<Map<string, number>> {
-  const client = await pg.connect();
-  try {
-    const { rows } = await client.query<{ title: string; n: number }>(
-      'SELECT title, count(*)::int AS n FROM notes WHERE title LIKE $1 GROUP BY title',
-      [pattern],
-    );
-    return new Map(rows.map((r) => [r.title, r.n]));
-  } finally {
-    await client.end();
-  }
 }

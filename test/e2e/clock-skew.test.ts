@@ -12,7 +12,14 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { newKnockSecret } from '../../knock/rotating.js';
 import { packageRoot, World, worldSkipReason, type Host, type HostProcess } from '../../world/world.js';
-import { CLI, eventually, probe as probeFrom, startGateway, type Gateway } from './gateway.js';
+import {
+  CLI,
+  eventually,
+  probe as probeFrom,
+  startGateway,
+  writeKnockProfiles,
+  type Gateway,
+} from './gateway.js';
 
 const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const skip =
@@ -58,19 +65,9 @@ describe('clock skew and rotating knocks', { skip }, () => {
         ],
       },
     });
-    profiles = join(world.dir, 'knock.json');
-    writeFileSync(
-      profiles,
-      JSON.stringify({
-        kind: 'knock',
-        profiles: {
-          gw1: {
-            sshPort: 22,
-            rotating: { gateway: 'gw1', client: 'alice', secret: secrets.alice, ...ROTATION },
-          },
-        },
-      }),
-    );
+    profiles = writeKnockProfiles(world.dir, {
+      gw1: { sshPort: 22, rotating: { gateway: 'gw1', client: 'alice', secret: secrets.alice, ...ROTATION } },
+    });
     writeFileSync(join(world.dir, 'b1.knock'), `${secrets.b1}\n`, { mode: 0o600 });
     // "256 SHA256:… comment (ED25519)"
     fingerprint = execFileSync('ssh-keygen', ['-lf', join(gw.dir, 'hostkey.pub')], {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { ThreeTier } from '../../world/three-tier.js';
 import { worldSkipReason } from '../../world/world.js';
+import { countNotes } from '../world/notes.js';
 
 const skip = worldSkipReason();
 const DISK_MB = 64;
@@ -35,19 +36,6 @@ describe("the core's disk full", { skip }, () => {
       timeoutMs: 15_000,
     });
 
-  const notesTitled = async (prefix: string): Promise<Map<string, number>> => {
-    const client = await tt.core.postgres!.connect();
-    try {
-      const { rows } = await client.query<{ title: string; n: number }>(
-        'SELECT title, count(*)::int AS n FROM notes WHERE title LIKE $1 GROUP BY title',
-        [`${prefix}%`],
-      );
-      return new Map(rows.map((r) => [r.title, r.n]));
-    } finally {
-      await client.end();
-    }
-  };
-
   test(
     'answered 503 or 504 while full, nothing half-written, done once when space returns',
     { timeout: 300_000 },
@@ -58,7 +46,7 @@ describe("the core's disk full", { skip }, () => {
       assert.equal(before.status, 201, before.error ?? before.body);
 
       // Fill the tmpfs: big blocks, then small ones for the last bytes (dd stops at ENOSPC).
-      const filler = join(pg.dataDir, 'filler');
+      const filler = join(pg.primary.dataDir, 'filler');
       for (const bs of ['1M', '4k']) {
         try {
           execFileSync('dd', ['if=/dev/zero', `of=${filler}-${bs}`, `bs=${bs}`], { stdio: 'ignore' });
@@ -66,7 +54,7 @@ describe("the core's disk full", { skip }, () => {
           // ENOSPC: what dd is for here
         }
       }
-      const free = statfsSync(pg.dataDir);
+      const free = statfsSync(pg.primary.dataDir);
       assert.ok(free.bavail * free.bsize < 64 * 1024, `${free.bavail * free.bsize} bytes still free`);
 
       const texts = Array.from({ length: NOTES }, () =>
@@ -88,7 +76,7 @@ describe("the core's disk full", { skip }, () => {
         .filter((l) => l.includes('"status":503') && l.includes('NONSTOP_ERR_DATABASE_UNAVAILABLE'));
       assert.ok(refused.length > 0, 'the core answered the brokers 503: the database is unavailable');
       // Nothing half-written: a refused request left no note.
-      const stored = await notesTitled('disk-full-');
+      const stored = await countNotes(pg, 'disk-full-%');
       for (let i = 0; i < NOTES; i++) {
         if (statuses[i] !== 201) assert.equal(stored.get(`disk-full-${i}`), undefined, `disk-full-${i}`);
       }
@@ -100,7 +88,7 @@ describe("the core's disk full", { skip }, () => {
         const again = await create(`disk-full-${i}`, texts[i]!);
         assert.equal(again.status, 201, again.error ?? again.body);
       }
-      const done = await notesTitled('disk-full-');
+      const done = await countNotes(pg, 'disk-full-%');
       for (let i = 0; i < NOTES; i++) assert.equal(done.get(`disk-full-${i}`), 1, `disk-full-${i} once`);
       assert.ok(core.running);
     },

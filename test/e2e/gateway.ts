@@ -110,6 +110,13 @@ export async function startGateway(world: World, name: string, config: object): 
   };
 }
 
+/** Writes a `nonstop knock --profiles` file (kind "knock") to `dir`/knock.json; returns its path. */
+export function writeKnockProfiles(dir: string, profiles: Readonly<Record<string, object>>): string {
+  const file = join(dir, 'knock.json');
+  writeFileSync(file, JSON.stringify({ kind: 'knock', profiles }));
+  return file;
+}
+
 /** Polls until `check` resolves true, or gives up after `timeoutMs`. Returns the elapsed ms. */
 export async function eventually(
   check: () => Promise<boolean>,

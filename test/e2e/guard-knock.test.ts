@@ -1,8 +1,6 @@
 // The knock guard in the test world: a correct knock opens SSH for that address only, for the
 // window; sessions outlive it; wrong order, wrong ports, slowness and replays open nothing.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KnockStep } from '../../config/knock.js';
@@ -15,6 +13,7 @@ import {
   eventually,
   probe as probeFrom,
   startGateway,
+  writeKnockProfiles,
   type Gateway,
 } from './gateway.js';
 
@@ -47,21 +46,14 @@ describe('knock guard', { skip }, () => {
       static: [{ name: 'ops', sequence: ['7000', '8000:udp', '9000'] }],
       rotating: { ...ROTATION, clients: [{ name: 'alice', secret }] },
     });
-    profiles = join(world.dir, 'knock.json');
-    writeFileSync(
-      profiles,
-      JSON.stringify({
-        kind: 'knock',
-        profiles: {
-          gw1: {
-            host: gw.host.ip4,
-            sshPort: 22,
-            rotating: { gateway: 'gw1', client: 'alice', secret, ...ROTATION },
-          },
-          ops: { sequence: ['7000', '8000:udp', '9000'] },
-        },
-      }),
-    );
+    profiles = writeKnockProfiles(world.dir, {
+      gw1: {
+        host: gw.host.ip4,
+        sshPort: 22,
+        rotating: { gateway: 'gw1', client: 'alice', secret, ...ROTATION },
+      },
+      ops: { sequence: ['7000', '8000:udp', '9000'] },
+    });
   });
   after(() => world?.close());
 

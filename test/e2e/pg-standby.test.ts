@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ThreeTier } from '../../world/three-tier.js';
-import { worldSkipReason } from '../../world/world.js';
+import { descendants, worldSkipReason } from '../../world/world.js';
+import { countNotes } from '../world/notes.js';
 
 const skip = worldSkipReason();
 const LOAD = 60;
@@ -19,22 +20,13 @@ describe('PostgreSQL standby promotion', { skip }, () => {
   });
   after(() => tt?.close());
 
-  const query = async <R extends object>(text: string, params: unknown[] = []): Promise<R[]> => {
-    const client = await tt.core.postgres!.connect();
-    try {
-      return (await client.query<R>(text, params)).rows;
-    } finally {
-      await client.end();
-    }
-  };
-
   test(
     'the primary killed mid-load, the standby promoted: nothing lost, nothing twice',
     { timeout: 300_000 },
     async (t) => {
       const pg = tt.core.postgres!;
       assert.equal(
-        await pg.adminQuery('SELECT application_name, sync_state FROM pg_stat_replication'),
+        await pg.primary.adminQuery('SELECT application_name, sync_state FROM pg_stat_replication'),
         'standby|sync',
         'the standby streams, synchronously',
       );
@@ -54,10 +46,13 @@ describe('PostgreSQL standby promotion', { skip }, () => {
       const executed = () => core.lines.filter((l) => l.includes('"route":"notes.create"')).length;
       const load = Promise.all([creates('promote-a', 'gw1'), creates('promote-b', 'gw2')]);
       for (let i = 0; i < 100 && executed() < 10; i++) await new Promise((r) => setTimeout(r, 50));
-      const oldPrimary = pg.process.pid;
-      await pg.promoteStandby();
+      const old = pg.primary;
+      const promoted = await pg.promoteStandby();
+      assert.equal(pg.primary, promoted, 'the promoted standby is the primary now');
+      assert.equal(pg.standby, null);
+      assert.ok(!old.process.running, 'the old primary is killed');
       t.diagnostic(
-        `primary ${oldPrimary} killed after ${executed()} executions; standby ${pg.process.pid} promoted`,
+        `primary ${old.process.pid} killed after ${executed()} executions; standby ${promoted.process.pid} promoted`,
       );
       const answers = (await load).flat();
       assert.deepEqual(
@@ -65,13 +60,20 @@ describe('PostgreSQL standby promotion', { skip }, () => {
         [],
       );
       assert.ok(core.running, 'the core outlived its primary');
-      const [recovery] = await query<{ standby: boolean }>('SELECT pg_is_in_recovery() AS standby');
-      assert.equal(recovery!.standby, false, 'the link leads to the promoted server');
-      const rows = await query<{ title: string; n: number }>(
-        "SELECT title, count(*)::int AS n FROM notes WHERE title LIKE 'promote-%' GROUP BY title",
-      );
-      assert.equal(rows.length, LOAD, 'every request has its note on the new primary');
-      for (const r of rows) assert.equal(r.n, 1, `${r.title} written once`);
+      // Through the link the core dials: the promoted server (its backend), out of recovery.
+      const client = await pg.connect();
+      try {
+        const { rows } = await client.query<{ standby: boolean; pid: number }>(
+          'SELECT pg_is_in_recovery() AS standby, pg_backend_pid() AS pid',
+        );
+        assert.equal(rows[0]!.standby, false, 'the link leads to a primary');
+        assert.ok(descendants(promoted.process.pid).includes(rows[0]!.pid), 'the promoted server answers');
+      } finally {
+        await client.end();
+      }
+      const notes = await countNotes(pg, 'promote-%');
+      assert.equal(notes.size, LOAD, 'every request has its note on the new primary');
+      for (const [title, n] of notes) assert.equal(n, 1, `${title} written once`);
     },
   );
 });

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ThreeTier, type ClientAnswer } from '../../world/three-tier.js';
 import { worldSkipReason } from '../../world/world.js';
+import { countNotes } from '../world/notes.js';
 
 const skip = worldSkipReason();
 const LOAD = 80;
@@ -32,18 +33,6 @@ describe('two core hosts', { skip }, () => {
         timeoutMs: 20_000,
       })),
     );
-  const notesTitled = async (prefix: string): Promise<Map<string, number>> => {
-    const client = await tt.core.postgres!.connect();
-    try {
-      const { rows } = await client.query<{ title: string; n: number }>(
-        'SELECT title, count(*)::int AS n FROM notes WHERE title LIKE $1 GROUP BY title',
-        [`${prefix}-%`],
-      );
-      return new Map(rows.map((r) => [r.title, r.n]));
-    } finally {
-      await client.end();
-    }
-  };
   const allCreated = (answers: ClientAnswer[]) =>
     assert.deepEqual(
       answers.filter((a) => a.status !== 201).map((a) => `${a.status} ${a.error ?? a.body}`),
@@ -71,7 +60,7 @@ describe('two core hosts', { skip }, () => {
       const answers = (await load).flat();
       allCreated(answers);
       for (const prefix of ['kill-a', 'kill-b']) {
-        const counts = await notesTitled(prefix);
+        const counts = await countNotes(tt.core.postgres!, `${prefix}-%`);
         assert.equal(counts.size, LOAD / 2, `every ${prefix} request has its note`);
         for (const [title, n] of counts) assert.equal(n, 1, `${title} written once`);
       }

@@ -23,12 +23,13 @@ describe("the world's PostgreSQL", { skip }, () => {
       try {
         const host = await world.addHost('core', { private: 1 });
         const pg = await startWorldPostgres(world, host);
-        dirs.push(pg.dir);
-        assert.ok(pg.dataDir.startsWith(world.dir), 'the cluster is in the world');
+        const server = pg.primary;
+        dirs.push(server.dir);
+        assert.ok(server.dataDir.startsWith(world.dir), 'the cluster is in the world');
         assert.ok(existsSync(join(pg.socketDir, `.s.PGSQL.${pg.port}`)), 'its socket is in its folder');
-        assert.equal(statSync(pg.dataDir).uid, uidOf('postgres'), 'the cluster belongs to postgres');
+        assert.equal(statSync(server.dataDir).uid, uidOf('postgres'), 'the cluster belongs to postgres');
         assert.equal(
-          statSync(`/proc/${pg.process.pid}`).uid,
+          statSync(`/proc/${server.process.pid}`).uid,
           uidOf('postgres'),
           'the postmaster runs as postgres',
         );
@@ -52,12 +53,12 @@ describe("the world's PostgreSQL", { skip }, () => {
           'the core role, not a superuser',
         );
 
-        pids.push(pg.process.pid);
-        await pg.kill();
-        assert.ok(!pg.process.running);
+        pids.push(server.process.pid);
+        await server.kill();
+        assert.ok(!server.process.running);
         await assert.rejects(db.query('SELECT 1'), 'the server is gone');
-        await pg.start();
-        pids.push(pg.process.pid);
+        await server.start();
+        pids.push(server.process.pid);
         // The pool's connections died with the server: the next query takes a new one.
         const rows = await db.query('SELECT n FROM marks ORDER BY n');
         assert.deepEqual(

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { describe, test, type TestContext } from 'node:test';
 import { CoreClient } from '../../broker/core-client.js';
 import { silentLogger } from '../../lib/log.js';
@@ -43,12 +44,15 @@ async function startCoreProcess(
   );
   const child = startCli(['core', '--config', file]);
   t.after(() => child.kill('SIGKILL'));
-  let lines = 0;
-  child.stdout.on('data', (chunk: Buffer) => {
-    lines += (chunk.toString().match(/"route":"notes\.create"[^\n]*"status":200/g) ?? []).length;
+  // Whole lines (a chunk may end mid-line), each a JSON log line.
+  let executed = 0;
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    if (!line.startsWith('{')) return;
+    const entry = JSON.parse(line) as { route?: string; status?: number };
+    if (entry.route === 'notes.create' && entry.status === 200) executed++;
   });
   const listening = await waitForLogLine(child, (l) => l.msg === 'core listening');
-  return { child, url: `https://127.0.0.1:${String(listening.port)}`, executed: () => lines };
+  return { child, url: `https://127.0.0.1:${String(listening.port)}`, executed: () => executed };
 }
 
 function client(pki: TestPki, url: string, peers: string[]): CoreClient {

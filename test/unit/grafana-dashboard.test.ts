@@ -9,8 +9,8 @@ import { BrokerStatusMetrics, BrokerWorkMetrics } from '../../broker/metrics.js'
 import type { StatusSnapshot } from '../../broker/status-server.js';
 import { CoreMetrics } from '../../core/metrics.js';
 import { GatewayMetrics } from '../../gateway/metrics.js';
-import type { GuardStats } from '../../knock/guard.js';
 import { GuardMetrics } from '../../knock/metrics.js';
+import { ZERO_GUARD_STATS } from '../helpers/guard-stats.js';
 
 interface Panel {
   readonly id: number;
@@ -37,23 +37,6 @@ function families(text: string): string[] {
   );
 }
 
-const ZERO_STATS: GuardStats = {
-  received: 0,
-  malformed: 0,
-  tracked: 0,
-  evicted: 0,
-  opened: 0,
-  skewed: 0,
-  failed: 0,
-  expired: 0,
-  windows: 0,
-  windowErrors: 0,
-  spaOpened: 0,
-  spaUnauthenticated: 0,
-  spaRefused: 0,
-  spaRemembered: 0,
-};
-
 /** Every daemon's families; `processMetrics`: with the process defaults (nodejs_*, process_*). */
 async function exposed(processMetrics: boolean): Promise<string[]> {
   const options = { processMetrics };
@@ -68,7 +51,7 @@ async function exposed(processMetrics: boolean): Promise<string[]> {
     work: [await work.json()],
   };
   const core = new CoreMetrics(['notes.list'], options);
-  const guard = new GuardMetrics(() => ZERO_STATS, { maxTrackedSources: 16 }, options);
+  const guard = new GuardMetrics(() => ZERO_GUARD_STATS, { maxTrackedSources: 16 }, options);
   return [
     ...families(await gateway.registry.metrics()),
     ...families(await new BrokerStatusMetrics(options).text(snapshot)),

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { parseGuardConfig } from '../../config/knock.js';
 import type { GuardStats } from '../../knock/guard.js';
 import { GuardMetrics } from '../../knock/metrics.js';
+import { ZERO_GUARD_STATS } from '../helpers/guard-stats.js';
 import { sampleValue } from '../helpers/prometheus.js';
 
 const guard = (metrics: unknown) =>
@@ -32,22 +33,7 @@ test('a non-loopback metrics host is refused unless allowNonLoopback', () => {
 });
 
 test('each scrape reads the guard counts as they are then', async () => {
-  let stats: GuardStats = {
-    received: 0,
-    malformed: 0,
-    tracked: 0,
-    evicted: 0,
-    opened: 0,
-    skewed: 0,
-    failed: 0,
-    expired: 0,
-    windows: 0,
-    windowErrors: 0,
-    spaOpened: 0,
-    spaUnauthenticated: 0,
-    spaRefused: 0,
-    spaRemembered: 0,
-  };
+  let stats: GuardStats = ZERO_GUARD_STATS;
   const metrics = new GuardMetrics(() => stats, { maxTrackedSources: 100 }, { processMetrics: false });
   let text = await metrics.registry.metrics();
   assert.equal(sampleValue(text, 'nonstop_guard_sequences_total', { outcome: 'expired' }), 0);
