@@ -160,8 +160,13 @@ describe('clock skew and rotating knocks', { skip }, () => {
       assert.equal(await probe(from), 'filtered', `${seconds} s off must not open`);
       const lines = skewLines(from);
       assert.equal(lines.length, 1, `one clock line for four knocks from ${from}`);
-      // 90 s is exactly three 30 s steps, whatever the phase.
-      assert.equal(lines[0]!.skewSeconds, seconds);
+      // 90 s is three 30 s steps. The knocker picks its step when it sends, the guard compares
+      // with its own when the sequence has arrived: a step boundary in between (it moves only
+      // forward) makes the guard see one step less.
+      assert.ok(
+        [seconds, seconds - ROTATION.stepSeconds].includes(Number(lines[0]!.skewSeconds)),
+        `skewSeconds ${String(lines[0]!.skewSeconds)} for a knocker ${seconds} s off`,
+      );
       assert.equal(lines[0]!.toleranceSeconds, 30);
       assert.match(String(lines[0]!.msg), /fix the clock \(NTP\) on the knocking host/);
       assert.match(String(lines[0]!.msg), seconds > 0 ? /ahead of/ : /behind/);
@@ -199,7 +204,8 @@ describe('clock skew and rotating knocks', { skip }, () => {
     const guardLines = skewLines(far.host.ip4);
     assert.equal(guardLines.length, 1, `the guard says it once for ${attempts} attempts`);
     assert.equal(guardLines[0]!.client, 'b1');
-    assert.equal(guardLines[0]!.skewSeconds, 90);
+    // 90, or 60 when a step boundary fell between the knock and its arrival (as above).
+    assert.ok([90, 90 - ROTATION.stepSeconds].includes(Number(guardLines[0]!.skewSeconds)));
     await far.proc.stop();
   });
 });

@@ -87,3 +87,57 @@ test('sequences in knockd notation', () => {
   assert.throws(() => parseKnockSequence('7000,abc'), /"abc" is not a knock step/);
   assert.throws(() => parseKnockSequence('0'), /outside 1-65535/);
 });
+
+test('spa: defaults as fwknopd has them, and what the schema cannot say', () => {
+  const key = Buffer.alloc(32, 1).toString('base64');
+  const hmacKey = Buffer.alloc(64, 2).toString('base64');
+  const c = parseGuardConfig('guard.json', {
+    kind: 'guard',
+    gateway: 'gw1',
+    spa: { clients: [{ name: 'alice', key, hmacKey }] },
+  });
+  assert.equal(c.spa?.port, 62201);
+  assert.equal(c.spa?.maxAgeSeconds, 120);
+  assert.equal(c.spa?.clients[0]?.openFor, 'source');
+  const spa = (clients: object[], extra: object = {}) => guardError({ spa: { clients, ...extra }, ...extra });
+  assert.match(
+    guardError({
+      static: [{ name: 'ops', sequence: ['7000', '62201:udp'] }],
+      spa: { clients: [{ name: 'alice', key, hmacKey }] },
+    }),
+    /field "static\[0\]\.sequence\[1\]" port 62201\/udp is the SPA port/,
+  );
+  assert.match(
+    spa([
+      { name: 'alice', key, hmacKey },
+      { name: 'alice', key, hmacKey },
+    ]),
+    /field "spa\.clients\[1\]\.name" "alice" is used twice/,
+  );
+  assert.match(
+    spa([{ name: 'alice', key: Buffer.alloc(8).toString('base64'), hmacKey }]),
+    /field "spa\.clients\[0\]\.key" decodes to 8 bytes; a Rijndael key is 16-32/,
+  );
+  assert.match(spa([]), /field "spa\.clients" must NOT have fewer than 1 items/);
+  assert.match(spa([{ name: 'alice', key: 'not base64!', hmacKey }]), /spa\.clients\[0\]\.key/);
+});
+
+test('a knock profile may send SPA instead of a sequence, with an IP to open if it names one', () => {
+  const key = Buffer.alloc(32, 1).toString('base64');
+  const hmacKey = Buffer.alloc(64, 2).toString('base64');
+  const profile = (spa: object) =>
+    parseKnockConfig('knock.json', { kind: 'knock', profiles: { gw1: { spa } } });
+  assert.equal(profile({ key, hmacKey }).profiles.gw1?.spa?.port, 62201);
+  assert.throws(
+    () => profile({ key, hmacKey, allow: 'gw.example' }),
+    /profiles\.gw1\.spa\.allow" "gw\.example" is not an IP/,
+  );
+  assert.throws(
+    () =>
+      parseKnockConfig('knock.json', {
+        kind: 'knock',
+        profiles: { gw1: { spa: { key, hmacKey }, sequence: ['7000'] } },
+      }),
+    /needs exactly one of "sequence", "rotating" or "spa"/,
+  );
+});

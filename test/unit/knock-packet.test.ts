@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { readKnock } from '../../knock/packet.js';
+import { readDatagram, readKnock } from '../../knock/packet.js';
 
 function tcpHeader(dport: number, flags: number): Buffer {
   const h = Buffer.alloc(20);
@@ -41,4 +41,29 @@ test('only pure SYNs count; short or malformed packets are ignored', () => {
   v6[0] = 0x65;
   assert.equal(readKnock(v6, true, 'tcp'), undefined, 'not IPv4');
   assert.equal(readKnock(tcpHeader(0, 0x02), false, 'tcp'), undefined, 'port 0');
+});
+
+test('an SPA datagram: its port and exactly the payload its UDP length covers', () => {
+  const payload = Buffer.from('U2FsdGVkX1 is stripped; this stands for the rest');
+  const udp = Buffer.alloc(8);
+  udp.writeUInt16BE(40000, 0);
+  udp.writeUInt16BE(62201, 2);
+  udp.writeUInt16BE(8 + payload.length, 4);
+  const datagram = Buffer.concat([udp, payload]);
+  for (const [buf, v4] of [
+    [ipv4(datagram, 1), true],
+    [datagram, false],
+  ] as const) {
+    const read = readDatagram(Buffer.concat([buf, Buffer.from('trailer')]), v4);
+    assert.equal(read?.port, 62201);
+    assert.equal(read?.payload.toString(), payload.toString(), 'bytes past the UDP length are not read');
+  }
+  // A UDP length that claims more than arrived (a datagram cut at the read buffer), or less
+  // than its own header: nothing.
+  const cut = Buffer.from(datagram);
+  cut.writeUInt16BE(8 + payload.length + 1, 4);
+  assert.equal(readDatagram(cut, false), undefined);
+  cut.writeUInt16BE(7, 4);
+  assert.equal(readDatagram(cut, false), undefined);
+  assert.equal(readDatagram(Buffer.alloc(7), false), undefined);
 });

@@ -76,3 +76,33 @@ test('a broker guard (publicTcpPorts []) accepts no port but SSH for knocked sou
   ]);
   assert.doesNotMatch(rules, /\b(80|443)\b/);
 });
+
+test('an SPA port is diverted like a UDP knock port, after per-source and shared rate limits', () => {
+  const clients = [{ name: 'alice', key: 'A'.repeat(43) + '=', hmacKey: 'B'.repeat(86) + '==' }];
+  const rules = render({
+    ipv6PrefixLength: 56,
+    static: [{ name: 'ops', sequence: ['7000', '8000:udp'] }],
+    spa: { port: 62201, perSourcePacketsPerSecond: 10, packetsPerSecond: 1000, clients },
+  });
+  const divert =
+    /chain divert \{\n([\s\S]*?)\n {2}\}/
+      .exec(rules)?.[1]
+      ?.split('\n')
+      .map((l) => l.trim()) ?? [];
+  const at = (pattern: RegExp) => divert.findIndex((l) => pattern.test(l));
+  const perSource4 = at(
+    /^meta nfproto ipv4 udp dport 62201 .*update @spa_rate4 \{ ip saddr limit rate over 10\/second burst 20 packets \} drop$/,
+  );
+  const perSource6 = at(/update @spa_rate6 \{ ip6 saddr & ffff:ffff:ffff:ff00:: limit rate over 10\/second/);
+  const shared = at(
+    /^udp dport 62201 fib daddr type local limit rate over 1000\/second burst 1000 packets drop$/,
+  );
+  const diverted = at(/udp dport \{ 8000, 62201 \} fib daddr type local ip protocol set 254 notrack/);
+  assert.ok(perSource4 > 0 && perSource6 > 0 && shared > 0 && diverted > 0, divert.join('\n'));
+  assert.ok(perSource4 < shared && perSource6 < shared && shared < diverted, 'limits before the divert');
+  assert.match(
+    rules,
+    /set spa_rate4 \{\n\s+type ipv4_addr; flags dynamic, timeout; size 65535; timeout 10s;/,
+  );
+  assert.doesNotMatch(render({}), /spa_rate/, 'no SPA, no meters');
+});
