@@ -149,9 +149,9 @@ export function encodeSpa(fields: SpaRequest, key: SpaKey, nowMs: number = Date.
       `SPA username ${JSON.stringify(username)}: 1 to 48 printable ASCII characters, none of " / \\ [ ] : ; | = , + * ? < >`,
     );
   }
-  if (!isIPv4(fields.accessAddress) && !isIPv6(fields.accessAddress)) {
+  if (!validAddress(fields.accessAddress)) {
     throw errors.SPA_REQUEST_INVALID(
-      `SPA access address ${JSON.stringify(fields.accessAddress)}: not an IP address`,
+      `SPA access address ${JSON.stringify(fields.accessAddress)}: not an IPv4 or IPv6 address (no zone)`,
     );
   }
   const access = typeof fields.access === 'string' ? parseAccessList(fields.access) : fields.access;
@@ -319,7 +319,7 @@ function parsePlaintext(plain: Buffer): Parsed {
   const message = msgB64.length <= MAX_MESSAGE_B64 ? unb64(msgB64) : undefined;
   const comma = message?.indexOf(',') ?? -1;
   const accessAddress = message?.slice(0, comma) ?? '';
-  if (comma < 0 || !(isIPv4(accessAddress) || isIPv6(accessAddress))) {
+  if (comma < 0 || !validAddress(accessAddress)) {
     return { reason: 'format', detail: 'access message does not start with an IP address' };
   }
   const access = parseAccessList(message!.slice(comma + 1));
@@ -351,6 +351,12 @@ function unb64(s: string): string | undefined {
   if (b64(bytes) !== s) return undefined; // non-canonical spelling
   for (const c of bytes) if (c < 0x20 || c > 0x7e) return undefined;
   return bytes.toString('latin1');
+}
+
+// fwknop 2.6 itself sends and takes IPv4 only; IPv6 is nonstop's, for its own client. A zone
+// (fe80::1%eth0) names an interface of the sender, which means nothing to the guard.
+function validAddress(a: string): boolean {
+  return isIPv4(a) || (isIPv6(a) && !a.includes('%'));
 }
 
 // fwknop's validate_username: printable ASCII without the characters Windows forbids.
