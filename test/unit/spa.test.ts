@@ -141,6 +141,16 @@ test('every tampered byte of a real packet is refused: hmac for base64, encoding
   }
 });
 
+test('a second base64 spelling of the same HMAC bytes is refused (it would dodge a datagram digest)', () => {
+  assert.ok(FWKNOP_ACCESS.endsWith('g')); // 'g' = 100000: the last two bits are unused
+  const respelled = `${FWKNOP_ACCESS.slice(0, -1)}h`;
+  const tag = (p: string) => Buffer.from(p.slice(-43), 'base64');
+  assert.deepEqual(tag(respelled), tag(FWKNOP_ACCESS));
+  const r = decodeSpa(Buffer.from(respelled), [alice], AT);
+  assert.equal(refusal(r), 'hmac');
+  assert.match(r.ok ? '' : r.detail, /canonical/);
+});
+
 test('truncated, extended and oversized packets are refused for their size', () => {
   const packet = Buffer.from(FWKNOP_ACCESS);
   for (let n = 0; n < packet.length; n++) {
