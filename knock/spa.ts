@@ -129,8 +129,8 @@ function deriveKeyIv(key: Buffer, salt: Buffer): { key: Buffer; iv: Buffer } {
   return { key: Buffer.concat([d1, d2]), iv: d3 };
 }
 
-function hmacB64(key: SpaKey, ctB64WithoutPrefix: Buffer): string {
-  return b64(createHmac('sha256', key.hmacKey).update(SALT_PREFIX_B64).update(ctB64WithoutPrefix).digest());
+function hmac(key: SpaKey, ctB64WithoutPrefix: Buffer): Buffer {
+  return createHmac('sha256', key.hmacKey).update(SALT_PREFIX_B64).update(ctB64WithoutPrefix).digest();
 }
 
 /** Encrypts and authenticates a finished plaintext; `encodeSpa` is the usual entry. */
@@ -144,7 +144,7 @@ export function sealSpaPlaintext(plaintext: string, key: SpaKey, salt: Buffer = 
   const cipher = createCipheriv('aes-256-cbc', aesKey, iv);
   const ct = Buffer.concat([SALTED, salt, cipher.update(plaintext, 'latin1'), cipher.final()]);
   const body = Buffer.from(b64(ct).slice(SALT_PREFIX_B64.length), 'latin1');
-  return Buffer.concat([body, Buffer.from(hmacB64(key, body), 'latin1')]);
+  return Buffer.concat([body, Buffer.from(b64(hmac(key, body)), 'latin1')]);
 }
 
 /** The UDP payload fwknop's client would send for this access request. */
@@ -155,9 +155,9 @@ export function encodeSpa(fields: SpaRequest, key: SpaKey, nowMs: number = Date.
       `SPA username ${JSON.stringify(username)}: 1 to 48 printable ASCII characters, none of " / \\ [ ] : ; | = , + * ? < >`,
     );
   }
-  if (!isIPv4(fields.accessAddress) && !isIPv6(fields.accessAddress)) {
+  if (!validAddress(fields.accessAddress)) {
     throw errors.SPA_REQUEST_INVALID(
-      `SPA access address ${JSON.stringify(fields.accessAddress)}: not an IP address`,
+      `SPA access address ${JSON.stringify(fields.accessAddress)}: not an IPv4 or IPv6 address (no zone)`,
     );
   }
   const access = typeof fields.access === 'string' ? parseAccessList(fields.access) : fields.access;
@@ -229,10 +229,13 @@ function decodeUnsafe(payload: Buffer, keys: readonly SpaKey[], options: SpaDeco
     if (B64_CHAR[payload[i]!] !== 1) return refuse('encoding', `byte ${i} is not a base64 character`);
   }
   const body = payload.subarray(0, bodyLen);
-  const tag = payload.subarray(bodyLen);
-  // The tag is compared as text, as fwknopd does: a second spelling of the same HMAC bytes
-  // (base64's unused low bits in the last character) does not pass.
-  const key = keys.find((k) => timingSafeEqual(Buffer.from(hmacB64(k, body), 'latin1'), tag));
+  // fwknopd compares the HMAC as text. Decoding it once and comparing bytes is cheaper per key,
+  // and as strict provided a second spelling of the same bytes (base64's unused low bits in the
+  // last character) is refused first.
+  const tagText = payload.subarray(bodyLen).toString('latin1');
+  const tag = Buffer.from(tagText, 'base64');
+  if (b64(tag) !== tagText) return refuse('hmac', 'the HMAC is not in canonical base64');
+  const key = keys.find((k) => timingSafeEqual(hmac(k, body), tag));
   if (key === undefined)
     return refuse('hmac', `no client's HMAC key authenticates it (${keys.length} tried)`);
 
@@ -327,7 +330,7 @@ function parsePlaintext(plain: Buffer): Parsed {
   const message = msgB64.length <= MAX_MESSAGE_B64 ? unb64(msgB64) : undefined;
   const comma = message?.indexOf(',') ?? -1;
   const accessAddress = message?.slice(0, comma) ?? '';
-  if (comma < 0 || !(isIPv4(accessAddress) || isIPv6(accessAddress))) {
+  if (comma < 0 || !validAddress(accessAddress)) {
     return { reason: 'format', detail: 'access message does not start with an IP address' };
   }
   const access = parseAccessList(message!.slice(comma + 1));
@@ -359,6 +362,12 @@ function unb64(s: string): string | undefined {
   if (b64(bytes) !== s) return undefined; // non-canonical spelling
   for (const c of bytes) if (c < 0x20 || c > 0x7e) return undefined;
   return bytes.toString('latin1');
+}
+
+// fwknop 2.6 itself sends and takes IPv4 only; IPv6 is nonstop's, for its own client. A zone
+// (fe80::1%eth0) names an interface of the sender, which means nothing to the guard.
+function validAddress(a: string): boolean {
+  return isIPv4(a) || (isIPv6(a) && !a.includes('%'));
 }
 
 // fwknop's validate_username: printable ASCII without the characters Windows forbids.
