@@ -107,10 +107,15 @@ function checkSpa(config: GuardConfig, problems: string[]): void {
     }),
   );
   const names = new Set<string>();
+  const hmacKeys = new Map<string, string>();
   spa.clients.forEach((c, i) => {
     const where = `spa.clients[${i}]`;
     if (names.has(c.name)) problems.push(`${where}.name: "${c.name}" is used twice`);
     names.add(c.name);
+    // The first client whose HMAC key authenticates a packet is its sender: keys must be unique.
+    const owner = hmacKeys.get(c.hmacKey);
+    if (owner !== undefined) problems.push(`${where}.hmacKey: the same key as client "${owner}"'s`);
+    hmacKeys.set(c.hmacKey, c.name);
     checkSpaKeys(where, c, problems);
   });
 }

@@ -52,10 +52,20 @@ export type SpaOutcome =
 
 const ANY_ADDRESS = new Set(['0.0.0.0', '::']);
 
+/**
+ * Packets refused for a timestamp too far ahead, remembered until they would be too old: else a
+ * recorded copy, sent again once its time has come into the window, would be a first use. Only
+ * authentic packets get here (a key holder whose clock runs fast), so few; past this many the
+ * one that expires soonest is forgotten.
+ */
+const MAX_EARLY_DIGESTS = 4096;
+
 export class SpaGate {
   readonly #keys: readonly SpaKey[];
   readonly #openFor: ReadonlyMap<string, 'source' | 'packet'>;
   readonly #replay: SpaReplayCache;
+  /** Digests of packets refused as from the future → when they become too old to accept. */
+  readonly #early = new Map<string, number>();
 
   constructor(
     private readonly config: GuardSpaConfig,
@@ -78,7 +88,7 @@ export class SpaGate {
 
   /** Digests held against replay now. */
   get remembered(): number {
-    return this.#replay.size;
+    return this.#replay.size + this.#early.size;
   }
 
   check(source: string, payload: Buffer, nowMs: number): SpaOutcome {
@@ -112,12 +122,19 @@ export class SpaGate {
         `timestamp ${-skewSeconds} s old (at most ${this.config.maxAgeSeconds})`,
         skewSeconds,
       );
-    if (skewSeconds > this.config.clockSkewSeconds)
+    if (this.#early.has(decoded.replayDigest))
+      return refuse(
+        'replay',
+        'this packet was refused before (its timestamp was ahead) and is not used later',
+      );
+    if (skewSeconds > this.config.clockSkewSeconds) {
+      this.#rememberEarly(decoded.replayDigest, (message.timestamp + this.config.maxAgeSeconds) * 1000);
       return refuse(
         'future',
         `timestamp ${skewSeconds} s ahead of this clock (at most ${this.config.clockSkewSeconds})`,
         skewSeconds,
       );
+    }
     // Remembered before the other checks: an authentic packet is used once, whatever it asked.
     const seen = this.#replay.admit(decoded.replayDigest, nowMs);
     if (seen === 'replay') return refuse('replay', 'this packet was accepted before');
@@ -155,5 +172,16 @@ export class SpaGate {
   /** Forgets digests past their lifetime; call now and then. */
   sweep(nowMs: number): void {
     this.#replay.sweep(nowMs);
+    for (const [digest, until] of this.#early) if (until <= nowMs) this.#early.delete(digest);
+  }
+
+  #rememberEarly(digest: string, untilMs: number): void {
+    if (this.#early.size >= MAX_EARLY_DIGESTS) {
+      let soonest: string | undefined;
+      let soonestMs = Infinity;
+      for (const [d, until] of this.#early) if (until < soonestMs) [soonest, soonestMs] = [d, until];
+      this.#early.delete(soonest!);
+    }
+    this.#early.set(digest, untilMs);
   }
 }

@@ -115,6 +115,13 @@ test('spa: defaults as fwknopd has them, and what the schema cannot say', () => 
     /field "spa\.clients\[1\]\.name" "alice" is used twice/,
   );
   assert.match(
+    spa([
+      { name: 'alice', key, hmacKey },
+      { name: 'bob', key, hmacKey },
+    ]),
+    /field "spa\.clients\[1\]\.hmacKey" the same key as client "alice"'s/,
+  );
+  assert.match(
     spa([{ name: 'alice', key: Buffer.alloc(8).toString('base64'), hmacKey }]),
     /field "spa\.clients\[0\]\.key" decodes to 8 bytes; a Rijndael key is 16-32/,
   );

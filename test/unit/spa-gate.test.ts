@@ -95,6 +95,19 @@ test('too old or too far ahead: refused, saying by how much', () => {
   assert.equal(g.check(SOURCE, packet({}, ALICE, NOW + 29_000), NOW).kind, 'opened');
 });
 
+test('a packet refused as from the future cannot be used once its time has come', () => {
+  const g = gate();
+  const early = packet({}, ALICE, NOW + 60_000);
+  assert.equal(g.check(SOURCE, early, NOW).kind, 'refused');
+  // 31 s later its timestamp is within the skew: a recorded copy would now pass the clock check.
+  g.sweep(NOW + 31_000);
+  const later = g.check('203.0.113.9', early, NOW + 31_000);
+  assert.equal(later.kind === 'refused' && later.reason, 'replay');
+  // Remembered until it is too old anyway, then forgotten.
+  g.sweep(NOW + 181_000);
+  assert.equal(g.remembered, 0);
+});
+
 test('a packet asking for another port, or for more than SSH, opens nothing', () => {
   const g = gate();
   for (const access of ['tcp/2222', 'udp/22', 'tcp/22,tcp/80']) {
