@@ -48,8 +48,9 @@ export interface Gateway {
   audit(): Record<string, unknown>[];
 }
 
-export async function startHttp(host: Host): Promise<HostProcess> {
-  const http = host.node(AGENT, ['http', '80', '443']);
+/** Listeners that accept and answer HTTP (on 80 and 443, or the ports given). */
+export async function startHttp(host: Host, ports: readonly number[] = [80, 443]): Promise<HostProcess> {
+  const http = host.node(AGENT, ['http', ...ports.map(String)]);
   await http.waitForLine((l) => l === 'ready');
   return http;
 }
