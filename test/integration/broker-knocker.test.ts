@@ -13,6 +13,7 @@ import type { Logger } from '../../lib/log.js';
 import { freePort } from '../../lib/free-port.js';
 import { isNonstopError } from '../../lib/errors.js';
 import { deriveSequence, newKnockSecret, timeStep } from '../../knock/rotating.js';
+import { decodeSpa, formatSpaKeyFile, generateSpaKeys } from '../../knock/spa.js';
 import { tempDir } from '../helpers/files.js';
 
 /** Records, in order, which of the given TCP ports saw a connection attempt. */
@@ -187,4 +188,45 @@ test('a static sequence that SSH does not answer is not blamed on the clock', ()
   const hints = lines.filter((l) => l.event === 'knock-unanswered');
   assert.equal(hints.length, 1);
   assert.doesNotMatch(String(hints[0]!.msg), /clock/);
+});
+
+test('an SPA knock is one fresh packet per connection, for its SSH port, from the key file', async (t) => {
+  const dir = tempDir(t);
+  const keyFile = join(dir, 'gw1.spa');
+  const key = generateSpaKeys('b1');
+  writeFileSync(keyFile, formatSpaKeyFile(key));
+  const udp = createSocket('udp4');
+  const got: Buffer[] = [];
+  udp.on('message', (m) => got.push(m));
+  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+  t.after(() => udp.close());
+  const knocker = knockerFor(
+    'gw1',
+    { delayMs: 0, spa: { port: udp.address().port, keyFile } },
+    undefined,
+    2222,
+  );
+  assert.equal(await knocker.knock('127.0.0.1'), '127.0.0.1');
+  assert.equal(await knocker.knock('127.0.0.1'), '127.0.0.1');
+  await settle();
+  assert.equal(got.length, 2);
+  const decoded = got.map((p) => decodeSpa(p, [key]));
+  for (const d of decoded) {
+    assert.ok(d.ok, d.ok ? '' : d.detail);
+    assert.equal(d.message.accessAddress, '0.0.0.0', 'asks for the address it comes from');
+    assert.deepEqual(d.message.access, [{ protocol: 'tcp', port: 2222 }]);
+  }
+  const [first, second] = decoded;
+  assert.ok(first?.ok && second?.ok && first.replayDigest !== second.replayDigest, 'never the same packet');
+  // A key file that is not one fails at start, naming it, and never shows its text.
+  const bad = join(dir, 'bad.spa');
+  writeFileSync(bad, 'KEY_BASE64: hunter2\n');
+  assert.throws(
+    () => knockerFor('gw1', { delayMs: 0, spa: { port: 62201, keyFile: bad } }),
+    (err) => isNonstopError(err) && err.message.includes(bad) && !err.message.includes('hunter2'),
+  );
+  assert.throws(
+    () => knockerFor('gw1', { delayMs: 0, spa: { port: 62201, keyFile: join(dir, 'absent') } }),
+    (err) => isNonstopError(err) && /spa\.keyFile: cannot read .*absent/.test(err.message),
+  );
 });
