@@ -56,6 +56,12 @@ export interface GuardCost {
     readonly packetsSeenDelta?: number;
   };
   readonly flood?: { readonly guard: FloodCost; readonly knockd: FloodCost };
+  /** A flood of SPA-looking datagrams: the guard as configured, with its limits lifted, fwknopd. */
+  readonly spaFlood?: {
+    readonly guard: FloodCost;
+    readonly guardUnlimited: FloodCost;
+    readonly fwknopd: FloodCost;
+  };
 }
 
 export interface BenchResults {
@@ -74,6 +80,10 @@ export interface BenchResults {
   readonly guard?: GuardCost;
   /** Resident memory (KiB) of each nonstop daemon. */
   readonly rss?: { readonly idle: Record<string, number>; readonly saturation: Record<string, number> };
+}
+
+function floodRow(who: string, c: FloodCost): string {
+  return `| ${who} | ${c.packets} | ${c.seen ?? '–'} | ${fmt(c.cpuSeconds, 2)} (${fmt(c.systemSeconds, 2)}) | ${fmt(c.cpuSecondsPer10k, 3)} | ${fmt(c.rssKiBBefore / 1024, 1)} → ${fmt(c.rssKiBAfter / 1024, 1)} |`;
 }
 
 /** A tool's version from its output (nginx -v and ssh -V print it on stderr). */
@@ -259,9 +269,21 @@ export function renderMarkdown(r: BenchResults): string {
         ['nonstop guard', f.guard],
         ['knockd', f.knockd],
       ] as const)
-        out.push(
-          `| ${who} | ${c.packets} | ${c.seen ?? '–'} | ${fmt(c.cpuSeconds, 2)} (${fmt(c.systemSeconds, 2)}) | ${fmt(c.cpuSecondsPer10k, 3)} | ${fmt(c.rssKiBBefore / 1024, 1)} → ${fmt(c.rssKiBAfter / 1024, 1)} |`,
-        );
+        out.push(floodRow(who, c));
+    }
+    const spa = r.guard.spaFlood;
+    if (spa !== undefined) {
+      out.push(
+        '',
+        '| under the same flood of SPA-looking UDP (2 clients each) | packets | packets it read | CPU s (kernel) | CPU s per 10k packets | RSS before → after MiB |',
+        '|---|---:|---:|---:|---:|---:|',
+      );
+      for (const [who, c] of [
+        ['nonstop guard (its nftables limits)', spa.guard],
+        ['nonstop guard (limits lifted)', spa.guardUnlimited],
+        ['fwknopd', spa.fwknopd],
+      ] as const)
+        out.push(floodRow(who, c));
     }
   }
   if (r.rss !== undefined) {

@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { generatePki } from '../lib/pki.js';
 import { ThreeTier, type BrokerNode } from '../world/three-tier.js';
 import { packageRoot } from '../world/world.js';
-import { measureFlood, startFloodTargets } from './guard-cost.js';
+import { measureFlood, measureSpaFlood, startFloodTargets, startSpaFloodTargets } from './guard-cost.js';
 import { startPeer } from './peer.js';
 import { RssWatcher, sampleProc } from './proc.js';
 import { measureRecovery } from './recovery.js';
@@ -186,6 +186,14 @@ try {
   progress(
     `flood: guard ${flood.guard.cpuSecondsPer10k} CPU s/10k packets, knockd ${flood.knockd.cpuSecondsPer10k}`,
   );
+  const spaSides = await startSpaFloodTargets(tt.world);
+  progress('SPA flood targets up (nonstop guard with and without its limits, fwknopd)');
+  // More than the guard's burst (its packetsPerSecond) even in a smoke run, so that its limits show.
+  const spaFlood = await measureSpaFlood(tt.inet, spaSides, smoke ? 20000 : 100000);
+  progress(
+    `SPA flood: guard ${spaFlood.guard.cpuSecondsPer10k} CPU s/10k packets (limits lifted: ` +
+      `${spaFlood.guardUnlimited.cpuSecondsPer10k}), fwknopd ${spaFlood.fwknopd.cpuSecondsPer10k}`,
+  );
 
   const recovery = await measureRecovery(
     {
@@ -221,7 +229,11 @@ try {
     requestPath: rows,
     lightLoad,
     recovery,
-    guard: { ...(guardAtSaturation === undefined ? {} : { httpSaturation: guardAtSaturation }), flood },
+    guard: {
+      ...(guardAtSaturation === undefined ? {} : { httpSaturation: guardAtSaturation }),
+      flood,
+      spaFlood,
+    },
     rss: { idle: idleRss, saturation: saturationRss },
   };
   mkdirSync(values.out, { recursive: true });

@@ -37,6 +37,13 @@ describe('bench smoke run', { skip: worldSkipReason() }, () => {
     const flood = results.guard?.flood;
     assert.ok(flood !== undefined && flood.guard.packets > 0 && flood.knockd.packets > 0, 'flood measured');
     assert.ok((flood.guard.seen ?? 0) > 0, 'the guard saw knock-port SYNs');
+    const spa = results.guard?.spaFlood;
+    assert.ok(spa !== undefined, 'SPA flood measured');
+    for (const side of [spa.guard, spa.guardUnlimited, spa.fwknopd]) assert.ok(side.packets > 0);
+    assert.ok(
+      (spa.guardUnlimited.seen ?? 0) > (spa.guard.seen ?? 0),
+      'the guard limits held back part of the flood',
+    );
     assert.ok(results.recovery?.brokerStartToFirstMs !== undefined, 'broker start measured');
     for (const d of ['gateway', 'broker', 'core', 'guard'])
       assert.ok((results.rss?.idle[d] ?? 0) > 0 && (results.rss?.saturation[d] ?? 0) > 0, `RSS of ${d}`);
@@ -44,6 +51,7 @@ describe('bench smoke run', { skip: worldSkipReason() }, () => {
     const md = readFileSync(join(out, 'smoke.md'), 'utf8');
     assert.match(md, /\| small \| nonstop \| \d+ \|/);
     assert.match(md, /nonstop\/peer req\/s/);
+    assert.match(md, /\| fwknopd \| \d+ \|/);
     const svg = readFileSync(join(out, 'smoke.svg'), 'utf8');
     assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
     assert.equal((svg.match(/<rect /g) ?? []).length > 6, true, 'bars drawn');

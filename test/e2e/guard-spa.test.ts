@@ -10,7 +10,8 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sampleProc } from '../../bench/proc.js';
 import { encodeSpa, formatSpaKeyFile, type SpaKey, type SpaRequest } from '../../knock/spa.js';
-import { World, worldSkipReason, type Host, type HostProcess } from '../../world/world.js';
+import { fwknopdSaid, startFwknopd } from '../../world/fwknopd.js';
+import { World, worldSkipReason, type Host } from '../../world/world.js';
 import {
   AGENT,
   CLI,
@@ -238,48 +239,11 @@ describe('single-packet authorization (fwknop format) on the guard', { skip }, (
         '  chain input { type filter hook input priority filter; policy accept;\n' +
         '    tcp dport 22 ip saddr @open4 accept\n    tcp dport 22 drop\n  }\n}\n',
     });
-    const conf = join(world.dir, 'fwknopd.conf');
-    const access = join(world.dir, 'access.conf');
-    writeFileSync(
-      conf,
-      [
-        'ENABLE_UDP_SERVER Y;',
-        `UDPSERV_PORT ${SPA_PORT};`,
-        `FWKNOP_RUN_DIR ${world.dir};`,
-        'FIREWALL_EXE /nonexistent;',
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
-    );
-    writeFileSync(
-      access,
-      [
-        'SOURCE ANY',
-        `KEY_BASE64 ${ALICE.key}`,
-        `HMAC_KEY_BASE64 ${ALICE.hmacKey}`,
-        'CMD_CYCLE_OPEN /usr/sbin/nft add element inet fwk open4 { $IP timeout 30s }',
-        'CMD_CYCLE_CLOSE NONE',
-        '',
-      ].join('\n'),
-      { mode: 0o600 },
-    );
-    const fwknopd: HostProcess = fw.spawn('fwknopd', [
-      '-c',
-      conf,
-      '-a',
-      access,
-      '-f',
-      '-v',
-      '-p',
-      join(world.dir, 'fwknopd.pid'),
-      '-d',
-      join(world.dir, 'fwknopd-digest.cache'),
-    ]);
-    await fwknopd
-      .waitForLine((l) => l.includes('Kicking off UDP server'), 10_000)
-      .catch((err: Error) => {
-        throw new Error(`${err.message}\n${[...fwknopd.lines, ...fwknopd.stderrLines].join('\n')}`);
-      });
+    const fwknopd = await startFwknopd(fw, world.dir, {
+      port: SPA_PORT,
+      clients: [ALICE],
+      openCommand: '/usr/sbin/nft add element inet fwk open4 { $IP timeout 30s }',
+    });
     assert.equal(await probe(from[0]!, fw.ip4), 'filtered');
     const r = await inet.runNode(CLI, [
       'knock',
@@ -292,9 +256,7 @@ describe('single-packet authorization (fwknop format) on the guard', { skip }, (
     ]);
     assert.equal(r.code, 0, r.stderr);
     await opens(from[0]!, fw.ip4).catch((err: Error) => {
-      throw new Error(
-        `${err.message}\nfwknopd said:\n${[...fwknopd.lines, ...fwknopd.stderrLines].join('\n')}`,
-      );
+      throw new Error(`${err.message}\nfwknopd said:\n${fwknopdSaid(fwknopd)}`);
     });
     assert.equal(await probe(from[1]!, fw.ip4), 'filtered', 'opened for the sender only');
   });

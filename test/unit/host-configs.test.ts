@@ -99,6 +99,19 @@ describe('host-config builders', () => {
     assert.equal(gw.removeTableOnExit, false);
     assert.equal(gw.gateway, 'gw1');
     assert.deepEqual(gw.rotating.clients, [{ name: 'broker1', secret: SECRET }]);
+    assert.equal((gw as { spa?: unknown }).spa, undefined, 'no SPA clients, no SPA port');
+    const spaClient = {
+      name: 'broker1',
+      key: Buffer.alloc(32, 1).toString('base64'),
+      hmacKey: Buffer.alloc(64, 2).toString('base64'),
+    };
+    const spa = guardDocument({ ...gatewayGuard, clients: [], spaClients: [spaClient], spaPort: 62202 });
+    assert.deepEqual(spa.spa, { port: 62202, clients: [spaClient] });
+    // An admin with only SPA keys can still open a broker's SSH.
+    assert.equal(
+      guardDocument({ role: 'broker', id: 'broker1', spaClients: [spaClient] }).spa?.clients.length,
+      1,
+    );
     const admin = { name: 'ops', sequence: ['7101', '8101:udp', '9101'] };
     const broker = guardDocument({ role: 'broker', id: 'broker1', static: [admin] });
     assert.deepEqual(broker.publicTcpPorts, []);
@@ -154,6 +167,11 @@ describe('host-config builders', () => {
       gateways: [{ ...brokerFacts.gateways[0]!, knock: false, redisPort: 7000 }],
     });
     assert.equal(unknocked.gateways[0]!.ssh.knock, undefined);
+    const bySpa = brokerDocument({
+      ...brokerFacts,
+      gateways: [{ ...brokerFacts.gateways[0]!, knock: 'spa' }],
+    });
+    assert.deepEqual(bySpa.gateways[0]!.ssh.knock, { spa: { keyFile: '/etc/nonstop/knock/gw1.spa' } });
     assert.equal(unknocked.gateways[0]!.redis.port, 7000);
     // The names a gateway serves (the ACME relay's): none unless given; DNS names only.
     assert.equal(doc.gateways[0]!.names, undefined);
