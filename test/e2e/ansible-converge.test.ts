@@ -38,6 +38,7 @@ import { coreDocument } from '../../config/render/core.js';
 import { gatewayDocument } from '../../config/render/gateway.js';
 import { guardDocument } from '../../config/render/guard.js';
 import { knockProfilesDocument } from '../../config/render/knock.js';
+import { formatSpaKeyFile, generateSpaKeys } from '../../knock/spa.js';
 import type { ConfigKind } from '../../config/load.js';
 import { renderSshdConfig } from '../../gateway/sshd-config.js';
 import { worldGatewaySshd } from '../../world/gateway-sshd.js';
@@ -1011,8 +1012,10 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
 
         // Ansible again, now onto the running systems (nsenter into each container) and managing
         // their services (nonstop_start_services: true), with the knock window and the broker's
-        // concurrency changed: systemd reloads, the handlers restart exactly the guard and the
-        // broker, and the path works again through the restarted units.
+        // concurrency changed, and the broker opening gw1 by single-packet authorization now
+        // (its SPA keys in broker_spa_keys, the same in the gateway's gateway_spa_clients):
+        // systemd reloads, the handlers restart exactly the guard and the broker, and the path
+        // works again through the restarted units, the deployed guard opening for an SPA packet.
         const units = {
           gateway: ['nonstop-guard.service', 'nonstop-gateway.service', 'ssh.service'],
           broker: ['nonstop-broker.service', 'redis-server@nonstop-gw1.service'],
@@ -1052,10 +1055,19 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         const inventory = join(set.dir, 'inventory-booted');
         writeInventory(inventory, 'community.docker.nsenter', (h) => `ansible_nsenter_pid: ${on(h).leader}`);
         const reconverging = Date.now();
+        const spaKey = generateSpaKeys('broker1');
         const r = await playbook(inventory, {
           nonstop_start_services: true,
           gateway_knock_window_seconds: 45,
           broker_concurrency: 16,
+          broker_spa_keys: { gw1: formatSpaKeyFile(spaKey) },
+          gateway_spa_clients: [
+            {
+              name: 'broker1',
+              key: spaKey.encryptionKey.toString('base64'),
+              hmacKey: spaKey.hmacKey.toString('base64'),
+            },
+          ],
         });
         log(`converge onto the booted hosts: ${((Date.now() - reconverging) / 1000).toFixed(1)} s`);
         assert.equal(r.code, 0, r.stdout.slice(-6000) + r.stderr);
@@ -1068,6 +1080,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         assert.deepEqual(changed('broker'), [
           'broker : Configure the broker daemon',
           "broker : Disable the retired gateways' Redis",
+          'broker : Install the SPA keys (one file per gateway opened by single-packet authorization)',
           "broker : Remove the retired gateways' Redis files",
           'broker : Restart broker',
         ]);
@@ -1095,14 +1108,19 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
             host,
           );
         }
-        // The restarted broker knocks the restarted guard (now with a 45 s window) and tunnels again.
+        // The restarted broker sends the restarted guard (now with a 45 s window) an SPA packet
+        // and tunnels again.
         const since = ['_SYSTEMD_INVOCATION_ID=' + (after.get('nonstop-guard.service') ?? '')];
         let guardNow = '';
         for (let i = 0; i < 120 && !guardNow.includes('"windowSeconds":45'); i++) {
           if (i > 0) await sleep(500);
           guardNow = (await on('gateway').exec('journalctl', ['--no-pager', '-o', 'cat', ...since])).stdout;
         }
-        assert.match(guardNow, /"outcome":"opened","clientIp":"[^"]+","client":"broker1","windowSeconds":45/);
+        assert.match(
+          guardNow,
+          /"event":"spa","outcome":"opened","clientIp":"[^"]+","client":"broker1","openedFor":"[^"]+","windowSeconds":45/,
+        );
+        assert.match(guardNow, /"spaClients":1/);
         let again = { code: '', body: '' };
         for (let i = 0; i < 60; i++) {
           again = await request(inet, `https://${gwAddress}/notes`, '{"title":"after the handlers"}');
