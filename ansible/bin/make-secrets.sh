@@ -4,7 +4,8 @@
 #                               [--core-names N,..] [--gateway-names N,..]
 # DIR/pki      CAs, keys, certificates, the gateways' shared idempotency secret (`nonstop keygen`)
 # DIR/ssh      broker tunnel keys and gateway host keys (ssh-keygen, Ed25519)
-# DIR/knock    a knock secret per (gateway, broker) (`nonstop knock-secret`)
+# DIR/knock    a knock secret and SPA keys per (gateway, broker) (`nonstop knock-secret`,
+#              `nonstop spa-keygen`): the inventory uses one or the other (ansible/README.md)
 # DIR/redis    a Redis password per gateway (the worker's and admin's are made on each broker)
 # DIR/secrets.json   all of it as the vault_* variables the inventory refers to.
 # Existing files are kept, so running it again after adding a host only adds that host's.
@@ -41,6 +42,8 @@ for g in $(ifs_list "$gateways"); do
   for b in $(ifs_list "$brokers"); do
     f="$out/knock/$g-$b.json"
     [ -f "$f" ] || $nonstop knock-secret --gateway "$g" --client "$b" >"$f"
+    f="$out/knock/$g-$b.spa.json"
+    [ -f "$f" ] || $nonstop spa-keygen --client "$b" >"$f"
   done
 done
 GATEWAYS="$gateways" BROKERS="$brokers" OUT="$out" node --input-type=module -e '
@@ -64,6 +67,7 @@ const vars = {
   vault_knock_secrets: each(gateways, (g) =>
     each(brokers, (b) => JSON.parse(read(`knock/${g}-${b}.json`)).guardClient.secret),
   ),
+  vault_spa_keys: each(gateways, (g) => each(brokers, (b) => JSON.parse(read(`knock/${g}-${b}.spa.json`)))),
   vault_redis_passwords: {
     gateways: each(gateways, (g) => read(`redis/gw-${g}`)),
   },
