@@ -228,6 +228,28 @@ describe('single-packet authorization (fwknop format) on the guard', { skip }, (
     await opens(from[3]!);
   });
 
+  test('the SPA port never answers, not even with ICMP (a closed port elsewhere does)', async () => {
+    const answer = async (dst: string, port: number, payload: Buffer) => {
+      const r = await inet.runNode(AGENT, [
+        'udp',
+        dst,
+        String(port),
+        '--bind',
+        from[5]!,
+        '--payload',
+        payload.toString('hex'),
+        '--listen',
+        '700',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(r.stdout) as { answer: string }).answer;
+    };
+    assert.equal(await answer(gw.host.ip4, SPA_PORT, Buffer.from('garbage')), 'none');
+    assert.equal(await answer(gw.host.ip4, SPA_PORT, packet({ access: 'tcp/2222' })), 'none');
+    // The control: a host without a guard answers a closed UDP port with port unreachable.
+    assert.equal(await answer(inet.ip4, 9, Buffer.from('x')), 'refused');
+  });
+
   test('nonstop knock --spa opens a real fwknopd (its access command adds the source to nftables)', async () => {
     const fw = await world.addHost('fw', { public: 1 });
     await startHttp(fw, [22]);

@@ -9,7 +9,10 @@
 //                                                    raw IPv4 SYNs from random spoofed sources: a
 //                                                    third to random ports, a third to the knock
 //                                                    range, a third to the hot ports (first steps)
-//   udp HOST PORT --payload HEX [--bind A]           one datagram (an SPA packet, a replay of one)
+//   udp HOST PORT --payload HEX [--bind A] [--listen MS]
+//                                                    one datagram (an SPA packet, a replay of one);
+//                                                    with --listen, waits MS for any answer and
+//                                                    prints it: none | message | refused (ICMP)
 //   udp-flood HOST PORT --count N --seconds S [--src 198.18.128.0/17] [--size B]
 //                                                    raw IPv4 UDP from random spoofed sources, each
 //                                                    a random base64 text of B bytes (what an SPA
@@ -38,6 +41,7 @@ const { values, positionals } = parseArgs({
     src: { type: 'string', default: '198.18.128.0/17' },
     payload: { type: 'string' },
     size: { type: 'string', default: '180' },
+    listen: { type: 'string' },
   },
 });
 
@@ -177,11 +181,21 @@ async function udp(host: string, port: number): Promise<void> {
     await new Promise<void>((resolve) => socket.bind({ address, port: 0 }, resolve));
   }
   const payload = Buffer.from(values.payload ?? '', 'hex');
+  // Connected, so that an ICMP port unreachable comes back as ECONNREFUSED.
+  await new Promise<void>((resolve) => socket.connect(port, host, resolve));
+  const answer = new Promise<string>((resolve) => {
+    socket.once('message', () => resolve('message'));
+    socket.on('error', (err: NodeJS.ErrnoException) =>
+      resolve(err.code === 'ECONNREFUSED' ? 'refused' : String(err.code)),
+    );
+    setTimeout(() => resolve('none'), Number(values.listen ?? 0)).unref();
+  });
   await new Promise<void>((resolve, reject) =>
-    socket.send(payload, port, host, (err) => (err ? reject(err) : resolve())),
+    socket.send(payload, (err) => (err ? reject(err) : resolve())),
   );
+  const heard = values.listen === undefined ? undefined : await answer;
   socket.close();
-  console.log(JSON.stringify({ sent: payload.length }));
+  console.log(JSON.stringify({ sent: payload.length, ...(heard === undefined ? {} : { answer: heard }) }));
 }
 
 /** IPv4 + UDP with a spoofed source and no UDP checksum (0: none, allowed over IPv4). */
