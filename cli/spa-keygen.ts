@@ -32,8 +32,17 @@ The keys are made once and stored nowhere else: keep every copy private.`,
     const key = generateSpaKeys(client ?? 'client');
     const text = formatSpaKeyFile(key);
     if (values.out !== undefined) {
-      writeFileSync(values.out, text, { mode: 0o600, flag: 'wx' });
-      chmodSync(values.out, 0o600);
+      try {
+        writeFileSync(values.out, text, { mode: 0o600, flag: 'wx' });
+        chmodSync(values.out, 0o600);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        throw new UsageError(
+          code === 'EEXIST'
+            ? `--out ${values.out} exists; keys are never written over (remove it first, or choose another name)`
+            : `--out: cannot write ${values.out} (${code ?? String(err)})`,
+        );
+      }
     } else if (client === undefined) {
       process.stdout.write(text);
     }

@@ -22,8 +22,8 @@ export interface FwknopdOptions {
   readonly openCommand: string;
 }
 
-/** Starts fwknopd in `host` with its files under `dir`; resolves once it listens. */
-export async function startFwknopd(host: Host, dir: string, options: FwknopdOptions): Promise<HostProcess> {
+/** Writes fwknopd's config files under `dir`; returns the arguments that run it on them. */
+export function writeFwknopdConfig(dir: string, options: FwknopdOptions): string[] {
   const conf = join(dir, 'fwknopd.conf');
   const access = join(dir, 'access.conf');
   writeFileSync(
@@ -33,6 +33,8 @@ export async function startFwknopd(host: Host, dir: string, options: FwknopdOpti
       `UDPSERV_PORT ${options.port};`,
       `FWKNOP_RUN_DIR ${dir};`,
       'ENABLE_DIGEST_PERSISTENCE Y;',
+      'ENABLE_SPA_PACKET_AGING Y;',
+      'MAX_SPA_PACKET_AGE 120;',
       'FIREWALL_EXE /nonexistent;',
       '',
     ].join('\n'),
@@ -54,7 +56,7 @@ export async function startFwknopd(host: Host, dir: string, options: FwknopdOpti
       .join('\n'),
     { mode: 0o600 },
   );
-  const fwknopd = host.spawn('fwknopd', [
+  return [
     '-c',
     conf,
     '-a',
@@ -65,9 +67,17 @@ export async function startFwknopd(host: Host, dir: string, options: FwknopdOpti
     join(dir, 'fwknopd.pid'),
     '-d',
     join(dir, 'digest.cache'),
-  ]);
+  ];
+}
+
+/** The line fwknopd logs once it listens. */
+export const FWKNOPD_LISTENING = 'Kicking off UDP server';
+
+/** Starts fwknopd in `host` with its files under `dir`; resolves once it listens. */
+export async function startFwknopd(host: Host, dir: string, options: FwknopdOptions): Promise<HostProcess> {
+  const fwknopd = host.spawn('fwknopd', writeFwknopdConfig(dir, options));
   await fwknopd
-    .waitForLine((l) => l.includes('Kicking off UDP server'), 10_000)
+    .waitForLine((l) => l.includes(FWKNOPD_LISTENING), 10_000)
     .catch((err: Error) => {
       throw new Error(`${host.name}: fwknopd did not start (${err.message}):\n${fwknopdSaid(fwknopd)}`);
     });

@@ -7,7 +7,7 @@ import { ID_PATTERN, maxBodyBytesSchema, pathSchema, redisSchema, replyTimeoutSc
 import { coreSchema } from './core.js';
 import { acmeSchema, gatewaySchema } from './gateway.js';
 import { guardSchema } from './guard.js';
-import { knockSecretSchema, rotationSchema } from './knock-common.js';
+import { knockSecretSchema, rotationSchema, spaKeySchema } from './knock-common.js';
 import { knockSchema } from './knock.js';
 
 const portSchema = { type: 'integer', minimum: 1, maximum: 65535 } as const;
@@ -197,6 +197,22 @@ export const guardInputSchema = {
     rotation: rotationSchema,
     clients: guardSchema.properties.rotating.properties.clients,
     static: guardSchema.properties.static,
+    /** SPA clients (Ansible: gateway_spa_clients, broker_guard_spa_clients), `{name, key, hmacKey}`. */
+    spaClients: {
+      type: 'array',
+      maxItems: guardSchema.properties.spa.properties.clients.maxItems,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'key', 'hmacKey'],
+        properties: {
+          name: guardSchema.properties.spa.properties.clients.items.properties.name,
+          key: spaKeySchema,
+          hmacKey: spaKeySchema,
+        },
+      },
+    },
+    spaPort: portSchema,
     /** The metrics listener on 127.0.0.1 (Ansible: gateway_guard_metrics_port, broker_guard_metrics_port); null: none. */
     metricsPort: { type: ['integer', 'null'], minimum: 1, maximum: 65535 },
   },
@@ -226,7 +242,8 @@ export const brokerInputSchema = {
           hostKeyFingerprint: { type: 'string', pattern: '^SHA256:[A-Za-z0-9+/]{43}$' },
           remotePort: portSchema,
           redisPort: portSchema,
-          knock: { type: 'boolean' },
+          // true or "rotating": a rotating sequence; "spa": an SPA packet; false: no knock.
+          knock: { anyOf: [{ type: 'boolean' }, { enum: ['rotating', 'spa'] }] },
           replyTimeoutMs: replyTimeoutSchema,
           maxBodyBytes: maxBodyBytesSchema,
           // The names it serves (ACME challenge answers are relayed for these only).

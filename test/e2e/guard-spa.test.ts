@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sampleProc } from '../../bench/proc.js';
-import { encodeSpa, formatSpaKeyFile, type SpaKey, type SpaRequest } from '../../knock/spa.js';
+import { encodeSpa, formatSpaKeyFile, type SpaRequest } from '../../knock/spa.js';
+import { ALICE, NAT, spaKeyOf, type SpaClientKeys } from '../helpers/spa-keys.js';
 import { fwknopdSaid, startFwknopd } from '../../world/fwknopd.js';
 import { World, worldSkipReason, type Host } from '../../world/world.js';
 import {
@@ -26,22 +27,6 @@ const skip = worldSkipReason();
 const WINDOW_SECONDS = 3;
 const SPA_PORT = 62201;
 const SHARED_RATE = 2000;
-// Fixed keys, as `nonstop spa-keygen` prints them.
-const ALICE = {
-  name: 'alice',
-  key: '+vLtPnQbGTaqFKLKHqaLsstBlBhESeCNF5AfGP7luQs=',
-  hmacKey: 'X5UgCsYN1Kv25V+xLwO0bjtGh5YA4ZgnYoGYyIrgNqqXfUfS1sokzBwa1N3CHJ4QOhLUsNVmCcsiRpJ8bC8Ypg==',
-};
-const NAT = {
-  name: 'nat',
-  key: '55tu7zNyzVU0ykyVWbzldN1rT+RTG+M1tPnLVGRFFrY=',
-  hmacKey: 'K4ZC1SVfXsMiPF+pAih0HSpwTyTXQG5wxn1FW/1qaaNLB5QH5KE7sIHJl7q6JB1ePxMgaVFuFMA3PpYR+pUaug==',
-};
-const keyOf = (c: typeof ALICE): SpaKey => ({
-  name: c.name,
-  encryptionKey: Buffer.from(c.key, 'base64'),
-  hmacKey: Buffer.from(c.hmacKey, 'base64'),
-});
 
 describe('single-packet authorization (fwknop format) on the guard', { skip }, () => {
   let world: World;
@@ -68,7 +53,7 @@ describe('single-packet authorization (fwknop format) on the guard', { skip }, (
       },
     });
     aliceKeys = join(world.dir, 'alice.spa');
-    writeFileSync(aliceKeys, formatSpaKeyFile(keyOf(ALICE)), { mode: 0o600 });
+    writeFileSync(aliceKeys, formatSpaKeyFile(spaKeyOf(ALICE)), { mode: 0o600 });
   });
   after(() => world?.close());
 
@@ -90,8 +75,12 @@ describe('single-packet authorization (fwknop format) on the guard', { skip }, (
     ]);
     assert.equal(r.code, 0, r.stderr);
   };
-  const packet = (fields: Partial<SpaRequest> = {}, who = ALICE, atMs = Date.now()) =>
-    encodeSpa({ username: 'ops', accessAddress: '0.0.0.0', access: 'tcp/22', ...fields }, keyOf(who), atMs);
+  const packet = (fields: Partial<SpaRequest> = {}, who: SpaClientKeys = ALICE, atMs = Date.now()) =>
+    encodeSpa(
+      { username: 'ops', accessAddress: '0.0.0.0', access: 'tcp/22', ...fields },
+      spaKeyOf(who),
+      atMs,
+    );
   const metric = async (outcome: string) => {
     const text = await gw.host.check('curl', ['-sf', 'http://127.0.0.1:9466/metrics']);
     const m = new RegExp(`^nonstop_guard_spa_packets_total\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(

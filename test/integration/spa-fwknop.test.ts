@@ -11,12 +11,13 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { decodeSpa, encodeSpa, parseSpaKeyFile, type SpaKey } from '../../knock/spa.js';
 import { SpaReplayCache, spaReplayLifetimeMs } from '../../knock/spa-replay.js';
+import { FWKNOPD_LISTENING, writeFwknopdConfig } from '../../world/fwknopd.js';
 import { tempDir } from '../helpers/files.js';
 import { until } from '../helpers/until.js';
 
@@ -157,54 +158,16 @@ async function startFwknopd(t: TestContext) {
   });
   await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
 
-  const conf = join(dir, 'fwknopd.conf');
-  const access = join(dir, 'access.conf');
-  writeFileSync(
-    conf,
-    [
-      'ENABLE_UDP_SERVER Y;',
-      'UDPSERV_PORT 62201;',
-      `FWKNOP_RUN_DIR ${dir};`,
-      'ENABLE_DIGEST_PERSISTENCE Y;',
-      'ENABLE_SPA_PACKET_AGING Y;',
-      'MAX_SPA_PACKET_AGE 120;',
-      'FIREWALL_EXE /nonexistent/iptables;',
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
-  const stanza = (name: string, k: typeof ALICE) =>
-    [
-      'SOURCE ANY',
-      `KEY_BASE64 ${k.key}`,
-      `HMAC_KEY_BASE64 ${k.hmac}`,
-      `CMD_CYCLE_OPEN /usr/bin/touch ${dir}/opened-${name}-$IP-$PROTO-$PORT`,
-      'CMD_CYCLE_CLOSE NONE',
-      '',
-    ].join('\n');
-  writeFileSync(access, `${stanza('alice', ALICE)}\n${stanza('bob', BOB)}`, { mode: 0o600 });
-
-  let log = '';
-  const daemon = spawn(
-    'ip',
-    [
-      'netns',
-      'exec',
-      ns,
-      FWKNOPD!,
-      '-c',
-      conf,
-      '-a',
-      access,
-      '-f',
-      '-v',
-      '-p',
-      join(dir, 'fwknopd.pid'),
-      '-d',
-      join(dir, 'digest.cache'),
+  const args = writeFwknopdConfig(dir, {
+    port: 62201,
+    clients: [
+      { name: 'alice', key: ALICE.key, hmacKey: ALICE.hmac },
+      { name: 'bob', key: BOB.key, hmacKey: BOB.hmac },
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+    openCommand: `/usr/bin/touch ${dir}/opened-%c-$IP-$PROTO-$PORT`,
+  });
+  let log = '';
+  const daemon = spawn('ip', ['netns', 'exec', ns, FWKNOPD!, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   daemon.stdout.on('data', (b: Buffer) => (log += b.toString()));
   daemon.stderr.on('data', (b: Buffer) => (log += b.toString()));
   const exited = new Promise<void>((resolve) => daemon.once('exit', () => resolve()));
@@ -213,11 +176,9 @@ async function startFwknopd(t: TestContext) {
     if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill('SIGTERM');
     await exited;
   };
-  await until('fwknopd listening', () => log.includes('Kicking off UDP server'), 10_000).catch(
-    (err: Error) => {
-      throw new Error(`${err.message}\nfwknopd said:\n${log}`);
-    },
-  );
+  await until('fwknopd listening', () => log.includes(FWKNOPD_LISTENING), 10_000).catch((err: Error) => {
+    throw new Error(`${err.message}\nfwknopd said:\n${log}`);
+  });
 
   const send = (packet: Buffer) =>
     run('ip', [

@@ -1,8 +1,8 @@
 // The knock CLI without a network: knock-secret's two halves fit together, and --dry-run shows
 // the sequence the guard expects.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -90,4 +90,44 @@ test('knock: usage errors name the problem', async () => {
     'uptime',
   ]);
   assert.equal(dry.stdout, 'knock 198.18.0.10: 7000:tcp 8000:udp\nthen: ssh -p 2222 198.18.0.10 uptime\n');
+});
+
+test('spa-keygen: its key file and guard entry fit together, through render guard and knock --spa', async () => {
+  const { stdout } = await run(process.execPath, [CLI, 'spa-keygen', '--client', 'broker1']);
+  const made = JSON.parse(stdout) as {
+    keyFile: string;
+    guardClient: { name: string; key: string; hmacKey: string };
+  };
+  assert.match(made.keyFile, /^KEY_BASE64: [A-Za-z0-9+/]{43}=\nHMAC_KEY_BASE64: [A-Za-z0-9+/]{86}==\n$/);
+  assert.equal(made.guardClient.name, 'broker1');
+  assert.ok(made.keyFile.includes(made.guardClient.key) && made.keyFile.includes(made.guardClient.hmacKey));
+  // What Ansible renders from the entry is a guard config with that SPA client.
+  const rendered = execFileSync(process.execPath, [CLI, 'render', 'guard', '--input', '-'], {
+    input: JSON.stringify({ role: 'gateway', id: 'gw1', spaClients: [made.guardClient], spaPort: 62202 }),
+  }).toString();
+  const guard = parseGuardConfig('guard.json', JSON.parse(rendered));
+  assert.equal(guard.spa?.port, 62202);
+  assert.deepEqual(guard.spa?.clients, [{ ...made.guardClient, openFor: 'source' }]);
+  const keys = join(dir, 'broker1.spa');
+  writeFileSync(keys, made.keyFile, { mode: 0o600 });
+  const dry = await run(process.execPath, [
+    CLI,
+    'knock',
+    '198.18.0.10',
+    '--spa',
+    '--spa-keys',
+    keys,
+    '--spa-port',
+    '62202',
+    '--dry-run',
+  ]);
+  assert.match(dry.stdout, /knock 198\.18\.0\.10: spa to 62202\/udp asking tcp\/22 for the sending address/);
+  // The file is written once, mode 0600, and never over an existing one.
+  const out = join(dir, 'new.spa');
+  await run(process.execPath, [CLI, 'spa-keygen', '--out', out]);
+  assert.equal(statSync(out).mode & 0o777, 0o600);
+  await assert.rejects(
+    run(process.execPath, [CLI, 'spa-keygen', '--out', out]),
+    /exists; keys are never written over/,
+  );
 });

@@ -4,26 +4,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { GuardSpaConfig } from '../../config/schemas/guard.js';
 import { SpaGate } from '../../knock/spa-gate.js';
-import { encodeSpa, type SpaKey, type SpaRequest } from '../../knock/spa.js';
+import { encodeSpa, type SpaRequest } from '../../knock/spa.js';
+import { ALICE, NAT, spaKeyOf, type SpaClientKeys } from '../helpers/spa-keys.js';
 
-const ALICE = {
-  name: 'alice',
-  key: '+vLtPnQbGTaqFKLKHqaLsstBlBhESeCNF5AfGP7luQs=',
-  hmacKey: 'X5UgCsYN1Kv25V+xLwO0bjtGh5YA4ZgnYoGYyIrgNqqXfUfS1sokzBwa1N3CHJ4QOhLUsNVmCcsiRpJ8bC8Ypg==',
-};
-const NAT = {
-  name: 'nat',
-  key: '55tu7zNyzVU0ykyVWbzldN1rT+RTG+M1tPnLVGRFFrY=',
-  hmacKey: 'K4ZC1SVfXsMiPF+pAih0HSpwTyTXQG5wxn1FW/1qaaNLB5QH5KE7sIHJl7q6JB1ePxMgaVFuFMA3PpYR+pUaug==',
-};
 const NOW = Date.UTC(2026, 11, 3, 12, 0, 0);
 const SOURCE = '198.51.100.7';
-
-const keyOf = (c: { name: string; key: string; hmacKey: string }): SpaKey => ({
-  name: c.name,
-  encryptionKey: Buffer.from(c.key, 'base64'),
-  hmacKey: Buffer.from(c.hmacKey, 'base64'),
-});
 
 function gate(overrides: Partial<GuardSpaConfig> = {}): SpaGate {
   const config: GuardSpaConfig = {
@@ -42,8 +27,8 @@ function gate(overrides: Partial<GuardSpaConfig> = {}): SpaGate {
   return new SpaGate(config, 22, 30);
 }
 
-const packet = (fields: Partial<SpaRequest> = {}, who = ALICE, atMs = NOW) =>
-  encodeSpa({ username: 'ops', accessAddress: '0.0.0.0', access: 'tcp/22', ...fields }, keyOf(who), atMs);
+const packet = (fields: Partial<SpaRequest> = {}, who: SpaClientKeys = ALICE, atMs = NOW) =>
+  encodeSpa({ username: 'ops', accessAddress: '0.0.0.0', access: 'tcp/22', ...fields }, spaKeyOf(who), atMs);
 
 test('a fresh packet opens SSH for the address it came from, for the window', () => {
   const o = gate().check(SOURCE, packet(), NOW);

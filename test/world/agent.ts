@@ -121,42 +121,64 @@ function range(text: string): [number, number] {
   return [a!, b ?? a!];
 }
 
-/** IPv4 + TCP SYN with a spoofed source; the kernel fills in the IP checksum and length. */
-async function flood(host: string): Promise<void> {
+/**
+ * Sends spoofed IPv4 packets of one protocol until --count or --seconds: each from a random
+ * source in --src, its IP header written here (the kernel fills in the checksum), the rest by
+ * `fill` (the packet's bytes after the 20-byte IP header). Prints what went out.
+ */
+async function spoofedFlood(
+  host: string,
+  protocol: 'tcp' | 'udp',
+  bytes: number,
+  fill: (packet: Buffer, n: number) => void,
+): Promise<void> {
   const count = Number(values.count);
   const deadline = Date.now() + Number(values.seconds) * 1000;
+  const [net, bits] = values.src.split('/');
+  const base = net!.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  const hostBits = 32 - Number(bits);
+  const socket = raw.createSocket({ protocol: protocol === 'tcp' ? raw.Protocol.TCP : raw.Protocol.UDP });
+  socket.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
+  const dst = host.split('.').map(Number);
+  const packet = Buffer.alloc(bytes);
+  let sent = 0;
+  let errors = 0;
+  const started = Date.now();
+  while (sent + errors < count && Date.now() < deadline) {
+    packet.fill(0);
+    packet[0] = 0x45;
+    packet.writeUInt16BE(bytes, 2);
+    packet[8] = 64;
+    packet[9] = protocol === 'tcp' ? 6 : 17;
+    packet.writeUInt32BE((base + randomInt(1, 2 ** hostBits - 1)) >>> 0, 12);
+    dst.forEach((o, i) => (packet[16 + i] = o));
+    fill(packet, sent);
+    const ok = await new Promise<boolean>((resolve) =>
+      socket.send(packet, 0, bytes, host, null, (err) => resolve(err === null)),
+    );
+    if (ok) sent += 1;
+    else errors += 1;
+  }
+  socket.close();
+  console.log(JSON.stringify({ sent, errors, ms: Date.now() - started }));
+}
+
+/** TCP SYNs: a third to random ports, a third to the knock range, a third to the hot ports. */
+function flood(host: string): Promise<void> {
   const [pMin, pMax] = range(values.ports);
   const knock = values['knock-ports'] !== undefined ? range(values['knock-ports']) : undefined;
   const hot = (values['hot-ports'] ?? '')
     .split(',')
     .filter((p) => p !== '')
     .map(Number);
-  const [net, bits] = values.src.split('/');
-  const base = net!.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-  const hostBits = 32 - Number(bits);
-  const socket = raw.createSocket({ protocol: raw.Protocol.TCP });
-  socket.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
-  const dst = host.split('.').map(Number);
-  let sent = 0;
-  let errors = 0;
-  const started = Date.now();
-  const packet = Buffer.alloc(40);
-  while (sent + errors < count && Date.now() < deadline) {
-    const src = base + randomInt(1, 2 ** hostBits - 1);
-    const kind = sent % 3;
+  return spoofedFlood(host, 'tcp', 40, (packet, n) => {
+    const kind = n % 3;
     const dport =
       kind === 1 && knock !== undefined
         ? randomInt(knock[0], knock[1] + 1)
         : kind === 2 && hot.length > 0
           ? hot[randomInt(0, hot.length)]!
           : randomInt(pMin, pMax + 1);
-    packet.fill(0);
-    packet[0] = 0x45;
-    packet.writeUInt16BE(40, 2);
-    packet[8] = 64;
-    packet[9] = 6;
-    packet.writeUInt32BE(src >>> 0, 12);
-    dst.forEach((o, i) => (packet[16 + i] = o));
     packet.writeUInt16BE(randomInt(1024, 65536), 20);
     packet.writeUInt16BE(dport, 22);
     packet.writeUInt32BE(randomInt(0, 2 ** 32 - 1), 24);
@@ -164,14 +186,7 @@ async function flood(host: string): Promise<void> {
     packet[33] = 0x02; // SYN
     packet.writeUInt16BE(64240, 34);
     packet.writeUInt16BE(tcpChecksum(packet), 36);
-    const ok = await new Promise<boolean>((resolve) =>
-      socket.send(packet, 0, 40, host, null, (err) => resolve(err === null)),
-    );
-    if (ok) sent += 1;
-    else errors += 1;
-  }
-  socket.close();
-  console.log(JSON.stringify({ sent, errors, ms: Date.now() - started }));
+  });
 }
 
 async function udp(host: string, port: number): Promise<void> {
@@ -198,41 +213,15 @@ async function udp(host: string, port: number): Promise<void> {
   console.log(JSON.stringify({ sent: payload.length, ...(heard === undefined ? {} : { answer: heard }) }));
 }
 
-/** IPv4 + UDP with a spoofed source and no UDP checksum (0: none, allowed over IPv4). */
-async function udpFlood(host: string, port: number): Promise<void> {
-  const count = Number(values.count);
-  const deadline = Date.now() + Number(values.seconds) * 1000;
+/** UDP datagrams with no UDP checksum (0: none, allowed over IPv4), each random base64 text. */
+function udpFlood(host: string, port: number): Promise<void> {
   const size = Number(values.size);
-  const [net, bits] = values.src.split('/');
-  const base = net!.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
-  const hostBits = 32 - Number(bits);
-  const socket = raw.createSocket({ protocol: raw.Protocol.UDP });
-  socket.setOption(raw.SocketLevel.IPPROTO_IP, raw.SocketOption.IP_HDRINCL, 1);
-  const dst = host.split('.').map(Number);
-  const packet = Buffer.alloc(28 + size);
-  let sent = 0;
-  let errors = 0;
-  const started = Date.now();
-  while (sent + errors < count && Date.now() < deadline) {
-    packet.fill(0, 0, 28);
-    packet[0] = 0x45;
-    packet.writeUInt16BE(packet.length, 2);
-    packet[8] = 64;
-    packet[9] = 17;
-    packet.writeUInt32BE((base + randomInt(1, 2 ** hostBits - 1)) >>> 0, 12);
-    dst.forEach((o, i) => (packet[16 + i] = o));
+  return spoofedFlood(host, 'udp', 28 + size, (packet) => {
     packet.writeUInt16BE(randomInt(1024, 65536), 20);
     packet.writeUInt16BE(port, 22);
     packet.writeUInt16BE(8 + size, 24);
     packet.write(randomBytes(size).toString('base64').slice(0, size), 28, 'latin1');
-    const ok = await new Promise<boolean>((resolve) =>
-      socket.send(packet, 0, packet.length, host, null, (err) => resolve(err === null)),
-    );
-    if (ok) sent += 1;
-    else errors += 1;
-  }
-  socket.close();
-  console.log(JSON.stringify({ sent, errors, ms: Date.now() - started }));
+  });
 }
 
 function tcpChecksum(p: Buffer): number {
