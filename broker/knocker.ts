@@ -37,10 +37,14 @@ export const noKnock: Knocker = {
   knock: (gatewayHost) => Promise.resolve(gatewayHost),
 };
 
-/** The knocker for one gateway; the secret is read once, here, so a missing file fails at start. */
+/**
+ * The knocker for one gateway. The secret is read here, so a missing file fails at start, and
+ * again before each knock, so a rotated secret (README, "Rotating credentials") is used from the
+ * next knock on without a restart; a file that became unreadable or invalid keeps the last good one.
+ */
 export function knockerFor(gatewayId: string, knock: GatewayKnock | undefined, log?: Logger): Knocker {
   if (knock === undefined || (knock.sequence === undefined && knock.rotating === undefined)) return noKnock;
-  const profile: KnockProfile = {
+  let profile: KnockProfile = {
     sshPort: 22,
     delayMs: knock.delayMs,
     ...(knock.sequence === undefined ? {} : { sequence: knock.sequence }),
@@ -62,6 +66,10 @@ export function knockerFor(gatewayId: string, knock: GatewayKnock | undefined, l
   return {
     async knock(gatewayHost) {
       const address = await resolveGateway(gatewayHost);
+      if (knock.rotating !== undefined && profile.rotating !== undefined) {
+        const secret = rereadSecret(knock.rotating.secretFile, gatewayId, profile.rotating.secret, log);
+        profile = { ...profile, rotating: { ...profile.rotating, secret } };
+      }
       await sendKnock(address, profileSequence(profile), { delayMs: profile.delayMs });
       return address;
     },
@@ -95,6 +103,19 @@ export function knockerFor(gatewayId: string, knock: GatewayKnock | undefined, l
       );
     },
   };
+}
+
+/** The secret in the file now; the last good one (with a warning) if it is unreadable now. */
+function rereadSecret(file: string, gatewayId: string, last: string, log: Logger | undefined): string {
+  try {
+    return readSecret(file, gatewayId);
+  } catch (err) {
+    log?.warn(
+      { event: 'knock-secret-unreadable', gatewayId, err: (err as Error).message },
+      `cannot read the knock secret for ${gatewayId} again; knocking with the one read before`,
+    );
+    return last;
+  }
 }
 
 function readSecret(file: string, gatewayId: string): string {

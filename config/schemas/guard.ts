@@ -73,7 +73,12 @@ export const guardSchema = {
             type: 'object',
             additionalProperties: false,
             required: ['name', 'secret'],
-            properties: { name: { type: 'string', pattern: NAME_PATTERN }, secret: knockSecretSchema },
+            properties: {
+              name: { type: 'string', pattern: NAME_PATTERN },
+              secret: knockSecretSchema,
+              /** During a rotation: the secret the client may still knock with, until it switched. */
+              previousSecret: knockSecretSchema,
+            },
           },
           default: [],
         },
@@ -101,6 +106,10 @@ export interface GuardConfig {
   readonly metrics?: MetricsListenerConfig;
   readonly static: readonly { readonly name: string; readonly sequence: readonly string[] }[];
   readonly rotating: RotationParams & {
-    readonly clients: readonly { readonly name: string; readonly secret: string }[];
+    readonly clients: readonly {
+      readonly name: string;
+      readonly secret: string;
+      readonly previousSecret?: string;
+    }[];
   };
 }
