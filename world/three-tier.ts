@@ -15,7 +15,7 @@ import { validateConfig } from '../config/load.js';
 import { brokerDocument, brokerFiles } from '../config/render/broker.js';
 import { coreDocument, coreFiles } from '../config/render/core.js';
 import { DUAL_STACK, gatewayDocument, gatewayFiles, type AcmeInput } from '../config/render/gateway.js';
-import { guardDocument } from '../config/render/guard.js';
+import { guardDocument, type GuardInput } from '../config/render/guard.js';
 import { knockProfilesDocument } from '../config/render/knock.js';
 import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
 import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
@@ -122,6 +122,8 @@ export interface GatewayNode {
   readonly configFile: string;
   readonly sshdConfig: string;
   readonly guardConfig: string;
+  /** What its guard.json is rendered from (config/render/guard.ts), as Ansible's inventory gives it. */
+  guardInput: GuardInput;
   sshd: HostProcess;
   guard: HostProcess;
   gateway: HostProcess;
@@ -329,6 +331,43 @@ export class ThreeTier {
   async startSshd(gatewayId: string): Promise<void> {
     const g = this.gateway(gatewayId);
     g.sshd = await startSshd(g.host, g.sshdConfig);
+  }
+
+  /**
+   * Renders a gateway's guard.json again from `input` (as Ansible's "Configure the knock guard"
+   * does) and restarts its guard (the "Restart guard" handler): its table stays loaded meanwhile,
+   * so SSH stays filtered and established tunnels carry on.
+   */
+  async reconfigureGuard(gatewayId: string, input: GuardInput): Promise<void> {
+    const g = this.gateway(gatewayId);
+    writeJson(g.guardConfig, guardDocument(worldGuardInput(input)));
+    g.guardInput = input;
+    await g.guard.stop(5000);
+    g.guard = await startGuard(g.host, g.guardConfig);
+  }
+
+  /**
+   * Ends one broker's SSH session into one gateway from the gateway's side (its sshd processes
+   * for that connection, SIGKILL), as a dropped connection would: the broker knocks and connects
+   * again with what its files hold now, while the other brokers' tunnels carry the traffic.
+   * Resolves with the pids it killed.
+   */
+  async dropTunnel(gatewayId: string, brokerId: string): Promise<number[]> {
+    const g = this.gateway(gatewayId);
+    const b = this.broker(brokerId);
+    const peer = b.tunnelFamily === 6 ? `[${b.host.ip6}]` : b.host.ip4;
+    const out = await g.host.check('ss', ['-tnpH', 'state', 'established', '( sport = :22 )']);
+    const pids = new Set<number>();
+    for (const line of out.split('\n')) {
+      const cols = line.trim().split(/\s+/);
+      // Recv-Q Send-Q Local Peer Process (no State column when a state is given).
+      const remote = cols[3] ?? '';
+      if (remote.slice(0, remote.lastIndexOf(':')) !== peer) continue;
+      for (const m of line.matchAll(/pid=(\d+)/g)) pids.add(Number(m[1]));
+    }
+    if (pids.size === 0) throw new Error(`${brokerId} has no SSH session into ${gatewayId}`);
+    for (const pid of pids) sigkillTree(pid);
+    return [...pids];
   }
 
   async restartGateway(gatewayId: string): Promise<void> {
@@ -689,19 +728,14 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     );
     const sshd = await startSshd(host, sshdConfig);
     const guardConfig = join(gdir, 'guard.json');
-    writeJson(
-      guardConfig,
-      guardDocument(
-        worldGuardInput({
-          role: 'gateway',
-          id,
-          rotation: ROTATION,
-          clients: [...brokerIds, ADMIN_CLIENT].map((c) => ({ name: c, secret: secrets.get(`${c}/${id}`)! })),
-        }),
-      ),
-    );
-    const guard = host.node(CLI, ['guard', '--config', guardConfig]);
-    await guard.waitForLine((l) => l.includes('"event":"started"'), 15_000);
+    const guardInput: GuardInput = {
+      role: 'gateway',
+      id,
+      rotation: ROTATION,
+      clients: [...brokerIds, ADMIN_CLIENT].map((c) => ({ name: c, secret: secrets.get(`${c}/${id}`)! })),
+    };
+    writeJson(guardConfig, guardDocument(worldGuardInput(guardInput)));
+    const guard = await startGuard(host, guardConfig);
     const redisUser = gatewayUser(id);
     const configFile = join(gdir, 'gateway.json');
     const files = gatewayFiles(gdir);
@@ -750,6 +784,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       configFile,
       sshdConfig,
       guardConfig,
+      guardInput,
       sshd,
       guard,
       gateway,
@@ -883,6 +918,12 @@ async function startSshd(host: Host, config: string): Promise<HostProcess> {
   const sshd = host.spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config]);
   await waitForPort(host, 22, sshd, 'sshd');
   return sshd;
+}
+
+async function startGuard(host: Host, config: string): Promise<HostProcess> {
+  const guard = host.node(CLI, ['guard', '--config', config]);
+  await guard.waitForLine((l) => l.includes('"event":"started"'), 15_000);
+  return guard;
 }
 
 async function startGateway(host: Host, config: string): Promise<HostProcess> {
