@@ -18,7 +18,7 @@ import { DUAL_STACK, gatewayDocument, gatewayFiles, type AcmeInput } from '../co
 import { guardDocument, type GuardInput } from '../config/render/guard.js';
 import { knockProfilesDocument } from '../config/render/knock.js';
 import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
-import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
+import { renderSshdConfig, renderTunnelAuthorizedKeys, type TunnelBroker } from '../gateway/sshd-config.js';
 import { ensurePrivsepDir, worldGatewaySshd } from './gateway-sshd.js';
 import {
   GUESTBOOK_PORT,
@@ -124,6 +124,9 @@ export interface GatewayNode {
   readonly guardConfig: string;
   /** What its guard.json is rendered from (config/render/guard.ts), as Ansible's inventory gives it. */
   guardInput: GuardInput;
+  /** The tunnel user's authorized_keys, and the broker keys it is rendered from. */
+  readonly tunnelAuthorizedKeys: string;
+  tunnelBrokers: readonly TunnelBroker[];
   sshd: HostProcess;
   guard: HostProcess;
   gateway: HostProcess;
@@ -344,6 +347,34 @@ export class ThreeTier {
     g.guardInput = input;
     await g.guard.stop(5000);
     g.guard = await startGuard(g.host, g.guardConfig);
+  }
+
+  /**
+   * Renders a gateway's tunnel authorized_keys again (Ansible's "Allow broker keys a single
+   * reverse forward"): sshd reads it at each login, so nothing is restarted.
+   */
+  setTunnelKeys(gatewayId: string, brokers: readonly TunnelBroker[]): void {
+    const g = this.gateway(gatewayId);
+    writeFileSync(g.tunnelAuthorizedKeys, renderTunnelAuthorizedKeys(brokers), { mode: 0o600 });
+    g.tunnelBrokers = brokers;
+  }
+
+  /**
+   * Runs `nonstop redis-acl --apply-passwords` on a broker host, as Ansible does after a
+   * password-only ACL change: every Redis there takes its users' passwords live.
+   */
+  async applyRedisPasswords(brokerId: string): Promise<string> {
+    const b = this.broker(brokerId);
+    const r = await b.host.runNode(CLI, [
+      'redis-acl',
+      '--config',
+      b.configFile,
+      '--out',
+      join(b.dir, 'redis'),
+      '--apply-passwords',
+    ]);
+    if (r.code !== 0) throw new Error(`redis-acl --apply-passwords on ${brokerId}: ${r.stderr}${r.stdout}`);
+    return r.stdout;
   }
 
   /**
@@ -785,6 +816,8 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       sshdConfig,
       guardConfig,
       guardInput,
+      tunnelAuthorizedKeys: authorizedKeys,
+      tunnelBrokers,
       sshd,
       guard,
       gateway,
