@@ -412,6 +412,21 @@ export class ThreeTier {
     return this.cores[0]!;
   }
 
+  /** SIGHUP to a core: it reads its TLS files again for new connections (README, "Rotating credentials"). */
+  async reloadCoreTls(core: CoreNode = this.core): Promise<void> {
+    const from = core.process.lines.length;
+    core.process.child.kill('SIGHUP');
+    const end = Date.now() + 10_000;
+    for (;;) {
+      const said = core.process.lines.slice(from);
+      if (said.some((l) => l.includes('TLS files reloaded'))) return;
+      const failed = said.find((l) => l.includes('TLS reload failed'));
+      if (failed !== undefined) throw new Error(`the core kept its TLS files: ${failed}`);
+      if (Date.now() > end) throw new Error('the core did not say it reloaded its TLS files');
+      await sleep(50);
+    }
+  }
+
   async restartCore(core: CoreNode = this.core): Promise<void> {
     await core.process.stop(10_000);
     core.process = await startCore(core.host, core.configFile);

@@ -15,6 +15,8 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { promisify } from 'node:util';
 import { brokerFiles } from '../../config/render/broker.js';
 import { knockProfilesDocument } from '../../config/render/knock.js';
+import { TLS_RECHECK_MS } from '../../broker/core-client.js';
+import { generatePki } from '../../lib/pki.js';
 import { writeAtomically } from '../../lib/write-atomically.js';
 import {
   ADMIN_CLIENT,
@@ -199,6 +201,64 @@ describe('credential rotation: no request fails', { skip }, () => {
         for (const g of tt.gateways) tt.setTunnelKeys(g.id, withKey(g, false));
       });
 
+      // 4. The certificates between brokers and core: a new internal CA, trusted next to the old
+      // one, then new certificates from it, then the old CA forgotten. The core rereads on SIGHUP,
+      // each broker's cells look at their files every TLS_RECHECK_MS.
+      const oldPki = { ca: readFileSync(tt.core.caFile, 'utf8') };
+      const newPki = await generatePki({
+        dir: join(tt.dir, 'pki-rotated'),
+        brokers: tt.brokers.map((b) => b.id),
+        gateways: tt.gateways.map((g) => g.id),
+        coreNames: ['core', tt.core.ip],
+        gatewayNames: tt.gateways.map((g) => g.ip),
+      });
+      const newCa = readFileSync(newPki.ca.cert, 'utf8');
+      const oldBrokerCert = {
+        cert: `${brokerFiles(b1.dir).cert}.old`,
+        key: `${brokerFiles(b1.dir).key}.old`,
+      };
+      copyFileSync(brokerFiles(b1.dir).cert, oldBrokerCert.cert);
+      copyFileSync(brokerFiles(b1.dir).key, oldBrokerCert.key);
+      /** Resolves once every cell of every broker said it took changed TLS files (since `from`). */
+      const brokersReloaded = async (from: readonly number[]) => {
+        const end = Date.now() + 4 * TLS_RECHECK_MS;
+        for (;;) {
+          const counts = tt.brokers.map(
+            (b, i) => b.process.lines.slice(from[i]).filter((l) => l.includes('TLS files changed')).length,
+          );
+          if (counts.every((n) => n >= tt.gateways.length)) return;
+          if (Date.now() > end)
+            throw new Error(`the brokers' cells reloaded their TLS files: ${counts.join(', ')}`);
+          await sleep(200);
+        }
+      };
+      const brokerLines = () => tt.brokers.map((b) => b.process.lines.length);
+      await phase('certificates: core and brokers trust the old and the new CA', async () => {
+        const from = brokerLines();
+        writeAtomically(tt.core.caFile, oldPki.ca + newCa, 0o600);
+        await tt.reloadCoreTls();
+        for (const b of tt.brokers) writeAtomically(brokerFiles(b.dir).ca, oldPki.ca + newCa, 0o600);
+        await brokersReloaded(from);
+      });
+      await phase('certificates: core and brokers switch to the new ones', async () => {
+        const from = brokerLines();
+        writeAtomically(tt.core.keyFile, readFileSync(newPki.core.key, 'utf8'), 0o600);
+        writeAtomically(tt.core.certFile, readFileSync(newPki.core.cert, 'utf8'), 0o600);
+        await tt.reloadCoreTls();
+        for (const b of tt.brokers) {
+          writeAtomically(brokerFiles(b.dir).key, readFileSync(newPki.brokers[b.id]!.key, 'utf8'), 0o600);
+          writeAtomically(brokerFiles(b.dir).cert, readFileSync(newPki.brokers[b.id]!.cert, 'utf8'), 0o600);
+        }
+        await brokersReloaded(from);
+      });
+      await phase('certificates: core and brokers forget the old CA', async () => {
+        const from = brokerLines();
+        writeAtomically(tt.core.caFile, newCa, 0o600);
+        await tt.reloadCoreTls();
+        for (const b of tt.brokers) writeAtomically(brokerFiles(b.dir).ca, newCa, 0o600);
+        await brokersReloaded(from);
+      });
+
       // Stop the stream; every request under way ends with a definite answer or gives up.
       client.child.stdin?.end();
       const code = await Promise.race([client.exited, sleep(GIVE_UP_MS + 30_000).then(() => 'timeout')]);
@@ -221,6 +281,36 @@ describe('credential rotation: no request fails', { skip }, () => {
           `${g.id} logged in to Redis with its new password`,
         ),
       );
+
+      // The core restarted: every broker connects to it anew, with only the new CA on both sides.
+      await tt.restartCore();
+      await tt.waitUntilServing(60_000);
+      // A client certificate from the old CA is refused by the core; the new one gets through.
+      const curl = (cert: { cert: string; key: string }) =>
+        b1.host.exec('curl', [
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          '-m',
+          '5',
+          '--cacert',
+          newPki.ca.cert,
+          '--cert',
+          cert.cert,
+          '--key',
+          cert.key,
+          '--resolve',
+          `core:${tt.core.port}:${tt.core.ip}`,
+          `https://core:${tt.core.port}/`,
+        ]);
+      const withOldCert = await curl(oldBrokerCert);
+      assert.notEqual(withOldCert.code, 0, "the old CA's client certificate gets no answer");
+      assert.equal(withOldCert.stdout, '000');
+      const withNewCert = await curl({ cert: brokerFiles(b1.dir).cert, key: brokerFiles(b1.dir).key });
+      assert.equal(withNewCert.code, 0, `the new certificate gets an answer: ${withNewCert.stderr}`);
+      assert.match(withNewCert.stdout, /^[1-5]\d\d$/);
 
       // The old credentials open nothing. The old knock secret, sent from inet: SSH stays filtered.
       const gw1 = tt.gateways[0]!;
