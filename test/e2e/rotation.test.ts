@@ -1,10 +1,13 @@
 // Credential rotation without an outage: a steady stream of uniquely marked requests through the
 // whole world (the chaos suite's client and ledgers) while credentials are rotated one at a time,
 // each step done as README's "Rotating credentials" says (the same renderers Ansible runs):
-// the receiving side accepts old and new, the sending side switches (its tunnels are dropped
-// to make it use what it holds now), the receiving side forgets the old. Afterwards no attempt
-// of any request was answered other than 201, nothing was lost or done twice, and the old
-// credential opens nothing.
+// the receiving side accepts old and new, the sending side switches (its files; it reads them
+// again before its next connection), the receiving side forgets the old. Knock secret, Redis
+// password, a broker's SSH key, the broker/core certificates. No attempt of any request may be
+// answered other than 201, and nothing may be lost or done twice. Then, with the stream stopped,
+// every tunnel is dropped and the core restarted: everything comes back on the new credentials
+// alone, and the old ones open nothing. (A tunnel dropped under traffic is a fault, the chaos
+// suite's: a reply in flight on it can be lost and the client retries.)
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -90,7 +93,7 @@ describe('credential rotation: no request fails', { skip }, () => {
   }
 
   test(
-    'knock secret, Redis password, SSH key: one at a time, under traffic',
+    'knock secret, Redis password, SSH key, certificates: one at a time, under traffic',
     { timeout: 900_000 },
     async (t) => {
       const b1 = tt.broker(ROTATED);
