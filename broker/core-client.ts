@@ -4,7 +4,9 @@
 // hosts (`core.url` and `core.peers`, one database) attempts go round the ones not marked down;
 // one that fails an attempt is marked down for a while (longer each time) and the retry goes to
 // another at once. Exactly once holds across them: the request table is the database's.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import tls from 'node:tls';
 import https from 'node:https';
 import type { BrokerConfig } from '../config/schemas/broker.js';
 import {
@@ -43,8 +45,15 @@ interface Endpoint {
   downUntil: number;
 }
 
+/** How often the broker looks at its TLS files for a rotation (README, "Rotating credentials"). */
+export const TLS_RECHECK_MS = 5000;
+/** How long a replaced agent's connections may finish what they carry before they are closed. */
+const RETIRED_AGENT_MS = 60_000;
+
 export class CoreClient {
-  private readonly agent: https.Agent;
+  private agent: https.Agent;
+  private tlsFiles: string;
+  private readonly recheck: NodeJS.Timeout;
   private readonly endpoints: Endpoint[];
   private turn = 0;
 
@@ -54,15 +63,62 @@ export class CoreClient {
   ) {
     const urls = [...new Set([config.url, ...(config.peers ?? [])])];
     this.endpoints = urls.map((u) => ({ url: new URL(EXECUTE_PATH, u), failures: 0, downUntil: 0 }));
-    this.agent = new https.Agent({
+    const files = this.readTlsFiles();
+    this.tlsFiles = files.digest;
+    this.agent = this.newAgent(files);
+    this.recheck = setInterval(() => this.reloadTlsIfChanged(), TLS_RECHECK_MS);
+    this.recheck.unref();
+  }
+
+  private readTlsFiles(): { ca: Buffer; cert: Buffer; key: Buffer; digest: string } {
+    const ca = readFileSync(this.config.ca);
+    const cert = readFileSync(this.config.cert);
+    const key = readFileSync(this.config.key);
+    return { ca, cert, key, digest: createHash('sha256').update(ca).update(cert).update(key).digest('hex') };
+  }
+
+  private newAgent(files: { ca: Buffer; cert: Buffer; key: Buffer }): https.Agent {
+    return new https.Agent({
       keepAlive: true,
-      maxSockets: config.maxSockets,
-      ca: readFileSync(config.ca),
-      cert: readFileSync(config.cert),
-      key: readFileSync(config.key),
-      ...(config.serverName === undefined ? {} : { servername: config.serverName }),
+      maxSockets: this.config.maxSockets,
+      ca: files.ca,
+      cert: files.cert,
+      key: files.key,
+      ...(this.config.serverName === undefined ? {} : { servername: this.config.serverName }),
       minVersion: 'TLSv1.3',
     });
+  }
+
+  /**
+   * A rotated CA bundle, certificate or key: new requests go through a new agent with them;
+   * the old agent's connections finish what they carry, then close. Files that fail to read or
+   * to load keep the ones in use.
+   */
+  reloadTlsIfChanged(): boolean {
+    let files;
+    let agent;
+    try {
+      files = this.readTlsFiles();
+      if (files.digest === this.tlsFiles) return false;
+      // Loads them now, so that a bad key or certificate is refused here, not on a request.
+      tls.createSecureContext({ ca: files.ca, cert: files.cert, key: files.key });
+      agent = this.newAgent(files);
+    } catch (err) {
+      this.log.error(
+        { err: (err as Error).message },
+        'cannot load the TLS files again; keeping the ones in use',
+      );
+      return false;
+    }
+    const retired = this.agent;
+    this.agent = agent;
+    this.tlsFiles = files.digest;
+    setTimeout(() => retired.destroy(), RETIRED_AGENT_MS).unref();
+    this.log.info(
+      { ca: this.config.ca, cert: this.config.cert },
+      'TLS files changed; new connections to the core use them',
+    );
+    return true;
   }
 
   /** The next endpoint not marked down, in turn; if every one is, the one back soonest. */
@@ -115,6 +171,7 @@ export class CoreClient {
   }
 
   close(): void {
+    clearInterval(this.recheck);
     this.agent.destroy();
   }
 

@@ -11,8 +11,8 @@
 import { readFileSync } from 'node:fs';
 import type { GatewayKnock } from '../config/schemas/broker.js';
 import { errors } from '../lib/errors.js';
-import { profileSequence, resolveGateway, sendKnock, sendSpa, type SpaKnock } from '../knock/client.js';
-import { parseSpaKeyFile } from '../knock/spa.js';
+import { profileSequence, resolveGateway, sendKnock, sendSpa } from '../knock/client.js';
+import { parseSpaKeyFile, type SpaKey } from '../knock/spa.js';
 import type { KnockProfile } from '../config/knock.js';
 import type { Logger } from '../lib/log.js';
 
@@ -38,7 +38,12 @@ export const noKnock: Knocker = {
   knock: (gatewayHost) => Promise.resolve(gatewayHost),
 };
 
-/** The knocker for one gateway; the secret is read once, here, so a missing file fails at start. */
+/**
+ * The knocker for one gateway. The secret (or SPA key file) is read here, so a missing file
+ * fails at start, and again before each knock, so a rotated one (README, "Rotating
+ * credentials") is used from the next knock on without a restart; a file that became
+ * unreadable or invalid keeps the last good one.
+ */
 export function knockerFor(
   gatewayId: string,
   knock: GatewayKnock | undefined,
@@ -47,7 +52,7 @@ export function knockerFor(
 ): Knocker {
   if (knock?.spa !== undefined) return spaKnocker(gatewayId, knock.spa, sshPort, log);
   if (knock === undefined || (knock.sequence === undefined && knock.rotating === undefined)) return noKnock;
-  const profile: KnockProfile = {
+  let profile: KnockProfile = {
     sshPort: 22,
     delayMs: knock.delayMs,
     ...(knock.sequence === undefined ? {} : { sequence: knock.sequence }),
@@ -69,6 +74,10 @@ export function knockerFor(
   return {
     async knock(gatewayHost) {
       const address = await resolveGateway(gatewayHost);
+      if (knock.rotating !== undefined && profile.rotating !== undefined) {
+        const secret = rereadSecret(knock.rotating.secretFile, gatewayId, profile.rotating.secret, log);
+        profile = { ...profile, rotating: { ...profile.rotating, secret } };
+      }
       await sendKnock(address, profileSequence(profile), { delayMs: profile.delayMs });
       return address;
     },
@@ -111,24 +120,20 @@ function spaKnocker(
   sshPort: number,
   log: Logger | undefined,
 ): Knocker {
-  let text: string;
-  try {
-    text = readFileSync(spa.keyFile, 'utf8');
-  } catch (err) {
-    throw errors.CONFIG_UNREADABLE(
-      `gateways[${gatewayId}].ssh.knock.spa.keyFile: cannot read ${spa.keyFile}`,
-      undefined,
-      {
-        cause: err,
-      },
-    );
-  }
-  const request: SpaKnock = { port: spa.port, sshPort, key: parseSpaKeyFile(text, spa.keyFile) };
+  let key = readSpaKeys(spa.keyFile, gatewayId);
   let unanswered = 0;
   return {
     async knock(gatewayHost) {
+      try {
+        key = readSpaKeys(spa.keyFile, gatewayId);
+      } catch (err) {
+        log?.warn(
+          { event: 'knock-secret-unreadable', gatewayId, err: (err as Error).message },
+          `cannot read the SPA keys for ${gatewayId} again; knocking with the ones read before`,
+        );
+      }
       const address = await resolveGateway(gatewayHost);
-      await sendSpa(address, request);
+      await sendSpa(address, { port: spa.port, sshPort, key });
       return address;
     },
     sshAnswered(answered) {
@@ -142,6 +147,35 @@ function spaKnocker(
       );
     },
   };
+}
+
+function readSpaKeys(file: string, gatewayId: string): SpaKey {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw errors.CONFIG_UNREADABLE(
+      `gateways[${gatewayId}].ssh.knock.spa.keyFile: cannot read ${file}`,
+      undefined,
+      {
+        cause: err,
+      },
+    );
+  }
+  return parseSpaKeyFile(text, file);
+}
+
+/** The secret in the file now; the last good one (with a warning) if it is unreadable now. */
+function rereadSecret(file: string, gatewayId: string, last: string, log: Logger | undefined): string {
+  try {
+    return readSecret(file, gatewayId);
+  } catch (err) {
+    log?.warn(
+      { event: 'knock-secret-unreadable', gatewayId, err: (err as Error).message },
+      `cannot read the knock secret for ${gatewayId} again; knocking with the one read before`,
+    );
+    return last;
+  }
 }
 
 function readSecret(file: string, gatewayId: string): string {

@@ -189,7 +189,18 @@ export function gatewayKeyPattern(prefix: string, gatewayId: string): string {
 export interface AclUser {
   readonly name: string;
   readonly password: string;
+  /**
+   * During a rotation (README, "Rotating credentials"): the password it had, which opens too
+   * until the clients switched, from `<user>.previous-password`.
+   */
+  readonly previousPassword?: string;
   readonly rules: string;
+}
+
+/** What Redis keeps of a user's passwords: their SHA-256, current first. */
+export function passwordHashes(u: Pick<AclUser, 'password' | 'previousPassword'>): string[] {
+  const hash = (p: string) => createHash('sha256').update(p).digest('hex');
+  return [u.password, ...(u.previousPassword === undefined ? [] : [u.previousPassword])].map(hash);
 }
 
 export interface AclPlan {
@@ -205,9 +216,20 @@ function commands(list: readonly string[]): string {
     .join(' ');
 }
 
-/** The rules (after the password) of each user; passwords come from `passwordFor`. */
-export function aclUsers(plan: AclPlan, passwordFor: (user: string) => string): AclUser[] {
+/**
+ * The rules (after the passwords) of each user; passwords come from `passwordFor`, and a
+ * previous one, during a rotation, from `previousFor`.
+ */
+export function aclUsers(
+  plan: AclPlan,
+  passwordFor: (user: string) => string,
+  previousFor: (user: string) => string | undefined = () => undefined,
+): AclUser[] {
   const users: AclUser[] = [];
+  const withPrevious = (u: AclUser): AclUser => {
+    const previous = previousFor(u.name);
+    return previous === undefined || previous === u.password ? u : { ...u, previousPassword: previous };
+  };
   const gatewayCommands = commands([...GATEWAY_CLIENT_COMMANDS, ...GATEWAY_SCRIPT_COMMANDS]);
   for (const id of plan.gatewayIds) {
     const name = gatewayUser(id);
@@ -236,7 +258,7 @@ export function aclUsers(plan: AclPlan, passwordFor: (user: string) => string): 
     password: passwordFor(ADMIN_USER),
     rules: `allkeys allchannels +@all ${ADMIN_DENIED_COMMANDS.map((c) => `-${c}`).join(' ')}`,
   });
-  return users;
+  return users.map(withPrevious);
 }
 
 /**
@@ -246,10 +268,15 @@ export function aclUsers(plan: AclPlan, passwordFor: (user: string) => string): 
 export function renderAclFile(users: readonly AclUser[]): string {
   const lines = ['user default off resetpass nocommands resetkeys resetchannels'];
   for (const u of users) {
-    const hash = createHash('sha256').update(u.password).digest('hex');
-    lines.push(`user ${u.name} on #${hash} ${u.rules}`);
+    const hashes = passwordHashes(u).map((h) => `#${h}`);
+    lines.push(`user ${u.name} on ${hashes.join(' ')} ${u.rules}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The ACL text with its password hashes left out: equal for two ACLs that differ in passwords only. */
+function withoutPasswords(text: string): string {
+  return text.replace(/ #[0-9a-f]{64}/g, '');
 }
 
 export function newPassword(): string {
@@ -261,28 +288,54 @@ export interface WrittenAcl {
   readonly passwordFiles: Readonly<Record<string, string>>;
   /** Files created or changed this time (password files already there are kept). */
   readonly written: readonly string[];
+  /**
+   * The ACL file was there and changed in its passwords only: a running Redis takes that change
+   * live (`nonstop redis-acl --apply-passwords`, ACL SETUSER), with no restart and no client dropped.
+   */
+  readonly passwordsOnly: boolean;
+  /** Each user's password hashes as the ACL file holds them, for applying them live. */
+  readonly users: readonly { readonly name: string; readonly hashes: readonly string[] }[];
 }
 
 /**
  * Writes `<dir>/users.acl` and `<dir>/<user>.password` (mode 0600). An existing password
  * file is kept, so rendering again after adding a gateway changes no one else's password.
+ * A `<dir>/<user>.previous-password` (put there for a rotation) is that user's second password.
  */
 export function writeAcl(dir: string, plan: AclPlan): WrittenAcl {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const written: string[] = [];
   const passwordFiles: Record<string, string> = {};
-  const users = aclUsers(plan, (user) => {
-    const file = join(dir, `${user}.password`);
-    passwordFiles[user] = file;
-    if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-    const password = newPassword();
-    writeFileSync(file, `${password}\n`, { mode: 0o600, flag: 'wx' });
-    written.push(file);
-    return password;
-  });
+  const users = aclUsers(
+    plan,
+    (user) => {
+      const file = join(dir, `${user}.password`);
+      passwordFiles[user] = file;
+      if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+      const password = newPassword();
+      writeFileSync(file, `${password}\n`, { mode: 0o600, flag: 'wx' });
+      written.push(file);
+      return password;
+    },
+    (user) => {
+      const file = join(dir, `${user}.previous-password`);
+      return existsSync(file) ? readFileSync(file, 'utf8').trim() || undefined : undefined;
+    },
+  );
   const aclFile = join(dir, 'users.acl');
-  if (writeIfChanged(aclFile, renderAclFile(users))) written.push(aclFile);
-  return { aclFile, passwordFiles, written };
+  const text = renderAclFile(users);
+  const before = existsSync(aclFile) ? readFileSync(aclFile, 'utf8') : undefined;
+  const changed = writeIfChanged(aclFile, text);
+  if (changed) written.push(aclFile);
+  const passwordsOnly =
+    changed && before !== undefined && withoutPasswords(before) === withoutPasswords(text);
+  return {
+    aclFile,
+    passwordFiles,
+    written,
+    passwordsOnly,
+    users: users.map((u) => ({ name: u.name, hashes: passwordHashes(u) })),
+  };
 }
 
 /** Writes `text` (a new file: mode 0600) unless the file already holds it; true if it wrote. */

@@ -102,7 +102,8 @@ export class GatewayTunnel {
   private wake: () => void = () => {};
   private loop: Promise<void> | undefined;
   private readonly log: Logger;
-  private readonly privateKey: Buffer;
+  /** Read at start (a missing file fails there) and again before each connection (a rotation). */
+  private privateKey: Buffer;
 
   constructor(
     readonly gatewayId: string,
@@ -125,6 +126,29 @@ export class GatewayTunnel {
         { cause: err },
       );
     }
+  }
+
+  /**
+   * The key file's content now, so that a rotated key (README, "Rotating credentials") is used
+   * from the next connection on without a restart; the last good one if the file is unreadable.
+   */
+  private rereadPrivateKey(): Buffer {
+    try {
+      const key = readFileSync(this.ssh.privateKey);
+      if (!key.equals(this.privateKey)) {
+        this.log.info(
+          { event: 'ssh-key-changed' },
+          'the SSH private key file changed; connecting with the new key',
+        );
+        this.privateKey = key;
+      }
+    } catch (err) {
+      this.log.warn(
+        { event: 'ssh-key-unreadable', err: (err as Error).message },
+        'cannot read the SSH private key again; connecting with the key read before',
+      );
+    }
+    return this.privateKey;
   }
 
   start(): void {
@@ -319,7 +343,7 @@ export class GatewayTunnel {
         host: address,
         port: this.ssh.port,
         username: this.ssh.user,
-        privateKey: this.privateKey,
+        privateKey: this.rereadPrivateKey(),
         algorithms: ALGORITHMS,
         hostVerifier: (key: Buffer) => {
           const got = sshFingerprint(key);

@@ -21,7 +21,7 @@ exactly one handler or upstream. Everything is loaded and checked at start; the 
 there, with the file and field, rather than on a request.
 
 Stops cleanly on SIGINT or SIGTERM: stops accepting, finishes in-flight requests, closes the
-database.
+database. SIGHUP reads the TLS files (CA bundle, certificate, key) again for new connections.
 
 Options:
   -c, --config FILE   the core config file
@@ -38,7 +38,10 @@ Options:
     const stopped = untilSignal();
     const { startCore } = await import('../core/server.js');
     const core = await startCore(config, logger, { baseDir: dirname(resolve(values.config)) });
+    const onHup = () => void core.reloadTls();
+    process.on('SIGHUP', onHup);
     const signal = await stopped;
+    process.off('SIGHUP', onHup);
     logger.info({ signal }, 'stopping');
     await core.close();
     logger.flush();

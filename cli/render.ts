@@ -139,7 +139,8 @@ Artefacts and their input:
   sshd                     the whole sshd_config of a host: {"role": "gateway"|"broker"|"core",
                            "port", "listenAddresses" ([] = every address), "hostKeys",
                            "allowGroups", "authorizedKeysFile"; gateway: "tunnelUser",
-                           "tunnelAuthorizedKeysFile", "brokers": [{"id", "publicKey", "port"}];
+                           "tunnelAuthorizedKeysFile", "brokers": [{"id", "publicKey", "port",
+                           "previousPublicKey" (during a rotation)}];
                            broker: "jumpTargets" (host:port admins may ProxyJump to)}
   tunnel-authorized-keys   the gateway tunnel user's authorized_keys, from the same document
   nftables                 the core's table inet nonstop_host: {"role": "core", "addresses",

@@ -79,6 +79,10 @@ export function checkGuardConfig(file: string, config: GuardConfig): GuardConfig
   const names = new Set<string>();
   r.clients.forEach((c, i) => {
     if (names.has(c.name)) problems.push(`rotating.clients[${i}].name: "${c.name}" is used twice`);
+    if (c.previousSecret === c.secret)
+      problems.push(
+        `rotating.clients[${i}].previousSecret: is the same as "secret" (a rotation needs a new one)`,
+      );
     names.add(c.name);
   });
   config.static.forEach((s, i) => {

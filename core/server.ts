@@ -26,6 +26,12 @@ export interface RunningCore {
   readonly address: { readonly host: string; readonly port: number };
   /** The metrics listener's address, when the config has `metrics`. */
   readonly metricsAddress?: { readonly host: string; readonly port: number };
+  /**
+   * Reads the TLS files again (SIGHUP) for the connections from now on: a rotated CA bundle,
+   * certificate or key (README, "Rotating credentials"). Connections already up keep theirs; a
+   * file that fails to read or to load keeps the previous ones. True if it reloaded.
+   */
+  reloadTls(): boolean;
   /** Stops accepting, lets in-flight requests finish, then closes the database. */
   close(): Promise<void>;
 }
@@ -118,6 +124,16 @@ export async function startCore(
       ...(metricsAt === undefined
         ? {}
         : { metricsAddress: { host: metricsAt.address, port: metricsAt.port } }),
+      reloadTls: () => {
+        try {
+          listening.setSecureContext({ ...readTls(config.tls), minVersion: 'TLSv1.3' });
+        } catch (err) {
+          logger.error({ err: (err as Error).message }, 'TLS reload failed; keeping the previous files');
+          return false;
+        }
+        logger.info({ ca: config.tls.ca, cert: config.tls.cert }, 'TLS files reloaded');
+        return true;
+      },
       close: async () => {
         closing = true;
         const closed = new Promise<void>((resolve) => listening.close(() => resolve()));

@@ -36,8 +36,11 @@ export class QueueSet implements JobQueue {
 
   async add(envelope: Envelope): Promise<AddOutcome> {
     let failure: Error | undefined;
+    // Where this add started: concurrent adds move `current` while this one awaits, and counting
+    // from the moved one would try the failed endpoint again and skip the one that is up.
+    const first = this.current;
     for (let i = 0; i < this.queues.length; i++) {
-      const index = (this.current + i) % this.queues.length;
+      const index = (first + i) % this.queues.length;
       const queue = this.queues[index]!;
       if (!queue.ready) continue;
       let outcome: AddOutcome;

@@ -34,6 +34,11 @@ export interface TunnelBroker {
   readonly id: string;
   /** The broker's public key, as in a .pub file (`ssh-ed25519 AAAA… [comment]`). */
   readonly publicKey: string;
+  /**
+   * During a rotation (README, "Rotating credentials"): the key the broker had, allowed the same
+   * one forward until the broker switched. sshd reads authorized_keys at each login: no reload.
+   */
+  readonly previousPublicKey?: string;
   /** The gateway loopback port this broker's tunnel listens on. */
   readonly port: number;
 }
@@ -236,16 +241,29 @@ export function renderTunnelAuthorizedKeys(brokers: readonly TunnelBroker[]): st
     if (other !== undefined)
       throw errors.CONFIG_INVALID(`brokers ${other} and ${b.id} both use port ${b.port}`);
     seen.set(b.port, b.id);
-    // A .pub file's trailing newline is fine; a second line is not.
-    assertLine(b.publicKey.trim(), `broker ${b.id}'s public key`);
-    const [type, key] = b.publicKey.trim().split(/\s+/);
-    if (type === undefined || key === undefined || !/^[A-Za-z0-9+/=]+$/.test(key)) {
-      throw errors.CONFIG_INVALID(`broker ${b.id}'s public key is not "<type> <base64>"`);
-    }
-    if (!(SSH_CRYPTO.userKeys as readonly string[]).includes(type)) {
-      throw errors.CONFIG_INVALID(`broker ${b.id}'s key type ${type} is not accepted by this sshd`);
-    }
-    return `restrict,port-forwarding,permitlisten="127.0.0.1:${b.port}" ${type} ${key} broker-${b.id}`;
+    const line = (publicKey: string, what: string, comment: string) => {
+      // A .pub file's trailing newline is fine; a second line is not.
+      assertLine(publicKey.trim(), `broker ${b.id}'s ${what}`);
+      const [type, key] = publicKey.trim().split(/\s+/);
+      if (type === undefined || key === undefined || !/^[A-Za-z0-9+/=]+$/.test(key)) {
+        throw errors.CONFIG_INVALID(`broker ${b.id}'s ${what} is not "<type> <base64>"`);
+      }
+      if (!(SSH_CRYPTO.userKeys as readonly string[]).includes(type)) {
+        throw errors.CONFIG_INVALID(`broker ${b.id}'s key type ${type} is not accepted by this sshd`);
+      }
+      return {
+        key: `${type} ${key}`,
+        text: `restrict,port-forwarding,permitlisten="127.0.0.1:${b.port}" ${type} ${key} ${comment}`,
+      };
+    };
+    const current = line(b.publicKey, 'public key', `broker-${b.id}`);
+    if (b.previousPublicKey === undefined) return [current.text];
+    const previous = line(b.previousPublicKey, 'previous public key', `broker-${b.id}-previous`);
+    if (previous.key === current.key)
+      throw errors.CONFIG_INVALID(
+        `broker ${b.id}'s previous public key is its public key (a rotation needs a new one)`,
+      );
+    return [current.text, previous.text];
   });
-  return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
+  return lines.length === 0 ? '' : `${lines.flat().join('\n')}\n`;
 }

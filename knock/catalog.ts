@@ -9,6 +9,9 @@
 // knock that completes one of those opens nothing, but tells the guard that a secret holder's
 // clock is that far off. Derivations are cached per (client, step), so a new step costs one
 // derivation per client (the step entering the range), not the whole range again.
+//
+// During a rotation a client also has a `previousSecret`: its sequences for the accepted steps
+// open too (not tracked for diagnosis), and a (client, step) is spent by whichever secret used it.
 import { parseKnockSequence, type GuardConfig, type KnockStep } from '../config/knock.js';
 import { deriveSequence, timeStep } from './rotating.js';
 import type { Sequence, SequenceSource } from './tracker.js';
@@ -26,6 +29,9 @@ interface RotatingSequence extends Sequence {
   readonly client: string;
   readonly step: number;
 }
+
+/** What a use spends: one (client, step), whichever of its secrets knocked. */
+const useKey = (seq: RotatingSequence) => `${seq.client}@${seq.step}`;
 
 /** Steps either side of the current one that are tracked for diagnosis, accepted ones included. */
 export function diagnosisSteps(stepSeconds: number): number {
@@ -74,7 +80,7 @@ export class SequenceCatalog implements SequenceSource {
     if (!isRotating(seq)) return true;
     const current = timeStep(nowMs, this.config.rotating.stepSeconds);
     const range = seq.diagnostic === true ? this.#diagnosisSteps : ACCEPTED_STEPS;
-    return Math.abs(seq.step - current) <= range && !this.#used.has(seq.id);
+    return Math.abs(seq.step - current) <= range && !this.#used.has(useKey(seq));
   }
 
   /**
@@ -90,7 +96,7 @@ export class SequenceCatalog implements SequenceSource {
   /** Marks a rotating sequence as spent; call when it opened the window. */
   consume(seq: Sequence, nowMs: number): void {
     if (!isRotating(seq)) return;
-    this.#used.add(seq.id);
+    this.#used.add(useKey(seq));
     this.#builtForStep = Number.NaN; // rebuild without it
     this.#refresh(nowMs);
   }
@@ -128,31 +134,33 @@ export class SequenceCatalog implements SequenceSource {
       (Math.abs(offset) <= ACCEPTED_STEPS ? accepted : diagnostic).push(offset);
     }
     for (const offsets of [accepted, diagnostic]) {
+      const opens = offsets === accepted;
       for (const client of r.clients) {
+        const secrets: [string, string][] = [['', client.secret]];
+        if (opens && client.previousSecret !== undefined) secrets.push(['previous:', client.previousSecret]);
         for (const offset of offsets) {
           const step = current + offset;
           const id = `${client.name}@${step}`;
           if (this.#used.has(id)) continue;
-          let steps = this.#derived.get(id);
-          if (steps === undefined) {
-            steps = deriveSequence(
-              { gateway: this.config.gateway, client: client.name, secret: client.secret },
+          for (const [tag, secret] of secrets) {
+            // The step stays last in the key: the sweep above reads it back.
+            const key = `${tag}${id}`;
+            let steps = this.#derived.get(key);
+            if (steps === undefined) {
+              steps = deriveSequence({ gateway: this.config.gateway, client: client.name, secret }, step, r);
+              this.#derived.set(key, steps);
+            }
+            const seq: RotatingSequence = {
+              id: opens ? `${tag}${id}` : `${id}:skewed`,
+              name: client.name,
+              kind: 'rotating',
+              steps,
+              client: client.name,
               step,
-              r,
-            );
-            this.#derived.set(id, steps);
+              ...(opens ? {} : { diagnostic: true }),
+            };
+            add(seq);
           }
-          const opens = offsets === accepted;
-          const seq: RotatingSequence = {
-            id: opens ? id : `${id}:skewed`,
-            name: client.name,
-            kind: 'rotating',
-            steps,
-            client: client.name,
-            step,
-            ...(opens ? {} : { diagnostic: true }),
-          };
-          add(seq);
         }
       }
     }

@@ -12,7 +12,8 @@ import type { KnockStep } from '../config/knock.js';
 import { sourceKey } from '../lib/ip-prefix.js';
 
 export interface Sequence {
-  /** Stable id: the static sequence's name, or `client@step` for rotating ones. */
+  /** Stable id: the static sequence's name, or `client@step` for rotating ones (`previous:client@step`
+   * for a client's previous secret during a rotation). */
   readonly id: string;
   /** Client name (rotating) or the static sequence's name, for audit lines. */
   readonly name: string;

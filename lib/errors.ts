@@ -184,6 +184,10 @@ export const errors = {
 
   // Key generation.
   PKI_FAILED: createError('NONSTOP_ERR_PKI_FAILED', 'Key or certificate generation failed'),
+  REDIS_ADMIN_FAILED: createError(
+    'NONSTOP_ERR_REDIS_ADMIN_FAILED',
+    'A running Redis could not be changed (nonstop redis-acl --apply-passwords)',
+  ),
 
   // Knock guard and knock CLI.
   NFT_FAILED: createError('NONSTOP_ERR_NFT_FAILED', 'nft refused the ruleset or command'),

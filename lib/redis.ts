@@ -1,5 +1,7 @@
 // ioredis connections built from a `redis` config section. The password is read from its
-// file once, at start; a missing file fails there with its path.
+// file at start (a missing file fails there with its path) and again before each reconnect, so
+// a rotated password (README, "Rotating credentials") is used from the next connection on
+// without a restart; a file that became unreadable keeps the password read before.
 import { readFileSync } from 'node:fs';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { RedisConfig } from '../config/schemas/gateway.js';
@@ -20,6 +22,25 @@ export function redisAuth(config: RedisConfig): Pick<RedisOptions, 'username' | 
     });
   }
   return config.username === undefined ? { password } : { username: config.username, password };
+}
+
+/** The password file's content now, into the options the next connection logs in with. */
+function rereadPassword(redis: Redis, config: RedisConfig, name: string, log: Logger): void {
+  if (config.passwordFile === undefined) return;
+  let password: string;
+  try {
+    password = readFileSync(config.passwordFile, 'utf8').trim();
+  } catch (err) {
+    log.warn(
+      { connection: name, err: (err as Error).message },
+      'cannot read the Redis password file again; reconnecting with the password read before',
+    );
+    return;
+  }
+  if (password !== '' && password !== redis.options.password) {
+    redis.options.password = password;
+    log.info({ connection: name }, 'redis password file changed; reconnecting with the new password');
+  }
 }
 
 export type RedisRole =
@@ -75,7 +96,11 @@ export function createRedis(
     connectionName: name,
     connectTimeout: 2000,
     lazyConnect: false,
-    retryStrategy: reconnectDelayMs,
+    // Called before each reconnect: the moment to pick up a rotated password.
+    retryStrategy: (attempt) => {
+      rereadPassword(redis, config, name, log);
+      return reconnectDelayMs(attempt);
+    },
   };
   const options: RedisOptions =
     role === 'fail-fast'

@@ -15,10 +15,10 @@ import { validateConfig } from '../config/load.js';
 import { brokerDocument, brokerFiles } from '../config/render/broker.js';
 import { coreDocument, coreFiles } from '../config/render/core.js';
 import { DUAL_STACK, gatewayDocument, gatewayFiles, type AcmeInput } from '../config/render/gateway.js';
-import { guardDocument, type SpaClient } from '../config/render/guard.js';
+import { guardDocument, type GuardInput, type SpaClient } from '../config/render/guard.js';
 import { knockProfilesDocument } from '../config/render/knock.js';
 import { writeIdempotencySecret } from '../gateway/idempotency-secret.js';
-import { renderSshdConfig, renderTunnelAuthorizedKeys } from '../gateway/sshd-config.js';
+import { renderSshdConfig, renderTunnelAuthorizedKeys, type TunnelBroker } from '../gateway/sshd-config.js';
 import { ensurePrivsepDir, worldGatewaySshd } from './gateway-sshd.js';
 import {
   GUESTBOOK_PORT,
@@ -130,6 +130,11 @@ export interface GatewayNode {
   readonly configFile: string;
   readonly sshdConfig: string;
   readonly guardConfig: string;
+  /** What its guard.json is rendered from (config/render/guard.ts), as Ansible's inventory gives it. */
+  guardInput: GuardInput;
+  /** The tunnel user's authorized_keys, and the broker keys it is rendered from. */
+  readonly tunnelAuthorizedKeys: string;
+  tunnelBrokers: readonly TunnelBroker[];
   sshd: HostProcess;
   guard: HostProcess;
   gateway: HostProcess;
@@ -346,6 +351,71 @@ export class ThreeTier {
     g.sshd = await startSshd(g.host, g.sshdConfig);
   }
 
+  /**
+   * Renders a gateway's guard.json again from `input` (as Ansible's "Configure the knock guard"
+   * does) and restarts its guard (the "Restart guard" handler): its table stays loaded meanwhile,
+   * so SSH stays filtered and established tunnels carry on.
+   */
+  async reconfigureGuard(gatewayId: string, input: GuardInput): Promise<void> {
+    const g = this.gateway(gatewayId);
+    writeJson(g.guardConfig, guardDocument(worldGuardInput(input)));
+    g.guardInput = input;
+    await g.guard.stop(5000);
+    g.guard = await startGuard(g.host, g.guardConfig);
+  }
+
+  /**
+   * Renders a gateway's tunnel authorized_keys again (Ansible's "Allow broker keys a single
+   * reverse forward"): sshd reads it at each login, so nothing is restarted.
+   */
+  setTunnelKeys(gatewayId: string, brokers: readonly TunnelBroker[]): void {
+    const g = this.gateway(gatewayId);
+    writeFileSync(g.tunnelAuthorizedKeys, renderTunnelAuthorizedKeys(brokers), { mode: 0o600 });
+    g.tunnelBrokers = brokers;
+  }
+
+  /**
+   * Runs `nonstop redis-acl --apply-passwords` on a broker host, as Ansible does after a
+   * password-only ACL change: every Redis there takes its users' passwords live.
+   */
+  async applyRedisPasswords(brokerId: string): Promise<string> {
+    const b = this.broker(brokerId);
+    const r = await b.host.runNode(CLI, [
+      'redis-acl',
+      '--config',
+      b.configFile,
+      '--out',
+      join(b.dir, 'redis'),
+      '--apply-passwords',
+    ]);
+    if (r.code !== 0) throw new Error(`redis-acl --apply-passwords on ${brokerId}: ${r.stderr}${r.stdout}`);
+    return r.stdout;
+  }
+
+  /**
+   * Ends one broker's SSH session into one gateway from the gateway's side (its sshd processes
+   * for that connection, SIGKILL), as a dropped connection would: the broker knocks and connects
+   * again with what its files hold now, while the other brokers' tunnels carry the traffic.
+   * Resolves with the pids it killed.
+   */
+  async dropTunnel(gatewayId: string, brokerId: string): Promise<number[]> {
+    const g = this.gateway(gatewayId);
+    const b = this.broker(brokerId);
+    const peer = b.tunnelFamily === 6 ? `[${b.host.ip6}]` : b.host.ip4;
+    const out = await g.host.check('ss', ['-tnpH', 'state', 'established', '( sport = :22 )']);
+    const pids = new Set<number>();
+    for (const line of out.split('\n')) {
+      const cols = line.trim().split(/\s+/);
+      // Recv-Q Send-Q Local Peer Process (no State column when a state is given).
+      const remote = cols[3] ?? '';
+      if (remote.slice(0, remote.lastIndexOf(':')) !== peer) continue;
+      for (const m of line.matchAll(/pid=(\d+)/g)) pids.add(Number(m[1]));
+    }
+    if (pids.size === 0) throw new Error(`${brokerId} has no SSH session into ${gatewayId}`);
+    for (const pid of pids) sigkillTree(pid);
+    return [...pids];
+  }
+
   async restartGateway(gatewayId: string): Promise<void> {
     const g = this.gateway(gatewayId);
     await g.gateway.stop(5000);
@@ -355,6 +425,21 @@ export class ThreeTier {
   /** The first core host (the only one unless secondCore). */
   get core(): CoreNode {
     return this.cores[0]!;
+  }
+
+  /** SIGHUP to a core: it reads its TLS files again for new connections (README, "Rotating credentials"). */
+  async reloadCoreTls(core: CoreNode = this.core): Promise<void> {
+    const from = core.process.lines.length;
+    core.process.child.kill('SIGHUP');
+    const end = Date.now() + 10_000;
+    for (;;) {
+      const said = core.process.lines.slice(from);
+      if (said.some((l) => l.includes('TLS files reloaded'))) return;
+      const failed = said.find((l) => l.includes('TLS reload failed'));
+      if (failed !== undefined) throw new Error(`the core kept its TLS files: ${failed}`);
+      if (Date.now() > end) throw new Error('the core did not say it reloaded its TLS files');
+      await sleep(50);
+    }
   }
 
   async restartCore(core: CoreNode = this.core): Promise<void> {
@@ -729,23 +814,18 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
     );
     const sshd = await startSshd(host, sshdConfig);
     const guardConfig = join(gdir, 'guard.json');
-    writeJson(
-      guardConfig,
-      guardDocument(
-        worldGuardInput({
-          role: 'gateway',
-          id,
-          rotation: ROTATION,
-          clients: [...(spaMode ? [] : brokerIds), ADMIN_CLIENT].map((c) => ({
-            name: c,
-            secret: secrets.get(`${c}/${id}`)!,
-          })),
-          spaClients: spaClients.get(id)!,
-        }),
-      ),
-    );
-    const guard = host.node(CLI, ['guard', '--config', guardConfig]);
-    await guard.waitForLine((l) => l.includes('"event":"started"'), 15_000);
+    const guardInput: GuardInput = {
+      role: 'gateway',
+      id,
+      rotation: ROTATION,
+      clients: [...(spaMode ? [] : brokerIds), ADMIN_CLIENT].map((c) => ({
+        name: c,
+        secret: secrets.get(`${c}/${id}`)!,
+      })),
+      spaClients: spaClients.get(id)!,
+    };
+    writeJson(guardConfig, guardDocument(worldGuardInput(guardInput)));
+    const guard = await startGuard(host, guardConfig);
     const redisUser = gatewayUser(id);
     const configFile = join(gdir, 'gateway.json');
     const files = gatewayFiles(gdir);
@@ -794,6 +874,9 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       configFile,
       sshdConfig,
       guardConfig,
+      guardInput,
+      tunnelAuthorizedKeys: authorizedKeys,
+      tunnelBrokers,
       sshd,
       guard,
       gateway,
@@ -928,6 +1011,12 @@ async function startSshd(host: Host, config: string): Promise<HostProcess> {
   const sshd = host.spawn('/usr/sbin/sshd', ['-D', '-e', '-f', config]);
   await waitForPort(host, 22, sshd, 'sshd');
   return sshd;
+}
+
+async function startGuard(host: Host, config: string): Promise<HostProcess> {
+  const guard = host.node(CLI, ['guard', '--config', config]);
+  await guard.waitForLine((l) => l.includes('"event":"started"'), 15_000);
+  return guard;
 }
 
 async function startGateway(host: Host, config: string): Promise<HostProcess> {

@@ -10,6 +10,8 @@ import { checkedDocument, optional } from './document.js';
 export interface KnockClient {
   readonly name: string;
   readonly secret: string;
+  /** While the client switches to `secret` (README, "Rotating credentials"): it opens too. */
+  readonly previousSecret?: string;
 }
 
 /** A single-packet-authorization client: its keys as `nonstop spa-keygen` prints them. */

@@ -74,7 +74,12 @@ export const guardSchema = {
             type: 'object',
             additionalProperties: false,
             required: ['name', 'secret'],
-            properties: { name: { type: 'string', pattern: NAME_PATTERN }, secret: knockSecretSchema },
+            properties: {
+              name: { type: 'string', pattern: NAME_PATTERN },
+              secret: knockSecretSchema,
+              /** During a rotation: the secret the client may still knock with, until it switched. */
+              previousSecret: knockSecretSchema,
+            },
           },
           default: [],
         },
@@ -166,7 +171,11 @@ export interface GuardConfig {
   readonly metrics?: MetricsListenerConfig;
   readonly static: readonly { readonly name: string; readonly sequence: readonly string[] }[];
   readonly rotating: RotationParams & {
-    readonly clients: readonly { readonly name: string; readonly secret: string }[];
+    readonly clients: readonly {
+      readonly name: string;
+      readonly secret: string;
+      readonly previousSecret?: string;
+    }[];
   };
   readonly spa?: GuardSpaConfig;
 }

@@ -46,6 +46,8 @@ export const sshdInputSchema = {
         properties: {
           id: { type: 'string', pattern: ID_PATTERN },
           publicKey: { type: 'string', minLength: 16, maxLength: 16384 },
+          /** During a rotation: the key it had, which logs in too until the broker switched. */
+          previousPublicKey: { type: 'string', minLength: 16, maxLength: 16384 },
           port: portSchema,
         },
       },

@@ -132,6 +132,42 @@ test('a rotating sequence sends the ports the guard derives for this broker and 
   );
 });
 
+test('a rotated secret file is knocked with from the next knock on; a broken one keeps the last', async (t) => {
+  const dir = tempDir(t);
+  const secretFile = join(dir, 'gw1.knock');
+  const rotation = { portMin: 41000, portMax: 41999, length: 4, stepSeconds: 3600 };
+  // Fixed secrets: the old one, and the one it is rotated to.
+  const OLD = 'b2xkLW9sZC1vbGQtb2xkLW9sZC1vbGQtb2xkLW9sZC0';
+  const NEW = 'bmV3LW5ldy1uZXctbmV3LW5ldy1uZXctbmV3LW5ldy0';
+  const portsOf = (secret: string) =>
+    deriveSequence({ gateway: 'gw1', client: 'b1', secret }, timeStep(Date.now(), 3600), rotation).map(
+      (s) => s.port,
+    );
+  const seen: string[] = [];
+  await tcpRecorder(t, [...new Set([...portsOf(OLD), ...portsOf(NEW)])], seen);
+  writeFileSync(secretFile, `${OLD}\n`, { mode: 0o600 });
+  const { log, lines } = capturingLogger();
+  const knocker = knockerFor(
+    'gw1',
+    { delayMs: 20, rotating: { ...rotation, client: 'b1', secretFile } },
+    log,
+  );
+  const knocked = async () => {
+    seen.length = 0;
+    await knocker.knock('127.0.0.1');
+    await settle();
+    return seen.map((p) => Number(p.split('/')[0]));
+  };
+  assert.deepEqual(await knocked(), portsOf(OLD));
+  writeFileSync(secretFile, `${NEW}\n`);
+  assert.deepEqual(await knocked(), portsOf(NEW), 'the new secret, without a restart');
+  writeFileSync(secretFile, 'not a secret');
+  assert.deepEqual(await knocked(), portsOf(NEW), 'a broken file: the last good secret');
+  const warned = lines.filter((l) => l.event === 'knock-secret-unreadable');
+  assert.equal(warned.length, 1);
+  assert.doesNotMatch(JSON.stringify(warned), /not a secret/, "the file's content is not logged");
+});
+
 test('a missing or malformed secret file fails at start, naming it', (t) => {
   const dir = tempDir(t);
   const rotating = { portMin: 20000, portMax: 29999, length: 4, stepSeconds: 30, client: 'broker1' };

@@ -77,3 +77,68 @@ test('the catalog accepts the current and previous step, each once', () => {
   catalog.startingWith({ port: 1, protocol: 'tcp' }, now + 60000);
   assert.equal(catalog.usedCount, 0);
 });
+
+test('during a rotation both secrets of a client open, and a step is spent by either', () => {
+  // Fixed secrets (a rotation from OLD to NEW), so the ports are the same on every run.
+  const OLD = 'b2xkLW9sZC1vbGQtb2xkLW9sZC1vbGQtb2xkLW9sZC0';
+  const NEW = 'bmV3LW5ldy1uZXctbmV3LW5ldy1uZXctbmV3LW5ldy0';
+  const guard = (client: Record<string, string>) =>
+    new SequenceCatalog(
+      parseGuardConfig('guard.json', {
+        kind: 'guard',
+        gateway: 'gw1',
+        rotating: { ...params, clients: [{ name: 'b1', ...client }] },
+      }),
+    );
+  const now = 1_000_000_000_000;
+  const step = timeStep(now, 30);
+  const first = (s: string, at: number) =>
+    deriveSequence({ gateway: 'gw1', client: 'b1', secret: s }, at, params)[0]!;
+  /** The sequences that open for secret `s` at step `at`, found by their first port. */
+  const opening = (c: SequenceCatalog, s: string, id: string, at = step) =>
+    c.startingWith(first(s, at), now).filter((q) => q.id === `${id}@${at}` && c.isValid(q, now));
+  const samePorts = (q: { steps: readonly { port: number }[] }, s: string, at: number) =>
+    ports([...q.steps]).join() ===
+    ports(deriveSequence({ gateway: 'gw1', client: 'b1', secret: s }, at, params)).join();
+  const NEW_ID = 'b1';
+  const OLD_ID = 'previous:b1';
+
+  const rotating = guard({ secret: NEW, previousSecret: OLD });
+  for (const at of [step - 1, step, step + 1]) {
+    assert.equal(opening(rotating, NEW, NEW_ID, at).length, 1, `the new secret opens at step ${at - step}`);
+    assert.equal(opening(rotating, OLD, OLD_ID, at).length, 1, `the previous one opens at step ${at - step}`);
+  }
+  // Beyond the tolerance the previous secret is not even tracked for diagnosis.
+  assert.equal(
+    rotating.startingWith(first(OLD, step + 2), now).some((q) => q.id.startsWith('previous:')),
+    false,
+  );
+  // The old secret knocked this step: the new one cannot open the same (client, step) again.
+  rotating.consume(opening(rotating, OLD, OLD_ID)[0]!, now);
+  assert.equal(opening(rotating, NEW, NEW_ID).length, 0, 'the step is spent, whichever secret spent it');
+  assert.equal(opening(rotating, NEW, NEW_ID, step + 1).length, 1, 'the next step still opens');
+
+  // After the rotation (no previousSecret) the old secret opens nothing at any accepted step.
+  const after = guard({ secret: NEW });
+  for (const at of [step - 1, step, step + 1]) {
+    const old = after.startingWith(first(OLD, at), now);
+    assert.equal(
+      old.filter((q) => after.isValid(q, now) && q.diagnostic !== true && samePorts(q, OLD, at)).length,
+      0,
+    );
+  }
+  assert.equal(opening(after, NEW, NEW_ID).length, 1);
+});
+
+test('a previousSecret equal to the secret is refused, naming the field', () => {
+  const s = 'bmV3LW5ldy1uZXctbmV3LW5ldy1uZXctbmV3LW5ldy0';
+  assert.throws(
+    () =>
+      parseGuardConfig('guard.json', {
+        kind: 'guard',
+        gateway: 'gw1',
+        rotating: { clients: [{ name: 'b1', secret: s, previousSecret: s }] },
+      }),
+    /guard\.json: field "rotating\.clients\[0\]\.previousSecret" is the same as "secret"/,
+  );
+});

@@ -2,6 +2,7 @@
 // (in any branch) must be allowed, or a job would fail in production on a path no
 // integration test took. Fails when a BullMQ upgrade needs more.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -9,6 +10,7 @@ import { test } from 'node:test';
 import {
   aclUsers,
   GATEWAY_SCRIPT_COMMANDS,
+  passwordHashes,
   renderAclFile,
   WORKER_SCRIPT_COMMANDS,
 } from '../../broker/redis-acl.js';
@@ -61,4 +63,32 @@ test('the ACL file switches the default user off and confines each gateway to it
   const worker = lines.find((l) => l.startsWith('user nonstop-broker '))!;
   assert.match(worker, / ~ns:gw-a:\* ~ns:acme-relayed:gw-a ~ns:gw-a-b:\* ~ns:acme-relayed:gw-a-b /);
   assert.ok(!text.includes('pw-'), 'passwords appear only hashed');
+});
+
+test('during a rotation a user holds its previous password too, hashed, current first', () => {
+  const sha = (p: string) => createHash('sha256').update(p).digest('hex');
+  const users = aclUsers(
+    { prefix: 'ns', gatewayIds: ['a'] },
+    (u) => `pw-${u}`,
+    (u) => (u === 'nonstop-gw-a' ? 'old-pw' : undefined),
+  );
+  const lines = renderAclFile(users).trim().split('\n');
+  const gwA = lines.find((l) => l.startsWith('user nonstop-gw-a '))!;
+  assert.ok(
+    gwA.startsWith(`user nonstop-gw-a on #${sha('pw-nonstop-gw-a')} #${sha('old-pw')} resetkeys `),
+    gwA,
+  );
+  const worker = lines.find((l) => l.startsWith('user nonstop-broker '))!;
+  assert.equal(worker.match(/#[0-9a-f]{64}/g)?.length, 1, 'the others keep one password');
+  assert.deepEqual(passwordHashes(users.find((u) => u.name === 'nonstop-gw-a')!), [
+    sha('pw-nonstop-gw-a'),
+    sha('old-pw'),
+  ]);
+  // A previous password equal to the current one is no second password.
+  const same = aclUsers(
+    { prefix: 'ns', gatewayIds: ['a'] },
+    (u) => `pw-${u}`,
+    (u) => `pw-${u}`,
+  );
+  assert.ok(same.every((u) => u.previousPassword === undefined));
 });

@@ -18,7 +18,9 @@ test('every connection nonstop makes uses that strategy', () => {
     // Port 1 on loopback: nothing listens; the connection is dropped at once.
     const redis = createRedis({ host: '127.0.0.1', port: 1, prefix: 'x' }, role, 'test', silentLogger());
     try {
-      assert.equal(redis.options.retryStrategy, reconnectDelayMs, role);
+      const strategy = redis.options.retryStrategy!;
+      for (const attempt of [1, 2, 3, 4, 50])
+        assert.equal(strategy(attempt), reconnectDelayMs(attempt), role);
     } finally {
       redis.disconnect();
     }

@@ -94,6 +94,37 @@ describe('nonstop render: input', () => {
     );
   });
 
+  test('during a rotation a broker has its previous key too, with the same one forward', () => {
+    const NEW = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIrotatedrotatedrotatedrotatedrotatedrotat';
+    const rotating = {
+      ...gateway,
+      brokers: [{ id: 'broker1', publicKey: NEW, previousPublicKey: `${KEY} old`, port: 6380 }],
+    };
+    assert.equal(
+      renderArtefact('tunnel-authorized-keys', 'in.json', rotating),
+      `restrict,port-forwarding,permitlisten="127.0.0.1:6380" ${NEW} broker-broker1\n` +
+        `restrict,port-forwarding,permitlisten="127.0.0.1:6380" ${KEY} broker-broker1-previous\n`,
+    );
+    refuses(
+      'tunnel-authorized-keys',
+      {
+        ...gateway,
+        brokers: [{ id: 'broker1', publicKey: KEY, previousPublicKey: `${KEY} same`, port: 6380 }],
+      },
+      /previous public key is its public key/,
+    );
+    refuses(
+      'tunnel-authorized-keys',
+      {
+        ...gateway,
+        brokers: [
+          { id: 'broker1', publicKey: NEW, previousPublicKey: 'ssh-ed25519 not/base64!', port: 6380 },
+        ],
+      },
+      /previous public key is not/,
+    );
+  });
+
   test('an RSA broker key is refused: the profile accepts Ed25519 only', () => {
     const rsa = { id: 'b', publicKey: 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ', port: 1 };
     refuses('tunnel-authorized-keys', { ...gateway, brokers: [rsa] }, /key type ssh-rsa is not accepted/);

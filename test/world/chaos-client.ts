@@ -24,6 +24,8 @@ export interface ChaosResult {
   readonly attempts: number;
   /** Status of each attempt (0: no HTTP answer). */
   readonly statuses: readonly number[];
+  /** Each attempt not answered 201: its status, the error code of its body and its request id. */
+  readonly failures?: readonly { status: number; code?: string; requestId?: string }[];
   readonly firstSentAt: number;
   readonly answeredAt: number;
   readonly replayed: boolean;
@@ -44,7 +46,7 @@ function attempt(
   url: string,
   body: string,
   key: string,
-): Promise<{ status: number; noteId?: string; replayed: boolean }> {
+): Promise<{ status: number; noteId?: string; replayed: boolean; code?: string; requestId?: string }> {
   return new Promise((resolve) => {
     const req = http.request(
       `${url}/notes`,
@@ -60,16 +62,21 @@ function attempt(
         res.on('data', (d: string) => (text += d));
         res.on('end', () => {
           let noteId: string | undefined;
+          let code: string | undefined;
           try {
-            const id = (JSON.parse(text) as { id?: unknown }).id;
-            if (typeof id === 'string') noteId = id;
+            const parsed = JSON.parse(text) as { id?: unknown; error?: { code?: unknown } };
+            if (typeof parsed.id === 'string') noteId = parsed.id;
+            if (typeof parsed.error?.code === 'string') code = parsed.error.code;
           } catch {
             // not JSON: an error page
           }
+          const requestId = res.headers['x-request-id'];
           resolve({
             status: res.statusCode ?? 0,
             noteId,
             replayed: res.headers['x-nonstop-replayed'] === '1',
+            ...(code === undefined ? {} : { code }),
+            ...(typeof requestId === 'string' ? { requestId } : {}),
           });
         });
         res.on('error', () => resolve({ status: 0, replayed: false }));
@@ -86,11 +93,18 @@ async function one(seq: number): Promise<ChaosResult> {
   const body = JSON.stringify({ title: marker });
   const firstSentAt = Date.now();
   const statuses: number[] = [];
+  const failures: { status: number; code?: string; requestId?: string }[] = [];
   let backoff = 50;
   for (;;) {
     const url = options.urls[rotation++ % options.urls.length]!;
     const r = await attempt(url, body, marker);
     statuses.push(r.status);
+    if (r.status !== 201)
+      failures.push({
+        status: r.status,
+        ...(r.code === undefined ? {} : { code: r.code }),
+        ...(r.requestId === undefined ? {} : { requestId: r.requestId }),
+      });
     if (DEFINITE(r.status) || Date.now() - firstSentAt > options.giveUpMs) {
       return {
         marker,
@@ -98,6 +112,7 @@ async function one(seq: number): Promise<ChaosResult> {
         ...(r.noteId === undefined ? {} : { noteId: r.noteId }),
         attempts: statuses.length,
         statuses,
+        ...(failures.length === 0 ? {} : { failures }),
         firstSentAt,
         answeredAt: Date.now(),
         replayed: r.replayed,
