@@ -254,6 +254,19 @@ test('an SPA knock is one fresh packet per connection, for its SSH port, from th
   }
   const [first, second] = decoded;
   assert.ok(first?.ok && second?.ok && first.replayDigest !== second.replayDigest, 'never the same packet');
+  // Rotated (README, "Rotating credentials"): the next knock uses the new keys; a file broken
+  // meanwhile keeps the last good ones, with a warning.
+  const next = generateSpaKeys('b1-next');
+  writeFileSync(keyFile, formatSpaKeyFile(next));
+  await knocker.knock('127.0.0.1');
+  writeFileSync(keyFile, 'KEY_BASE64: half-written');
+  await knocker.knock('127.0.0.1');
+  await settle();
+  assert.equal(got.length, 4);
+  for (const p of got.slice(2)) {
+    assert.equal(decodeSpa(p, [key]).ok, false, 'not the old keys any more');
+    assert.ok(decodeSpa(p, [next]).ok, 'the new keys');
+  }
   // A key file that is not one fails at start, naming it, and never shows its text.
   const bad = join(dir, 'bad.spa');
   writeFileSync(bad, 'KEY_BASE64: hunter2\n');
