@@ -33,6 +33,15 @@ fi
 # npm packages, only when the lockfile changed since the last install.
 if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm packages"
+  # The native addons build against the running Node's own headers when they are installed beside
+  # it (Node's tarballs and NodeSource's package have them), instead of downloading them from
+  # nodejs.org: a machine that reaches only the npm registry builds them too. A nodedir set in
+  # npm's config wins.
+  node_prefix=$(node -p 'require("node:path").resolve(process.execPath, "../..")')
+  if [ -z "$(npm config get nodedir 2>/dev/null | grep -Ev '^(null|undefined)?$' || true)" ] &&
+    [ -f "$node_prefix/include/node/node.h" ]; then
+    export npm_config_nodedir="$node_prefix"
+  fi
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
