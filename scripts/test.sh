@@ -12,8 +12,28 @@ npx prettier --check --log-level=warn .
 # A Redis and a PostgreSQL of the run's own (unless NONSTOP_TEST_* point elsewhere).
 . scripts/test-services.sh
 
-# The provisioning suites (test/e2e/ansible-*: Debian hosts booted with systemd-nspawn,
-# converged by ansible-playbook) are a lane of their own, run beside everything else: they are
+# `npm test -- unit integration/request-path` runs only what it names (a folder of dist/test, or
+# a test file there without `.test.js`), after the same lint and format.
+if [ $# -gt 0 ]; then
+  selected=""
+  for name in "$@"; do
+    if [ -d "dist/test/$name" ]; then
+      selected="$selected dist/test/$name"
+    elif [ -f "dist/test/$name.test.js" ]; then
+      selected="$selected dist/test/$name.test.js"
+    else
+      echo "test: no suite and no test file named '$name' (dist/test/$name, dist/test/$name.test.js)" >&2
+      exit 2
+    fi
+  done
+  echo "== tests:$selected"
+  node --test --test-reporter=spec --test-concurrency=1 --test-timeout=900000 $selected
+  exit
+fi
+
+# The provisioning suites (test/e2e/ansible-*: Debian hosts booted with systemd-nspawn and
+# converged by ansible-playbook; fresh-machine: the README's commands in a fresh Debian
+# container) are a lane of their own, run beside everything else: they are
 # most of the e2e suite's time, they share nothing with the other tests (their hosts, machine
 # names and folders carry their process id; no other test boots a container) and they measure
 # no time. Their output follows the rest's, and either lane failing fails the run.
@@ -29,7 +49,7 @@ others=""
 if [ -d dist/test/e2e ] && [ "$(id -u)" -eq 0 ]; then
   for f in dist/test/e2e/*.test.js; do
     case "$f" in
-      dist/test/e2e/ansible-*) provisioning="$provisioning $f" ;;
+      dist/test/e2e/ansible-* | dist/test/e2e/fresh-machine.test.js) provisioning="$provisioning $f" ;;
       *) others="$others $f" ;;
     esac
   done
