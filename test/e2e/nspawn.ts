@@ -1,6 +1,6 @@
 // Boots a root filesystem with its own systemd (systemd-nspawn --boot) inside a network namespace
 // of the test world, without changing the tree: --volatile=overlay puts a tmpfs over it, in the
-// container's own mount namespace. PID 1 of a test machine need not be systemd, so nothing is
+// container's own mount namespace; or runs one command in a tree, to its end (ContainerRun). PID 1 of a test machine need not be systemd, so nothing is
 // registered with systemd-machined (--register=no) and no scope is asked for (--keep-unit);
 // instead each container gets a cgroup of its own, made here and removed in stop(), also when
 // the test process exits early. Nothing is left behind: no process, cgroup, mount or state dir.
@@ -74,154 +74,87 @@ export interface BootOptions {
   readonly capabilities?: readonly string[];
 }
 
-const live = new Set<BootedHost>();
+const live = new Set<Container>();
 let exitHandlerInstalled = false;
 
-/** A root filesystem booted with its own systemd. */
-export class BootedHost {
+/**
+ * systemd-nspawn on a tree, in a cgroup of its own: what booted hosts and one-off runs share
+ * (starting it, its output, stopping it and removing everything it used).
+ */
+class Container {
   readonly machine: string;
-  readonly #child: ChildProcess;
+  protected readonly child: ChildProcess;
   readonly #cgroups: string[];
   readonly #createdState: string[];
   /** systemd-nspawn's lock on the tree (it removes it on a clean exit, not when killed). */
   readonly #lockFile: string;
-  readonly #exited: Promise<number | null>;
+  protected readonly exited: Promise<number | null>;
   #output = '';
-  #leader = 0;
   #stopped = false;
 
-  private constructor(
+  protected constructor(
     readonly name: string,
-    child: ChildProcess,
-    machine: string,
-    cgroups: string[],
-    createdState: string[],
     root: string,
+    nspawnArgs: readonly string[],
+    onOutput?: (chunk: string) => void,
   ) {
-    this.#child = child;
-    const tree = statSync(root);
-    this.#lockFile = join(NSPAWN_STATE, 'locks', `inode-${tree.dev}:${tree.ino}`);
-    this.machine = machine;
-    this.#cgroups = cgroups;
-    this.#createdState = createdState;
-    const keep = (c: Buffer) => {
-      if (this.#output.length < 1_000_000) this.#output += c.toString();
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-    this.#exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  }
-
-  /** Starts `systemd-nspawn --boot` on `root`; resolves once PID 1 of the container is known. */
-  static async boot(name: string, root: string, options: BootOptions): Promise<BootedHost> {
-    const machine = `nst-${process.pid}-${randomBytes(3).toString('hex')}-${name}`.slice(0, 64);
+    this.machine = `nst-${process.pid}-${randomBytes(3).toString('hex')}-${name}`.slice(0, 64);
     removeStaleCgroups();
-    const cgroups = hierarchies().map((h) => join(h, `nonstop-${machine}`));
-    for (const dir of cgroups) mkdirSync(dir);
-    const createdState = [NSPAWN_STATE, join(NSPAWN_STATE, 'propagate'), join(NSPAWN_STATE, 'locks')].filter(
+    this.#cgroups = hierarchies().map((h) => join(h, `nonstop-${this.machine}`));
+    for (const dir of this.#cgroups) mkdirSync(dir);
+    this.#createdState = [NSPAWN_STATE, join(NSPAWN_STATE, 'propagate'), join(NSPAWN_STATE, 'locks')].filter(
       (d) => !existsSync(d),
     );
+    const tree = statSync(root);
+    this.#lockFile = join(NSPAWN_STATE, 'locks', `inode-${tree.dev}:${tree.ino}`);
     installExitHandler();
     // The shell moves itself into the container's cgroups, then becomes systemd-nspawn, which
     // puts itself in `supervisor` and the container in `payload` below them.
-    const args = [
-      '-c',
-      'for cg in $NONSTOP_CGROUPS; do echo $$ > "$cg/cgroup.procs" || exit 1; done; exec systemd-nspawn "$@"',
+    this.child = spawn(
       'sh',
-      `--directory=${root}`,
-      '--volatile=overlay',
-      '--boot',
-      '--register=no',
-      '--keep-unit',
-      `--machine=${machine}`,
-      `--network-namespace-path=/run/netns/${options.netns}`,
-      '--link-journal=no',
-      '--console=read-only',
-      ...(options.capabilities ?? []).map((c) => `--capability=${c}`),
-    ];
-    const child = spawn('sh', args, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NONSTOP_CGROUPS: cgroups.join(' '), TERM: 'dumb', SYSTEMD_COLORS: '0' },
-    });
-    const host = new BootedHost(name, child, machine, cgroups, createdState, root);
-    live.add(host);
-    // PID 1 of the container: the child of systemd-nspawn that runs systemd.
-    for (let i = 0; i < 600 && host.#leader === 0; i++) {
-      if (child.exitCode !== null) break;
-      host.#leader = host.#findLeader();
-      if (host.#leader === 0) await sleep(50);
-    }
-    if (host.#leader === 0) {
-      await host.stop();
-      throw new Error(`${name}: systemd-nspawn did not boot ${root}:\n${host.output}`);
-    }
-    return host;
+      [
+        '-c',
+        'for cg in $NONSTOP_CGROUPS; do echo $$ > "$cg/cgroup.procs" || exit 1; done; exec systemd-nspawn "$@"',
+        'sh',
+        `--directory=${root}`,
+        '--register=no',
+        '--keep-unit',
+        `--machine=${this.machine}`,
+        '--link-journal=no',
+        ...nspawnArgs,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NONSTOP_CGROUPS: this.#cgroups.join(' '), TERM: 'dumb', SYSTEMD_COLORS: '0' },
+      },
+    );
+    live.add(this);
+    const keep = (c: Buffer) => {
+      if (this.#output.length < 1_000_000) this.#output += c.toString();
+      onOutput?.(c.toString());
+    };
+    this.child.stdout?.on('data', keep);
+    this.child.stderr?.on('data', keep);
+    this.exited = new Promise((resolve) => this.child.once('exit', (code) => resolve(code)));
   }
 
-  /** PID 1 of the container, as this machine numbers it (for nsenter -t). */
-  get leader(): number {
-    return this.#leader;
-  }
-
-  /** What systemd-nspawn and the container's console printed, without terminal escapes. */
+  /** What systemd-nspawn and the container printed, without terminal escapes. */
   get output(): string {
     // eslint-disable-next-line no-control-regex
     return this.#output.replace(/\x1b\[[0-9;]*m/g, '');
   }
 
-  #findLeader(): number {
-    const pid = this.#child.pid;
-    if (pid === undefined) return 0;
-    try {
-      const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean);
-      for (const c of children) if (readFileSync(`/proc/${c}/comm`, 'utf8').trim() === 'systemd') return +c;
-    } catch {
-      // not there yet, or gone
-    }
-    return 0;
-  }
-
-  /** Runs a command inside the container (all its namespaces), as root. */
-  exec(command: string, args: readonly string[] = [], timeoutMs = 60_000): Promise<CommandResult> {
-    return run('nsenter', ['-t', String(this.#leader), '-a', command, ...args], { timeoutMs });
-  }
-
-  systemctl(...args: string[]): Promise<CommandResult> {
-    return this.exec('systemctl', ['--no-pager', ...args]);
-  }
-
-  /** The unit's journal, for failure messages and for what a daemon logged. */
-  async journal(unit: string): Promise<string> {
-    return (await this.exec('journalctl', ['--no-pager', '-o', 'cat', '-u', unit])).stdout;
-  }
-
-  /** `systemctl is-system-running --wait`: "running", or "degraded" with the failed units. */
-  async booted(timeoutMs: number): Promise<string> {
-    // Until PID 1 listens on /run/systemd/private, systemctl cannot connect: try again.
-    const deadline = Date.now() + timeoutMs;
-    let r: CommandResult;
-    do {
-      r = await this.exec('systemctl', ['is-system-running', '--wait'], Math.max(deadline - Date.now(), 1));
-      if (r.stdout.trim() !== '' || Date.now() >= deadline) break;
-      await sleep(200);
-    } while (Date.now() < deadline);
-    const state = r.stdout.trim();
-    if (state === 'running') return state;
-    const failed = await this.systemctl('list-units', '--failed', '--plain', '--no-legend');
-    return `${state || `exit ${r.code} ${r.stderr.trim()}`}\n${failed.stdout}`;
-  }
-
   /**
-   * Powers the container off (SIGTERM to systemd-nspawn: systemd halts), then removes what it
-   * used; throws if a cgroup of it could not be removed.
+   * SIGTERM to systemd-nspawn (a booted systemd halts), then removes what it used; throws if a
+   * cgroup of it could not be removed.
    */
   async stop(graceMs = 60_000): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    if (this.#child.exitCode === null && this.#child.signalCode === null) {
-      this.#child.kill('SIGTERM');
-      const timer = setTimeout(() => this.#child.kill('SIGKILL'), graceMs);
-      await this.#exited;
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+      await this.exited;
       clearTimeout(timer);
     }
     for (let i = 0; i < 50 && this.#cgroups.some((cg) => pidsIn(cg).length > 0); i++) {
@@ -265,13 +198,140 @@ export class BootedHost {
   /** Last resort at process exit: SIGKILL, then the same cleanup. */
   stopSync(): void {
     this.#stopped = true;
-    this.#child.kill('SIGKILL');
+    this.child.kill('SIGKILL');
     this.#killRest();
     const until = Date.now() + 2000;
     while (this.#cgroups.some((cg) => pidsIn(cg).length > 0) && Date.now() < until) {
       execFileSync('sleep', ['0.05']);
     }
     this.#cleanup();
+  }
+}
+
+/** A root filesystem booted with its own systemd. */
+export class BootedHost extends Container {
+  #leader = 0;
+
+  /** Starts `systemd-nspawn --boot` on `root`; resolves once PID 1 of the container is known. */
+  static async boot(name: string, root: string, options: BootOptions): Promise<BootedHost> {
+    const host = new BootedHost(name, root, [
+      '--volatile=overlay',
+      '--boot',
+      `--network-namespace-path=/run/netns/${options.netns}`,
+      '--console=read-only',
+      ...(options.capabilities ?? []).map((c) => `--capability=${c}`),
+    ]);
+    // PID 1 of the container: the child of systemd-nspawn that runs systemd.
+    for (let i = 0; i < 600 && host.#leader === 0; i++) {
+      if (host.child.exitCode !== null) break;
+      host.#leader = host.#findLeader();
+      if (host.#leader === 0) await sleep(50);
+    }
+    if (host.#leader === 0) {
+      await host.stop();
+      throw new Error(`${name}: systemd-nspawn did not boot ${root}:\n${host.output}`);
+    }
+    return host;
+  }
+
+  /** PID 1 of the container, as this machine numbers it (for nsenter -t). */
+  get leader(): number {
+    return this.#leader;
+  }
+
+  #findLeader(): number {
+    const pid = this.child.pid;
+    if (pid === undefined) return 0;
+    try {
+      const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').split(' ').filter(Boolean);
+      for (const c of children) if (readFileSync(`/proc/${c}/comm`, 'utf8').trim() === 'systemd') return +c;
+    } catch {
+      // not there yet, or gone
+    }
+    return 0;
+  }
+
+  /** Runs a command inside the container (all its namespaces), as root. */
+  exec(command: string, args: readonly string[] = [], timeoutMs = 60_000): Promise<CommandResult> {
+    return run('nsenter', ['-t', String(this.#leader), '-a', command, ...args], { timeoutMs });
+  }
+
+  systemctl(...args: string[]): Promise<CommandResult> {
+    return this.exec('systemctl', ['--no-pager', ...args]);
+  }
+
+  /** The unit's journal, for failure messages and for what a daemon logged. */
+  async journal(unit: string): Promise<string> {
+    return (await this.exec('journalctl', ['--no-pager', '-o', 'cat', '-u', unit])).stdout;
+  }
+
+  /** `systemctl is-system-running --wait`: "running", or "degraded" with the failed units. */
+  async booted(timeoutMs: number): Promise<string> {
+    // Until PID 1 listens on /run/systemd/private, systemctl cannot connect: try again.
+    const deadline = Date.now() + timeoutMs;
+    let r: CommandResult;
+    do {
+      r = await this.exec('systemctl', ['is-system-running', '--wait'], Math.max(deadline - Date.now(), 1));
+      if (r.stdout.trim() !== '' || Date.now() >= deadline) break;
+      await sleep(200);
+    } while (Date.now() < deadline);
+    const state = r.stdout.trim();
+    if (state === 'running') return state;
+    const failed = await this.systemctl('list-units', '--failed', '--plain', '--no-legend');
+    return `${state || `exit ${r.code} ${r.stderr.trim()}`}\n${failed.stdout}`;
+  }
+}
+
+export interface RunOptions {
+  /** Its own network namespace with only a loopback (default: the machine's network). */
+  readonly privateNetwork?: boolean;
+  /** Capabilities beyond nspawn's default set. */
+  readonly capabilities?: readonly string[];
+  /** The container's user (default root) and working directory. */
+  readonly user?: string;
+  readonly cwd?: string;
+  readonly env?: Readonly<Record<string, string>>;
+  /** `HOST:CONTAINER` folders bound into the container. */
+  readonly binds?: readonly string[];
+  readonly timeoutMs: number;
+  /** Each piece of output as it comes (progress for a long run). */
+  readonly onOutput?: (chunk: string) => void;
+}
+
+/** One command in a container on `root` (not booted: nspawn's stub is PID 1), to its end. */
+export class ContainerRun extends Container {
+  static async run(
+    name: string,
+    root: string,
+    command: readonly string[],
+    options: RunOptions,
+  ): Promise<CommandResult & { timedOut: boolean }> {
+    const c = new ContainerRun(
+      name,
+      root,
+      [
+        '--as-pid2',
+        '--console=pipe',
+        ...(options.privateNetwork === true ? ['--private-network'] : []),
+        ...(options.capabilities ?? []).map((cap) => `--capability=${cap}`),
+        ...(options.user === undefined ? [] : [`--user=${options.user}`]),
+        ...(options.cwd === undefined ? [] : [`--chdir=${options.cwd}`]),
+        ...Object.entries(options.env ?? {}).map(([k, v]) => `--setenv=${k}=${v}`),
+        ...(options.binds ?? []).map((b) => `--bind=${b}`),
+        '--',
+        ...command,
+      ],
+      options.onOutput,
+    );
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      c.child.kill('SIGTERM');
+    }, options.timeoutMs);
+    const code = await c.exited;
+    clearTimeout(timer);
+    await c.stop(10_000);
+    return { code: code ?? -1, stdout: c.output, stderr: '', timedOut };
   }
 }
 

@@ -100,11 +100,21 @@ export function rootfsSkipReason(tools: readonly string[]): string | undefined {
   return undefined;
 }
 
-/** The cached base image, built when missing (about a minute with a reachable mirror). */
-export async function baseImage(): Promise<{ path: string; built: boolean; ms: number }> {
+/**
+ * A cached image, built when missing (about a minute with a reachable mirror): by default the
+ * provisioning tests' base (what the roles install, in mmdebstrap's `apt` variant).
+ */
+export async function baseImage(
+  image: { readonly variant: string; readonly packages: readonly string[] } = {
+    variant: 'apt',
+    packages: PACKAGES,
+  },
+): Promise<{ path: string; built: boolean; ms: number }> {
   const mirror = debianMirror();
+  // The default's key is the one the cache has always had (suite, mirror, packages).
+  const variant = image.variant === 'apt' ? [] : [`variant=${image.variant}`];
   const key = createHash('sha256')
-    .update([SUITE, mirror, ...PACKAGES].join('\n'))
+    .update([SUITE, mirror, ...variant, ...image.packages].join('\n'))
     .digest('hex')
     .slice(0, 12);
   const path = join(CACHE_DIR, `${SUITE}-${key}.tar`);
@@ -113,9 +123,9 @@ export async function baseImage(): Promise<{ path: string; built: boolean; ms: n
   const started = Date.now();
   const part = `${path}.${process.pid}.part`;
   const r = await run('mmdebstrap', [
-    '--variant=apt',
+    `--variant=${image.variant}`,
     '--format=tar',
-    `--include=${PACKAGES.join(',')}`,
+    ...(image.packages.length > 0 ? [`--include=${image.packages.join(',')}`] : []),
     SUITE,
     part,
     mirror,
