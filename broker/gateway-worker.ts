@@ -8,6 +8,7 @@ import {
   parseEnvelope,
   queueName,
   MAX_REPLY_BYTES,
+  REPLY_FIELD,
   replyKey,
   type Envelope,
   type Reply,
@@ -251,6 +252,6 @@ export class GatewayWorker {
         body: { error: { code: err.code, message: err.message } },
       } satisfies Reply);
     }
-    await this.deps.replies.multi().lpush(key, text).pexpire(key, REPLY_TTL_MS).exec();
+    await this.deps.replies.multi().xadd(key, '*', REPLY_FIELD, text).pexpire(key, REPLY_TTL_MS).exec();
   }
 }

@@ -19,7 +19,7 @@ import { queueName } from '../lib/envelope.js';
 /**
  * What the gateway's connections send themselves: the connection handshake, Queue.add's
  * script by hash only (EVALSHA; no EVAL, so no Lua of its own: lib/queue-scripts.ts), the
- * queue's meta hash (HSET at Queue start), the reply list read (BLMPOP) and the idle heartbeat
+ * queue's meta hash (HSET at Queue start), the reply stream's read and trim (XREAD, XTRIM) and the idle heartbeat
  * (PING, lib/redis.ts). The gateway connects without INFO (no ready check, no BullMQ version
  * check): INFO would tell it about every other gateway's traffic.
  */
@@ -28,7 +28,8 @@ export const GATEWAY_CLIENT_COMMANDS = [
   'client|setname',
   'evalsha',
   'hset',
-  'blmpop',
+  'xread',
+  'xtrim',
   'ping',
   // Its outbox of ACME challenge answers (SET … PXAT, DEL: both in the script list) and the
   // read of its inbox (lib/acme-relay.ts).
@@ -66,7 +67,7 @@ export const GATEWAY_SCRIPT_COMMANDS = [
 /**
  * What a broker's connections send themselves: the handshake and BullMQ's version check
  * (INFO), the worker's blocking marker read (BZPOPMIN), its scripts, loading every BullMQ
- * script for the gateways (SCRIPT LOAD), the reply delivery (MULTI LPUSH PEXPIRE EXEC) and the
+ * script for the gateways (SCRIPT LOAD), the reply delivery (MULTI XADD PEXPIRE EXEC) and the
  * idle heartbeat (PING).
  */
 export const WORKER_CLIENT_COMMANDS = [
@@ -80,7 +81,7 @@ export const WORKER_CLIENT_COMMANDS = [
   'bzpopmin',
   'multi',
   'exec',
-  'lpush',
+  'xadd',
   'pexpire',
   // The ACME relay (broker/acme-relay.ts): a bounded read of each gateway's outbox, and its
   // inbox written (MULTI HSET PEXPIREAT EXEC, HDEL).

@@ -62,7 +62,7 @@ export function renderRedisConfig(plan: RedisServerPlan): string {
     'unixsocket ""',
     'tcp-backlog 128',
     'tcp-keepalive 60',
-    // Blocked clients (BLMPOP, BZPOPMIN) are exempt; our other connections PING every minute.
+    // Blocked clients (XREAD BLOCK, BZPOPMIN) are exempt; our other connections PING every minute.
     `timeout ${limits.idleTimeoutSeconds}`,
     'daemonize no',
     ...(plan.pidFile === undefined ? [] : [`pidfile ${plan.pidFile}`]),

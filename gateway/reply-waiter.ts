@@ -1,9 +1,15 @@
-// Collects replies for one gateway process. Brokers push each reply onto this process's own
-// list; a single blocking connection pops them in batches (BLMPOP) and wakes the waiting
+// Collects replies for one gateway process. Brokers add each reply to this process's own
+// stream; a single blocking connection reads them in batches (XREAD) and wakes the waiting
 // request. This avoids `job.waitUntilFinished`, whose event stream misses replies under load.
 // With several Redis endpoints (several brokers' Redis) one such loop reads each: a reply
 // comes back on the Redis its job was queued on.
-import { parseReply, REPLY_BATCH, type Reply } from '../lib/envelope.js';
+//
+// Reading does not remove: every read starts at the stream's beginning, and the entries of a
+// batch are trimmed (XTRIM MINID) only in front of the next read, once they were delivered. A
+// link that drops while a batch is on its way (a tunnel cut under traffic) loses nothing: the
+// next read, on the new connection, returns the batch again. A reply delivered twice finds no
+// waiter the second time.
+import { parseReply, REPLY_BATCH, REPLY_FIELD, type Reply } from '../lib/envelope.js';
 import type { Logger } from '../lib/log.js';
 import type { Redis } from '../lib/redis.js';
 
@@ -100,6 +106,8 @@ export class ReplyWaiter {
   }
 
   private async run(redis: Redis): Promise<void> {
+    // The first entry id not yet trimmed: the batch read last was delivered.
+    let trimTo: string | undefined;
     while (this.running) {
       if (redis.status !== 'ready') {
         await this.untilConnected(redis);
@@ -107,17 +115,30 @@ export class ReplyWaiter {
       }
       let result: unknown;
       try {
-        result = await redis.call('BLMPOP', BLOCK_SECONDS, 1, this.key, 'LEFT', 'COUNT', REPLY_BATCH);
+        // Sent back to back on one connection: Redis runs the trim before the read. A trim lost
+        // with the link is sent again after the next read returns the same batch.
+        if (trimTo !== undefined) redis.xtrim(this.key, 'MINID', trimTo).catch(() => {});
+        // ioredis's xread, not call: it reads the answer as [[key, entries]] also over RESP3.
+        result = await redis.xread(
+          'COUNT',
+          REPLY_BATCH,
+          'BLOCK',
+          BLOCK_SECONDS * 1000,
+          'STREAMS',
+          this.key,
+          '0-0',
+        );
       } catch (err) {
         if (!this.running) return;
-        this.log.warn({ err: (err as Error).message }, 'reply list unreachable; retrying');
+        this.log.warn({ err: (err as Error).message }, 'reply stream unreachable; retrying');
         await new Promise((r) => setTimeout(r, 200));
         continue;
       }
-      if (!Array.isArray(result)) continue;
-      const items: unknown = result[1];
-      if (!Array.isArray(items)) continue;
-      for (const item of items) this.deliver(item);
+      trimTo = undefined;
+      const entries = streamEntries(result);
+      for (const [, fields] of entries) this.deliver(fieldValue(fields, REPLY_FIELD));
+      const last = entries.at(-1)?.[0];
+      if (last !== undefined) trimTo = nextStreamId(last);
     }
   }
 
@@ -139,4 +160,27 @@ export class ReplyWaiter {
     this.waiters.delete(parsed.value.id);
     waiter.resolve(parsed.value);
   }
+}
+
+/** The entries of an XREAD answer for one stream: `[[key, [[id, [field, value, …]], …]]]`. */
+function streamEntries(result: unknown): [string, unknown][] {
+  if (!Array.isArray(result)) return [];
+  const stream: unknown = result[0];
+  if (!Array.isArray(stream) || !Array.isArray(stream[1])) return [];
+  const entries: [string, unknown][] = [];
+  for (const entry of stream[1] as unknown[])
+    if (Array.isArray(entry) && typeof entry[0] === 'string') entries.push([entry[0], entry[1]]);
+  return entries;
+}
+
+function fieldValue(fields: unknown, name: string): unknown {
+  if (!Array.isArray(fields)) return undefined;
+  for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+/** The smallest stream id after `id` (`ms-seq`): XTRIM MINID keeps ids from it on. */
+export function nextStreamId(id: string): string {
+  const [ms = '0', seq = '0'] = id.split('-');
+  return `${ms}-${(BigInt(seq) + 1n).toString()}`;
 }

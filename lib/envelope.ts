@@ -220,9 +220,12 @@ export function queueName(gatewayId: string): string {
 }
 
 /**
- * The Redis list a gateway process reads its replies from. It lies inside the gateway's own
- * queue key space (`<prefix>:gw-<id>:*`), so one ACL pattern confines a gateway to its keys.
+ * The Redis stream a gateway process reads its replies from, one entry per reply with the reply's
+ * JSON in REPLY_FIELD. It lies inside the gateway's own queue key space (`<prefix>:gw-<id>:*`),
+ * so one ACL pattern confines a gateway to its keys. A stream, not a list: reading does not
+ * remove, so replies a dropped link swallowed are read again (gateway/reply-waiter.ts).
  */
+export const REPLY_FIELD = 'reply';
 /**
  * A gateway process pops at most this many replies per read, and no reply is larger than
  * MAX_REPLY_BYTES (the broker answers 502 instead): together they size the output buffer a

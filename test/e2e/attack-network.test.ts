@@ -189,8 +189,14 @@ describe('network attacks on the three-tier world', { skip }, () => {
         ["write the other gateway's wait list", ['LPUSH', `${otherQueue}:wait`, 'x'], own, /NOPERM/],
         ["delete the other gateway's meta", ['DEL', `${otherQueue}:meta`], own, /NOPERM/],
         [
-          "pop the other gateway's replies",
-          ['BLMPOP', '1', '1', replyKey(PREFIX, gw2.id, 'x'), 'LEFT'],
+          "read the other gateway's replies",
+          ['XREAD', 'STREAMS', replyKey(PREFIX, gw2.id, 'x'), '0-0'],
+          own,
+          /NOPERM/,
+        ],
+        [
+          "trim the other gateway's replies",
+          ['XTRIM', replyKey(PREFIX, gw2.id, 'x'), 'MINID', '9-0'],
           own,
           /NOPERM/,
         ],

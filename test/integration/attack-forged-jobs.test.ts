@@ -20,6 +20,7 @@ import { forgedNotesEnvelope } from '../helpers/envelope.js';
 import { sql } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
 import { useAclRedis } from '../helpers/redis-server.js';
+import { addReply, replyTexts, takeReply } from '../helpers/replies.js';
 
 const PREFIX = 'attack';
 const GW = 'gwa';
@@ -373,9 +374,9 @@ describe('a compromised gateway', () => {
     const refused = worker.counts.tampered + worker.counts.invalid + worker.counts.expired;
     assert.ok(refused >= forged.length, `${refused} refused of ${forged.length} forged through BullMQ`);
 
-    // The invalid ones were answered 400 on the attacker's own reply list; nothing went to
-    // the other gateway's reply lists or keys.
-    const replies = await ctx.admin.lrange(`${replyKey(PREFIX, GW, 'attacker')}`, 0, -1);
+    // The invalid ones were answered 400 on the attacker's own reply stream; nothing went to
+    // the other gateway's reply streams or keys.
+    const replies = await replyTexts(ctx.admin, replyKey(PREFIX, GW, 'attacker'));
     assert.ok(replies.length > 0);
     for (const r of replies) assert.equal((JSON.parse(r) as { status: number }).status, 400, r);
     // The worker of the other gateway's queue writes its own housekeeping keys; nothing else
@@ -424,9 +425,9 @@ describe('a compromised gateway', () => {
       return q;
     };
     const replyOn = async (gw: string, replyTo: string) => {
-      const popped = await as(ADMIN_USER).blpop(replyKey(PREFIX, gw, replyTo), 10);
-      assert.ok(popped, `a reply for ${gw}/${replyTo}`);
-      return JSON.parse(popped[1]) as { id: string; status: number; body: unknown };
+      const text = await takeReply(as(ADMIN_USER), replyKey(PREFIX, gw, replyTo), 10);
+      assert.ok(text !== null, `a reply for ${gw}/${replyTo}`);
+      return JSON.parse(text) as { id: string; status: number; body: unknown };
     };
     const mine = queueAs(GW);
     /** Pushes a replay of `id` into this gateway's queue and returns the broker's reply. */
@@ -495,7 +496,7 @@ describe('a compromised gateway', () => {
     t.after(() => victim.close());
     const secret = envelope({ gatewayId: OTHER, replyTo: 'victim', body: { title: 'secret' } });
     await victim.add('notes.create', secret, { jobId: String(secret.id) });
-    await ctx.admin.lpush(replyKey(PREFIX, OTHER, 'victim'), 'a reply for the other gateway');
+    await addReply(ctx.admin, replyKey(PREFIX, OTHER, 'victim'), 'a reply for the other gateway');
     const before = await keysOf(OTHER);
     await ctx.admin.call('ACL', 'LOG', 'RESET');
 
@@ -536,8 +537,9 @@ describe('a compromised gateway', () => {
       ['ZADD marker', () => gw.zadd(`${base(OTHER)}:marker`, 0, '0')],
       ['XADD events', () => gw.xadd(`${base(OTHER)}:events`, '*', 'event', 'x')],
       ['HSET meta (pause)', () => gw.hset(`${base(OTHER)}:meta`, 'paused', '1')],
-      ['BLMPOP its replies', () => gw.call('BLMPOP', '1', '1', replyKey(PREFIX, OTHER, 'victim'), 'LEFT')],
-      ['LPUSH a forged reply', () => gw.lpush(replyKey(PREFIX, OTHER, 'victim'), '{}')],
+      ['XREAD its replies', () => gw.xread('STREAMS', replyKey(PREFIX, OTHER, 'victim'), '0-0')],
+      ['XTRIM its replies', () => gw.xtrim(replyKey(PREFIX, OTHER, 'victim'), 'MINID', '9-0')],
+      ['XADD a forged reply', () => gw.xadd(replyKey(PREFIX, OTHER, 'victim'), '*', 'reply', '{}')],
       ['EVAL with its keys', () => gw.eval("return redis.call('HGETALL', KEYS[1])", 1, job)],
       ['EVAL naming its keys', () => gw.eval(`return redis.call('DEL', '${job}')`, 0)],
       ['KEYS', () => gw.keys('*')],

@@ -18,6 +18,7 @@ import { useTestSchema } from '../helpers/pg.js';
 import { usePki } from '../helpers/pki.js';
 import { REDIS_HOST, REDIS_PORT, testRedis, type TestRedis } from '../helpers/redis.js';
 import { startTestUpstream } from '../helpers/upstream.js';
+import { takeReply } from '../helpers/replies.js';
 
 const page = '<!doctype html><title>Notes</title><p>Grüße</p>';
 const cookies = ['sid=s3cr3t; Path=/; HttpOnly; Secure; SameSite=Lax', 'theme=dark; Max-Age=3600'];
@@ -66,9 +67,9 @@ function brokerPath(
         removeOnComplete: true,
         removeOnFail: true,
       });
-      const popped = await redis.client.blpop(replyKey(redis.prefix, 'gw1', envelope.replyTo), 10);
-      assert.ok(popped, 'a reply arrived');
-      return JSON.parse(popped[1]) as Reply;
+      const text = await takeReply(redis.client, replyKey(redis.prefix, 'gw1', envelope.replyTo), 10);
+      assert.ok(text !== null, 'a reply arrived');
+      return JSON.parse(text) as Reply;
     },
   };
 }

@@ -13,6 +13,7 @@ import { replyKey, queueName, type Envelope, type Reply } from '../../lib/envelo
 import { tempDir, writeJson } from '../helpers/files.js';
 import { rawGet, startTestGateway, untilReady, type RawAnswer } from '../helpers/gateway.js';
 import { REDIS_HOST, REDIS_PORT, testRedis } from '../helpers/redis.js';
+import { addReply } from '../helpers/replies.js';
 
 const get = rawGet;
 type Answer = RawAnswer;
@@ -80,7 +81,7 @@ async function system(t: TestContext, overrides: Record<string, unknown> = {}) {
     async (job: Job) => {
       const e = job.data as Envelope;
       const reply: Reply = { id: e.id, ...answer(e) };
-      await redis.client.lpush(replyKey(redis.prefix, e.gatewayId, e.replyTo), JSON.stringify(reply));
+      await addReply(redis.client, replyKey(redis.prefix, e.gatewayId, e.replyTo), reply);
     },
     { connection: { host: REDIS_HOST, port: REDIS_PORT }, prefix: redis.prefix },
   );

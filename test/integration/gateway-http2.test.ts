@@ -13,6 +13,7 @@ import { startTestGateway, untilReady } from '../helpers/gateway.js';
 import { httpsJson, type JsonAnswer } from '../helpers/https.js';
 import { usePki } from '../helpers/pki.js';
 import { REDIS_HOST, REDIS_PORT, testRedis } from '../helpers/redis.js';
+import { addReply } from '../helpers/replies.js';
 
 const MAX_HEADERS = 20;
 const MAX_HEADER_BYTES = 4096;
@@ -72,7 +73,7 @@ async function system(
       seen.push(e);
       if (e.path === '/slow') await new Promise((r) => setTimeout(r, 500));
       const reply: Reply = { id: e.id, status: 200, headers: { etag: '"1"' }, body: { path: e.path } };
-      await redis.client.lpush(replyKey(redis.prefix, e.gatewayId, e.replyTo), JSON.stringify(reply));
+      await addReply(redis.client, replyKey(redis.prefix, e.gatewayId, e.replyTo), reply);
     },
     { connection: { host: REDIS_HOST, port: REDIS_PORT }, prefix: redis.prefix, concurrency: 20 },
   );

@@ -18,6 +18,7 @@ import { httpAsk, sampleValue } from '../helpers/prometheus.js';
 import { REDIS_HOST, REDIS_PORT, testRedis } from '../helpers/redis.js';
 import { startOwnRedis } from '../helpers/redis-server.js';
 import { until } from '../helpers/until.js';
+import { addReply } from '../helpers/replies.js';
 
 const REQUESTS = 'nonstop_gateway_requests_total';
 const LATENCY = 'nonstop_gateway_request_duration_seconds';
@@ -40,7 +41,7 @@ function fakeBroker(t: TestContext, prefix: string, port = REDIS_PORT) {
       seen.push(envelope.route);
       await gates.hold;
       const reply = { id: envelope.id, status: 200, headers: {}, body: { ok: true } };
-      await replies.lpush(replyKey(prefix, 'gw1', envelope.replyTo), JSON.stringify(reply));
+      await addReply(replies, replyKey(prefix, 'gw1', envelope.replyTo), reply);
     },
     { connection: { host: REDIS_HOST, port }, prefix },
   );

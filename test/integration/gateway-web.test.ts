@@ -9,6 +9,7 @@ import { replyKey, queueName, type Envelope, type Reply } from '../../lib/envelo
 import { tempDir, writeJson } from '../helpers/files.js';
 import { startTestGateway, untilReady } from '../helpers/gateway.js';
 import { REDIS_HOST, REDIS_PORT, testRedis } from '../helpers/redis.js';
+import { addReply } from '../helpers/replies.js';
 
 const ORIGIN = 'https://app.example.com';
 const HTML = '<!doctype html><title>entries</title><p>ünïcode</p>';
@@ -94,7 +95,7 @@ async function system(t: TestContext): Promise<System> {
       const e = job.data as Envelope;
       seen.push(e);
       const reply: Reply = { id: e.id, ...answer(e) };
-      await redis.client.lpush(replyKey(redis.prefix, e.gatewayId, e.replyTo), JSON.stringify(reply));
+      await addReply(redis.client, replyKey(redis.prefix, e.gatewayId, e.replyTo), reply);
     },
     { connection: { host: REDIS_HOST, port: REDIS_PORT }, prefix: redis.prefix },
   );

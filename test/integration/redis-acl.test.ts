@@ -89,7 +89,8 @@ describe('redis ACL users', () => {
       ['read gwb job', () => gw.hgetall(`${PREFIX}:gw-gwb:1`)],
       ['read gwb wait list', () => gw.lrange(`${PREFIX}:gw-gwb:wait`, 0, -1)],
       ['write gwb wait list', () => gw.lpush(`${PREFIX}:gw-gwb:wait`, 'x')],
-      ['pop gwb replies', () => gw.call('BLMPOP', '1', '1', `${PREFIX}:gw-gwb:reply:x`, 'LEFT')],
+      ['read gwb replies', () => gw.xread('STREAMS', `${PREFIX}:gw-gwb:reply:x`, '0-0')],
+      ['trim gwb replies', () => gw.xtrim(`${PREFIX}:gw-gwb:reply:x`, 'MINID', '9-0')],
       ['delete gwb keys', () => gw.del(`${PREFIX}:gw-gwb:meta`)],
       ['key outside the prefix', () => gw.set('other', 'x')],
       // No Lua of its own: a busy loop would stall every gateway queued on this Redis.

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, test, type TestContext } from 'node:test';
 import { Queue } from 'bullmq';
 import { startCore } from '../../core/server.js';
-import { queueName } from '../../lib/envelope.js';
+import { queueName, replyKey } from '../../lib/envelope.js';
 import { silentLogger } from '../../lib/log.js';
 import { brokerConfigDoc, spawnBroker, startTestBroker } from '../helpers/broker.js';
 import { tempDir } from '../helpers/files.js';
@@ -15,6 +15,7 @@ import { usePki } from '../helpers/pki.js';
 import { makeEnvelope } from '../helpers/envelope.js';
 import { notes } from '../helpers/execute.js';
 import { REDIS_HOST, REDIS_PORT, testRedis, type TestRedis } from '../helpers/redis.js';
+import { takeReply } from '../helpers/replies.js';
 
 interface World {
   readonly url: string;
@@ -186,7 +187,7 @@ describe('request path', () => {
       receivedAt: Date.now(),
       deadline: Date.now() + 5000,
     };
-    const replyList = `${w.prefix}:${queueName('gw1')}:reply:test-listener`;
+    const replyStream = replyKey(w.prefix, 'gw1', 'test-listener');
     // The reply can reach the client before BullMQ removes the finished job; while it exists,
     // adding the same job id again would be a no-op rather than a second delivery.
     for (let i = 0; (await queue.getJob(requestId)) !== undefined; i++) {
@@ -198,9 +199,9 @@ describe('request path', () => {
       removeOnComplete: true,
       removeOnFail: true,
     });
-    const popped = await w.redis.client.blpop(replyList, 5);
-    assert.ok(popped, 'the second delivery is answered');
-    const reply = JSON.parse(popped[1]) as { status: number; body: { id: string } };
+    const popped = await takeReply(w.redis.client, replyStream, 5);
+    assert.ok(popped !== null, 'the second delivery is answered');
+    const reply = JSON.parse(popped) as { status: number; body: { id: string } };
     assert.equal(reply.status, 201);
     assert.equal(reply.body.id, note.id, 'the stored answer, not a new note');
     assert.equal(await w.count('notes'), 1);
