@@ -31,12 +31,19 @@ if [ $# -gt 0 ]; then
   exit
 fi
 
-# The provisioning suites (test/e2e/ansible-*: Debian hosts booted with systemd-nspawn and
-# converged by ansible-playbook; fresh-machine: the README's commands in a fresh Debian
-# container) are a lane of their own, run beside everything else: they are
-# most of the e2e suite's time, they share nothing with the other tests (their hosts, machine
-# names and folders carry their process id; no other test boots a container) and they measure
-# no time. Their output follows the rest's, and either lane failing fails the run.
+# The e2e files fall in three groups (root only):
+# - provisioning (test/e2e/ansible-*: Debian hosts booted with systemd-nspawn and converged by
+#   ansible-playbook; fresh-machine: the README's commands in a fresh Debian container): a lane
+#   of their own, started first and run beside the unit, integration and shared e2e tests. They
+#   are a third of the suite's time, share nothing with the other tests (their hosts, machine
+#   names and folders carry their process id; no other test boots a container) and assert on no
+#   duration. Their output comes after the shared group's;
+# - quiet: the files that load the machine to measure it or that hold requests to a deadline
+#   under attack, a flood or faults (QUIET below). They run last, one at a time, once the
+#   provisioning lane has ended: beside it they starve (attack-gateway's gw2 got timeouts);
+# - shared: every other file, one at a time, beside the provisioning lane.
+# Either lane failing fails the run.
+QUIET="attack-gateway bench-smoke chaos clock-skew guard-flood guard-knock guard-spa http2 netem redis-budget rotation soak-smoke tunnels"
 lane_pid=""
 lane_log="$services_dir/e2e-provisioning.log"
 lane_stop() {
@@ -45,16 +52,29 @@ lane_stop() {
 }
 trap lane_stop EXIT
 provisioning=""
-others=""
+shared=""
+quiet=""
 if [ -d dist/test/e2e ] && [ "$(id -u)" -eq 0 ]; then
+  for name in $QUIET; do
+    [ -f "dist/test/e2e/$name.test.js" ] || {
+      echo "test: QUIET names '$name', which is no file of dist/test/e2e" >&2
+      exit 2
+    }
+  done
   for f in dist/test/e2e/*.test.js; do
-    case "$f" in
-      dist/test/e2e/ansible-* | dist/test/e2e/fresh-machine.test.js) provisioning="$provisioning $f" ;;
-      *) others="$others $f" ;;
+    name=$(basename "$f" .test.js)
+    case "$name" in
+      ansible-* | fresh-machine) provisioning="$provisioning $f" ;;
+      *)
+        case " $QUIET " in
+          *" $name "*) quiet="$quiet $f" ;;
+          *) shared="$shared $f" ;;
+        esac
+        ;;
     esac
   done
   if [ -n "$provisioning" ]; then
-    echo "== e2e, provisioning lane (beside the rest; its output comes at the end):$provisioning"
+    echo "== e2e, provisioning lane (beside the tests below; its output comes after them):$provisioning"
     node --test --test-reporter=spec --test-concurrency=1 --test-timeout=900000 $provisioning \
       >"$lane_log" 2>&1 &
     lane_pid=$!
@@ -71,16 +91,17 @@ if [ -n "$suites" ]; then
   node --test --test-reporter=spec --test-timeout=120000 $suites || status=1
 fi
 
-if [ -d dist/test/e2e ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    # One file at a time: these tests measure real time (windows, timeouts, a flood).
-    echo "== e2e:$others"
-    node --test --test-reporter=spec --test-concurrency=1 --test-timeout=900000 $others || status=1
-  else
-    echo "== e2e: skipped, it needs root (network namespaces, nftables, sshd)"
-  fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "== e2e: skipped, it needs root (network namespaces, nftables, sshd)"
+  exit "$status"
 fi
 
+# One file at a time: these tests measure real time (windows, timeouts, a flood).
+e2e() {
+  [ -z "$1" ] || node --test --test-reporter=spec --test-concurrency=1 --test-timeout=900000 $1 || status=1
+}
+echo "== e2e, shared:$shared"
+e2e "$shared"
 if [ -n "$lane_pid" ]; then
   lane_status=0
   wait "$lane_pid" || lane_status=$?
@@ -89,4 +110,6 @@ if [ -n "$lane_pid" ]; then
   cat "$lane_log"
   [ "$lane_status" -eq 0 ] || status=1
 fi
+echo "== e2e, quiet (the machine to themselves):$quiet"
+e2e "$quiet"
 exit "$status"
