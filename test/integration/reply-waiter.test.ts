@@ -3,7 +3,7 @@
 // died are read again on the next connection, none is lost, and each is delivered once.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ReplyWaiter } from '../../gateway/reply-waiter.js';
 import { REPLY_FIELD, replyKey, type Reply } from '../../lib/envelope.js';
@@ -16,23 +16,25 @@ import { until } from '../helpers/until.js';
 
 const reply = (id: string): Reply => ({ id, status: 201, headers: {}, body: { id } });
 
-test('replies sent while the link died are read again on the next connection, each once', async (t) => {
-  const redis = testRedis(t);
-  const proxy = await startTcpProxy({ host: REDIS_HOST, port: REDIS_PORT });
-  t.after(() => proxy.cut());
+/** A gateway process's reply reader on `key`, over a connection to `host:port`, running. */
+async function startWaiter(t: TestContext, host: string, port: number, prefix: string, key: string) {
   const log = captureLogger();
-  const key = replyKey(redis.prefix, 'gw1', 'process-1');
-  const connection = createRedis(
-    { host: '127.0.0.1', port: proxy.port, prefix: redis.prefix },
-    'blocking',
-    'test-replies',
-    log.logger,
-    { readyCheck: false },
-  );
+  const connection = createRedis({ host, port, prefix }, 'blocking', 'test-replies', log.logger, {
+    readyCheck: false,
+  });
   const waiter = new ReplyWaiter(connection, key, log.logger);
   t.after(() => waiter.close());
   waiter.start();
   await until('the reply connection is ready', () => connection.status === 'ready', 5000);
+  return { waiter, log };
+}
+
+test('replies sent while the link died are read again on the next connection, each once', async (t) => {
+  const redis = testRedis(t);
+  const proxy = await startTcpProxy({ host: REDIS_HOST, port: REDIS_PORT });
+  t.after(() => proxy.cut());
+  const key = replyKey(redis.prefix, 'gw1', 'process-1');
+  const { waiter } = await startWaiter(t, '127.0.0.1', proxy.port, redis.prefix, key);
 
   // One reply through a healthy link first: the read works at all.
   const firstId = randomUUID();
@@ -69,18 +71,8 @@ test('replies sent while the link died are read again on the next connection, ea
 
 test('a malformed entry is skipped with a log line and the replies behind it arrive', async (t) => {
   const redis = testRedis(t);
-  const log = captureLogger();
   const key = replyKey(redis.prefix, 'gw1', 'process-2');
-  const connection = createRedis(
-    { host: REDIS_HOST, port: REDIS_PORT, prefix: redis.prefix },
-    'blocking',
-    'test-replies',
-    log.logger,
-    { readyCheck: false },
-  );
-  const waiter = new ReplyWaiter(connection, key, log.logger);
-  t.after(() => waiter.close());
-  waiter.start();
+  const { waiter, log } = await startWaiter(t, REDIS_HOST, REDIS_PORT, redis.prefix, key);
   const nextId = randomUUID();
   const next = waiter.wait(nextId, 10_000);
   await redis.client.xadd(key, '*', REPLY_FIELD, 'not json');
