@@ -27,6 +27,24 @@ export function sampleProc(pid: number): ProcSample {
   };
 }
 
+/**
+ * A tree's proportional set size: each page shared by n of its processes counted 1/n in each
+ * (smaps_rollup's Pss). Unlike the sum of RSS it does not grow as more processes touch the same
+ * shared memory (PostgreSQL's backends and its shared buffers): it is what the tree costs.
+ */
+export function treePssKiB(pid: number): number {
+  let pss = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const rollup = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+      pss += Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0);
+    } catch {
+      // exited
+    }
+  }
+  return pss;
+}
+
 /** The process and all its descendants (nginx's workers, sshd's sessions). */
 export function processTree(pid: number): number[] {
   const children = new Map<number, number[]>();

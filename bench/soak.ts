@@ -1,7 +1,7 @@
 // The soak (issue #16): the whole world (core on PostgreSQL) under an open-loop load at half of
 // nonstop's own saturation, for `--minutes` (30 by default; `--smoke`: 2). Every 10 s window is
 // one run of the load generator (bench/load.ts), and after each: the p50/p99 and failures of the
-// window, the RSS and open file descriptors of every daemon (with what it forked), and each
+// window, the RSS, PSS and open file descriptors of every daemon (with what it forked), and each
 // Redis's RSS. Written to `<out>.json` and `<out>.md`; the summary is each series' growth from
 // the end of the warm-up (the first fifth of the run, at least one window) to the end, and the
 // goal is flat: every series under 10 %.
@@ -10,7 +10,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ThreeTier } from '../world/three-tier.js';
 import { runLoadIn } from './request-rows.js';
-import { processTree, sampleTree } from './proc.js';
+import { processTree, sampleTree, treePssKiB } from './proc.js';
 import type { LoadSpec } from './load.js';
 
 const WINDOW_SECONDS = 10;
@@ -25,6 +25,8 @@ export interface SoakSample {
   readonly p50: number;
   readonly p99: number;
   readonly rssKiB: Record<string, number>;
+  /** The same trees' proportional set size (bench/proc.ts treePssKiB). */
+  readonly pssKiB: Record<string, number>;
   readonly fds: Record<string, number>;
 }
 
@@ -35,7 +37,11 @@ export interface SoakResult {
   readonly saturation: number;
   readonly warmupSamples: number;
   readonly samples: SoakSample[];
-  /** Per series (`rss:<daemon>`, `fds:<daemon>`, `p99`): end over end-of-warm-up, minus 1. */
+  /**
+   * Per series (`rss:<daemon>`, `pss:<daemon>`, `fds:<daemon>`, `p99`): end over end-of-warm-up,
+   * minus 1. `flat` is judged on PSS, not RSS: a tree's summed RSS counts shared memory once per
+   * process that touched it (see treePssKiB); RSS is kept beside it.
+   */
   readonly growth: Record<string, number>;
   readonly flat: boolean;
 }
@@ -78,10 +84,19 @@ export function growthOf(samples: readonly SoakSample[], warmup: number): Record
   const ratio = (a: number, b: number) => (a > 0 ? +(b / a - 1).toFixed(3) : 0);
   for (const [name, kib] of Object.entries(base.rssKiB))
     growth[`rss:${name}`] = ratio(kib, last.rssKiB[name] ?? 0);
+  for (const [name, kib] of Object.entries(base.pssKiB))
+    growth[`pss:${name}`] = ratio(kib, last.pssKiB[name] ?? 0);
   for (const [name, n] of Object.entries(base.fds)) growth[`fds:${name}`] = ratio(n, last.fds[name] ?? 0);
   growth['p99'] = ratio(base.p99, last.p99);
   return growth;
 }
+
+/** Every series under the goal; memory is judged by PSS (RSS series are for comparison). */
+export function isFlat(growth: Readonly<Record<string, number>>): boolean {
+  return Object.entries(growth).every(([series, g]) => series.startsWith('rss:') || g < GOAL_GROWTH);
+}
+
+const mib = (kib: number | undefined) => ((kib ?? 0) / 1024).toFixed(1);
 
 function markdown(r: SoakResult): string {
   const names = Object.keys(r.samples[0]?.rssKiB ?? {});
@@ -89,18 +104,18 @@ function markdown(r: SoakResult): string {
     `# Soak, ${r.startedAt}: ${r.minutes} min at ${r.rate} req/s (saturation ${r.saturation} req/s)`,
     '',
     `Growth after the warm-up (${r.warmupSamples} windows of ${WINDOW_SECONDS} s): ` +
-      `${r.flat ? 'flat' : 'NOT flat'} (goal: every series under ${GOAL_GROWTH * 100} %).`,
+      `${r.flat ? 'flat' : 'NOT flat'} (goal: every series under ${GOAL_GROWTH * 100} %, memory by PSS; RSS for comparison).`,
     '',
     '| series | growth |',
     '|---|---|',
     ...Object.entries(r.growth).map(([k, v]) => `| ${k} | ${(v * 100).toFixed(1)} % |`),
     '',
-    `| t (s) | ok | failed | p50 ms | p99 ms | ${names.map((n) => `${n} RSS MiB`).join(' | ')} |`,
+    `| t (s) | ok | failed | p50 ms | p99 ms | ${names.map((n) => `${n} RSS / PSS MiB`).join(' | ')} |`,
     `|---|---|---|---|---|${names.map(() => '---|').join('')}`,
     ...r.samples.map(
       (s) =>
         `| ${s.t} | ${s.ok} | ${s.requests - s.ok} | ${s.p50} | ${s.p99} | ` +
-        `${names.map((n) => ((s.rssKiB[n] ?? 0) / 1024).toFixed(1)).join(' | ')} |`,
+        `${names.map((n) => `${mib(s.rssKiB[n])} / ${mib(s.pssKiB[n])}`).join(' | ')} |`,
     ),
     '',
   ];
@@ -147,9 +162,11 @@ export async function soak(options: {
         concurrency: 64,
       });
       const rssKiB: Record<string, number> = {};
+      const pssKiB: Record<string, number> = {};
       const fds: Record<string, number> = {};
       for (const [name, pid] of Object.entries(daemons(tt))) {
         rssKiB[name] = sampleTree(pid).rssKiB;
+        pssKiB[name] = treePssKiB(pid);
         fds[name] = openFds(pid);
       }
       const sample: SoakSample = {
@@ -160,6 +177,7 @@ export async function soak(options: {
         p50: r.p50,
         p99: r.p99,
         rssKiB,
+        pssKiB,
         fds,
       };
       samples.push(sample);
@@ -174,7 +192,7 @@ export async function soak(options: {
       warmupSamples,
       samples,
       growth,
-      flat: Object.values(growth).every((g) => g < GOAL_GROWTH),
+      flat: isFlat(growth),
     };
     writeFileSync(`${options.out}.json`, `${JSON.stringify(result, null, 2)}\n`);
     writeFileSync(`${options.out}.md`, markdown(result));
