@@ -1,13 +1,15 @@
 #!/bin/sh
-# The whole test suite: type check (the build), lint, format, then unit, integration and
-# (as root) end-to-end tests. `npm test` runs scripts/setup.sh first.
+# The whole test suite: type check (the build), lint, format, unit, integration and (as root)
+# end-to-end tests. `npm test` runs scripts/setup.sh first.
 set -eu
 cd "$(dirname "$0")/.."
 
-echo "== lint"
-npx eslint --max-warnings=0 .
-echo "== format"
-npx prettier --check --log-level=warn .
+lint_and_format() {
+  echo "== lint"
+  npx eslint --max-warnings=0 .
+  echo "== format"
+  npx prettier --check --log-level=warn .
+}
 
 # A Redis and a PostgreSQL of the run's own (unless NONSTOP_TEST_* point elsewhere).
 . scripts/test-services.sh
@@ -26,6 +28,7 @@ if [ $# -gt 0 ]; then
       exit 2
     fi
   done
+  lint_and_format
   echo "== tests:$selected"
   node --test --test-reporter=spec --test-concurrency=1 --test-timeout=900000 $selected
   exit
@@ -80,6 +83,9 @@ if [ -d dist/test/e2e ] && [ "$(id -u)" -eq 0 ]; then
     lane_pid=$!
   fi
 fi
+
+# Lint and format beside the lane's start; a finding stops the run (the lane with it).
+lint_and_format
 
 status=0
 suites=""
