@@ -325,10 +325,36 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
     return [ADDRESS[role], ...extra, ...h.public.v4, ...h.public.v6, ...h.private.v4, ...h.private.v6];
   };
 
+  /**
+   * Until no knock window is open for inet on the gateway or the broker: the converges knocked
+   * from inet (the ProxyCommand, the jump to the core), and a window stays open for
+   * broker_guard_window_seconds after the last knock. What inet sees without a knock is what the
+   * scans ask.
+   */
+  const untilInetWindowsClosed = async () => {
+    const own = [...inet.addresses.public.v4, ...inet.addresses.public.v6];
+    const listed = (text: string, address: string) =>
+      new RegExp(`(^|[\\s{,])${address.replace(/[.:]/g, '\\$&')}(?=[\\s,}]|$)`, 'm').test(text);
+    const deadline = Date.now() + 90_000;
+    for (;;) {
+      const open: string[] = [];
+      for (const role of ['gateway', 'broker'] as const)
+        for (const set of ['ssh_open4', 'ssh_open6']) {
+          const r = await on(role).exec('nft', ['list', 'set', 'inet', 'nonstop', set]);
+          assert.equal(r.code, 0, `${role}: nft list set ${set}: ${r.stderr}`);
+          for (const a of own) if (listed(r.stdout, a)) open.push(`${role} ${set} ${a}`);
+        }
+      if (open.length === 0) return;
+      assert.ok(Date.now() < deadline, `knock windows for inet still open: ${open.join('; ')}`);
+      await sleep(1000);
+    }
+  };
+
   test(
     'full TCP scans from inet, IPv4 and IPv6: gateways show exactly 80 and 443, the broker and the core nothing',
     { timeout: 1_200_000 },
     async () => {
+      await untilInetWindowsClosed();
       const expected: Record<Role, number[]> = { gateway: [80, 443], broker: [], core: [] };
       const failures: string[] = [];
       for (const role of Object.keys(HOSTS) as Role[]) {
