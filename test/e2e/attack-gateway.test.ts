@@ -219,10 +219,10 @@ describe('a compromised gateway contains only itself', { skip }, () => {
   }
 
   /**
-   * Runs the attack and checks gw2: every answer 2xx in every trial. The p99 bound is checked on
-   * the better of at most two trials (each with its own baseline right before): the machine is
-   * shared, and another engineer's build can double a p99 on its own; an attack that hurts gw2
-   * hurts it in both.
+   * Runs the attack and checks gw2: every answer 2xx in every trial. A p99 past the cliff factor
+   * is confirmed by a second trial (each with its own baseline right before), and the better one
+   * is reported: the machine is shared, and another build can multiply a p99 on its own; an
+   * attack that hurts gw2 hurts it in both. Below the cliff one trial is reported as it is.
    */
   async function contained(t: TestContext, name: string, check?: (row: Row) => void): Promise<void> {
     const trials: Row[] = [];
@@ -233,7 +233,11 @@ describe('a compromised gateway contains only itself', { skip }, () => {
       t.diagnostic(`trial ${trials.length} gw2 before: ${JSON.stringify(row.before)}`);
       t.diagnostic(`trial ${trials.length} gw2 with: ${JSON.stringify(row.with)}`);
       t.diagnostic(`trial ${trials.length} gw2 after: ${JSON.stringify(row.after)}`);
-      if (row.with.ok !== row.with.sent || row.with.p99 <= P99_FACTOR * row.withoutP99 || trials.length === 2)
+      if (
+        row.with.ok !== row.with.sent ||
+        row.with.p99 <= NO_CLIFF_FACTOR * row.withoutP99 ||
+        trials.length === 2
+      )
         break;
     }
     const ratio = (r: Row) => r.with.p99 / r.withoutP99;
