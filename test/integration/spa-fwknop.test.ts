@@ -205,11 +205,18 @@ test(
       until(`fwknopd to log "${what}" ×${n}`, () => d.count(what) >= n, 5000).catch((err: Error) => {
         throw new Error(`${err.message}\nfwknopd said:\n${d.log()}`);
       });
+    // fwknopd logs "Running CMD_CYCLE_OPEN command" before the command it forks has run.
+    const ran = (file: string) =>
+      until(`the open command to make ${file}`, () => existsSync(join(d.dir, file)), 5000).catch(
+        (err: Error) => {
+          throw new Error(`${err.message}\nfwknopd said:\n${d.log()}`);
+        },
+      );
 
     const first = encodeSpa({ username: 'nonstop', accessAddress: '192.0.2.7', access: 'tcp/22' }, alice);
     await d.send(first);
     await waitFor(opens, 1);
-    assert.ok(existsSync(join(d.dir, 'opened-alice-192.0.2.7-6-22')), d.log());
+    await ran('opened-alice-192.0.2.7-6-22');
     assert.match(d.log(), /Username: nonstop\n/);
 
     // The other client, with a client timeout and the packet's source address (0.0.0.0).
@@ -219,7 +226,7 @@ test(
     );
     await d.send(second);
     await waitFor(opens, 2);
-    assert.ok(existsSync(join(d.dir, 'opened-bob-127.0.0.1-17-53')), d.log());
+    await ran('opened-bob-127.0.0.1-17-53');
     assert.match(d.log(), /Message Type: 3 \(Client timeout access msg\)\n/);
     assert.match(d.log(), /Client Timeout: 40\n/);
 
