@@ -1,5 +1,5 @@
 // Works one gateway's queue: each job is an envelope to check and carry to the core; the
-// reply goes onto the waiting gateway process's reply list. A job that is not a valid
+// reply goes onto the waiting gateway process's reply stream. A job that is not a valid
 // envelope for this gateway is logged and dropped; the worker keeps running.
 import { Worker, type Job } from 'bullmq';
 import { gatewayRedis, type BrokerConfig } from '../config/schemas/broker.js';
@@ -25,7 +25,7 @@ import type { CoreCallMetrics } from './metrics.js';
 import { UnreadableJobSweeper } from './unreadable-jobs.js';
 import type { RequestValidator } from './validator.js';
 
-/** A reply list nobody reads (its gateway process died) disappears after this. */
+/** A reply stream nobody reads (its gateway process died) disappears after this. */
 const REPLY_TTL_MS = 60_000;
 /** How often the queue's depth is read for the status endpoint (four O(1) commands). */
 const DEPTH_SAMPLE_MS = 2000;

@@ -182,7 +182,7 @@ export const ADMIN_USER = 'nonstop-admin';
 // Named in config/ (a gateway's config logs in as its user): one definition for both.
 export { DEFAULT_WORKER_USER, gatewayUser };
 
-/** The key pattern that holds every key of one gateway's queue, its reply lists included. */
+/** The key pattern that holds every key of one gateway's queue, its reply streams included. */
 export function gatewayKeyPattern(prefix: string, gatewayId: string): string {
   return `${prefix}:${queueName(gatewayId)}:*`;
 }

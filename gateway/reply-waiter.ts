@@ -73,7 +73,7 @@ export class ReplyWaiter {
     return this.waiters.size;
   }
 
-  /** At least one endpoint's reply list is readable. */
+  /** At least one endpoint's reply stream is readable. */
   get connected(): boolean {
     return this.connections.some((r) => r.status === 'ready');
   }

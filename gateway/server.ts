@@ -1,5 +1,5 @@
 // Starts a gateway: HTTPS (and HTTP, redirecting or serving) listeners in front of the
-// request handler, the queue connection and this process's reply list; and, when configured,
+// request handler, the queue connection and this process's reply stream; and, when configured,
 // the metrics listener on loopback.
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';

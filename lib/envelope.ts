@@ -38,7 +38,7 @@ export interface Envelope {
   readonly bodyType?: BodyType;
   readonly clientIp: string;
   readonly gatewayId: string;
-  /** Gateway process that waits for the reply; names its reply list. */
+  /** Gateway process that waits for the reply; names its reply stream. */
   readonly replyTo: string;
   /** When the gateway received the request (ms since epoch). */
   readonly receivedAt: number;

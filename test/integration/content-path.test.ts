@@ -1,5 +1,5 @@
 // Answers of any type and cookies from the core to the reply a gateway reads from Redis:
-// core (PostgreSQL) → broker → the reply list, for a JS handler and for an upstream
+// core (PostgreSQL) → broker → the reply stream, for a JS handler and for an upstream
 // application, and their replays, which carry the same content and cookies.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';

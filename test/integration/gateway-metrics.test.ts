@@ -1,7 +1,7 @@
 // The gateway's metrics listener against a real gateway: requests by route label and status, a
 // refusal, the replies awaited, a failed queue add, and the served certificate's expiry across a
 // reload. A BullMQ worker in the test stands in for the broker: it answers each job on its
-// gateway's reply list, when the test lets it.
+// gateway's reply stream, when the test lets it.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync } from 'node:fs';
