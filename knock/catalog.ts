@@ -15,6 +15,7 @@
 import { parseKnockSequence, type GuardConfig, type KnockStep } from '../config/knock.js';
 import { deriveSequence, timeStep } from './rotating.js';
 import type { Sequence, SequenceSource } from './tracker.js';
+import type { GuardStateRecord } from './guard-state.js';
 
 const stepKey = (s: KnockStep) => (s.protocol === 'udp' ? 65536 + s.port : s.port);
 
@@ -50,8 +51,14 @@ export class SequenceCatalog implements SequenceSource {
   /** Derived ports per `client@step`, for the steps in the diagnosis range. */
   readonly #derived = new Map<string, KnockStep[]>();
   readonly #diagnosisSteps: number;
+  /** After a lost state file: every step up to this one counts as spent, for every client. */
+  #spentThrough = -Infinity;
 
-  constructor(private readonly config: GuardConfig) {
+  constructor(
+    private readonly config: GuardConfig,
+    /** Told of every (client, step) spent, to keep it across a restart (knock/guard-state.ts). */
+    private readonly journal: (record: GuardStateRecord) => void = () => {},
+  ) {
     this.#static = config.static.map((s) => ({
       id: `static:${s.name}`,
       name: s.name,
@@ -80,7 +87,11 @@ export class SequenceCatalog implements SequenceSource {
     if (!isRotating(seq)) return true;
     const current = timeStep(nowMs, this.config.rotating.stepSeconds);
     const range = seq.diagnostic === true ? this.#diagnosisSteps : ACCEPTED_STEPS;
-    return Math.abs(seq.step - current) <= range && !this.#used.has(useKey(seq));
+    return (
+      Math.abs(seq.step - current) <= range &&
+      !this.#used.has(useKey(seq)) &&
+      (seq.diagnostic === true || seq.step > this.#spentThrough)
+    );
   }
 
   /**
@@ -97,8 +108,39 @@ export class SequenceCatalog implements SequenceSource {
   consume(seq: Sequence, nowMs: number): void {
     if (!isRotating(seq)) return;
     this.#used.add(useKey(seq));
+    this.journal({ kind: 'knock', key: useKey(seq), untilMs: this.#forgetAtMs(seq.step) });
     this.#builtForStep = Number.NaN; // rebuild without it
     this.#refresh(nowMs);
+  }
+
+  /** The spent (client, step) pairs to keep across a restart. */
+  records(nowMs: number): GuardStateRecord[] {
+    const out: GuardStateRecord[] = [];
+    for (const key of this.#used) {
+      const untilMs = this.#forgetAtMs(Number(key.slice(key.lastIndexOf('@') + 1)));
+      if (untilMs > nowMs) out.push({ kind: 'knock', key, untilMs });
+    }
+    return out;
+  }
+
+  /** Puts back what `records` gave before a restart. */
+  restore(records: readonly GuardStateRecord[]): void {
+    for (const r of records) if (r.kind === 'knock') this.#used.add(r.key);
+    this.#builtForStep = Number.NaN;
+  }
+
+  /**
+   * The record of spent steps was lost: spend every step a knock could have used before `nowMs`
+   * (up to the one after the step then), for every client.
+   */
+  spendEarlierSteps(nowMs: number): void {
+    this.#spentThrough = timeStep(nowMs, this.config.rotating.stepSeconds) + ACCEPTED_STEPS;
+    this.#builtForStep = Number.NaN;
+  }
+
+  /** When a spent step can no longer be accepted, so need not be remembered (see #refresh). */
+  #forgetAtMs(step: number): number {
+    return (step + ACCEPTED_STEPS + 1) * this.config.rotating.stepSeconds * 1000;
   }
 
   get usedCount(): number {
@@ -141,7 +183,7 @@ export class SequenceCatalog implements SequenceSource {
         for (const offset of offsets) {
           const step = current + offset;
           const id = `${client.name}@${step}`;
-          if (this.#used.has(id)) continue;
+          if (this.#used.has(id) || (opens && step <= this.#spentThrough)) continue;
           for (const [tag, secret] of secrets) {
             // The step stays last in the key: the sweep above reads it back.
             const key = `${tag}${id}`;

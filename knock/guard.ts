@@ -6,6 +6,7 @@ import type { Logger } from '../lib/log.js';
 import { startMetricsListener, type MetricsListener } from '../lib/metrics-listener.js';
 import { sourceKey } from '../lib/ip-prefix.js';
 import { ACCEPTED_STEPS, SequenceCatalog } from './catalog.js';
+import { GuardStateFile, type GuardStateRecord } from './guard-state.js';
 import { KnockListener } from './listener.js';
 import { GuardMetrics } from './metrics.js';
 import { SpaGate, type SpaOutcome } from './spa-gate.js';
@@ -104,19 +105,22 @@ export class KnockGuard {
   #spaUnheard = { reasons: new Map<string, number>(), sources: new Set<string>() };
   readonly #skewLogged = new OncePer(SKEW_LOG_INTERVAL_MS, MAX_SKEW_LOG_KEYS);
   #metrics: MetricsListener | undefined;
+  #state: GuardStateFile | undefined;
 
   constructor(
     private readonly config: GuardConfig,
     private readonly log: Logger,
   ) {
-    this.#catalog = new SequenceCatalog(config);
+    const journal = (r: GuardStateRecord) => this.#state?.record(r);
+    this.#catalog = new SequenceCatalog(config, journal);
     this.#tracker = new KnockTracker(this.#catalog, {
       timeoutMs: config.sequenceTimeoutMs,
       maxSources: config.maxTrackedSources,
       ipv6PrefixLength: config.ipv6PrefixLength,
     });
     this.failed = new Promise((resolve) => (this.#failed = resolve));
-    if (config.spa !== undefined) this.#spa = new SpaGate(config.spa, config.sshPort, config.windowSeconds);
+    if (config.spa !== undefined)
+      this.#spa = new SpaGate(config.spa, config.sshPort, config.windowSeconds, journal);
   }
 
   /** The ruleset this guard loads (for `nonstop guard --print-ruleset` and tests). */
@@ -127,6 +131,8 @@ export class KnockGuard {
   async start(): Promise<void> {
     // Table first: even if the sockets then fail, the host is closed, not open.
     await runNft(this.config.nft, this.ruleset());
+    // Before the sockets: nothing is admitted until what was spent before the restart is back.
+    await this.#loadState();
     // Before the sockets: a metrics port already taken fails the start with nothing left open.
     if (this.config.metrics !== undefined) {
       const metrics = new GuardMetrics(() => this.stats(), this.config);
@@ -149,12 +155,17 @@ export class KnockGuard {
     } catch (err) {
       await this.#metrics?.close();
       this.#metrics = undefined;
+      await this.#state?.close();
+      this.#state = undefined;
       throw err;
     }
     const sweep = setInterval(() => {
       const now = Date.now();
       this.#report(this.#tracker.sweep(now));
       this.#spa?.sweep(now);
+      // Uses that opened nothing (a refused packet is spent too) reach the file here.
+      if (this.#state !== undefined && this.#state.pending > 0 && this.#pendingOpen.size === 0)
+        this.#nftQueue = this.#nftQueue.then(() => this.#flushState()).then(() => {});
     }, 1000);
     this.#timers.push(sweep);
     if (this.#spa !== undefined)
@@ -193,6 +204,9 @@ export class KnockGuard {
     await this.#metrics?.close();
     this.#metrics = undefined;
     await this.#nftQueue;
+    await this.#flushState();
+    await this.#state?.close();
+    this.#state = undefined;
     if (this.config.removeTableOnExit) await runNft(this.config.nft, renderDeleteTable());
     this.log.info({ event: 'stopped', tableRemoved: this.config.removeTableOnExit }, 'knock guard stopped');
   }
@@ -346,28 +360,98 @@ export class KnockGuard {
     const idle = this.#pendingOpen.size === 0;
     this.#pendingOpen.set(address, Math.max(seconds, this.#pendingOpen.get(address) ?? 0));
     if (!idle) return; // a transaction is already queued and will take this address too
-    this.#nftQueue = this.#nftQueue.then(() => {
-      const pending = [...this.#pendingOpen];
-      this.#pendingOpen.clear();
-      const batch = pending.map(([a]) => a);
-      const script = pending.map(([a, secs]) => renderOpenWindow(a, secs)).join('');
-      return runNft(this.config.nft, script).then(
-        () => {
-          this.#counts.windows += batch.length;
+    this.#nftQueue = this.#nftQueue.then(() => this.#openPending());
+  }
+
+  /** One nft transaction for every window pending; what they spent is on disk first. */
+  async #openPending(): Promise<void> {
+    const pending = [...this.#pendingOpen];
+    this.#pendingOpen.clear();
+    const batch = pending.map(([a]) => a);
+    const failed = (message: string, err?: unknown) => {
+      this.#counts.windowErrors += batch.length;
+      this.log.error(
+        {
+          event: 'window-error',
+          clientIps: batch.slice(0, 16),
+          count: batch.length,
+          ...(err === undefined ? {} : { err: (err as Error).message }),
         },
-        (err: unknown) => {
-          this.#counts.windowErrors += batch.length;
-          this.log.error(
-            {
-              event: 'window-error',
-              clientIps: batch.slice(0, 16),
-              count: batch.length,
-              err: (err as Error).message,
-            },
-            'cannot open window',
-          );
-        },
+        message,
       );
-    });
+    };
+    // A crash after this loses a window, never a use: a recorded knock stays spent.
+    if (!(await this.#flushState())) return failed('cannot open window: what it spent is not on disk');
+    try {
+      await runNft(this.config.nft, pending.map(([a, secs]) => renderOpenWindow(a, secs)).join(''));
+      this.#counts.windows += batch.length;
+    } catch (err) {
+      failed('cannot open window', err);
+    }
+  }
+
+  /**
+   * Reads `stateFile` back (knock/guard-state.ts) into the replay cache and the spent steps.
+   * Unreadable past its header, it cannot tell what was spent: then everything that could have
+   * been is refused (a barrier of clockSkewSeconds for SPA, two time steps for knocks).
+   */
+  async #loadState(): Promise<void> {
+    const path = this.config.stateFile;
+    if (path === undefined) {
+      this.log.warn(
+        { event: 'state', stateFile: null },
+        'no stateFile: packets and rotating knocks used before a restart are not remembered after it',
+      );
+      return;
+    }
+    const now = Date.now();
+    let opened: Awaited<ReturnType<typeof GuardStateFile.open>>;
+    try {
+      opened = await GuardStateFile.open(path, now, () => [
+        ...(this.#spa?.records(Date.now()) ?? []),
+        ...this.#catalog.records(Date.now()),
+      ]);
+    } catch (err) {
+      throw new Error(`cannot use stateFile ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    const { file, load, existed } = opened;
+    this.#spa?.restore(load.records);
+    this.#catalog.restore(load.records);
+    this.#state = file;
+    const count = (kind: string) => load.records.filter((r) => r.kind === kind).length;
+    const fields = {
+      event: 'state',
+      stateFile: path,
+      existed,
+      spaDigests: count('spa') + count('early'),
+      spentSteps: count('knock'),
+      ...(load.tornTail ? { tornTail: true } : {}),
+    };
+    if (load.lost === undefined) {
+      this.log.info(fields, `state read from ${path}`);
+      return;
+    }
+    this.#spa?.refuseEarlierPackets(now);
+    this.#catalog.spendEarlierSteps(now);
+    this.log.error(
+      { ...fields, lost: load.lost },
+      `stateFile ${path} is unreadable (${load.lost}): started afresh, refusing every SPA packet and ` +
+        'rotating knock that could have been used before now (clients send new ones)',
+    );
+  }
+
+  /** Writes what was spent since the last time; false (and a log line) if it could not. */
+  async #flushState(): Promise<boolean> {
+    if (this.#state === undefined) return true;
+    try {
+      await this.#state.flush();
+      return true;
+    } catch (err) {
+      this.log.error(
+        { event: 'state-error', stateFile: this.config.stateFile, err: (err as Error).message },
+        'cannot write the state file; no window opens until it can',
+      );
+      return false;
+    }
   }
 }

@@ -10,6 +10,7 @@ import type { GuardSpaConfig } from '../config/schemas/guard.js';
 import { canonicalIp } from '../lib/ip-prefix.js';
 import { decodeSpa, type SpaDecodeResult, type SpaKey, type SpaMessage } from './spa.js';
 import { SpaReplayCache, spaReplayLifetimeMs } from './spa-replay.js';
+import type { GuardStateRecord } from './guard-state.js';
 
 type DecodeFailure = Extract<SpaDecodeResult, { ok: false }>['reason'];
 
@@ -66,11 +67,15 @@ export class SpaGate {
   readonly #replay: SpaReplayCache;
   /** Digests of packets refused as from the future → when they become too old to accept. */
   readonly #early = new Map<string, number>();
+  /** After a lost state file: packets stamped at or before this (epoch s) are refused. */
+  #stampedThroughS = -Infinity;
 
   constructor(
     private readonly config: GuardSpaConfig,
     private readonly sshPort: number,
     private readonly windowSeconds: number,
+    /** Told of every digest remembered, to keep it across a restart (knock/guard-state.ts). */
+    private readonly journal: (record: GuardStateRecord) => void = () => {},
   ) {
     this.#keys = config.clients.map((c) => ({
       name: c.name,
@@ -122,6 +127,11 @@ export class SpaGate {
         `timestamp ${-skewSeconds} s old (at most ${this.config.maxAgeSeconds})`,
         skewSeconds,
       );
+    if (message.timestamp <= this.#stampedThroughS)
+      return refuse(
+        'replay',
+        'stamped before this guard lost its record of used packets (its state file was unreadable); send a new one',
+      );
     if (this.#early.has(decoded.replayDigest))
       return refuse(
         'replay',
@@ -137,6 +147,8 @@ export class SpaGate {
     }
     // Remembered before the other checks: an authentic packet is used once, whatever it asked.
     const seen = this.#replay.admit(decoded.replayDigest, nowMs);
+    if (seen === 'fresh')
+      this.journal({ kind: 'spa', key: decoded.replayDigest, untilMs: nowMs + this.#replay.lifetimeMs });
     if (seen === 'replay') return refuse('replay', 'this packet was accepted before');
     if (seen === 'full')
       return refuse(
@@ -169,6 +181,30 @@ export class SpaGate {
     return { kind: 'opened', client, address, windowSeconds, message };
   }
 
+  /** The digests to keep across a restart. */
+  records(nowMs: number): GuardStateRecord[] {
+    const out: GuardStateRecord[] = [];
+    for (const [key, untilMs] of this.#replay.entries(nowMs)) out.push({ kind: 'spa', key, untilMs });
+    for (const [key, untilMs] of this.#early) if (untilMs > nowMs) out.push({ kind: 'early', key, untilMs });
+    return out;
+  }
+
+  /** Puts back what `records` gave before a restart (oldest first); before the first check. */
+  restore(records: readonly GuardStateRecord[]): void {
+    for (const r of records) {
+      if (r.kind === 'spa') this.#replay.restore(r.key, r.untilMs);
+      else if (r.kind === 'early') this.#early.set(r.key, r.untilMs);
+    }
+  }
+
+  /**
+   * The record of used packets was lost: refuse every packet that could have been used before
+   * `nowMs`. One seen then was stamped at most clockSkewSeconds ahead of the clock then.
+   */
+  refuseEarlierPackets(nowMs: number): void {
+    this.#stampedThroughS = Math.floor(nowMs / 1000) + this.config.clockSkewSeconds;
+  }
+
   /** Forgets digests past their lifetime; call now and then. */
   sweep(nowMs: number): void {
     this.#replay.sweep(nowMs);
@@ -183,5 +219,6 @@ export class SpaGate {
       this.#early.delete(soonest!);
     }
     this.#early.set(digest, untilMs);
+    this.journal({ kind: 'early', key: digest, untilMs });
   }
 }

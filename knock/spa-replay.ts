@@ -54,6 +54,20 @@ export class SpaReplayCache {
     return 'fresh';
   }
 
+  /**
+   * Puts back a digest remembered before a restart (knock/guard-state.ts), with its expiry; call
+   * with the oldest first and before any admit, so insertion order stays expiry order.
+   */
+  restore(digest: string, expiresMs: number): void {
+    this.#expires.delete(digest);
+    this.#expires.set(digest, expiresMs);
+  }
+
+  /** The live digests with their expiry, oldest first (what a restart must get back). */
+  *entries(nowMs: number): Iterable<[string, number]> {
+    for (const entry of this.#expires) if (entry[1] > nowMs) yield entry;
+  }
+
   /** Drops expired digests from the front; O(expired entries). */
   sweep(nowMs: number): void {
     for (const [digest, expires] of this.#expires) {

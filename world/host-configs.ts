@@ -22,7 +22,10 @@ export const WORLD_CONFIG_DIFFERENCES = {
     static:
       "the world serves the sample site's stylesheet from the repository; a deployment names its own folders (gateway_static)",
   },
-  guard: {},
+  guard: {
+    stateFile:
+      'the world’s hosts share one filesystem: each guard keeps its journal in its own host folder, not /var/lib',
+  },
   broker: {
     'gateways[*].ssh.user': 'the world runs as root, and root is its gateways’ tunnel user',
     'tunnels.backoffInitialMs': 'chaos tests need a tunnel back within a second of its gateway',
@@ -78,9 +81,9 @@ export function worldGatewayInput(facts: GatewayFacts, options: WorldGatewayOpti
   };
 }
 
-/** A guard is the deployed one: the facts (its host, its clients and their secrets) are all. */
-export function worldGuardInput(facts: GuardInput): GuardInput {
-  return facts;
+/** A guard is the deployed one but for where its journal is (its host's folder, `dir`). */
+export function worldGuardInput(facts: GuardInput, dir: string): GuardInput {
+  return { ...facts, stateFile: join(dir, 'guard-state') };
 }
 
 export type BrokerFacts = Pick<BrokerInput, 'id' | 'configDir' | 'core' | 'rotation'> & {

@@ -358,7 +358,7 @@ export class ThreeTier {
    */
   async reconfigureGuard(gatewayId: string, input: GuardInput): Promise<void> {
     const g = this.gateway(gatewayId);
-    writeJson(g.guardConfig, guardDocument(worldGuardInput(input)));
+    writeJson(g.guardConfig, guardDocument(worldGuardInput(input, dirname(g.guardConfig))));
     g.guardInput = input;
     await g.guard.stop(5000);
     g.guard = await startGuard(g.host, g.guardConfig);
@@ -824,7 +824,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       })),
       spaClients: spaClients.get(id)!,
     };
-    writeJson(guardConfig, guardDocument(worldGuardInput(guardInput)));
+    writeJson(guardConfig, guardDocument(worldGuardInput(guardInput, gdir)));
     const guard = await startGuard(host, guardConfig);
     const redisUser = gatewayUser(id);
     const configFile = join(gdir, 'gateway.json');

@@ -4,6 +4,9 @@
 // table stays when the guard stops (the host stays closed, as nftables.service loaded it).
 import { errors } from '../../lib/errors.js';
 import { GUARD_METRICS_PORT } from '../schemas/guard.js';
+
+/** The guard's journal of spent knocks (knock/guard-state.ts), in systemd's StateDirectory. */
+export const GUARD_STATE_FILE = '/var/lib/nonstop-guard/state';
 import type { RotationParams } from '../schemas/knock-common.js';
 import { checkedDocument, optional } from './document.js';
 
@@ -49,6 +52,8 @@ export interface GuardInput {
   readonly spaPort?: number;
   /** The metrics listener's port on loopback (default 9466); null: none. */
   readonly metricsPort?: number | null;
+  /** Where the guard keeps what it spent across restarts (default GUARD_STATE_FILE). */
+  readonly stateFile?: string;
 }
 
 export function guardDocument(input: GuardInput) {
@@ -79,6 +84,8 @@ export function guardDocument(input: GuardInput) {
     ...optional('windowSeconds', input.windowSeconds),
     // Stopped or crashed, the guard leaves its table: the host stays closed until it is back.
     removeTableOnExit: false,
+    // A restart must not make a recorded SPA packet or rotating knock a first use again.
+    stateFile: input.stateFile ?? GUARD_STATE_FILE,
     static: statics,
     rotating: { ...input.rotation, clients },
     ...(spaClients.length === 0

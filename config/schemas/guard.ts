@@ -46,6 +46,11 @@ export const guardSchema = {
       default: {},
     },
     nft: { type: 'string', minLength: 1, maxLength: 4096, default: 'nft' },
+    /**
+     * The journal of spent SPA packets and rotating steps (knock/guard-state.ts), so a restart
+     * does not make a recorded one usable again. Absent: kept in memory only (a warning at start).
+     */
+    stateFile: { type: 'string', pattern: '^/', minLength: 2, maxLength: 4096 },
     /** Prometheus metrics (knock/metrics.ts), loopback only unless allowNonLoopback; none unless set. */
     metrics: metricsListenerSchema(GUARD_METRICS_PORT),
     static: {
@@ -168,6 +173,7 @@ export interface GuardConfig {
   readonly statsIntervalSeconds: number;
   readonly divertProtocols: { readonly tcp: number; readonly udp: number };
   readonly nft: string;
+  readonly stateFile?: string;
   readonly metrics?: MetricsListenerConfig;
   readonly static: readonly { readonly name: string; readonly sequence: readonly string[] }[];
   readonly rotating: RotationParams & {

@@ -217,6 +217,8 @@ export const guardInputSchema = {
     spaPort: portSchema,
     /** The metrics listener on 127.0.0.1 (Ansible: gateway_guard_metrics_port, broker_guard_metrics_port); null: none. */
     metricsPort: { type: ['integer', 'null'], minimum: 1, maximum: 65535 },
+    /** The guard's journal; Ansible leaves the default (the unit's StateDirectory). */
+    stateFile: guardSchema.properties.stateFile,
   },
 } as const;
 

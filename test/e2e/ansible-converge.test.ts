@@ -493,13 +493,16 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         host: 'gateway',
         file: 'guard.json',
         world: guardDocument(
-          worldGuardInput({
-            role: 'gateway',
-            id: gw1.id,
-            rotation,
-            clients: [{ name: 'broker1', secret: brokerSecret }],
-            static: [{ name: 'ops', sequence: ['7000', '8000:udp', '9000'] }],
-          }),
+          worldGuardInput(
+            {
+              role: 'gateway',
+              id: gw1.id,
+              rotation,
+              clients: [{ name: 'broker1', secret: brokerSecret }],
+              static: [{ name: 'ops', sequence: ['7000', '8000:udp', '9000'] }],
+            },
+            configDir,
+          ),
         ),
       },
       {
@@ -529,12 +532,15 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         host: 'broker',
         file: 'guard.json',
         world: guardDocument(
-          worldGuardInput({
-            role: 'broker',
-            id: 'broker1',
-            rotation,
-            static: [{ name: 'ops', sequence: ['7101', '8101:udp', '9101'] }],
-          }),
+          worldGuardInput(
+            {
+              role: 'broker',
+              id: 'broker1',
+              rotation,
+              static: [{ name: 'ops', sequence: ['7101', '8101:udp', '9101'] }],
+            },
+            configDir,
+          ),
         ),
       },
       {

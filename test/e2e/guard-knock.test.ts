@@ -1,6 +1,8 @@
 // The knock guard in the test world: a correct knock opens SSH for that address only, for the
-// window; sessions outlive it; wrong order, wrong ports, slowness and replays open nothing.
+// window; sessions outlive it; wrong order, wrong ports, slowness and replays open nothing, also
+// once the guard was killed and restarted (its stateFile).
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KnockStep } from '../../config/knock.js';
@@ -13,6 +15,7 @@ import {
   eventually,
   probe as probeFrom,
   startGateway,
+  startGuard,
   writeKnockProfiles,
   type Gateway,
 } from './gateway.js';
@@ -33,19 +36,23 @@ describe('knock guard', { skip }, () => {
   let profiles: string;
   /** The rotating sequence alice sent in the first test: what an observer captured. */
   let sent: KnockStep[] = [];
+  let sentStep = 0;
+  let guardConfig: object;
 
   before(async () => {
     world = await World.create();
     inet = await world.addHost('inet', { public: 4 });
     [a, b, c, d] = inet.addresses.public.v4 as [string, string, string, string];
-    gw = await startGateway(world, 'gw1', {
+    guardConfig = {
       kind: 'guard',
       gateway: 'gw1',
       windowSeconds: WINDOW_SECONDS,
       sequenceTimeoutMs: 2000,
+      stateFile: join(world.dir, 'gw1', 'guard-state'),
       static: [{ name: 'ops', sequence: ['7000', '8000:udp', '9000'] }],
       rotating: { ...ROTATION, clients: [{ name: 'alice', secret }] },
-    });
+    };
+    gw = await startGateway(world, 'gw1', guardConfig);
     profiles = writeKnockProfiles(world.dir, {
       gw1: {
         host: gw.host.ip4,
@@ -70,6 +77,7 @@ describe('knock guard', { skip }, () => {
       await sleep(ROTATION.stepSeconds * 1000 - msIntoStep + 100);
     const step = timeStep(Date.now(), ROTATION.stepSeconds);
     sent = deriveSequence({ gateway: 'gw1', client: 'alice', secret }, step, ROTATION);
+    sentStep = step;
     const r = await knock(a, ['--profile', 'gw1']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(timeStep(Date.now(), ROTATION.stepSeconds), step);
@@ -217,5 +225,22 @@ describe('knock guard', { skip }, () => {
     assert.equal(await probe(d, 7000), 'filtered', 'a knock port with nobody reading it still says nothing');
     assert.equal(await probe(d, 80), 'open');
     assert.equal(await probe(d, 443), 'open');
+  });
+
+  test('restarted after that, the guard still refuses the rotating knock spent before it', async () => {
+    gw = { ...gw, guard: await startGuard(gw.host, gw.dir, guardConfig) };
+    const state = gw.guard.jsonLines().find((l) => l.event === 'state');
+    assert.equal(state?.spentSteps, 1, JSON.stringify(state));
+    // Still a step the guard accepts: without the journal, this replay would open.
+    assert.ok(timeStep(Date.now(), ROTATION.stepSeconds) - sentStep <= 1, 'replayed within its steps');
+    const seen = sent.map((s) => String(s.port)).join(',');
+    await inet.runNode(CLI, ['knock', gw.host.ip4, '--bind', c, '--sequence', seen]);
+    await sleep(400);
+    assert.equal(await probe(c), 'filtered', 'the captured knock replayed after the restart');
+    const opened = gw.guard.jsonLines().filter((l) => l.event === 'knock' && l.outcome === 'opened');
+    assert.deepEqual(opened, [], 'nothing opened for it');
+    // It is listening: a static knock still opens.
+    await inet.runNode(CLI, ['knock', gw.host.ip4, '--bind', c, '--sequence', '7000,8000:udp,9000']);
+    await eventually(async () => (await probe(c, 22, 300)) === 'open', 1500, 50);
   });
 });

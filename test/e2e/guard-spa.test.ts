@@ -1,7 +1,8 @@
 // Single-packet authorization in the test world: Debian's fwknop client opens the nonstop guard,
 // `nonstop knock --spa` opens it over IPv4 and IPv6 and opens a real fwknopd; a captured packet
 // replayed (from its source or another), a tampered one, an old one, one asking for another port
-// or another address open nothing; a flood of random UDP to the SPA port is held by nftables
+// or another address open nothing, and so does a used one after the guard was killed and restarted
+// (its stateFile); a flood of random UDP to the SPA port is held by nftables
 // before the daemon, so the guard's CPU and memory stay bounded and a good packet still opens.
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import {
   eventually,
   probe as probeFrom,
   startGateway,
+  startGuard,
   startHttp,
   type Gateway,
 } from './gateway.js';
@@ -35,23 +37,26 @@ describe('single-packet authorization (fwknop format) on the guard', { skip }, (
   let from: string[];
   let from6: string[];
   let aliceKeys: string;
+  let guardConfig: object;
 
   before(async () => {
     world = await World.create();
     inet = await world.addHost('inet', { public: 6 });
     from = inet.addresses.public.v4;
     from6 = inet.addresses.public.v6;
-    gw = await startGateway(world, 'gw1', {
+    guardConfig = {
       kind: 'guard',
       gateway: 'gw1',
       windowSeconds: WINDOW_SECONDS,
       metrics: {},
+      stateFile: join(world.dir, 'gw1', 'guard-state'),
       spa: {
         port: SPA_PORT,
         packetsPerSecond: SHARED_RATE,
         clients: [ALICE, { ...NAT, openFor: 'packet' }],
       },
-    });
+    };
+    gw = await startGateway(world, 'gw1', guardConfig);
     aliceKeys = join(world.dir, 'alice.spa');
     writeFileSync(aliceKeys, formatSpaKeyFile(spaKeyOf(ALICE)), { mode: 0o600 });
   });
@@ -147,6 +152,39 @@ describe('single-packet authorization (fwknop format) on the guard', { skip }, (
     assert.equal(await probe(from[3]!), 'filtered', 'replayed from another source');
     const replays = spaLines().filter((l) => l.outcome === 'refused' && l.reason === 'replay');
     assert.deepEqual(replays.map((l) => l.clientIp).sort(), [from[2], from[3]].sort());
+  });
+
+  test('a packet used before the guard is killed and restarted opens nothing after it', async () => {
+    const captured = packet();
+    const [src, other] = [from6[2]!, from6[3]!];
+    await send(src, captured, gw.host.ip6);
+    await opens(src, gw.host.ip6);
+    // A crash, then what Restart=always does: the same config, a new process.
+    gw.guard.child.kill('SIGKILL');
+    await gw.guard.exited;
+    gw = { ...gw, guard: await startGuard(gw.host, gw.dir, guardConfig) };
+    const state = gw.guard.jsonLines().find((l) => l.event === 'state');
+    assert.equal(state?.existed, true, JSON.stringify(state));
+    assert.ok(Number(state?.spaDigests) >= 1, JSON.stringify(state));
+    await eventually(
+      async () => (await probe(src, gw.host.ip6)) === 'filtered',
+      (WINDOW_SECONDS + 3) * 1000,
+      200,
+    );
+    await send(src, captured, gw.host.ip6);
+    await send(other, captured, gw.host.ip6);
+    await sleep(500);
+    assert.equal(await probe(src, gw.host.ip6), 'filtered', 'replayed from its own source');
+    assert.equal(await probe(other, gw.host.ip6), 'filtered', 'replayed from another source');
+    // One line per /64 a minute: both addresses are in one.
+    const replays = spaLines().filter((l) => l.outcome === 'refused' && l.reason === 'replay');
+    assert.deepEqual(
+      replays.map((l) => l.clientIp),
+      [src],
+    );
+    // The restarted guard still opens for a new packet.
+    await send(other, packet(), gw.host.ip6);
+    await opens(other, gw.host.ip6);
   });
 
   test('one tampered byte, an old packet, another port or another address: nothing opens', async () => {

@@ -239,7 +239,7 @@ describe('the world against the deployment', () => {
     },
     {
       kind: 'guard',
-      world: guardDocument(worldGuardInput(gatewayGuard)),
+      world: guardDocument(worldGuardInput(gatewayGuard, '/tmp/nst-1-abcdef-XYZ/gw1')),
       deployed: guardDocument(gatewayGuard),
     },
     {
