@@ -983,6 +983,11 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
           `broker:\n${brokerLog.slice(-3000)}\nguard:\n${guardLog}`,
         );
         assert.match(guardLog, /"event":"started"/);
+        // Its journal of spent knocks is in the unit's StateDirectory (a first start: none yet).
+        assert.match(
+          guardLog,
+          /"event":"state","stateFile":"\/var\/lib\/nonstop-guard\/state","existed":false/,
+        );
         assert.match(guardLog, /"event":"knock","outcome":"opened","clientIp":"[^"]+","client":"broker1"/);
         assert.doesNotMatch(guardLog, /window-error/);
         const listening = await gw.check('ss', ['-ltnpH']);
@@ -1129,6 +1134,23 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
           /"event":"spa","outcome":"opened","clientIp":"[^"]+","client":"broker1","openedFor":"[^"]+","windowSeconds":45/,
         );
         assert.match(guardNow, /"spaClients":1/);
+        // The restarted guard read back what the first one journalled (the broker's knock), from
+        // a file only its user can read.
+        assert.match(
+          guardNow,
+          /"event":"state","stateFile":"\/var\/lib\/nonstop-guard\/state","existed":true/,
+        );
+        assert.equal(
+          (
+            await on('gateway').exec('stat', [
+              '-c',
+              '%a %U',
+              '/var/lib/nonstop-guard',
+              '/var/lib/nonstop-guard/state',
+            ])
+          ).stdout.trim(),
+          '700 nonstop-guard\n600 nonstop-guard',
+        );
         let again = { code: '', body: '' };
         for (let i = 0; i < 60; i++) {
           again = await request(inet, `https://${gwAddress}/notes`, '{"title":"after the handlers"}');

@@ -3,10 +3,15 @@
 // told, what the core's database holds, what the queues still hold — and any request that was
 // acknowledged without effect, took effect twice, or never got a definite answer fails the suite.
 // The core runs on a real PostgreSQL server, as deployed (world/postgres.ts), which is one of
-// the faults: killed with its backends mid-transaction, then recovered from its WAL.
+// the faults: killed with its backends mid-transaction, then recovered from its WAL; its data
+// folder is a small disk of its own, filled to the last byte as another. Two core hosts share it,
+// in every broker's core.peers: one is SIGKILLed mid-stream while the other serves on.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync, statfsSync } from 'node:fs';
 import { setPriority } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BLACKOUT, WanFault, type Impairment } from '../../world/netem.js';
 import { ThreeTier } from '../../world/three-tier.js';
@@ -32,6 +37,8 @@ const OUTAGE_MS = 4000;
 /** A long-haul link: 50 ms each way (100 ms round trip) ± 10 ms, 3% lost, 5% overtaking. */
 const WAN: Impairment = { delayMs: 50, jitterMs: 10, loss: 0.03, reorder: 0.05 };
 const BLACKOUT_MS = 20_000;
+/** The database's disk (a tmpfs): room for the run's notes, small enough to fill in a moment. */
+const DISK_MB = 192;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -45,9 +52,47 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
     // its bring-up (every process it starts inherits this priority).
     setPriority(-10);
     // A short reply deadline, so a client whose reply was lost hears 504 soon and retries.
-    tt = await ThreeTier.start({ replyTimeoutMs: 3000, corePostgres: true });
+    tt = await ThreeTier.start({
+      replyTimeoutMs: 3000,
+      corePostgres: true,
+      corePostgresDiskMb: DISK_MB,
+      secondCore: true,
+    });
   });
   after(() => tt?.close());
+
+  /** What the cores answered the brokers' executions since `from` (line counts per core), but 200. */
+  function coreFailures(from: readonly number[]): Record<string, number> {
+    const failures: Record<string, number> = {};
+    tt.cores.forEach((c, i) => {
+      for (const line of c.process.lines.slice(from[i])) {
+        if (!line.startsWith('{')) continue;
+        const entry = JSON.parse(line) as { requestId?: string; status?: number; code?: string };
+        if (entry.requestId === undefined || entry.status === undefined || entry.status === 200) continue;
+        const key = `${entry.status} ${entry.code ?? ''}`;
+        failures[key] = (failures[key] ?? 0) + 1;
+      }
+    });
+    return failures;
+  }
+  const coreLines = () => tt.cores.map((c) => c.process.lines.length);
+  /** The database unavailable: the cores said 503 (the brokers retry), never anything else. */
+  function assertUnavailableMeanwhile(fault: string, failures: Record<string, number>): void {
+    assert.ok(
+      (failures['503 NONSTOP_ERR_DATABASE_UNAVAILABLE'] ?? 0) > 0,
+      `${fault}: executions reached a core while its database could not take them`,
+    );
+    assert.deepEqual(
+      Object.keys(failures).filter((k) => !k.startsWith('503 ') && !k.startsWith('504 ')),
+      [],
+      `${fault}: the cores answered 503 (or a deadline) meanwhile, nothing else`,
+    );
+    for (const c of tt.cores)
+      assert.ok(
+        c.process.running,
+        `${fault}: a core died:\n${[...c.process.lines, ...c.process.stderrLines].slice(-10).join('\n')}`,
+      );
+  }
 
   async function phase(name: string, fault: () => Promise<void>): Promise<void> {
     const p: Phase = { name, start: Date.now(), end: 0 };
@@ -89,42 +134,56 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
       await tt.setLink(victim.host, 'public', true);
     });
     await phase('core restart', () => tt.restartCore());
+    await phase('core host SIGKILL (the other serves on)', async () => {
+      // One of the two core hosts dies with the executions it holds; the brokers send the
+      // retries to the other, and the killed one, back, takes its share again.
+      const [first, second] = tt.cores;
+      const served = second!.process.lines.length;
+      first!.process.child.kill('SIGKILL');
+      await first!.process.exited;
+      await sleep(OUTAGE_MS);
+      assert.ok(second!.process.lines.length > served, 'the other core served meanwhile');
+      await tt.restartCore(first);
+    });
     await phase('PostgreSQL SIGKILL', async () => {
-      // The postmaster and every backend at once, transactions and commits in flight: the core
-      // answers 503 meanwhile (nothing recorded, retried), and recovery keeps what was committed.
+      // The postmaster and every backend at once, transactions and commits in flight: the cores
+      // answer 503 meanwhile (nothing recorded, retried), and recovery keeps what was committed.
       const pg = tt.core.postgres!.primary;
-      const core = tt.core.process;
       const pid = pg.process.pid;
-      const from = core.lines.length;
+      const from = coreLines();
       await pg.kill();
       await sleep(OUTAGE_MS);
       await pg.start();
-      assert.ok(
-        core.running,
-        `the core outlived its database:\n${[...core.lines, ...core.stderrLines].slice(-10).join('\n')}`,
-      );
-      // What the core answered the brokers' executions meanwhile: 503 (retried), never a 500.
-      const failures: Record<string, number> = {};
-      for (const line of core.lines.slice(from)) {
-        if (!line.startsWith('{')) continue;
-        const entry = JSON.parse(line) as { requestId?: string; status?: number; code?: string };
-        if (entry.requestId === undefined || entry.status === undefined || entry.status === 200) continue;
-        const key = `${entry.status} ${entry.code ?? ''}`;
-        failures[key] = (failures[key] ?? 0) + 1;
-      }
+      const failures = coreFailures(from);
       t.diagnostic(
         `PostgreSQL SIGKILL: postmaster ${pid}, restarted as ${pg.process.pid}; ` +
-          `the core's failed executions meanwhile: ${JSON.stringify(failures)}`,
+          `the cores' failed executions meanwhile: ${JSON.stringify(failures)}`,
       );
-      assert.ok(
-        (failures['503 NONSTOP_ERR_DATABASE_UNAVAILABLE'] ?? 0) > 0,
-        'executions reached the core while its database was down',
-      );
-      assert.deepEqual(
-        Object.keys(failures).filter((k) => !k.startsWith('503 ') && !k.startsWith('504 ')),
-        [],
-        'the core answered 503 (or a deadline) while its database was down, nothing else',
-      );
+      assertUnavailableMeanwhile('PostgreSQL SIGKILL', failures);
+    });
+    await phase("the database's disk full", async () => {
+      // Filled to the last byte (dd stops at ENOSPC), then freed: a write that needs a page
+      // fails, the cores answer 503, nothing is half-written, and the retries land once.
+      const dataDir = tt.core.postgres!.primary.dataDir;
+      const filler = join(dataDir, 'chaos-filler');
+      const from = coreLines();
+      try {
+        for (const bs of ['1M', '4k']) {
+          try {
+            execFileSync('dd', ['if=/dev/zero', `of=${filler}-${bs}`, `bs=${bs}`], { stdio: 'ignore' });
+          } catch {
+            // ENOSPC: what dd is for here
+          }
+        }
+        const free = statfsSync(dataDir);
+        assert.ok(free.bavail * free.bsize < 64 * 1024, `${free.bavail * free.bsize} bytes still free`);
+        await sleep(OUTAGE_MS);
+      } finally {
+        for (const bs of ['1M', '4k']) rmSync(`${filler}-${bs}`, { force: true });
+      }
+      const failures = coreFailures(from);
+      t.diagnostic(`disk full: the cores' failed executions meanwhile: ${JSON.stringify(failures)}`);
+      assertUnavailableMeanwhile('disk full', failures);
     });
     // A clean restart of every Redis of the busiest broker: brokers keep nothing on disk, so the
     // queues are gone too; every request they held is answered 503/504 or reset, and retried.
@@ -213,8 +272,8 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
     // Ledger 3: the queues. Every job ends up answered and removed.
     const queued = await waitForEmptyQueues(tt, 30_000);
 
-    // Ledger 2: the core's database (the core stops first, so nothing changes while it is read).
-    await tt.core.process.stop(10_000);
+    // Ledger 2: the cores' database (they stop first, so nothing changes while it is read).
+    await Promise.all(tt.cores.map((c) => c.process.stop(10_000)));
     const effects = await countNotes(tt.core.postgres!, `chaos-${RUN}-%`);
 
     // Ledger 1 reconciled against 2, per phase.
