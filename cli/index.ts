@@ -72,6 +72,11 @@ const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./redis-acl.js')).redisAclCommand,
   },
   {
+    name: 'tunnel-routes',
+    summary: "give this broker's routes to its gateways quickack, so tunnel ACKs are not delayed (root)",
+    load: async () => (await import('./tunnel-routes.js')).tunnelRoutesCommand,
+  },
+  {
     name: 'render',
     summary:
       "render a host's sshd_config, nftables table or daemon config (gateway, guard, broker, core, knock)",

@@ -489,6 +489,10 @@ export class ThreeTier {
     // down unless told to keep them, and a host would come back without its v6 address.
     if (!up) await host.check('sysctl', ['-qw', `net.ipv6.conf.${dev}.keep_addr_on_down=1`]);
     await host.check('ip', ['link', 'set', dev, up ? 'up' : 'down']);
+    // The link's routes went with it: what nonstop-tunnel-routes.timer puts back on a broker.
+    const broker = this.brokers.find((b) => b.host === host);
+    if (up && segment === 'public' && broker !== undefined)
+      await applyTunnelRoutes(broker.host, broker.configFile);
   }
 
   /** A JSON-able description of the running world, for other tools to drive it. */
@@ -913,6 +917,8 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
         ...started,
       };
     }
+    // What nonstop-tunnel-routes.service does before the broker starts (Ansible).
+    await applyTunnelRoutes(host, configFile);
     const broker = host.node(CLI, ['broker', '--config', configFile]);
     brokers.push({
       id,
@@ -1023,6 +1029,12 @@ async function startGateway(host: Host, config: string): Promise<HostProcess> {
   const gateway = host.node(CLI, ['gateway', '--config', config]);
   await gateway.waitForLine((l) => l.includes('gateway listening'), 20_000);
   return gateway;
+}
+
+/** `nonstop tunnel-routes` in a broker's host: its routes to the gateways get quickack. */
+async function applyTunnelRoutes(host: Host, brokerConfig: string): Promise<void> {
+  const r = await host.runNode(CLI, ['tunnel-routes', '--config', brokerConfig]);
+  if (r.code !== 0) throw new Error(`${host.name}: nonstop tunnel-routes failed: ${r.stderr}`);
 }
 
 async function startCore(host: Host, config: string): Promise<HostProcess> {

@@ -65,6 +65,7 @@ const UNITS = [
   { host: 'gateway', unit: 'nonstop-guard.service' },
   { host: 'broker', unit: 'nonstop-guard.service' },
   { host: 'broker', unit: 'nonstop-broker.service' },
+  { host: 'broker', unit: 'nonstop-tunnel-routes.service' },
   { host: 'core', unit: 'nonstop-core.service' },
 ] as const;
 type HostRole = keyof typeof HOSTS;
@@ -843,7 +844,9 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
           ? 'CAP_NET_RAW CAP_NET_ADMIN'
           : unit === 'nonstop-gateway.service'
             ? 'CAP_NET_BIND_SERVICE'
-            : '';
+            : unit === 'nonstop-tunnel-routes.service'
+              ? 'CAP_NET_ADMIN'
+              : '';
       assert.equal(caps, expected);
       // A symlink to an absolute path inside the root filesystem: lstat, do not follow it.
       const wants = lstatSync(join(roots[host], 'etc/systemd/system/multi-user.target.wants', unit));
@@ -899,6 +902,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
             'nftables.service',
             'nonstop-guard.service',
             'redis-server@nonstop-gw1.service',
+            'nonstop-tunnel-routes.timer',
             'nonstop-broker.service',
           ],
           core: ['nftables.service', 'postgresql@15-main.service', 'nonstop-core.service'],
@@ -990,6 +994,9 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
         );
         assert.match(guardLog, /"event":"knock","outcome":"opened","clientIp":"[^"]+","client":"broker1"/);
         assert.doesNotMatch(guardLog, /window-error/);
+        // nonstop-tunnel-routes ran at boot, before the broker: its way to gw1 ACKs at once.
+        const route = await on('broker').exec('ip', ['route', 'show', `${gwAddress}/32`]);
+        assert.match(route.stdout, /\bquickack 1\b/, `broker's route to gw1: ${route.stdout}${route.stderr}`);
         const listening = await gw.check('ss', ['-ltnpH']);
         assert.match(listening, new RegExp(`127\\.0\\.0\\.1:${remotePort}\\b.*sshd`), listening);
 
