@@ -1,5 +1,6 @@
 // Fixed SPA keys for the tests (as `nonstop spa-keygen` prints them), so that a run is the same
 // every time, and the SpaKey the codec takes from the guard's base64 form.
+import type { GuardSpaConfig } from '../../config/schemas/guard.js';
 import type { SpaKey } from '../../knock/spa.js';
 
 export interface SpaClientKeys {
@@ -25,3 +26,20 @@ export const spaKeyOf = (c: SpaClientKeys): SpaKey => ({
   encryptionKey: Buffer.from(c.key, 'base64'),
   hmacKey: Buffer.from(c.hmacKey, 'base64'),
 });
+
+/** A guard's SPA section as its schema's defaults make it, with alice (source) and nat (packet). */
+export function spaGateConfig(overrides: Partial<GuardSpaConfig> = {}): GuardSpaConfig {
+  return {
+    port: 62201,
+    maxAgeSeconds: 120,
+    clockSkewSeconds: 30,
+    replayCacheSize: 1024,
+    perSourcePacketsPerSecond: 20,
+    packetsPerSecond: 5000,
+    clients: [
+      { ...ALICE, openFor: 'source' },
+      { ...NAT, openFor: 'packet' },
+    ],
+    ...overrides,
+  };
+}

@@ -6,13 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseGuardConfig } from '../../config/knock.js';
-import type { GuardSpaConfig } from '../../config/schemas/guard.js';
 import { SequenceCatalog } from '../../knock/catalog.js';
 import { GuardStateFile, parseGuardState, type GuardStateRecord } from '../../knock/guard-state.js';
 import { deriveSequence, newKnockSecret, timeStep } from '../../knock/rotating.js';
 import { SpaGate } from '../../knock/spa-gate.js';
 import { encodeSpa } from '../../knock/spa.js';
-import { ALICE, spaKeyOf } from '../helpers/spa-keys.js';
+import { ALICE, spaGateConfig, spaKeyOf } from '../helpers/spa-keys.js';
 
 const NOW = Date.UTC(2026, 11, 4, 12, 0, 0);
 const DIGEST = 'a'.repeat(64);
@@ -115,16 +114,7 @@ test('the journal is rewritten with the live records once the dead ones dominate
 });
 
 function spaGate(journal?: (r: GuardStateRecord) => void): SpaGate {
-  const config: GuardSpaConfig = {
-    port: 62201,
-    maxAgeSeconds: 120,
-    clockSkewSeconds: 30,
-    replayCacheSize: 1024,
-    perSourcePacketsPerSecond: 20,
-    packetsPerSecond: 5000,
-    clients: [{ ...ALICE, openFor: 'source' }],
-  };
-  return new SpaGate(config, 22, 30, journal);
+  return new SpaGate(spaGateConfig(), 22, 30, journal);
 }
 const spa = (atMs: number) =>
   encodeSpa({ username: 'ops', accessAddress: '0.0.0.0', access: 'tcp/22' }, spaKeyOf(ALICE), atMs);

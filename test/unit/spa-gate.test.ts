@@ -5,26 +5,13 @@ import { test } from 'node:test';
 import type { GuardSpaConfig } from '../../config/schemas/guard.js';
 import { SpaGate } from '../../knock/spa-gate.js';
 import { encodeSpa, type SpaRequest } from '../../knock/spa.js';
-import { ALICE, NAT, spaKeyOf, type SpaClientKeys } from '../helpers/spa-keys.js';
+import { ALICE, NAT, spaGateConfig, spaKeyOf, type SpaClientKeys } from '../helpers/spa-keys.js';
 
 const NOW = Date.UTC(2026, 11, 3, 12, 0, 0);
 const SOURCE = '198.51.100.7';
 
 function gate(overrides: Partial<GuardSpaConfig> = {}): SpaGate {
-  const config: GuardSpaConfig = {
-    port: 62201,
-    maxAgeSeconds: 120,
-    clockSkewSeconds: 30,
-    replayCacheSize: 1024,
-    perSourcePacketsPerSecond: 20,
-    packetsPerSecond: 5000,
-    clients: [
-      { ...ALICE, openFor: 'source' },
-      { ...NAT, openFor: 'packet' },
-    ],
-    ...overrides,
-  };
-  return new SpaGate(config, 22, 30);
+  return new SpaGate(spaGateConfig(overrides), 22, 30);
 }
 
 const packet = (fields: Partial<SpaRequest> = {}, who: SpaClientKeys = ALICE, atMs = NOW) =>
