@@ -1031,10 +1031,17 @@ async function startGateway(host: Host, config: string): Promise<HostProcess> {
   return gateway;
 }
 
-/** `nonstop tunnel-routes` in a broker's host: its routes to the gateways get quickack. */
+/**
+ * `nonstop tunnel-routes` in a broker's host: its routes to the gateways get quickack. A link
+ * just brought up may not route yet; like the timer, it is tried again (for up to 3 s here).
+ */
 async function applyTunnelRoutes(host: Host, brokerConfig: string): Promise<void> {
-  const r = await host.runNode(CLI, ['tunnel-routes', '--config', brokerConfig]);
-  if (r.code !== 0) throw new Error(`${host.name}: nonstop tunnel-routes failed: ${r.stderr}`);
+  for (let attempt = 0; ; attempt++) {
+    const r = await host.runNode(CLI, ['tunnel-routes', '--config', brokerConfig]);
+    if (r.code === 0) return;
+    if (attempt >= 15) throw new Error(`${host.name}: nonstop tunnel-routes failed: ${r.stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 async function startCore(host: Host, config: string): Promise<HostProcess> {
