@@ -1098,6 +1098,7 @@ describe('ansible provisioning on Debian 12 root filesystems', { skip }, () => {
           'gateway : Restart guard',
         ]);
         assert.deepEqual(changed('broker'), [
+          'broker : Apply tunnel routes',
           'broker : Configure the broker daemon',
           "broker : Disable the retired gateways' Redis",
           'broker : Install the SPA keys (one file per gateway opened by single-packet authorization)',
