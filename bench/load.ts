@@ -117,11 +117,14 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
             if (text.length < 64) text += d;
           });
           res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-          res.on('error', () => resolve({ status: 0, text: '' }));
+          res.on('error', (err: NodeJS.ErrnoException) =>
+            resolve({ status: 0, text: err.code ?? err.message }),
+          );
         },
       );
-      req.on('timeout', () => req.destroy());
-      req.on('error', () => resolve({ status: 0, text: '' }));
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
+      // No answer: counted under "0 <code>" (ECONNRESET, TIMEOUT, …), so a failure says what it was.
+      req.on('error', (err: NodeJS.ErrnoException) => resolve({ status: 0, text: err.code ?? err.message }));
       req.end(body);
     });
 
@@ -137,7 +140,10 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
     if (due < warmupEnd) return;
     latencies.push(done - due);
     if (succeeded(spec, status, text)) ok++;
-    else failures[status] = (failures[status] ?? 0) + 1;
+    else {
+      const key = status === 0 ? `0 ${text}` : String(status);
+      failures[key] = (failures[key] ?? 0) + 1;
+    }
   };
 
   if (spec.mode === 'closed') {
