@@ -10,8 +10,9 @@
 // A last line without its newline is a write the crash cut short: its window never opened, so it
 // is dropped. Anything else unreadable means the guard no longer knows what was spent: it says so
 // and starts with a barrier (what was spent then can only be older than the start; see
-// GuardStateLoad.lost), keeping the unreadable file beside it as `<stateFile>.unreadable`. At start, and once the dead lines outnumber the live ones, the file is
-// rewritten with the live lines only (temporary file, fsync, rename, fsync of the directory).
+// GuardStateLoad.lost), keeping the unreadable file beside it as `<stateFile>.unreadable`.
+// At start, and once the dead lines outnumber the live ones, the file is rewritten with the live
+// lines only (temporary file, fsync, rename, fsync of the directory).
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';

@@ -193,7 +193,7 @@ export class SpaGate {
   restore(records: readonly GuardStateRecord[]): void {
     for (const r of records) {
       if (r.kind === 'spa') this.#replay.restore(r.key, r.untilMs);
-      else if (r.kind === 'early') this.#early.set(r.key, r.untilMs);
+      else if (r.kind === 'early') this.#keepEarly(r.key, r.untilMs);
     }
   }
 
@@ -212,13 +212,18 @@ export class SpaGate {
   }
 
   #rememberEarly(digest: string, untilMs: number): void {
-    if (this.#early.size >= MAX_EARLY_DIGESTS) {
+    this.#keepEarly(digest, untilMs);
+    this.journal({ kind: 'early', key: digest, untilMs });
+  }
+
+  /** Holds at most MAX_EARLY_DIGESTS: a full set gives up the one that would expire soonest. */
+  #keepEarly(digest: string, untilMs: number): void {
+    if (this.#early.size >= MAX_EARLY_DIGESTS && !this.#early.has(digest)) {
       let soonest: string | undefined;
       let soonestMs = Infinity;
       for (const [d, until] of this.#early) if (until < soonestMs) [soonest, soonestMs] = [d, until];
       this.#early.delete(soonest!);
     }
     this.#early.set(digest, untilMs);
-    this.journal({ kind: 'early', key: digest, untilMs });
   }
 }

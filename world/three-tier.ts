@@ -492,7 +492,7 @@ export class ThreeTier {
     // The link's routes went with it: what nonstop-tunnel-routes.timer puts back on a broker.
     const broker = this.brokers.find((b) => b.host === host);
     if (up && segment === 'public' && broker !== undefined)
-      await applyTunnelRoutes(broker.host, broker.configFile);
+      await runTunnelRoutes(broker.host, broker.configFile);
   }
 
   /** A JSON-able description of the running world, for other tools to drive it. */
@@ -918,7 +918,7 @@ async function build(world: World, options: ThreeTierOptions): Promise<ThreeTier
       };
     }
     // What nonstop-tunnel-routes.service does before the broker starts (Ansible).
-    await applyTunnelRoutes(host, configFile);
+    await runTunnelRoutes(host, configFile);
     const broker = host.node(CLI, ['broker', '--config', configFile]);
     brokers.push({
       id,
@@ -1033,9 +1033,10 @@ async function startGateway(host: Host, config: string): Promise<HostProcess> {
 
 /**
  * `nonstop tunnel-routes` in a broker's host: its routes to the gateways get quickack. A link
- * just brought up may not route yet; like the timer, it is tried again (for up to 3 s here).
+ * just brought up may not route yet; like the timer, it is tried again: 16 runs in all, 200 ms
+ * apart (each run is a node start of its own, so this is a few seconds, not a fixed bound).
  */
-async function applyTunnelRoutes(host: Host, brokerConfig: string): Promise<void> {
+async function runTunnelRoutes(host: Host, brokerConfig: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const r = await host.runNode(CLI, ['tunnel-routes', '--config', brokerConfig]);
     if (r.code === 0) return;

@@ -142,6 +142,20 @@ test('an SPA packet used before a restart is a replay after it; a future one sta
   assert.equal(spaGate().check('203.0.113.9', used, NOW + 5000).kind, 'opened');
 });
 
+test('a journal with more early digests than the gate holds restores the latest-expiring ones', () => {
+  const held = 4096;
+  const records: GuardStateRecord[] = Array.from({ length: held + 10 }, (_, i) => ({
+    kind: 'early',
+    key: i.toString(16).padStart(64, '0'),
+    untilMs: NOW + 60_000 + i,
+  }));
+  const g = spaGate();
+  g.restore(records);
+  const early = g.records(NOW).filter((r) => r.kind === 'early');
+  assert.equal(early.length, held);
+  assert.equal(Math.min(...early.map((r) => r.untilMs)), NOW + 60_000 + 10);
+});
+
 test('with the record lost, every packet that could have been used is refused, then new ones open', () => {
   const g = spaGate();
   g.refuseEarlierPackets(NOW);
