@@ -10,8 +10,10 @@ import tls from 'node:tls';
 import https from 'node:https';
 import type { BrokerConfig } from '../config/schemas/broker.js';
 import {
+  BUDGET_HEADER,
   EXECUTE_PATH,
   IDEMPOTENCY_HEADER,
+  MAX_BUDGET_MS,
   parseCoreAnswer,
   REPLAYED_HEADER,
   type CoreAnswer as AppAnswer,
@@ -138,12 +140,16 @@ export class CoreClient {
     return this.endpoints.some((e) => e !== than && e.downUntil <= now);
   }
 
-  /** Executes an envelope at the core; the answer is the application's response. */
-  async execute(envelope: Envelope): Promise<CoreAnswer> {
+  /**
+   * Executes an envelope at the core; the answer is the application's response. `deadline` is
+   * the envelope's in this host's clock (the worker converts it from the queue's); each attempt
+   * tells the core how long is left (BUDGET_HEADER), not when.
+   */
+  async execute(envelope: Envelope, deadline = envelope.deadline): Promise<CoreAnswer> {
     const payload = JSON.stringify(envelope);
     let backoff = 50;
     for (let attempt = 1; ; attempt++) {
-      const remaining = envelope.deadline - Date.now();
+      const remaining = deadline - Date.now();
       if (remaining <= 0) throw errors.CORE_UNAVAILABLE(`No answer from the core before the deadline`);
       const endpoint = this.pick();
       const result = await this.attempt(
@@ -151,6 +157,7 @@ export class CoreClient {
         envelope.id,
         payload,
         Math.min(this.config.attemptTimeoutMs, remaining),
+        remaining,
       );
       if (result.kind !== 'retry') endpoint.failures = 0;
       if (result.kind === 'answer') return result.answer;
@@ -164,7 +171,7 @@ export class CoreClient {
       );
       // Another core host is up: try it now. Else wait, as for a single core.
       if (failover) continue;
-      const wait = Math.min(backoff * (0.5 + Math.random()), envelope.deadline - Date.now());
+      const wait = Math.min(backoff * (0.5 + Math.random()), deadline - Date.now());
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       backoff = Math.min(backoff * 2, 2000);
     }
@@ -175,7 +182,13 @@ export class CoreClient {
     this.agent.destroy();
   }
 
-  private attempt(url: URL, id: string, payload: string, timeoutMs: number): Promise<Attempt> {
+  private attempt(
+    url: URL,
+    id: string,
+    payload: string,
+    timeoutMs: number,
+    budgetMs: number,
+  ): Promise<Attempt> {
     return new Promise((resolve) => {
       const req = https.request(
         url,
@@ -187,6 +200,7 @@ export class CoreClient {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(payload),
             [IDEMPOTENCY_HEADER]: id,
+            [BUDGET_HEADER]: String(Math.min(Math.max(1, Math.ceil(budgetMs)), MAX_BUDGET_MS)),
           },
         },
         (res) => {

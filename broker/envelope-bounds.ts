@@ -1,5 +1,5 @@
 // Bounds on the envelope fields a gateway sets, which its schema alone cannot judge: times
-// against the broker's clock and the gateway's configured timeouts, headers against what that
+// against the queue's clock (lib/queue-clock.ts) and the gateway's configured timeouts, headers against what that
 // gateway forwards. A compromised gateway could otherwise give a job a deadline weeks away (the
 // broker would retry the core until then) or hand the core headers its gateway never passes on.
 import type { GatewayLink } from '../config/schemas/broker.js';
@@ -7,7 +7,10 @@ import type { RouteDefinition, RoutesConfig } from '../config/schemas/routes.js'
 import { parseCookieHeader } from '../lib/cookies.js';
 import type { Envelope } from '../lib/envelope.js';
 
-/** How far the gateway's clock may be ahead of the broker's. */
+/**
+ * How far a receivedAt may be ahead of now, both in the queue's clock: the gateway's and the
+ * broker's measurements of that clock differ by up to half a round trip each.
+ */
 export const CLOCK_SKEW_MS = 2000;
 
 /** Room in a job's data for what surrounds the body: path, query, headers, ids (bytes). */

@@ -17,6 +17,7 @@ import type { RoutesConfig } from '../config/schemas/routes.js';
 import { errors, isNonstopError, type NonstopError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { clip } from '../lib/log-fields.js';
+import { QueueClock } from '../lib/queue-clock.js';
 import { createRedis, type Redis } from '../lib/redis.js';
 import type { CoreClient } from './core-client.js';
 import { EnvelopeBounds, maxJobDataBytes } from './envelope-bounds.js';
@@ -58,6 +59,8 @@ export class GatewayWorker {
   private readonly unreadable: UnreadableJobSweeper;
   private readonly screen: JobScreen;
   private readonly bounds: EnvelopeBounds;
+  /** The gateway stamped its envelopes in this Redis's time; they are judged in it. */
+  private readonly clock: QueueClock;
   private readonly log: Logger;
   readonly counts: Record<JobOutcome, number> = { answered: 0, invalid: 0, tampered: 0, expired: 0 };
   /** As last sampled; zero until the first sample. */
@@ -81,6 +84,7 @@ export class GatewayWorker {
     const link = config.gateways.find((g) => g.id === gatewayId);
     if (link === undefined) throw new Error(`gateway "${gatewayId}" is not in the broker's config`);
     this.bounds = new EnvelopeBounds(deps.routes, link);
+    this.clock = new QueueClock(deps.replies, this.log);
     // Every job BullMQ fetches is screened first: its options replaced, the fields BullMQ would
     // act on removed, oversized values refused unread (broker/job-screen.ts).
     this.screen = new JobScreen(this.connection, `${config.redis.prefix}:${queueName(gatewayId)}`, {
@@ -136,6 +140,7 @@ export class GatewayWorker {
 
   async close(): Promise<void> {
     clearInterval(this.depthTimer);
+    this.clock.close();
     await this.worker.close();
     await this.unreadable.close();
     // BullMQ leaves a connection it was given open.
@@ -165,11 +170,13 @@ export class GatewayWorker {
     if (!idMatchesKind(envelope)) {
       return { reason: 'the idempotent flag does not match the request id (keyed ids are UUID version 8)' };
     }
-    const outOfBounds = this.bounds.check(envelope, Date.now());
+    const outOfBounds = this.bounds.check(envelope, this.clock.now());
     return outOfBounds === undefined ? { envelope } : { reason: outOfBounds };
   }
 
   private async handle(job: Job): Promise<JobOutcome> {
+    // The first jobs after a start are judged in the queue's clock too, not in ours.
+    if (!this.clock.settled) await this.clock.measure();
     const checked = this.tampering(job);
     if ('reason' in checked) {
       this.log.warn(
@@ -180,7 +187,7 @@ export class GatewayWorker {
     }
     const envelope = checked.envelope;
     const log = this.log.child({ requestId: envelope.id, route: clip(envelope.route) });
-    if (Date.now() >= envelope.deadline) {
+    if (this.clock.now() >= envelope.deadline) {
       log.warn('job expired before it was taken; the gateway has answered 504');
       return 'expired';
     }
@@ -202,7 +209,7 @@ export class GatewayWorker {
     const timer = performance.now();
     let reply: Reply;
     try {
-      const answer = await this.deps.core.execute(envelope);
+      const answer = await this.deps.core.execute(envelope, this.clock.toLocal(envelope.deadline));
       reply = {
         id: envelope.id,
         status: answer.status,

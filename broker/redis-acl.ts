@@ -31,6 +31,8 @@ export const GATEWAY_CLIENT_COMMANDS = [
   'xread',
   'xtrim',
   'ping',
+  // Its clock against the queue's (lib/queue-clock.ts): receivedAt and deadline are in Redis's.
+  'time',
   // Its outbox of ACME challenge answers (SET … PXAT, DEL: both in the script list) and the
   // read of its inbox (lib/acme-relay.ts).
   'hgetall',
@@ -73,6 +75,7 @@ export const GATEWAY_SCRIPT_COMMANDS = [
 export const WORKER_CLIENT_COMMANDS = [
   'hello',
   'ping',
+  'time',
   'client|setname',
   'info',
   'evalsha',

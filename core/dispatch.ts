@@ -14,8 +14,10 @@ import {
   EXECUTE_PATH,
   HEALTH_PATH,
   MAX_EXECUTE_BYTES,
+  parseBudget,
   parseExecuteBody,
   REPLAYED_HEADER,
+  withBudget,
 } from '../lib/core-protocol.js';
 
 export interface DispatchOptions {
@@ -84,8 +86,10 @@ async function execute(
   outcome: Outcome,
 ): Promise<void> {
   const key = checkExecuteHeaders(req.headers);
+  const budget = parseBudget(req.headers);
+  const arrived = Date.now();
   const raw = await readBody(req, MAX_EXECUTE_BYTES);
-  const envelope = parseExecuteBody(raw, key, options.routes);
+  const envelope = withBudget(parseExecuteBody(raw, key, options.routes), budget, arrived);
   outcome.requestId = envelope.id;
   outcome.route = envelope.route;
   const { replayed, response } = await options.executor.execute(envelope);

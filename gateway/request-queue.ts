@@ -5,6 +5,7 @@ import type { RedisConfig } from '../config/schemas/gateway.js';
 import { queueName, type Envelope } from '../lib/envelope.js';
 import { errors } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { QueueClock } from '../lib/queue-clock.js';
 import { callScriptsByHash } from '../lib/queue-scripts.js';
 import { createRedis, type Redis } from '../lib/redis.js';
 
@@ -34,12 +35,16 @@ export class RequestQueue {
    * connection that is not yet up that initialisation would fail for good.
    */
   private queue: Queue | undefined;
+  /** This Redis's clock, which the envelopes put in it are stamped in (lib/queue-clock.ts). */
+  private readonly clock: QueueClock;
 
   constructor(
     private readonly redis: Redis,
     private readonly config: RedisConfig,
     private readonly gatewayId: string,
+    log: Logger,
   ) {
+    this.clock = new QueueClock(redis, log);
     // BullMQ's scripts by hash only: the gateway's ACL user has no EVAL (lib/queue-scripts.ts).
     callScriptsByHash(redis);
     if (redis.status === 'ready') this.init();
@@ -64,11 +69,12 @@ export class RequestQueue {
     const redis = createRedis(config, 'fail-fast', `nonstop-gw-${gatewayId}-${instanceId}`, log, {
       readyCheck: false,
     });
-    return new RequestQueue(redis, config, gatewayId);
+    return new RequestQueue(redis, config, gatewayId, log);
   }
 
+  /** Connected, and its clock measured (a job is never stamped in a clock not yet compared). */
   get ready(): boolean {
-    return this.queue !== undefined && this.redis.status === 'ready';
+    return this.queue !== undefined && this.redis.status === 'ready' && this.clock.settled;
   }
 
   /**
@@ -78,9 +84,10 @@ export class RequestQueue {
    * process, not to us. So after the add, read back whose job it is: 'in-flight' when it is not
    * ours (nothing was queued for us).
    */
-  async add(envelope: Envelope): Promise<AddOutcome> {
+  async add(received: Envelope): Promise<AddOutcome> {
     const queue = this.queue;
     if (queue === undefined || !this.ready) throw errors.QUEUE_UNAVAILABLE('Queue is not connected');
+    const envelope = this.clock.stamp(received);
     try {
       if (envelope.idempotent !== true) {
         await this.addJob(queue, envelope);
@@ -119,6 +126,7 @@ export class RequestQueue {
   }
 
   async close(): Promise<void> {
+    this.clock.close();
     await this.queue?.close();
     this.redis.disconnect();
   }

@@ -1,6 +1,11 @@
-// The broker↔core protocol, one module for both sides. The execute request a broker sends the core, checked down to the envelope:
+// The broker↔core protocol, one module for both sides. The execute request a broker sends the
+// core, checked down to the envelope:
 //   POST /v1/execute, content-type: application/json, idempotency-key: <envelope id>,
-//   body = the Envelope (lib/envelope.ts).
+//   x-nonstop-budget-ms: <how long the request has left, in ms>, body = the Envelope
+//   (lib/envelope.ts).
+// The budget is relative, as gRPC's grpc-timeout is: the envelope's deadline is in the queue's
+// clock (lib/queue-clock.ts), which the core's need not agree with, so the core counts the
+// budget from when the request reached it.
 // Everything here is a 400 (or 404 for a route not in the table) when wrong.
 // Its answer (200): the application's response, { status, headers, body, content?, cookies? }
 // (core/response.ts), with x-nonstop-replayed: 1 when it was stored before. The broker reads
@@ -14,8 +19,37 @@ export const EXECUTE_PATH = '/v1/execute';
 export const HEALTH_PATH = '/healthz';
 export const REPLAYED_HEADER = 'x-nonstop-replayed';
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
+export const BUDGET_HEADER = 'x-nonstop-budget-ms';
+/** The longest budget: the longest reply deadline a gateway may set (10 minutes). */
+export const MAX_BUDGET_MS = 600_000;
 /** Largest execute request body the core reads. */
 export const MAX_EXECUTE_BYTES = 1024 * 1024;
+
+/**
+ * The request's budget in ms from its header: undefined when there is none (a broker of an
+ * earlier version; the envelope's deadline stands), a 400 when it is not a whole number of ms
+ * from 1 to MAX_BUDGET_MS.
+ */
+export function parseBudget(headers: IncomingHttpHeaders): number | undefined {
+  const raw = headers[BUDGET_HEADER];
+  if (raw === undefined) return undefined;
+  const budget = typeof raw === 'string' && /^\d{1,9}$/.test(raw) ? Number(raw) : NaN;
+  if (!(budget >= 1 && budget <= MAX_BUDGET_MS))
+    throw errors.BAD_REQUEST(
+      `the ${BUDGET_HEADER} header must be a whole number of ms from 1 to ${MAX_BUDGET_MS}`,
+    );
+  return budget;
+}
+
+/**
+ * The envelope with its deadline in the core's clock: `budgetMs` from `nowMs`, never more than
+ * the window the gateway gave it (deadline − receivedAt).
+ */
+export function withBudget(envelope: Envelope, budgetMs: number | undefined, nowMs: number): Envelope {
+  if (budgetMs === undefined) return envelope;
+  const window = Math.max(0, envelope.deadline - envelope.receivedAt);
+  return { ...envelope, deadline: nowMs + Math.min(budgetMs, window) };
+}
 
 /** Checks the headers before the body is read. */
 export function checkExecuteHeaders(headers: IncomingHttpHeaders): string {

@@ -333,9 +333,10 @@ export class ThreeTier {
     await b.process.exited;
   }
 
-  startBroker(id: string): HostProcess {
+  /** Starts a broker (and so its cells); `env` is added to their environment (world/faketime.ts). */
+  startBroker(id: string, env: NodeJS.ProcessEnv = {}): HostProcess {
     const b = this.broker(id);
-    b.process = b.host.node(CLI, ['broker', '--config', b.configFile]);
+    b.process = b.host.node(CLI, ['broker', '--config', b.configFile], env);
     return b.process;
   }
 

@@ -6,11 +6,12 @@
 // clock may be why.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { newKnockSecret } from '../../knock/rotating.js';
+import { faketimeSkipReason, skewedClockEnv } from '../../world/faketime.js';
 import { packageRoot, World, worldSkipReason, type Host, type HostProcess } from '../../world/world.js';
 import {
   CLI,
@@ -21,10 +22,7 @@ import {
   type Gateway,
 } from './gateway.js';
 
-const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
-const skip =
-  worldSkipReason() ??
-  (existsSync(FAKETIME_LIB) ? undefined : `no ${FAKETIME_LIB} (apt-get install faketime)`);
+const skip = worldSkipReason() ?? faketimeSkipReason();
 /** The defaults: what an operator gets without setting anything. */
 const ROTATION = { portMin: 20000, portMax: 29999, length: 4, stepSeconds: 30 };
 const DRIVER = 'dist/test/world/skew-tunnel.js';
@@ -32,11 +30,7 @@ const TUNNEL = { connectTimeoutMs: 1500, backoffInitialMs: 500, backoffMaxMs: 20
 
 /** `env` arguments that run a command with its clock `seconds` off (wall clock only). */
 function skewed(seconds: number): string[] {
-  return [
-    `LD_PRELOAD=${FAKETIME_LIB}`,
-    `FAKETIME=${seconds >= 0 ? '+' : ''}${seconds}s`,
-    'FAKETIME_DONT_FAKE_MONOTONIC=1',
-  ];
+  return Object.entries(skewedClockEnv(seconds)).map(([k, v]) => `${k}=${v}`);
 }
 
 describe('clock skew and rotating knocks', { skip }, () => {

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RouteDefinition } from '../../config/schemas/routes.js';
-import { checkExecuteHeaders, parseExecuteBody } from '../../lib/core-protocol.js';
+import {
+  BUDGET_HEADER,
+  checkExecuteHeaders,
+  parseBudget,
+  parseExecuteBody,
+  withBudget,
+} from '../../lib/core-protocol.js';
 import { toStoredResponse } from '../../core/response.js';
 import { isNonstopError } from '../../lib/errors.js';
 import { exampleRoutes } from '../helpers/core.js';
@@ -96,4 +102,29 @@ test('an envelope marked idempotent must carry a key-derived (version 8) id, and
       failsWith('NONSTOP_ERR_BAD_REQUEST', 400),
     );
   }
+});
+
+test("the budget header puts the deadline in the core's clock, never past the gateway's window", () => {
+  assert.equal(parseBudget({}), undefined);
+  assert.equal(parseBudget({ [BUDGET_HEADER]: '2500' }), 2500);
+  for (const bad of ['0', '-1', '1.5', '600001', 'soon', ''])
+    assert.throws(
+      () => parseBudget({ [BUDGET_HEADER]: bad }),
+      failsWith('NONSTOP_ERR_BAD_REQUEST', 400),
+      bad,
+    );
+  // The queue's clock is 20 s behind the core's: the envelope looks long expired there.
+  const envelope = makeEnvelope({
+    route: 'notes.list',
+    method: 'GET',
+    path: '/notes',
+    receivedAt: 1_000_000,
+    deadline: 1_030_000,
+  });
+  const coreNow = 1_000_000 + 20_000 + 5000;
+  assert.deepEqual(withBudget(envelope, 25_000, coreNow), { ...envelope, deadline: coreNow + 25_000 });
+  // A budget longer than the window the gateway gave is cut to the window.
+  assert.equal(withBudget(envelope, 60_000, coreNow).deadline, coreNow + 30_000);
+  // No header (a broker of an earlier version): the envelope's own deadline.
+  assert.equal(withBudget(envelope, undefined, coreNow), envelope);
 });
