@@ -33,16 +33,23 @@ export function sampleProc(pid: number): ProcSample {
  * shared memory (PostgreSQL's backends and its shared buffers): it is what the tree costs.
  */
 export function treePssKiB(pid: number): number {
-  let pss = 0;
+  return treePss(pid).pssKiB;
+}
+
+/** A tree's PSS, and the part of it that is shared memory (smaps_rollup's Pss_Shmem). */
+export function treePss(pid: number): { pssKiB: number; shmemKiB: number } {
+  let pssKiB = 0;
+  let shmemKiB = 0;
   for (const p of processTree(pid)) {
     try {
       const rollup = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
-      pss += Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0);
+      pssKiB += Number(/^Pss:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0);
+      shmemKiB += Number(/^Pss_Shmem:\s+(\d+) kB/m.exec(rollup)?.[1] ?? 0);
     } catch {
       // exited
     }
   }
-  return pss;
+  return { pssKiB, shmemKiB };
 }
 
 /** The process and all its descendants (nginx's workers, sshd's sessions). */

@@ -5,7 +5,10 @@
 // The core runs on a real PostgreSQL server, as deployed (world/postgres.ts), which is one of
 // the faults: killed with its backends mid-transaction, then recovered from its WAL; its data
 // folder is a small disk of its own, filled to the last byte as another. Two core hosts share it,
-// in every broker's core.peers: one is SIGKILLed mid-stream while the other serves on.
+// in every broker's core.peers: one is SIGKILLed mid-stream while the other serves on. The
+// brokers are restarted with their wall clocks off (libfaketime, world/faketime.ts): 20 s either
+// way is within the knocks' tolerance and must serve; 90 s ahead must open nothing, say so once
+// and not storm.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -28,6 +31,7 @@ import {
   type Phase,
 } from '../world/ledgers.js';
 import { countNotes } from '../world/notes.js';
+import { probe } from './gateway.js';
 
 const skip = worldSkipReason() ?? faketimeSkipReason();
 const CHAOS_CLIENT = 'dist/test/world/chaos-client.js';
@@ -199,77 +203,6 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
       await Promise.all(tt.gateways.map((g) => tt.startRedis(victim, g.id)));
     });
     await phase('gateway restart', () => tt.restartGateway(gw2!.id));
-    /** Stops a broker (its in-flight jobs finished) and starts it with its clock `seconds` off. */
-    const restartBrokerSkewed = async (id: string, seconds: number) => {
-      await tt.broker(id).process.stop(15_000);
-      tt.startBroker(id, seconds === 0 ? {} : skewedClockEnv(seconds));
-    };
-    await phase('clock skew: brokers 20 s behind and 20 s ahead', async () => {
-      // Within the rotating knocks' tolerance (30 s): the knocks open, and every job is judged in
-      // the queue's clock (lib/queue-clock.ts), so none is refused as forged (stamped "in the
-      // future") or as expired, as raw clocks made them; the core counts each budget from its own.
-      const skews = [
-        ['b1', -20],
-        ['b2', 20],
-      ] as const;
-      const from = tt.brokers.map((b) => b.process.lines.length);
-      for (const [id, seconds] of skews) {
-        await restartBrokerSkewed(id, seconds);
-        await tt.waitUntilServing(60_000);
-        await sleep(3000);
-      }
-      const lines = tt.brokers.map((b, i) => b.process.lines.slice(from[i]));
-      for (const [id, seconds] of skews) {
-        const mine = lines[tt.brokers.findIndex((b) => b.id === id)]!;
-        const offsets = mine
-          .filter((l) => l.includes("the queue's clock"))
-          .map((l) => (JSON.parse(l) as { offsetMs: number }).offsetMs);
-        assert.ok(
-          offsets.length >= tt.gateways.length,
-          `${id} measured each queue's clock: ${offsets.join(',')}`,
-        );
-        for (const o of offsets)
-          assert.ok(Math.abs(o + seconds * 1000) < 1000, `${id}, ${seconds} s off: offset ${o} ms`);
-      }
-      const refused = lines
-        .flat()
-        .filter((l) => /rejected a tampered job|job expired before it was taken/.test(l));
-      assert.deepEqual(refused.slice(0, 3), [], 'no job refused as forged or expired');
-      const executed = lines.flat().filter((l) => l.includes('"msg":"executed"')).length;
-      t.diagnostic(`clock skew ±20 s: the skewed brokers executed ${executed} requests`);
-      assert.ok(executed > 0, 'the skewed brokers carried the traffic');
-    });
-    await phase('clock skew: a broker 90 s ahead', async () => {
-      // Past the tolerance its knocks open nothing: each of its cells says once that its clock
-      // may be why, each guard says once to fix that host's clock, and it backs off, no storm;
-      // the other broker serves meanwhile. Then both come back with their clocks right.
-      const b1 = tt.broker('b1');
-      const guardFrom = guardLines(tt);
-      await restartBrokerSkewed('b1', 90);
-      const started = Date.now();
-      for (const g of tt.gateways)
-        await b1.process.waitForLine(
-          (l) => l.includes('"event":"knock-unanswered"') && l.includes(`"gatewayId":"${g.id}"`),
-          60_000,
-        );
-      const elapsed = Date.now() - started;
-      const lines = b1.process.jsonLines();
-      assert.ok(!lines.some((l) => l.msg === 'tunnel up'), 'no tunnel of the skewed broker came up');
-      for (const g of tt.gateways) {
-        const mine = lines.filter((l) => l.gatewayId === g.id);
-        assert.equal(mine.filter((l) => l.event === 'knock-unanswered').length, 1, `one hint for ${g.id}`);
-        const attempts = mine.filter((l) => l.msg === 'tunnel could not be set up; retrying').length;
-        // Each attempt waits connectTimeoutMs (10 s) for a port that stays filtered.
-        const most = 2 + Math.floor(elapsed / 10_000);
-        assert.ok(attempts <= most, `${g.id}: ${attempts} attempts in ${elapsed} ms (at most ${most})`);
-        const skewed = g.guard.lines
-          .slice(guardFrom.get(g.id))
-          .filter((l) => l.includes('"event":"knock-clock-skew"') && l.includes('"client":"b1"'));
-        assert.equal(skewed.length, 1, `${g.id}'s guard said once that b1's clock is off`);
-      }
-      t.diagnostic(`clock skew 90 s: the hints came ${elapsed} ms after the start`);
-      for (const id of ['b1', 'b2']) await restartBrokerSkewed(id, 0);
-    });
     await phase('WAN: 100 ms RTT, jitter, 3% loss, reordering', async () => {
       // Every broker's and the client's link on the public segment. The gateway's sshd dies at
       // once, so every tunnel into it must knock and connect again across the WAN: a knock that
@@ -321,6 +254,88 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
         `WAN blackout: forwarder ${JSON.stringify(counts)}; serving again ${Date.now() - t0} ms after; ` +
           `knocks at the guards: ${JSON.stringify(knockCounts(tt, from))}`,
       );
+    });
+    /** Stops a broker (its in-flight jobs finished) and starts it with its clock `seconds` off. */
+    const restartBrokerSkewed = async (id: string, seconds: number) => {
+      await tt.broker(id).process.stop(15_000);
+      tt.startBroker(id, seconds === 0 ? {} : skewedClockEnv(seconds));
+    };
+    // After the WAN phases: those count knocks that open SSH, and these restarts leave windows
+    // open that the brokers' next connections would use instead.
+    await phase('clock skew: brokers 20 s behind and 20 s ahead', async () => {
+      // Within the rotating knocks' tolerance (30 s): the knocks open, and every job is judged in
+      // the queue's clock (lib/queue-clock.ts), so none is refused as forged (stamped "in the
+      // future") or as expired, as raw clocks made them; the core counts each budget from its own.
+      const skews = [
+        ['b1', -20],
+        ['b2', 20],
+      ] as const;
+      for (const [id, seconds] of skews) {
+        await restartBrokerSkewed(id, seconds);
+        await tt.waitUntilServing(60_000);
+        await sleep(3000);
+      }
+      // Both were started in this phase: all their lines are this phase's.
+      const lines = tt.brokers.map((b) => b.process.lines);
+      for (const [id, seconds] of skews) {
+        const mine = lines[tt.brokers.findIndex((b) => b.id === id)]!;
+        const offsets = mine
+          .filter((l) => l.includes("the queue's clock"))
+          .map((l) => (JSON.parse(l) as { offsetMs: number }).offsetMs);
+        assert.ok(
+          offsets.length >= tt.gateways.length,
+          `${id} measured each queue's clock: ${offsets.join(',')}`,
+        );
+        for (const o of offsets)
+          assert.ok(Math.abs(o + seconds * 1000) < 1000, `${id}, ${seconds} s off: offset ${o} ms`);
+      }
+      const refused = lines
+        .flat()
+        .filter((l) => /rejected a tampered job|job expired before it was taken/.test(l));
+      assert.deepEqual(refused.slice(0, 3), [], 'no job refused as forged or expired');
+      const executed = lines.flat().filter((l) => l.includes('"msg":"executed"')).length;
+      t.diagnostic(`clock skew ±20 s: the skewed brokers executed ${executed} requests`);
+      assert.ok(executed > 0, 'the skewed brokers carried the traffic');
+    });
+    await phase('clock skew: a broker 90 s ahead', async () => {
+      // Past the tolerance its knocks open nothing: each of its cells says once that its clock
+      // may be why, each guard says once to fix that host's clock, and it backs off, no storm;
+      // the other broker serves meanwhile. Then both come back with their clocks right.
+      const b1 = tt.broker('b1');
+      // Its last knocks' windows closed first: within one, SSH still takes its connections.
+      await b1.process.stop(15_000);
+      for (const g of tt.gateways) {
+        const end = Date.now() + 60_000;
+        while ((await probe(b1.host, g.ip, g.sshPort)) !== 'filtered') {
+          assert.ok(Date.now() < end, `SSH on ${g.id} filtered again for b1`);
+          await sleep(1000);
+        }
+      }
+      const guardFrom = guardLines(tt);
+      tt.startBroker('b1', skewedClockEnv(90));
+      const started = Date.now();
+      for (const g of tt.gateways)
+        await b1.process.waitForLine(
+          (l) => l.includes('"event":"knock-unanswered"') && l.includes(`"gatewayId":"${g.id}"`),
+          60_000,
+        );
+      const elapsed = Date.now() - started;
+      const lines = b1.process.jsonLines();
+      assert.ok(!lines.some((l) => l.msg === 'tunnel up'), 'no tunnel of the skewed broker came up');
+      for (const g of tt.gateways) {
+        const mine = lines.filter((l) => l.gatewayId === g.id);
+        assert.equal(mine.filter((l) => l.event === 'knock-unanswered').length, 1, `one hint for ${g.id}`);
+        const attempts = mine.filter((l) => l.msg === 'tunnel could not be set up; retrying').length;
+        // Each attempt waits connectTimeoutMs (10 s) for a port that stays filtered.
+        const most = 2 + Math.floor(elapsed / 10_000);
+        assert.ok(attempts <= most, `${g.id}: ${attempts} attempts in ${elapsed} ms (at most ${most})`);
+        const skewed = g.guard.lines
+          .slice(guardFrom.get(g.id))
+          .filter((l) => l.includes('"event":"knock-clock-skew"') && l.includes('"client":"b1"'));
+        assert.equal(skewed.length, 1, `${g.id}'s guard said once that b1's clock is off`);
+      }
+      t.diagnostic(`clock skew 90 s: the hints came ${elapsed} ms after the start`);
+      for (const id of ['b1', 'b2']) await restartBrokerSkewed(id, 0);
     });
     await phase('mixed', async () => {
       // Everything at once: no broker is reachable for a while, then all heal together.

@@ -31,3 +31,27 @@ test('flat is judged on PSS, file descriptors and p99; RSS is reported, not judg
   assert.equal(isFlat({ 'fds:core': 0.5 }), false);
   assert.equal(isFlat({ p99: 0.1 }), false);
 });
+
+test('each end is the median of `span` windows, and memory is judged less shared memory', () => {
+  const withShmem = (t: number, pss: number, shmem: number, p99: number): SoakSample => ({
+    ...sample(t, pss, pss, 10, p99),
+    shmemKiB: { postgres: shmem },
+  });
+  const samples = [
+    withShmem(10, 100, 0, 9),
+    withShmem(20, 100, 10, 900), // one slow window at the end of the warm-up
+    withShmem(30, 110, 20, 10),
+    withShmem(40, 150, 60, 10),
+    withShmem(50, 190, 100, 2000), // and one at the end
+    withShmem(60, 190, 100, 11),
+  ];
+  const growth = growthOf(samples, 3, 3);
+  // PSS 100 → 190 (+90 %), all of it shared memory: own 90 → 90.
+  assert.equal(growth['pss:postgres'], 0.9);
+  assert.equal(growth['shmem:postgres'], 9);
+  assert.equal(growth['own:postgres'], 0);
+  // Medians 10 → 11: the two slow windows do not decide.
+  assert.equal(growth['p99'], 0.1);
+  assert.equal(isFlat({ ...growth, p99: 0.05 }), true, 'PSS and shmem are reported, not judged');
+  assert.equal(isFlat({ ...growth, p99: 0.05, 'own:postgres': 0.2 }), false);
+});
