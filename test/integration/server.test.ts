@@ -5,6 +5,7 @@ import { before, describe, test } from 'node:test';
 import { notesApplication } from '../../core/app/notes/index.js';
 import type { Application } from '../../core/application.js';
 import { startCore } from '../../core/server.js';
+import { BUDGET_HEADER } from '../../lib/core-protocol.js';
 import { silentLogger } from '../../lib/log.js';
 import { startTestCore, testCoreConfig } from '../helpers/core.js';
 import { makeEnvelope } from '../helpers/envelope.js';
@@ -167,6 +168,28 @@ describe('core server', () => {
       const ok = await httpsJson(core.address, client(), executeRequest(envelope));
       assert.equal(ok.status, 200);
       assert.equal(ok.headers['x-nonstop-replayed'], undefined);
+    });
+
+    test("a budget counts from the core's clock: a deadline stamped in a clock 20 s behind executes", async (t) => {
+      const core = await startTestCore(t, pki(), 'pglite');
+      // In a queue clock 20 s behind the core's: by the core's clock the deadline passed 10 s ago.
+      const receivedAt = Date.now() - 20_000;
+      const envelope = makeEnvelope({
+        ...notes.create({ title: 'skewed' }),
+        receivedAt,
+        deadline: receivedAt + 10_000,
+      });
+      const budget = (ms: string) => {
+        const r = executeRequest(envelope);
+        return { ...r, headers: { ...r.headers, [BUDGET_HEADER]: ms } };
+      };
+      const without = await httpsJson(core.address, client(), executeRequest(envelope));
+      assert.deepEqual([without.status, errorCode(without.body)], [504, 'NONSTOP_ERR_DEADLINE_EXCEEDED']);
+      const bad = await httpsJson(core.address, client(), budget('soon'));
+      assert.deepEqual([bad.status, errorCode(bad.body)], [400, 'NONSTOP_ERR_BAD_REQUEST']);
+      const ok = await httpsJson(core.address, client(), budget('9000'));
+      assert.equal(ok.status, 200);
+      assert.equal((ok.body as { status: number }).status, 201);
     });
 
     test('close() stops accepting but lets an in-flight request finish first', async (t) => {
