@@ -167,7 +167,7 @@ describe('client addresses', () => {
   test('HTTPS: the PROXY header comes before the TLS handshake', async (t) => {
     const redis = testRedis(t);
     const queue = useQueue(t, redis);
-    const { gateway } = await startTestGateway(t, {
+    const { gateway, url } = await startTestGateway(t, {
       prefix: redis.prefix,
       overrides: {
         https: {
@@ -181,6 +181,8 @@ describe('client addresses', () => {
         replyTimeoutMs: 1000,
       },
     });
+    // Its queue up (and its clock measured): else the answer is 503, not the deadline's 504.
+    await untilReady(url);
     const raw = connect(gateway.https!.port, '127.0.0.1');
     t.after(() => raw.destroy());
     await new Promise((resolve) => raw.once('connect', resolve));
