@@ -1,7 +1,8 @@
 // Bounds on the envelope fields a gateway sets, which its schema alone cannot judge: times
-// against the queue's clock (lib/queue-clock.ts) and the gateway's configured timeouts, headers against what that
-// gateway forwards. A compromised gateway could otherwise give a job a deadline weeks away (the
-// broker would retry the core until then) or hand the core headers its gateway never passes on.
+// against the queue's clock (lib/queue-clock.ts) and the gateway's configured timeouts, headers
+// against what that gateway forwards. A compromised gateway could otherwise give a job a deadline
+// weeks away (the broker would retry the core until then) or hand the core headers its gateway
+// never passes on.
 import type { GatewayLink } from '../config/schemas/broker.js';
 import type { RouteDefinition, RoutesConfig } from '../config/schemas/routes.js';
 import { parseCookieHeader } from '../lib/cookies.js';

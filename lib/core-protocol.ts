@@ -11,6 +11,7 @@
 // (core/response.ts), with x-nonstop-replayed: 1 when it was stored before. The broker reads
 // it with `parseCoreAnswer`, the one parser of it.
 import type { IncomingHttpHeaders } from 'node:http';
+import { replyTimeoutSchema } from '../config/schemas/common.js';
 import type { RouteDefinition } from '../config/schemas/routes.js';
 import { idMatchesKind, parseEnvelope, parseReply, type Envelope, type Reply } from './envelope.js';
 import { errors } from './errors.js';
@@ -20,8 +21,8 @@ export const HEALTH_PATH = '/healthz';
 export const REPLAYED_HEADER = 'x-nonstop-replayed';
 export const IDEMPOTENCY_HEADER = 'idempotency-key';
 export const BUDGET_HEADER = 'x-nonstop-budget-ms';
-/** The longest budget: the longest reply deadline a gateway may set (10 minutes). */
-export const MAX_BUDGET_MS = 600_000;
+/** The longest budget: the longest reply deadline a gateway may set. */
+export const MAX_BUDGET_MS: number = replyTimeoutSchema.maximum;
 /** Largest execute request body the core reads. */
 export const MAX_EXECUTE_BYTES = 1024 * 1024;
 

@@ -30,7 +30,7 @@ test('the round trip that took least decides the offset, its server time taken a
   assert.deepEqual(sample, { offsetMs: 20_002, rttMs: 4 });
 });
 
-/** A Redis that answers TIME with its clock `skewMs` off ours, or refuses it. */
+/** A Redis whose TIME is answered by `answer` (a clock of its own, or a refusal). */
 function fakeRedis(answer: () => Promise<unknown>): Redis {
   const r = new EventEmitter() as EventEmitter & { status: string; call: (c: string) => Promise<unknown> };
   r.status = 'ready';
