@@ -8,7 +8,11 @@
 // in every broker's core.peers: one is SIGKILLed mid-stream while the other serves on. The
 // brokers are restarted with their wall clocks off (libfaketime, world/faketime.ts): 20 s either
 // way is within the knocks' tolerance and must serve; 90 s ahead must open nothing, say so once
-// and not storm.
+// and not storm. Then a broker's knock secret, every gateway's Redis password, the broker's SSH
+// key and the broker/core certificates are rotated as README's "Rotating credentials" says
+// (test/world/rotation.ts), each step a phase that must fail no request: not one attempt of a
+// request first sent in one may be answered other than 201. Every tunnel, dropped, comes back on
+// the new credentials alone, and after the stream the old ones open nothing.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -25,12 +29,14 @@ import {
   busiestBroker,
   guardLines,
   knockCounts,
+  phaseOf,
   phaseTable,
   reconcile,
   waitForEmptyQueues,
   type Phase,
 } from '../world/ledgers.js';
 import { countNotes } from '../world/notes.js';
+import { prepareRotation } from '../world/rotation.js';
 import { probe } from './gateway.js';
 
 const skip = worldSkipReason() ?? faketimeSkipReason();
@@ -44,6 +50,8 @@ const WAN: Impairment = { delayMs: 50, jitterMs: 10, loss: 0.03, reorder: 0.05 }
 const BLACKOUT_MS = 20_000;
 /** The database's disk (a tmpfs): room for the run's notes, small enough to fill in a moment. */
 const DISK_MB = 192;
+/** The broker whose credentials are rotated. */
+const ROTATED = 'b1';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -99,7 +107,7 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
       );
   }
 
-  async function phase(name: string, fault: () => Promise<void>): Promise<void> {
+  async function phase(name: string, fault: () => void | Promise<void>): Promise<void> {
     const p: Phase = { name, start: Date.now(), end: 0 };
     phases.push(p);
     await fault();
@@ -110,6 +118,9 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
 
   test('faults one at a time, then mixed; the three ledgers agree', { timeout: 600_000 }, async (t) => {
     const [gw1, gw2] = tt.gateways;
+    const rotation = await prepareRotation(tt, ROTATED);
+    /** The phases that must fail no request (every attempt answered 201). */
+    const strict = new Set<string>();
     client = tt.inet.node(CHAOS_CLIENT, [
       JSON.stringify({
         urls: tt.gateways.map((g) => g.httpUrl),
@@ -337,6 +348,14 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
       t.diagnostic(`clock skew 90 s: the hints came ${elapsed} ms after the start`);
       for (const id of ['b1', 'b2']) await restartBrokerSkewed(id, 0);
     });
+    // Nothing that carries traffic restarts in a rotation step, so none may fail a request.
+    for (const step of rotation.steps) {
+      strict.add(step.name);
+      await phase(step.name, () => step.run());
+    }
+    await phase('rotation: every tunnel dropped, back on the new credentials', async () => {
+      t.diagnostic(await rotation.reconnectAll());
+    });
     await phase('mixed', async () => {
       // Everything at once: no broker is reachable for a while, then all heal together.
       const victim = await busiestBroker(tt);
@@ -360,6 +379,9 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
     // Ledger 3: the queues. Every job ends up answered and removed.
     const queued = await waitForEmptyQueues(tt, 30_000);
 
+    // After 'mixed' connected everything anew: the rotated-out credentials open nothing.
+    await rotation.assertOnlyNewAccepted();
+
     // Ledger 2: the cores' database (they stop first, so nothing changes while it is read).
     await Promise.all(tt.cores.map((c) => c.process.stop(10_000)));
     const effects = await countNotes(tt.core.postgres!, `chaos-${RUN}-%`);
@@ -370,9 +392,27 @@ describe('chaos: nothing lost, nothing done twice', { skip }, () => {
     for (const p of phases)
       t.diagnostic(`${p.name}: attempts by status ${JSON.stringify(tallies.get(p.name)?.attempts)}`);
     t.diagnostic(`queues at the end: ${JSON.stringify(queued)}`);
+    // The rotation steps failed no request: every attempt of those first sent in one got 201.
+    const failedInRotation = results.filter(
+      (r) => strict.has(phaseOf(phases, r).name) && r.statuses.some((s) => s !== 201),
+    );
+    for (const r of failedInRotation.slice(0, 10)) {
+      t.diagnostic(`${r.marker} (${phaseOf(phases, r).name}): ${JSON.stringify(r.failures)}`);
+      for (const f of r.failures ?? []) {
+        if (f.requestId === undefined) continue;
+        for (const p of [...tt.gateways.map((g) => g.gateway), ...tt.brokers.map((b) => b.process)])
+          for (const l of p.lines.filter((x) => x.includes(f.requestId!)).slice(0, 5))
+            t.diagnostic(`  ${l.slice(0, 400)}`);
+      }
+    }
     assert.ok(results.length > 200, `a steady stream: ${results.length} requests`);
     for (const p of phases) assert.ok((tallies.get(p.name)?.sent ?? 0) > 0, `${p.name}: requests were sent`);
     assert.deepEqual(problems, []);
+    assert.deepEqual(
+      failedInRotation.map((r) => `${r.marker}: ${r.statuses.join(',')}`),
+      [],
+      'every attempt of every request of a rotation step was answered 201',
+    );
     assert.equal(
       Object.values(queued).reduce((a, b) => a + b, 0),
       0,

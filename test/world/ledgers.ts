@@ -1,5 +1,5 @@
 // The three ledgers of a stream of uniquely marked requests (test/world/chaos-client.ts), and
-// their reconciliation, for the chaos and rotation suites: what clients were told, what the
+// their reconciliation, for the chaos suite: what clients were told, what the
 // core's database holds, what the queues still hold. A request acknowledged without effect,
 // done twice, refused, or left without a definite answer is a problem, counted per phase.
 import type { ThreeTier } from '../../world/three-tier.js';
@@ -33,6 +33,11 @@ export interface Reconciliation {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The phase a request is counted in: the one it was first sent in. */
+export function phaseOf(phases: readonly Phase[], r: ChaosResult): Phase {
+  return phases.find((x) => r.firstSentAt < x.end) ?? phases[phases.length - 1]!;
+}
+
 /**
  * Ledger 1 (the clients' results) against ledger 2 (effects per marker in the database), each
  * request counted in the phase it was first sent in. `effects` is consumed.
@@ -45,7 +50,7 @@ export function reconcile(
   const problems: string[] = [];
   const tallies = new Map<string, Tally>();
   for (const r of results) {
-    const p = phases.find((x) => r.firstSentAt < x.end) ?? phases[phases.length - 1]!;
+    const p = phaseOf(phases, r);
     const tally = tallies.get(p.name) ?? {
       sent: 0,
       acknowledged: 0,
