@@ -6,7 +6,7 @@
 // scans over IPv4 and IPv6, the gateway's view of the broker and the core, and a marked request
 // whose marker must be in no file and no journal of the gateway or the broker.
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -46,6 +46,8 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
   const hosts = {} as Record<Role, Host>;
   const booted: Partial<Record<Role, BootedHost>> = {};
   const converges: CommandResult[] = [];
+  /** `ansible-playbook site.yml` from inet, its own SSH connections (it knocks), `vars` on top. */
+  let converge: (pass: string, options?: { vars?: object; limit?: string }) => Promise<CommandResult>;
   const on = (role: Role) => {
     const h = booted[role];
     assert.ok(h, `${role} did not boot`);
@@ -172,28 +174,34 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
         // The example's ProxyCommand runs `node`: this test's.
         PATH: `${join(process.execPath, '..')}:${process.env.PATH ?? ''}`,
       });
-      for (const pass of ['first', 'second']) {
-        converges.push(
-          await run(
-            'ip',
-            [
-              'netns',
-              'exec',
-              inet.ns,
-              'ansible-playbook',
-              '-i',
-              inventory,
-              '-e',
-              `@${secrets.file}`,
-              '--vault-password-file',
-              secrets.vaultPassword,
-              '-e',
-              `@${varsFile}`,
-              'site.yml',
-            ],
-            { cwd: ANSIBLE_DIR, env: env(pass), timeoutMs: 1_200_000 },
-          ),
+      converge = (pass, options = {}) => {
+        const more = join(set.dir, `vars-${pass}.json`);
+        writeFileSync(more, JSON.stringify(options.vars ?? {}));
+        return run(
+          'ip',
+          [
+            'netns',
+            'exec',
+            inet.ns,
+            'ansible-playbook',
+            '-i',
+            inventory,
+            '-e',
+            `@${secrets.file}`,
+            '--vault-password-file',
+            secrets.vaultPassword,
+            '-e',
+            `@${varsFile}`,
+            '-e',
+            `@${more}`,
+            ...(options.limit === undefined ? [] : ['--limit', options.limit]),
+            'site.yml',
+          ],
+          { cwd: ANSIBLE_DIR, env: env(pass), timeoutMs: 1_200_000 },
         );
+      };
+      for (const pass of ['first', 'second']) {
+        converges.push(await converge(pass));
         lap(`${pass} converge over SSH from inet (ansible-playbook site.yml, 3 hosts)`);
       }
     },
@@ -416,4 +424,123 @@ describe('ansible-playbook over SSH onto booted hosts, then the attack suite aga
     }
     assert.deepEqual(found, [], `the marker ${marker} was left behind`);
   });
+  // README, "Rotating credentials": gw1's Redis password in its three Ansible runs, each limited
+  // to the host it changes, while requests flow from inet. None may fail, and neither that Redis
+  // nor the gateway may restart (a restart empties the queue or drops its clients). Afterwards
+  // the old password is refused, and the gateway, its tunnel dropped, logs in with the new one.
+  test(
+    "gw1's Redis password rotated in three Ansible runs under requests: none fails, nothing restarts",
+    { timeout: 1_500_000 },
+    async () => {
+      const redisUnit = 'redis-server@nonstop-gw1.service';
+      const mainPid = async (role: Role, unit: string) =>
+        (await on(role).systemctl('show', '-p', 'MainPID', '--value', unit)).stdout.trim();
+      const pids = async () => [
+        await mainPid('broker', redisUnit),
+        await mainPid('gateway', 'nonstop-gateway.service'),
+      ];
+      const before = await pids();
+      const redisDir = '/etc/nonstop/redis/gw1';
+      const read = async (file: string) => {
+        const r = await on('broker').exec('cat', [file]);
+        assert.equal(r.code, 0, r.stderr);
+        return r.stdout;
+      };
+      const port = /^port (\d+)$/m.exec(await read(`${redisDir}/redis.conf`))?.[1];
+      assert.ok(port, 'the Redis of gw1 has a port');
+      const oldPassword = (await read(`${redisDir}/nonstop-gw-gw1.password`)).trim();
+      assert.notEqual(oldPassword, '');
+      const newPassword = randomBytes(24).toString('hex');
+      const ping = async (password: string) => {
+        const r = await on('broker').exec('redis-cli', [
+          '--no-auth-warning',
+          '-p',
+          port,
+          '--user',
+          'nonstop-gw-gw1',
+          '--pass',
+          password,
+          'PING',
+        ]);
+        return `${r.stdout}${r.stderr}`.trim();
+      };
+
+      // The stream: one request at a time, each a new note, as long as the rotation lasts.
+      const statuses: string[] = [];
+      let streaming = true;
+      const stream = (async () => {
+        for (let i = 0; streaming; i++) {
+          const r = await request(
+            `https://${ADDRESS.gateway}/notes`,
+            JSON.stringify({ title: `rotation ${i}` }),
+          );
+          statuses.push(r.code === '201' ? r.code : `${r.code} ${r.body.slice(0, 200)}`);
+          await sleep(100);
+        }
+      })();
+      const step = async (pass: string, host: string, vars: object) => {
+        const started = Date.now();
+        const r = await converge(pass, { vars, limit: host });
+        const recapped = recap(r.stdout).get(host);
+        assert.ok(
+          recapped,
+          `${host} missing from the recap:\n${r.stdout.slice(-6000)}\n${r.stderr.slice(-3000)}`,
+        );
+        assert.equal(recapped.failed + recapped.unreachable, 0, r.stdout.slice(-8000));
+        assert.equal(r.code, 0, r.stderr);
+        log(`${pass} (--limit ${host}): ${((Date.now() - started) / 1000).toFixed(1)} s`);
+        return changedTasks(r.stdout, host);
+      };
+      try {
+        // 1. Every broker's Redis (one here) takes the new password next to the old, live.
+        const first = await step('rotate-1', HOSTS.broker, {
+          broker_redis_gateway_passwords: { gw1: newPassword },
+          broker_redis_gateway_previous_passwords: { gw1: oldPassword },
+        });
+        assert.ok(
+          first.some((t) => t.includes('Apply changed Redis passwords')),
+          `the passwords were applied live:\n${first.join('\n')}`,
+        );
+        assert.ok(!first.includes('broker : Restart redis'), first.join('\n'));
+        assert.equal(await ping(oldPassword), 'PONG', 'the old password still opens');
+        assert.equal(await ping(newPassword), 'PONG', 'the new password opens');
+        // 2. The gateway's password file: it reads it before its next reconnect.
+        const second = await step('rotate-2', HOSTS.gateway, { gateway_redis_password: newPassword });
+        assert.ok(
+          !second.some((t) => /Restart (nonstop-)?gateway/i.test(t)),
+          `the gateway was not restarted:\n${second.join('\n')}`,
+        );
+        // 3. Redis forgets the old one.
+        const third = await step('rotate-3', HOSTS.broker, {
+          broker_redis_gateway_passwords: { gw1: newPassword },
+        });
+        assert.ok(!third.includes('broker : Restart redis'), third.join('\n'));
+        assert.match(await ping(oldPassword), /WRONGPASS/, 'the old password is refused');
+        assert.equal(await ping(newPassword), 'PONG', 'the new password opens');
+      } finally {
+        streaming = false;
+        await stream;
+      }
+      assert.deepEqual(await pids(), before, "neither gw1's Redis nor the gateway restarted");
+      log(`rotation under requests: ${statuses.length} requests`);
+      assert.ok(statuses.length > 20, `a stream: ${statuses.length} requests`);
+      assert.deepEqual(
+        statuses.filter((s) => s !== '201'),
+        [],
+        'every request during the rotation was answered 201',
+      );
+
+      // The gateway's Redis connection, dropped with its tunnel, comes back on the new password.
+      const killed = await on('gateway').exec('pkill', ['-KILL', '-u', 'nonstop-tunnel']);
+      assert.equal(killed.code, 0, 'the tunnel session ran as nonstop-tunnel');
+      let created = { code: '', body: '' };
+      for (let i = 0; i < 120 && created.code !== '201'; i++) {
+        await sleep(500);
+        created = await request(`https://${ADDRESS.gateway}/notes`, '{"title":"after the rotation"}');
+      }
+      assert.equal(created.code, '201', `${created.code} ${created.body}`);
+      const journal = await on('gateway').journal('nonstop-gateway.service');
+      assert.match(journal, /redis password file changed/, 'the gateway logged in with its new password');
+    },
+  );
 });
